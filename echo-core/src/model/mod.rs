@@ -1,0 +1,26 @@
+//! Echo's domain model: typed ids, validated values and the records the stores keep.
+//!
+//! Records are plain data. Constructors (`User::new`, `BatchRun::new`, `Job::new`) assign ids and
+//! timestamps in the caller, so stores only persist and tests can pick their own clocks.
+
+mod api_key;
+mod audit;
+mod enums;
+mod experiment;
+mod ids;
+mod job;
+mod run;
+mod time;
+mod user;
+mod validated;
+
+pub use api_key::{ApiKeyRecord, SecretDigest};
+pub use audit::{AuditEvent, NewAuditEvent};
+pub use enums::{BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind};
+pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
+pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, UserId};
+pub use job::{Job, JobLease};
+pub use run::{BatchRun, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
+pub use time::Timestamp;
+pub use user::{BrandProfile, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
+pub use validated::{BrandName, Email, Iterations, Label, Prompt, ValidationError};

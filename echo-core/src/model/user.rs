@@ -1,0 +1,137 @@
+//! Accounts and their brand profiles.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Brand, Email, PricingTier, Timestamp, UserId, ValidationError};
+
+/// A password hash in PHC string format (`$argon2id$v=19$...`).
+///
+/// Its `Debug` output is redacted: a hash is an offline-crackable secret and must never reach a
+/// log line.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string; only checks that it looks like one (`$alg$...`).
+    pub fn new(phc: impl Into<String>) -> Result<Self, ValidationError> {
+        let phc = phc.into();
+        if !phc.starts_with('$') || phc.len() > 512 || phc.chars().any(char::is_whitespace) {
+            return Err(ValidationError::new("password hash", "is not a PHC string"));
+        }
+        Ok(Self(phc))
+    }
+
+    /// The PHC string.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// Consent records, each with the time it was given (GDPR Art. 7: consent must be provable).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consents {
+    /// Version of the privacy policy the user accepted.
+    pub privacy_policy_version: Option<String>,
+    /// When it was accepted.
+    pub privacy_policy_accepted_at: Option<Timestamp>,
+    /// When data-processing consent was given; `None` = not given (or withdrawn).
+    pub data_processing_consent_at: Option<Timestamp>,
+    /// When marketing consent was given; `None` = not given (or withdrawn).
+    pub marketing_consent_at: Option<Timestamp>,
+}
+
+/// Monthly prompt accounting. Changed only through the store's atomic debit, refund and reset
+/// operations, never by a read-modify-write of the whole user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    /// Prompts (iterations × providers) used since the last reset.
+    pub prompts_used: u32,
+    /// When the counter next resets to zero.
+    pub resets_at: Timestamp,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Identity.
+    pub id: UserId,
+    /// Unique, case-insensitive (stored lower-cased).
+    pub email: Email,
+    /// Argon2id PHC string.
+    pub password_hash: PasswordHash,
+    /// Pricing tier.
+    pub tier: PricingTier,
+    /// Quota counter (see [`QuotaUsage`]).
+    pub quota: QuotaUsage,
+    /// Inactive users cannot log in and their API keys stop working.
+    pub is_active: bool,
+    /// May use the admin routes.
+    pub is_admin: bool,
+    /// Privacy consents.
+    pub consents: Consents,
+    /// When set, the account is purged after this instant unless the deletion is cancelled.
+    pub scheduled_deletion_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last update of profile fields.
+    pub updated_at: Timestamp,
+}
+
+impl User {
+    /// A new active, non-admin user on `tier`, whose quota resets one month after `now`.
+    pub fn new(email: Email, password_hash: PasswordHash, tier: PricingTier, now: Timestamp) -> Self {
+        Self {
+            id: UserId::new(),
+            email,
+            password_hash,
+            tier,
+            quota: QuotaUsage {
+                prompts_used: 0,
+                resets_at: now.add_months(1),
+            },
+            is_active: true,
+            is_admin: false,
+            consents: Consents::default(),
+            scheduled_deletion_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A request to take `amount` prompts from a user's monthly quota, refused when
+/// `prompts_used + amount` would exceed `limit`. The caller supplies the limit (from the tier
+/// and its configuration) so stores stay free of pricing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaDebit {
+    /// Whose quota.
+    pub user_id: UserId,
+    /// Prompts to take (iterations × providers).
+    pub amount: u32,
+    /// The user's monthly limit.
+    pub limit: u32,
+}
+
+/// A user's own brand and the competitors they usually track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandProfile {
+    /// Owner.
+    pub user_id: UserId,
+    /// The user's brand, with aliases.
+    pub brand: Brand,
+    /// The brand's web domain, if any (e.g. `hubspot.com`).
+    pub domain: Option<String>,
+    /// Competitors to pre-fill new experiments with.
+    pub default_competitors: Vec<Brand>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,308 @@
+//! Validated newtypes: a value of one of these types has passed its checks, so code that holds
+//! one never re-validates and storage never receives bad input.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Input that failed validation: which field and why, in words fit for an end user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {reason}")]
+pub struct ValidationError {
+    /// The field or type that was rejected (e.g. `"email"`).
+    pub field: &'static str,
+    /// Why, phrased to follow the field name (e.g. `"must not be empty"`).
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// A new error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Rejects control characters other than ordinary whitespace: they break logs, terminals and
+/// CSV exports, and no legitimate prompt or brand needs them.
+fn check_text(field: &'static str, s: &str, max_chars: usize, multiline: bool) -> Result<(), ValidationError> {
+    if s.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    let count = s.chars().count();
+    if count > max_chars {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_chars} characters (got {count})"),
+        ));
+    }
+    let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t'));
+    if !s.chars().all(allowed) {
+        return Err(ValidationError::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $parse:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates (and normalises) `value`.
+            pub fn parse(value: impl AsRef<str>) -> Result<Self, ValidationError> {
+                let parse: fn(&str) -> Result<String, ValidationError> = $parse;
+                parse(value.as_ref()).map(Self)
+            }
+
+            /// The validated text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The validated text, owned.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// An email address, trimmed and lower-cased so that uniqueness is case-insensitive.
+    ///
+    /// The check is deliberately structural (one `@`, a non-empty local part, a dotted domain
+    /// without spaces, at most 254 characters per RFC 5321): deliverability is proven by sending
+    /// mail, not by a regex.
+    ///
+    /// ```
+    /// use echo_core::model::Email;
+    /// assert_eq!(Email::parse(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    /// assert!(Email::parse("not-an-email").is_err());
+    /// ```
+    Email,
+    "email",
+    |raw| {
+        let s = raw.trim().to_lowercase();
+        let bad = |reason: &str| Err(ValidationError::new("email", reason));
+        if s.is_empty() {
+            return bad("must not be empty");
+        }
+        if s.chars().count() > 254 {
+            return bad("must be at most 254 characters");
+        }
+        let Some((local, domain)) = s.split_once('@') else {
+            return bad("must contain '@'");
+        };
+        if local.is_empty() || local.chars().count() > 64 {
+            return bad("must have a local part of 1 to 64 characters");
+        }
+        if domain.contains('@') {
+            return bad("must contain exactly one '@'");
+        }
+        let labels_ok = domain.split('.').count() >= 2
+            && domain.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+        if !labels_ok {
+            return bad("must have a domain like example.com");
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\')) {
+            return bad("must not contain spaces or special characters");
+        }
+        Ok(s)
+    }
+);
+
+string_newtype!(
+    /// A brand or alias name: 1 to 200 characters, trimmed, no control characters.
+    ///
+    /// ```
+    /// use echo_core::model::BrandName;
+    /// assert_eq!(BrandName::parse("  Monday.com ").unwrap().as_str(), "Monday.com");
+    /// assert!(BrandName::parse("   ").is_err());
+    /// ```
+    BrandName,
+    "brand name",
+    |raw| {
+        let s = raw.trim();
+        check_text("brand name", s, BrandName::MAX_CHARS, false)?;
+        Ok(s.to_owned())
+    }
+);
+
+impl BrandName {
+    /// Longest accepted name, in characters.
+    pub const MAX_CHARS: usize = 200;
+}
+
+string_newtype!(
+    /// The prompt sent to the providers: 1 to 10,000 characters; line breaks and tabs allowed,
+    /// other control characters not. Kept exactly as given (not trimmed), since whitespace is
+    /// part of what the model sees.
+    ///
+    /// ```
+    /// use echo_core::model::Prompt;
+    /// assert!(Prompt::parse("Best CRM for startups?").is_ok());
+    /// assert!(Prompt::parse("").is_err());
+    /// ```
+    Prompt,
+    "prompt",
+    |raw| {
+        check_text("prompt", raw, Prompt::MAX_CHARS, true)?;
+        Ok(raw.to_owned())
+    }
+);
+
+impl Prompt {
+    /// Longest accepted prompt, in characters.
+    pub const MAX_CHARS: usize = 10_000;
+}
+
+string_newtype!(
+    /// A short human label (API-key name, model name, job kind): 1 to 100 characters, trimmed,
+    /// no control characters.
+    Label,
+    "label",
+    |raw| {
+        let s = raw.trim();
+        check_text("label", s, 100, false)?;
+        Ok(s.to_owned())
+    }
+);
+
+/// How many times the prompt is sent to each provider in one run: 1 to [`Iterations::MAX`].
+///
+/// ```
+/// use echo_core::model::Iterations;
+/// assert_eq!(Iterations::new(50).unwrap().get(), 50);
+/// assert!(Iterations::new(0).is_err());
+/// assert!(Iterations::new(1_000_000).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Iterations(u32);
+
+impl Iterations {
+    /// Upper bound per provider per run; beyond it a run is a bulk job, not an experiment.
+    pub const MAX: u32 = 10_000;
+
+    /// Validates a count.
+    pub fn new(n: u32) -> Result<Self, ValidationError> {
+        if n == 0 {
+            Err(ValidationError::new("iterations", "must be at least 1"))
+        } else if n > Self::MAX {
+            Err(ValidationError::new(
+                "iterations",
+                format!("must be at most {} (got {n})", Self::MAX),
+            ))
+        } else {
+            Ok(Self(n))
+        }
+    }
+
+    /// The count.
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Iterations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        Self::new(n).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn email_cases() {
+        for ok in ["a@b.co", "First.Last+tag@sub.example.org", "ÿ@exämple.de"] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "@b.co", "a@", "a@b", "a@@b.co", "a b@c.de", "a@.co", "a@b..co", "a@-b.co"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(long).is_err());
+    }
+
+    #[test]
+    fn prompt_limits() {
+        assert!(Prompt::parse("x".repeat(Prompt::MAX_CHARS)).is_ok());
+        assert!(Prompt::parse("x".repeat(Prompt::MAX_CHARS + 1)).is_err());
+        assert!(Prompt::parse("line\nbreak\tok").is_ok());
+        assert!(Prompt::parse("bell\u{7}").is_err());
+        assert!(Prompt::parse(" \n ").is_err());
+    }
+
+    #[test]
+    fn serde_validates() {
+        assert!(serde_json::from_str::<Iterations>("0").is_err());
+        assert!(serde_json::from_str::<BrandName>("\"\"").is_err());
+        assert_eq!(serde_json::from_str::<Email>("\"A@B.CO\"").unwrap().as_str(), "a@b.co");
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*") {
+            let _ = Email::parse(&s);
+            let _ = BrandName::parse(&s);
+            let _ = Prompt::parse(&s);
+            let _ = Label::parse(&s);
+        }
+
+        #[test]
+        fn email_normalisation_is_idempotent(s in "[a-zA-Z0-9._+-]{1,20}@[a-zA-Z0-9-]{1,20}\\.[a-zA-Z]{2,6}") {
+            if let Ok(e) = Email::parse(&s) {
+                prop_assert_eq!(Email::parse(e.as_str()).unwrap(), e);
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Storage traits: the contract every backend implements.
+//!
+//! The traits are split by concern and combined in [`Store`], which every backend implements and
+//! services hold as `Arc<DynStore>`. All methods are async and object safe.
+//!
+//! # Contract shared by every method
+//! - **Tenant isolation.** Methods that take an `owner` only see that user's rows: another
+//!   user's record answers [`StoreError::NotFound`], exactly as a missing one does.
+//! - **Atomicity.** Each call is all or nothing. A call that returns an error has written
+//!   nothing.
+//! - **Time.** Stores never read the clock. Records carry their own timestamps and time-based
+//!   operations (leases, due schedules, quota resets) take `now`, so behaviour is reproducible.
+//! - **Round trip.** A record read back equals the record written ([`Timestamp`] keeps the
+//!   precision every backend stores exactly). A value that fails validation on the way back
+//!   (e.g. an unknown enum text written by a newer version) is [`StoreError::Invalid`].
+//!
+//! The conformance suite (`testkit` feature) checks all of this; a backend is done when the
+//! whole suite passes.
+
+mod error;
+pub mod memory;
+mod types;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use error::{BoxError, StoreError};
+pub use types::{
+    AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
+    ProviderVisibility, QueueStats, ScheduleClaim, TrendPoint,
+};
+
+use crate::model::{
+    ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunUpdate, BrandProfile, Email,
+    Experiment, ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus,
+    NewAuditEvent, QuotaDebit, RecordOutcome, Timestamp, User, UserId,
+};
+
+/// Accounts, their quota counters and brand profiles.
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug + 'static {
+    /// Stores a new user. [`StoreError::Conflict`] when the email (case-insensitive) or id is
+    /// taken.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The user with `id`, or [`StoreError::NotFound`].
+    async fn get_user(&self, id: UserId) -> Result<User, StoreError>;
+
+    /// The user with `email`, if any.
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the user's profile fields (email, password hash, tier, flags, consents,
+    /// scheduled deletion, `updated_at`). The quota counter is **not** written: it changes only
+    /// through [`UserStore::refund_quota`], [`UserStore::reset_due_quotas`] and the debits of
+    /// [`ExperimentStore`], so a profile update never loses a concurrent debit.
+    /// [`StoreError::NotFound`] when absent, [`StoreError::Conflict`] when the new email is taken.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Deletes the user and every row they own (brand profile, keys, experiments, runs,
+    /// iterations). Audit events are kept. [`StoreError::NotFound`] when absent.
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+
+    /// Gives back `amount` prompts (iterations that never ran). Saturates at zero used.
+    async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError>;
+
+    /// Resets `prompts_used` to zero for every user whose `resets_at <= now`, moving `resets_at`
+    /// forward by whole months until it is after `now`. Returns how many users were reset.
+    async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The user's brand profile, or [`StoreError::NotFound`].
+    async fn get_brand_profile(&self, owner: UserId) -> Result<BrandProfile, StoreError>;
+
+    /// Creates or replaces the brand profile of `profile.user_id`. [`StoreError::NotFound`]
+    /// when the user does not exist.
+    async fn put_brand_profile(&self, profile: &BrandProfile) -> Result<(), StoreError>;
+}
+
+/// API-key records. See the `auth` module for the key format and verification.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + Debug + 'static {
+    /// Stores a new key record. [`StoreError::Conflict`] when the public id is taken,
+    /// [`StoreError::NotFound`] when the owner does not exist.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The key with this public id, whatever its owner or state: this is the authentication
+    /// lookup, one indexed probe. The caller checks state, expiry and secret.
+    async fn find_api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The owner's keys, newest first (revoked ones included, so the history is visible).
+    async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Marks the owner's key inactive and sets `revoked_at = at`. Revoking a revoked key is a
+    /// no-op that keeps the first `revoked_at`. [`StoreError::NotFound`] for another user's key.
+    async fn revoke_api_key(&self, owner: UserId, id: ApiKeyId, at: Timestamp)
+    -> Result<(), StoreError>;
+
+    /// Records last use, in bulk (verifiers coalesce uses instead of writing per request).
+    /// Never moves `last_used_at` backwards; unknown ids are ignored.
+    async fn touch_api_keys(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError>;
+}
+
+/// Experiments, their scheduling, and the quota debits that go with runs.
+#[async_trait]
+pub trait ExperimentStore: Send + Sync + Debug + 'static {
+    /// In **one transaction**: debits the quota (refusing with [`StoreError::QuotaExceeded`] when
+    /// `used + amount > limit`), stores the experiment and enqueues `job`. On any error nothing is
+    /// stored: no experiment, no debit, no job. `debit.user_id` must be the experiment's owner
+    /// ([`StoreError::Invalid`] otherwise); an unknown owner is [`StoreError::NotFound`].
+    async fn create_experiment(
+        &self,
+        experiment: &Experiment,
+        debit: QuotaDebit,
+        job: &Job,
+    ) -> Result<(), StoreError>;
+
+    /// In one transaction: debits the quota, sets the experiment's status to `queued` and
+    /// enqueues `job` (a manual re-run). [`StoreError::NotFound`] for another user's experiment;
+    /// [`StoreError::Conflict`] when it is queued, running or cancelled.
+    async fn request_run(
+        &self,
+        owner: UserId,
+        id: ExperimentId,
+        debit: QuotaDebit,
+        job: &Job,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The owner's experiment, or [`StoreError::NotFound`].
+    async fn get_experiment(&self, owner: UserId, id: ExperimentId)
+    -> Result<Experiment, StoreError>;
+
+    /// The owner's experiments, newest first (`created_at` then `id`, both descending), after
+    /// `query.after`, at most `query.limit`. `next_cursor` is set when more rows follow.
+    async fn list_experiments(
+        &self,
+        owner: UserId,
+        query: &ExperimentQuery,
+    ) -> Result<Page<Experiment, ExperimentCursor>, StoreError>;
+
+    /// Sets the status and `updated_at`. [`StoreError::NotFound`] for another user's experiment.
+    async fn set_experiment_status(
+        &self,
+        owner: UserId,
+        id: ExperimentId,
+        status: ExperimentStatus,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the experiment with its runs and iterations. [`StoreError::NotFound`] for another
+    /// user's experiment.
+    async fn delete_experiment(&self, owner: UserId, id: ExperimentId) -> Result<(), StoreError>;
+
+    /// Recurring, non-cancelled experiments with `next_run_at <= now`, earliest first, at most
+    /// `limit`. Reading does not claim: use [`ExperimentStore::claim_schedule`].
+    async fn due_recurring(&self, now: Timestamp, limit: u32)
+    -> Result<Vec<Experiment>, StoreError>;
+
+    /// Claims one due occurrence atomically: only if the experiment's `next_run_at` still equals
+    /// `expected`, sets it to `next` (`None` ends the recurrence), then debits the quota and
+    /// enqueues `job`, all in one transaction. Of several schedulers racing with the same
+    /// `expected`, exactly one gets [`ScheduleClaim::Enqueued`] (or
+    /// [`ScheduleClaim::SkippedOverQuota`]); the rest get [`ScheduleClaim::Lost`].
+    async fn claim_schedule(
+        &self,
+        id: ExperimentId,
+        expected: Timestamp,
+        next: Option<Timestamp>,
+        debit: QuotaDebit,
+        job: &Job,
+    ) -> Result<ScheduleClaim, StoreError>;
+}
+
+/// Batch runs and iterations.
+#[async_trait]
+pub trait RunStore: Send + Sync + Debug + 'static {
+    /// Stores a new batch run. [`StoreError::NotFound`] when its experiment does not exist.
+    async fn create_batch_run(&self, run: &BatchRun) -> Result<(), StoreError>;
+
+    /// The run, if its experiment belongs to `owner`; [`StoreError::NotFound`] otherwise.
+    async fn get_batch_run(&self, owner: UserId, id: BatchRunId) -> Result<BatchRun, StoreError>;
+
+    /// The runs of the owner's experiment, oldest first. [`StoreError::NotFound`] when the
+    /// experiment is not the owner's.
+    async fn list_batch_runs(
+        &self,
+        owner: UserId,
+        experiment: ExperimentId,
+    ) -> Result<Vec<BatchRun>, StoreError>;
+
+    /// Writes the executor-owned fields of a run. [`StoreError::NotFound`] when absent.
+    async fn update_batch_run(
+        &self,
+        id: BatchRunId,
+        update: &BatchRunUpdate,
+    ) -> Result<(), StoreError>;
+
+    /// Stores iterations, **idempotently by (batch run, index)**: an index already stored is
+    /// left as it was and counted as a duplicate, so a resumed run can safely re-send. Counters
+    /// and token totals of the run grow only by the inserted rows. All rows of one call commit
+    /// together. [`StoreError::NotFound`] when a batch run does not exist (nothing is written).
+    async fn record_iterations(&self, iterations: &[Iteration])
+    -> Result<RecordOutcome, StoreError>;
+
+    /// The run's iterations ordered by index, from `from_index`, at most `limit`.
+    /// [`StoreError::NotFound`] when the run's experiment is not the owner's.
+    async fn list_iterations(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError>;
+
+    /// Indexes already recorded for the run, ascending: what a resumed run skips.
+    async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError>;
+
+    /// The owner's dashboard; the trend covers completed runs since `trend_since`.
+    async fn dashboard(
+        &self,
+        owner: UserId,
+        trend_since: Timestamp,
+    ) -> Result<DashboardStats, StoreError>;
+}
+
+/// The audit log's storage: an append-only sequence with a hash chain.
+#[async_trait]
+pub trait AuditStore: Send + Sync + Debug + 'static {
+    /// Appends one event. The store assigns the next sequence number and computes the chain
+    /// with [`crate::audit::chain_hash`] over the previous event's hash, **serialising
+    /// concurrent appends** so the chain has no fork or gap.
+    async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
+
+    /// Events matching the query, newest (highest `seq`) first; the cursor is the last `seq`.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent, u64>, StoreError>;
+
+    /// Events with `seq >= from_seq` in ascending order, at most `limit`: for chain
+    /// verification and archiving.
+    async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// A durable job queue with leases.
+///
+/// A claimed job is leased to one worker until `lease_expires_at`; the worker extends the lease
+/// by heartbeating. If it stops (crash, network partition), the job becomes claimable again once
+/// the lease expires, with a new fencing token: the old worker's later heartbeat, complete or
+/// fail calls get [`StoreError::LeaseLost`].
+#[async_trait]
+pub trait JobQueue: Send + Sync + Debug + 'static {
+    /// Adds a job. [`StoreError::Conflict`] when its id exists.
+    async fn enqueue(&self, job: &Job) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` jobs to `worker` until `now + lease`: queued jobs with
+    /// `run_at <= now`, and running jobs whose lease expired, oldest `run_at` first. Each claimed
+    /// job gets `attempts + 1` and a new, higher `lease_token`. A job whose lease expired on its
+    /// last allowed attempt is failed instead of claimed. **Never returns a job that another
+    /// caller holds under an unexpired lease**, however many callers claim at once.
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Extends the lease to `until`. [`StoreError::LeaseLost`] when the token is stale or the
+    /// job is no longer running.
+    async fn heartbeat(&self, lease: JobLease, until: Timestamp) -> Result<(), StoreError>;
+
+    /// Marks the job succeeded. [`StoreError::LeaseLost`] when the lease is not held.
+    async fn complete(&self, lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Records a failed attempt. With `retry_at` and attempts left the job is queued again for
+    /// `retry_at`; otherwise it fails for good. Returns the job's new status.
+    /// [`StoreError::LeaseLost`] when the lease is not held.
+    async fn fail(
+        &self,
+        lease: JobLease,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<JobStatus, StoreError>;
+
+    /// Gives an unfinished job back (graceful shutdown): queued again, due at `now`, and the
+    /// attempt is not counted. [`StoreError::LeaseLost`] when the lease is not held.
+    async fn release(&self, lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
+
+    /// The job, or [`StoreError::NotFound`].
+    async fn get_job(&self, id: JobId) -> Result<Job, StoreError>;
+
+    /// Counts by state at `now`.
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError>;
+
+    /// Deletes up to `limit` finished (succeeded, failed, cancelled) jobs last updated before
+    /// `before`. Returns how many were deleted.
+    async fn prune_jobs(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// Everything a backend provides. Implemented automatically for any type that implements all
+/// the store traits.
+pub trait Store: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue {}
+
+impl<T> Store for T where T: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue {}
+
+/// The trait object services hold: `Arc<DynStore>`.
+pub type DynStore = dyn Store;

@@ -1,0 +1,214 @@
+//! Query, page and report types shared by the store traits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ExperimentId, ExperimentStatus, ProviderKind, Timestamp, UserId, ValidationError};
+
+/// One page of results and the cursor for the next, if there are more.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T, C> {
+    /// The rows, in the listing's order.
+    pub items: Vec<T>,
+    /// Pass this back to get the following page; `None` on the last page.
+    pub next_cursor: Option<C>,
+}
+
+/// Rows per page: 1 to [`PageSize::MAX`], default [`PageSize::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct PageSize(u32);
+
+impl PageSize {
+    /// Default rows per page.
+    pub const DEFAULT: PageSize = PageSize(20);
+    /// Largest page.
+    pub const MAX: u32 = 100;
+
+    /// Validates a page size.
+    pub fn new(n: u32) -> Result<Self, ValidationError> {
+        if (1..=Self::MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(ValidationError::new("limit", format!("must be between 1 and {}", Self::MAX)))
+        }
+    }
+
+    /// The size.
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TryFrom<u32> for PageSize {
+    type Error = ValidationError;
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        Self::new(n)
+    }
+}
+
+impl From<PageSize> for u32 {
+    fn from(p: PageSize) -> u32 {
+        p.0
+    }
+}
+
+/// Position in a user's experiment listing (newest first): the last row's `(created_at, id)`.
+///
+/// A keyset cursor, not an offset: rows inserted while a client pages never shift or repeat the
+/// rows it has yet to see. Clients see it as an opaque string ([`ExperimentCursor::encode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExperimentCursor {
+    /// `created_at` of the last row returned.
+    pub created_at: Timestamp,
+    /// `id` of the last row returned (tie-breaker).
+    pub id: ExperimentId,
+}
+
+impl ExperimentCursor {
+    /// The opaque string form.
+    pub fn encode(&self) -> String {
+        format!("{:x}-{}", self.created_at.unix_micros(), self.id.as_uuid().simple())
+    }
+
+    /// Parses [`ExperimentCursor::encode`]'s output.
+    pub fn decode(s: &str) -> Result<Self, ValidationError> {
+        let bad = || ValidationError::new("cursor", "is not a valid cursor");
+        let (micros, id) = s.split_once('-').ok_or_else(bad)?;
+        let micros = i64::from_str_radix(micros, 16).map_err(|_| bad())?;
+        let created_at = Timestamp::from_unix_micros(micros).ok_or_else(bad)?;
+        let id = uuid::Uuid::try_parse(id).map_err(|_| bad())?;
+        Ok(Self {
+            created_at,
+            id: ExperimentId::from_uuid(id),
+        })
+    }
+}
+
+/// Filters and position for listing a user's experiments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExperimentQuery {
+    /// Only experiments in this status.
+    pub status: Option<ExperimentStatus>,
+    /// Continue after this row.
+    pub after: Option<ExperimentCursor>,
+    /// Rows per page.
+    pub limit: PageSize,
+}
+
+/// Filters and position for reading the audit log (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events by this actor.
+    pub actor_user_id: Option<UserId>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only this resource id.
+    pub resource_id: Option<String>,
+    /// Events at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Events strictly before this instant.
+    pub to: Option<Timestamp>,
+    /// Continue below this sequence number.
+    pub before_seq: Option<u64>,
+    /// Rows per page.
+    pub limit: PageSize,
+}
+
+/// Average target visibility of one provider's completed runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderVisibility {
+    /// The provider.
+    pub provider: ProviderKind,
+    /// Completed runs with a visibility figure.
+    pub completed_runs: u64,
+    /// Unweighted mean of those runs' visibility rates (0..=1): each run counts once, whatever
+    /// its size, so one large run cannot drown the trend.
+    pub mean_visibility: f64,
+}
+
+/// One day of the dashboard trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    /// Start of the UTC day.
+    pub day: Timestamp,
+    /// Runs completed that day.
+    pub completed_runs: u64,
+    /// Mean visibility of those runs (0..=1); `None` when none had a figure.
+    pub mean_visibility: Option<f64>,
+}
+
+/// A user's dashboard figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DashboardStats {
+    /// Experiments per status (statuses with none are absent).
+    pub experiments_by_status: BTreeMap<ExperimentStatus, u64>,
+    /// All the user's experiments.
+    pub experiments_total: u64,
+    /// Iterations recorded across all the user's runs.
+    pub iterations_total: u64,
+    /// Successful iterations across all the user's runs.
+    pub iterations_succeeded: u64,
+    /// Mean visibility per provider, over completed runs (all time), ordered by provider.
+    pub providers: Vec<ProviderVisibility>,
+    /// Completed runs per UTC day since the requested instant, oldest first; days without runs
+    /// are absent.
+    pub trend: Vec<TrendPoint>,
+}
+
+/// Counts of jobs by state, for metrics and autoscaling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Queued and due now.
+    pub due: u64,
+    /// Queued for later.
+    pub scheduled: u64,
+    /// Leased by a worker.
+    pub running: u64,
+    /// Failed for good.
+    pub failed: u64,
+}
+
+/// What [`ExperimentStore::claim_schedule`](super::ExperimentStore::claim_schedule) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleClaim {
+    /// This caller advanced the schedule, debited the quota and enqueued the job.
+    Enqueued,
+    /// This caller advanced the schedule, but the owner is over quota: no job, no debit.
+    SkippedOverQuota,
+    /// Another scheduler advanced it first (or it is no longer due or recurring); nothing done.
+    Lost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = ExperimentCursor {
+            created_at: Timestamp::now(),
+            id: ExperimentId::new(),
+        };
+        assert_eq!(ExperimentCursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "-", "zz-", "10-notauuid", "ffffffffffffffffff-0"] {
+            assert!(ExperimentCursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_size_bounds() {
+        assert!(PageSize::new(0).is_err());
+        assert!(PageSize::new(101).is_err());
+        assert_eq!(PageSize::new(100).unwrap().get(), 100);
+    }
+}
