@@ -42,7 +42,14 @@ pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, event: &NewAuditEvent) -> [u8;
     h.update(DOMAIN);
     h.update(prev_hash);
     h.update(seq.to_be_bytes());
-    put_opt(&mut h, event.actor_user_id.map(|id| *id.as_uuid().as_bytes()).as_ref().map(|b| &b[..]));
+    put_opt(
+        &mut h,
+        event
+            .actor_user_id
+            .map(|id| *id.as_uuid().as_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
     put(&mut h, event.action.as_bytes());
     put(&mut h, event.resource_type.as_bytes());
     put_opt(&mut h, event.resource_id.as_deref().map(str::as_bytes));
@@ -94,16 +101,25 @@ mod tests {
         let mut e2 = event();
         e2.action = "ab".into();
         e2.resource_type = "c".into();
-        assert_ne!(chain_hash(&GENESIS_HASH, 1, &e1), chain_hash(&GENESIS_HASH, 1, &e2));
+        assert_ne!(
+            chain_hash(&GENESIS_HASH, 1, &e1),
+            chain_hash(&GENESIS_HASH, 1, &e2)
+        );
         let mut e3 = event();
         e3.resource_id = Some(String::new());
-        assert_ne!(chain_hash(&GENESIS_HASH, 1, &e1), chain_hash(&GENESIS_HASH, 1, &e3));
+        assert_ne!(
+            chain_hash(&GENESIS_HASH, 1, &e1),
+            chain_hash(&GENESIS_HASH, 1, &e3)
+        );
     }
 
     #[test]
     fn details_key_order_does_not_matter() {
         let mut e2 = event();
         e2.details = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(chain_hash(&GENESIS_HASH, 1, &event()), chain_hash(&GENESIS_HASH, 1, &e2));
+        assert_eq!(
+            chain_hash(&GENESIS_HASH, 1, &event()),
+            chain_hash(&GENESIS_HASH, 1, &e2)
+        );
     }
 }

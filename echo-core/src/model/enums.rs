@@ -11,12 +11,12 @@ use super::ValidationError;
 macro_rules! string_enum {
     (
         $(#[$meta:meta])*
-        $name:ident, $field:literal {
+        $name:ident $(: $($derive:ident),+)?, $field:literal {
             $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize $($(, $derive)+)?)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
@@ -130,7 +130,10 @@ string_enum!(
 impl JobStatus {
     /// Whether the job will never run again.
     pub const fn is_final(&self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -154,8 +157,9 @@ string_enum!(
 
 string_enum!(
     /// How a brand's names are matched in an answer.
-    MatchMode, "match mode" {
+    MatchMode: Default, "match mode" {
         /// Name and aliases, ignoring case (the default).
+        #[default]
         CaseInsensitive => "case_insensitive",
         /// Name and aliases, exact case: for brands named by ordinary words ("Close", "Bear").
         CaseSensitive => "case_sensitive",
@@ -163,12 +167,6 @@ string_enum!(
         AliasesOnly => "aliases_only",
     }
 );
-
-impl Default for MatchMode {
-    fn default() -> Self {
-        MatchMode::CaseInsensitive
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -178,7 +176,10 @@ mod tests {
     fn text_round_trip_and_unknown() {
         for s in ExperimentStatus::ALL {
             assert_eq!(s.as_str().parse::<ExperimentStatus>().unwrap(), *s);
-            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         for p in ProviderKind::ALL {
             assert_eq!(p.as_str().parse::<ProviderKind>().unwrap(), *p);

@@ -67,10 +67,16 @@ impl ProviderConfig {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let model = self.model.trim();
         if model.is_empty() || model.chars().count() > 200 || model.chars().any(char::is_control) {
-            return Err(ValidationError::new("model", "must be 1 to 200 printable characters"));
+            return Err(ValidationError::new(
+                "model",
+                "must be 1 to 200 printable characters",
+            ));
         }
         if !(0.0..=2.0).contains(&self.temperature) {
-            return Err(ValidationError::new("temperature", "must be between 0.0 and 2.0"));
+            return Err(ValidationError::new(
+                "temperature",
+                "must be between 0.0 and 2.0",
+            ));
         }
         Ok(())
     }
@@ -140,10 +146,10 @@ impl Experiment {
         for p in &self.providers {
             p.validate()?;
         }
-        if let Some(r) = &self.recurrence {
-            if r.schedule.trim().is_empty() || r.schedule.len() > 200 {
-                return Err(ValidationError::new("schedule", "must be 1 to 200 characters"));
-            }
+        if let Some(r) = &self.recurrence
+            && (r.schedule.trim().is_empty() || r.schedule.len() > 200)
+        {
+            return Err(ValidationError::new("schedule", "must be 1 to 200 characters"));
         }
         Ok(())
     }

@@ -16,7 +16,9 @@ mod validated;
 
 pub use api_key::{ApiKeyRecord, SecretDigest};
 pub use audit::{AuditEvent, NewAuditEvent};
-pub use enums::{BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind};
+pub use enums::{
+    BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
+};
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, UserId};
 pub use job::{Job, JobLease};

@@ -103,7 +103,10 @@ impl fmt::Debug for Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.format(&time::format_description::well_known::Rfc3339) {
+        match self
+            .0
+            .format(&time::format_description::well_known::Rfc3339)
+        {
             Ok(s) => f.write_str(&s),
             Err(_) => write!(f, "{}", self.0),
         }
@@ -125,8 +128,14 @@ mod tests {
     #[test]
     fn add_months_clamps_day() {
         let t = Timestamp::from_datetime(datetime!(2024-01-31 10:00 UTC));
-        assert_eq!(t.add_months(1).as_datetime(), datetime!(2024-02-29 10:00 UTC));
-        assert_eq!(t.add_months(13).as_datetime(), datetime!(2025-02-28 10:00 UTC));
+        assert_eq!(
+            t.add_months(1).as_datetime(),
+            datetime!(2024-02-29 10:00 UTC)
+        );
+        assert_eq!(
+            t.add_months(13).as_datetime(),
+            datetime!(2025-02-28 10:00 UTC)
+        );
         assert_eq!(t.add_months(0), t);
     }
 }

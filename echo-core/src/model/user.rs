@@ -59,6 +59,21 @@ pub struct QuotaUsage {
     pub resets_at: Timestamp,
 }
 
+impl QuotaUsage {
+    /// The reset instant that follows `now`: `resets_at` moved forward by whole months until it
+    /// is after `now`, so a reset that was missed for months lands on the same day of the month.
+    pub fn next_reset_after(&self, now: Timestamp) -> Timestamp {
+        let mut next = self.resets_at;
+        let mut months = 0u32;
+        // Bounded so a corrupt far-past date cannot loop for long; 12,000 months = 1,000 years.
+        while next <= now && months < 12_000 {
+            months += 1;
+            next = self.resets_at.add_months(months);
+        }
+        next
+    }
+}
+
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -88,7 +103,12 @@ pub struct User {
 
 impl User {
     /// A new active, non-admin user on `tier`, whose quota resets one month after `now`.
-    pub fn new(email: Email, password_hash: PasswordHash, tier: PricingTier, now: Timestamp) -> Self {
+    pub fn new(
+        email: Email,
+        password_hash: PasswordHash,
+        tier: PricingTier,
+        now: Timestamp,
+    ) -> Self {
         Self {
             id: UserId::new(),
             email,

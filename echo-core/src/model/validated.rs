@@ -28,7 +28,12 @@ impl ValidationError {
 
 /// Rejects control characters other than ordinary whitespace: they break logs, terminals and
 /// CSV exports, and no legitimate prompt or brand needs them.
-fn check_text(field: &'static str, s: &str, max_chars: usize, multiline: bool) -> Result<(), ValidationError> {
+fn check_text(
+    field: &'static str,
+    s: &str,
+    max_chars: usize,
+    multiline: bool,
+) -> Result<(), ValidationError> {
     if s.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
@@ -41,7 +46,10 @@ fn check_text(field: &'static str, s: &str, max_chars: usize, multiline: bool) -
     }
     let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t'));
     if !s.chars().all(allowed) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -266,7 +274,9 @@ mod tests {
         for ok in ["a@b.co", "First.Last+tag@sub.example.org", "ÿ@exämple.de"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "@b.co", "a@", "a@b", "a@@b.co", "a b@c.de", "a@.co", "a@b..co", "a@-b.co"] {
+        for bad in [
+            "", "a", "@b.co", "a@", "a@b", "a@@b.co", "a b@c.de", "a@.co", "a@b..co", "a@-b.co",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
@@ -286,7 +296,12 @@ mod tests {
     fn serde_validates() {
         assert!(serde_json::from_str::<Iterations>("0").is_err());
         assert!(serde_json::from_str::<BrandName>("\"\"").is_err());
-        assert_eq!(serde_json::from_str::<Email>("\"A@B.CO\"").unwrap().as_str(), "a@b.co");
+        assert_eq!(
+            serde_json::from_str::<Email>("\"A@B.CO\"")
+                .unwrap()
+                .as_str(),
+            "a@b.co"
+        );
     }
 
     proptest! {

@@ -93,8 +93,12 @@ pub trait ApiKeyStore: Send + Sync + Debug + 'static {
 
     /// Marks the owner's key inactive and sets `revoked_at = at`. Revoking a revoked key is a
     /// no-op that keeps the first `revoked_at`. [`StoreError::NotFound`] for another user's key.
-    async fn revoke_api_key(&self, owner: UserId, id: ApiKeyId, at: Timestamp)
-    -> Result<(), StoreError>;
+    async fn revoke_api_key(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Records last use, in bulk (verifiers coalesce uses instead of writing per request).
     /// Never moves `last_used_at` backwards; unknown ids are ignored.
@@ -128,8 +132,11 @@ pub trait ExperimentStore: Send + Sync + Debug + 'static {
     ) -> Result<(), StoreError>;
 
     /// The owner's experiment, or [`StoreError::NotFound`].
-    async fn get_experiment(&self, owner: UserId, id: ExperimentId)
-    -> Result<Experiment, StoreError>;
+    async fn get_experiment(
+        &self,
+        owner: UserId,
+        id: ExperimentId,
+    ) -> Result<Experiment, StoreError>;
 
     /// The owner's experiments, newest first (`created_at` then `id`, both descending), after
     /// `query.after`, at most `query.limit`. `next_cursor` is set when more rows follow.
@@ -154,8 +161,11 @@ pub trait ExperimentStore: Send + Sync + Debug + 'static {
 
     /// Recurring, non-cancelled experiments with `next_run_at <= now`, earliest first, at most
     /// `limit`. Reading does not claim: use [`ExperimentStore::claim_schedule`].
-    async fn due_recurring(&self, now: Timestamp, limit: u32)
-    -> Result<Vec<Experiment>, StoreError>;
+    async fn due_recurring(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Experiment>, StoreError>;
 
     /// Claims one due occurrence atomically: only if the experiment's `next_run_at` still equals
     /// `expected`, sets it to `next` (`None` ends the recurrence), then debits the quota and
@@ -200,8 +210,10 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     /// left as it was and counted as a duplicate, so a resumed run can safely re-send. Counters
     /// and token totals of the run grow only by the inserted rows. All rows of one call commit
     /// together. [`StoreError::NotFound`] when a batch run does not exist (nothing is written).
-    async fn record_iterations(&self, iterations: &[Iteration])
-    -> Result<RecordOutcome, StoreError>;
+    async fn record_iterations(
+        &self,
+        iterations: &[Iteration],
+    ) -> Result<RecordOutcome, StoreError>;
 
     /// The run's iterations ordered by index, from `from_index`, at most `limit`.
     /// [`StoreError::NotFound`] when the run's experiment is not the owner's.
@@ -299,9 +311,15 @@ pub trait JobQueue: Send + Sync + Debug + 'static {
 
 /// Everything a backend provides. Implemented automatically for any type that implements all
 /// the store traits.
-pub trait Store: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue {}
+pub trait Store:
+    UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue
+{
+}
 
-impl<T> Store for T where T: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue {}
+impl<T> Store for T where
+    T: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue
+{
+}
 
 /// The trait object services hold: `Arc<DynStore>`.
 pub type DynStore = dyn Store;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ExperimentId, ExperimentStatus, ProviderKind, Timestamp, UserId, ValidationError};
+use crate::model::{
+    ExperimentId, ExperimentStatus, ProviderKind, Timestamp, UserId, ValidationError,
+};
 
 /// One page of results and the cursor for the next, if there are more.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,7 +33,10 @@ impl PageSize {
         if (1..=Self::MAX).contains(&n) {
             Ok(Self(n))
         } else {
-            Err(ValidationError::new("limit", format!("must be between 1 and {}", Self::MAX)))
+            Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {}", Self::MAX),
+            ))
         }
     }
 
@@ -75,7 +80,11 @@ pub struct ExperimentCursor {
 impl ExperimentCursor {
     /// The opaque string form.
     pub fn encode(&self) -> String {
-        format!("{:x}-{}", self.created_at.unix_micros(), self.id.as_uuid().simple())
+        format!(
+            "{:x}-{}",
+            self.created_at.unix_micros(),
+            self.id.as_uuid().simple()
+        )
     }
 
     /// Parses [`ExperimentCursor::encode`]'s output.
