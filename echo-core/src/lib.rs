@@ -95,4 +95,6 @@ pub mod audit;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod model;
+pub mod provider;
+mod rng;
 pub mod store;
