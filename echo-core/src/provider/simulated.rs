@@ -221,10 +221,10 @@ const CLOSINGS: &[&str] = &[
 /// Picks the spelling an answer uses for a brand this time.
 fn spelling(rng: &mut SplitMix64, brand: &SimulatedBrand, allow_possessive: bool) -> String {
     let roll = rng.next_f64();
-    if roll < 0.12 && !brand.aliases.is_empty() {
-        if let Some(alias) = rng.pick(&brand.aliases) {
-            return alias.clone();
-        }
+    if roll < 0.12
+        && let Some(alias) = rng.pick(&brand.aliases)
+    {
+        return alias.clone();
     }
     if roll < 0.2 {
         return brand.name.to_lowercase();
