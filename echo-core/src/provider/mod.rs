@@ -4,6 +4,7 @@
 //! Real providers (OpenAI, Anthropic, Gemini, Perplexity, OpenAI-compatible endpoints) live in
 //! the `echo-providers` crate; `echo-core` has no HTTP client.
 
+mod pricing;
 mod retry;
 pub mod simulated;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ProviderKind;
 
+pub use pricing::{ModelPrice, PriceTable};
 pub use retry::{RetryPolicy, Retrying};
 
 /// One completion request: the prompt and the sampling settings.
