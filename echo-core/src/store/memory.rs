@@ -187,9 +187,10 @@ impl UserStore for MemoryStore {
                 .insert(user.email.as_str().to_owned(), user.id);
         }
         if let Some(stored) = s.users.get_mut(&user.id) {
-            let quota = stored.quota;
+            let (quota, created_at) = (stored.quota, stored.created_at);
             *stored = user.clone();
             stored.quota = quota;
+            stored.created_at = created_at;
         }
         Ok(())
     }
@@ -659,6 +660,8 @@ impl RunStore for MemoryStore {
                 }
             }
         }
+        let mut providers: Vec<_> = providers.into_iter().collect();
+        providers.sort_by_key(|(p, _)| p.as_str());
         stats.providers = providers
             .into_iter()
             .map(|(provider, (n, sum))| ProviderVisibility {

@@ -52,7 +52,8 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
 
     /// Replaces the user's profile fields (email, password hash, tier, flags, consents,
-    /// scheduled deletion, `updated_at`). The quota counter is **not** written: it changes only
+    /// scheduled deletion, `updated_at`); `id` and `created_at` never change. The quota counter
+    /// is **not** written: it changes only
     /// through [`UserStore::refund_quota`], [`UserStore::reset_due_quotas`] and the debits of
     /// [`ExperimentStore`], so a profile update never loses a concurrent debit.
     /// [`StoreError::NotFound`] when absent, [`StoreError::Conflict`] when the new email is taken.
@@ -63,10 +64,12 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
 
     /// Gives back `amount` prompts (iterations that never ran). Saturates at zero used.
+    /// [`StoreError::NotFound`] when the user does not exist.
     async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError>;
 
     /// Resets `prompts_used` to zero for every user whose `resets_at <= now`, moving `resets_at`
-    /// forward by whole months until it is after `now`. Returns how many users were reset.
+    /// to [`QuotaUsage::next_reset_after`](crate::model::QuotaUsage::next_reset_after)`(now)`
+    /// (same day of the month, whole months later). Returns how many users were reset.
     async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// The user's brand profile, or [`StoreError::NotFound`].
@@ -119,9 +122,11 @@ pub trait ExperimentStore: Send + Sync + Debug + 'static {
         job: &Job,
     ) -> Result<(), StoreError>;
 
-    /// In one transaction: debits the quota, sets the experiment's status to `queued` and
-    /// enqueues `job` (a manual re-run). [`StoreError::NotFound`] for another user's experiment;
-    /// [`StoreError::Conflict`] when it is queued, running or cancelled.
+    /// In one transaction: debits the quota, sets the experiment's status to `queued` (and
+    /// `updated_at = now`) and enqueues `job` (a manual re-run). [`StoreError::NotFound`] for
+    /// another user's experiment; [`StoreError::Conflict`] when it is queued, running or
+    /// cancelled, or when the job id exists; [`StoreError::Invalid`] when `debit.user_id` is not
+    /// `owner`; [`StoreError::QuotaExceeded`] as for `create_experiment`.
     async fn request_run(
         &self,
         owner: UserId,
@@ -169,7 +174,10 @@ pub trait ExperimentStore: Send + Sync + Debug + 'static {
 
     /// Claims one due occurrence atomically: only if the experiment's `next_run_at` still equals
     /// `expected`, sets it to `next` (`None` ends the recurrence), then debits the quota and
-    /// enqueues `job`, all in one transaction. Of several schedulers racing with the same
+    /// enqueues `job` and sets the experiment's status to `queued` and `updated_at` to
+    /// `job.created_at`, all in one transaction. A missing or cancelled experiment, or one
+    /// whose `next_run_at` differs from `expected`, is [`ScheduleClaim::Lost`]. When over quota
+    /// only the schedule advances. Of several schedulers racing with the same
     /// `expected`, exactly one gets [`ScheduleClaim::Enqueued`] (or
     /// [`ScheduleClaim::SkippedOverQuota`]); the rest get [`ScheduleClaim::Lost`].
     async fn claim_schedule(
@@ -199,7 +207,8 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         experiment: ExperimentId,
     ) -> Result<Vec<BatchRun>, StoreError>;
 
-    /// Writes the executor-owned fields of a run. [`StoreError::NotFound`] when absent.
+    /// Writes the executor-owned fields of a run (the worker's view: not scoped by owner).
+    /// [`StoreError::NotFound`] when absent.
     async fn update_batch_run(
         &self,
         id: BatchRunId,
@@ -209,7 +218,8 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     /// Stores iterations, **idempotently by (batch run, index)**: an index already stored is
     /// left as it was and counted as a duplicate, so a resumed run can safely re-send. Counters
     /// and token totals of the run grow only by the inserted rows. All rows of one call commit
-    /// together. [`StoreError::NotFound`] when a batch run does not exist (nothing is written).
+    /// together; an index repeated within one call is stored once and its repeats count as
+    /// duplicates. [`StoreError::NotFound`] when a batch run does not exist (nothing is written).
     async fn record_iterations(
         &self,
         iterations: &[Iteration],
@@ -225,10 +235,12 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Iteration>, StoreError>;
 
-    /// Indexes already recorded for the run, ascending: what a resumed run skips.
+    /// Indexes already recorded for the run, ascending: what a resumed run skips. Not scoped by
+    /// owner (it is the worker's view); an unknown run has none.
     async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError>;
 
-    /// The owner's dashboard; the trend covers completed runs since `trend_since`.
+    /// The owner's dashboard; the trend covers completed runs with `completed_at >= trend_since`.
+    /// See [`DashboardStats`] for each figure's definition.
     async fn dashboard(
         &self,
         owner: UserId,
@@ -256,8 +268,10 @@ pub trait AuditStore: Send + Sync + Debug + 'static {
 ///
 /// A claimed job is leased to one worker until `lease_expires_at`; the worker extends the lease
 /// by heartbeating. If it stops (crash, network partition), the job becomes claimable again once
-/// the lease expires, with a new fencing token: the old worker's later heartbeat, complete or
-/// fail calls get [`StoreError::LeaseLost`].
+/// the lease expires (`lease_expires_at <= now`), with a new fencing token: the old worker's
+/// later heartbeat, complete, fail or release calls get [`StoreError::LeaseLost`]. A lease that
+/// expired but was not yet re-claimed is still held: its owner may settle the job. Calls with
+/// the lease of an unknown job also get [`StoreError::LeaseLost`].
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug + 'static {
     /// Adds a job. [`StoreError::Conflict`] when its id exists.
@@ -267,7 +281,8 @@ pub trait JobQueue: Send + Sync + Debug + 'static {
     /// `run_at <= now`, and running jobs whose lease expired, oldest `run_at` first. Each claimed
     /// job gets `attempts + 1` and a new, higher `lease_token`. A job whose lease expired on its
     /// last allowed attempt is failed instead of claimed. **Never returns a job that another
-    /// caller holds under an unexpired lease**, however many callers claim at once.
+    /// caller holds under an unexpired lease**, however many callers claim at once. A `limit` of
+    /// 0 claims nothing.
     async fn claim(
         &self,
         worker: &str,

@@ -167,10 +167,11 @@ pub struct DashboardStats {
     pub iterations_total: u64,
     /// Successful iterations across all the user's runs.
     pub iterations_succeeded: u64,
-    /// Mean visibility per provider, over completed runs (all time), ordered by provider.
+    /// Mean visibility per provider over completed runs with a visibility figure (all time),
+    /// ordered by the provider's text form; providers with no such run are absent.
     pub providers: Vec<ProviderVisibility>,
-    /// Completed runs per UTC day since the requested instant, oldest first; days without runs
-    /// are absent.
+    /// Completed runs per UTC day of `completed_at`, from the requested instant (inclusive),
+    /// oldest first; days without runs are absent.
     pub trend: Vec<TrendPoint>,
 }
 
