@@ -1,0 +1,308 @@
+//! The OpenAI Chat Completions wire format, shared by the OpenAI, Perplexity and
+//! OpenAI-compatible clients: they differ only in URL, headers, the name of the token-limit
+//! field and how strictly the response is checked.
+
+use std::fmt;
+
+use echo_core::model::ProviderKind;
+use echo_core::provider::{Completion, CompletionRequest, FinishReason, ProviderError};
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::MaxTokensField;
+use crate::http::{Transport, dedup_citations, display_url, invalid, non_empty_answer};
+
+/// One chat-completions endpoint.
+pub(crate) struct ChatEndpoint {
+    pub(crate) transport: Transport,
+    pub(crate) url: Url,
+    pub(crate) max_tokens_field: MaxTokensField,
+    /// Compatible servers may omit `model` or `usage`; the hosted APIs always send them, so
+    /// for those a missing field means the response is not what we think it is.
+    pub(crate) lenient: bool,
+}
+
+impl fmt::Debug for ChatEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatEndpoint")
+            .field("url", &display_url(&self.url))
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl ChatEndpoint {
+    pub(crate) async fn complete(
+        &self,
+        request: &CompletionRequest,
+    ) -> Result<Completion, ProviderError> {
+        self.call(request)
+            .await
+            .map_err(|e| self.transport.sanitize(e))
+    }
+
+    async fn call(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let body = ChatRequest::new(request, self.max_tokens_field);
+        let (response, latency) = self
+            .transport
+            .post_json::<_, ChatResponse>(&self.url, &body)
+            .await?;
+        response.into_completion(self.transport.provider(), request, self.lenient, latency)
+    }
+}
+
+/// Implements [`Provider`](echo_core::provider::Provider) for a client that is a
+/// `ChatEndpoint` in a field named `chat`.
+macro_rules! chat_provider {
+    ($client:ty, $kind:expr) => {
+        #[async_trait::async_trait]
+        impl echo_core::provider::Provider for $client {
+            fn kind(&self) -> echo_core::model::ProviderKind {
+                $kind
+            }
+
+            async fn complete(
+                &self,
+                request: &echo_core::provider::CompletionRequest,
+            ) -> Result<echo_core::provider::Completion, echo_core::provider::ProviderError> {
+                self.chat.complete(request).await
+            }
+        }
+    };
+}
+pub(crate) use chat_provider;
+
+#[derive(Debug, Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a>>,
+    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+impl<'a> ChatRequest<'a> {
+    fn new(request: &'a CompletionRequest, field: MaxTokensField) -> Self {
+        let system = request.system_prompt.as_deref().map(|content| Message {
+            role: "system",
+            content,
+        });
+        let user = Message {
+            role: "user",
+            content: &request.prompt,
+        };
+        let (max_completion_tokens, max_tokens) = match field {
+            MaxTokensField::MaxCompletionTokens => (request.max_tokens, None),
+            MaxTokensField::MaxTokens => (None, request.max_tokens),
+        };
+        Self {
+            model: &request.model,
+            messages: system.into_iter().chain([user]).collect(),
+            temperature: request.temperature,
+            max_completion_tokens,
+            max_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    /// Perplexity: the URLs the answer cites, in citation-number order.
+    #[serde(default)]
+    citations: Option<Vec<String>>,
+    /// Perplexity: the search results behind the answer.
+    #[serde(default)]
+    search_results: Option<Vec<SearchResult>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<Content>,
+    /// OpenAI's refusal text, set instead of `content` when the model declines.
+    #[serde(default)]
+    refusal: Option<String>,
+    /// OpenAI search models: `url_citation` annotations.
+    #[serde(default)]
+    annotations: Option<Vec<Annotation>>,
+}
+
+/// Content is a string in the OpenAI API; some compatible servers send a list of parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Deserialize)]
+struct ContentPart {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Annotation {
+    #[serde(default)]
+    url_citation: Option<UrlCitation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UrlCitation {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Usage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+}
+
+impl ChatResponse {
+    fn into_completion(
+        self,
+        provider: ProviderKind,
+        request: &CompletionRequest,
+        lenient: bool,
+        latency: std::time::Duration,
+    ) -> Result<Completion, ProviderError> {
+        let model = match (self.model, lenient) {
+            (Some(m), _) if !m.is_empty() => m,
+            (_, true) => request.model.clone(),
+            (_, false) => return Err(invalid(format!("{provider} response has no `model`"))),
+        };
+        let (input_tokens, output_tokens) = match (self.usage, lenient) {
+            (Some(u), _) => (u.prompt_tokens, u.completion_tokens),
+            (None, true) => (0, 0),
+            (None, false) => return Err(invalid(format!("{provider} response has no `usage`"))),
+        };
+        let Some(choice) = self.choices.into_iter().next() else {
+            return Err(invalid(format!("{provider} returned no choices")));
+        };
+        let finish_reason = finish_reason(choice.finish_reason.as_deref());
+        let text = match choice.message.content {
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => parts.into_iter().filter_map(|p| p.text).collect(),
+            None => String::new(),
+        };
+        let text = non_empty_answer(
+            provider,
+            strip_reasoning(text),
+            &finish_reason,
+            choice.message.refusal.as_deref(),
+        )?;
+        let citations = dedup_citations(
+            self.citations
+                .into_iter()
+                .flatten()
+                .chain(
+                    self.search_results
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.url),
+                )
+                .chain(
+                    choice
+                        .message
+                        .annotations
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.url_citation.map(|c| c.url)),
+                ),
+        );
+        Ok(Completion {
+            text,
+            model,
+            input_tokens,
+            output_tokens,
+            latency,
+            finish_reason,
+            citations,
+        })
+    }
+}
+
+fn finish_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some("content_filter") => FinishReason::ContentFilter,
+        Some(other) => FinishReason::Other(other.to_owned()),
+        None => FinishReason::Other("unspecified".to_owned()),
+    }
+}
+
+/// Reasoning models served through chat completions (Perplexity's `sonar-reasoning`,
+/// DeepSeek-R1 on Ollama or vLLM) prefix the answer with a `<think>…</think>` block. The
+/// reasoning is not shown to users, so brands named only there were not mentioned to anyone.
+fn strip_reasoning(text: String) -> String {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with("<think>") {
+        return text;
+    }
+    match trimmed.find("</think>") {
+        Some(end) => trimmed[end + "</think>".len()..].trim_start().to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasoning_block_is_removed() {
+        assert_eq!(
+            strip_reasoning("<think>HubSpot?</think>\n\nUse Pipedrive.".into()),
+            "Use Pipedrive."
+        );
+        assert_eq!(strip_reasoning("Plain <think>".into()), "Plain <think>");
+        assert_eq!(strip_reasoning("<think>unclosed".into()), "<think>unclosed");
+    }
+
+    #[test]
+    fn token_field_follows_the_setting() {
+        let req = CompletionRequest {
+            prompt: "p".into(),
+            model: "m".into(),
+            temperature: 0.5,
+            max_tokens: Some(9),
+            system_prompt: None,
+            sample_index: 0,
+        };
+        let new = serde_json::to_value(ChatRequest::new(&req, MaxTokensField::MaxCompletionTokens))
+            .unwrap();
+        assert_eq!(new["max_completion_tokens"], 9);
+        assert!(new.get("max_tokens").is_none());
+        let old = serde_json::to_value(ChatRequest::new(&req, MaxTokensField::MaxTokens)).unwrap();
+        assert_eq!(old["max_tokens"], 9);
+        assert_eq!(old["messages"].as_array().unwrap().len(), 1);
+    }
+}
