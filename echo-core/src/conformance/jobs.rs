@@ -50,6 +50,70 @@ pub async fn enqueue_and_get(store: &DynStore) {
     assert_not_found(store.get_job(JobId::new()).await, "unknown job");
 }
 
+/// `claim_job` leases exactly the named job when it is claimable (leaving older due jobs
+/// alone), and answers `None` for a job that is not due, held under a live lease, finished or
+/// unknown; an expired lease can be taken over with a higher token.
+pub async fn claim_job_takes_only_that_job(store: &DynStore) {
+    let older = job(at(-30), 3);
+    let mine = job(at(-10), 3);
+    let later = job(at(50), 3);
+    for j in [&older, &mine, &later] {
+        store.enqueue(j).await.expect("enqueue");
+    }
+    let now = at(0);
+    let got = store
+        .claim_job(mine.id, "cli", LEASE, now)
+        .await
+        .expect("claim_job")
+        .expect("claimable");
+    assert_eq!(
+        (got.id, got.status, got.attempts),
+        (mine.id, JobStatus::Running, 1)
+    );
+    assert_eq!(got.lease_owner.as_deref(), Some("cli"));
+    assert_eq!(got.lease_expires_at, Some(lease_end(now)));
+    assert_eq!(
+        store.get_job(older.id).await.expect("get").status,
+        JobStatus::Queued
+    );
+
+    let held = store
+        .claim_job(mine.id, "other", LEASE, at(1))
+        .await
+        .expect("claim_job");
+    assert!(held.is_none(), "held under a live lease");
+    let not_due = store
+        .claim_job(later.id, "cli", LEASE, now)
+        .await
+        .expect("claim_job");
+    assert!(not_due.is_none(), "not due yet");
+    let unknown = store
+        .claim_job(JobId::new(), "cli", LEASE, now)
+        .await
+        .expect("claim_job");
+    assert!(unknown.is_none(), "unknown job");
+
+    let taken = store
+        .claim_job(mine.id, "other", LEASE, at(31))
+        .await
+        .expect("claim_job")
+        .expect("the lease expired");
+    assert!(
+        taken.lease_token > got.lease_token,
+        "a higher fencing token"
+    );
+    assert_lease_lost(store.complete(got.lease(), at(32)).await, "the old lease");
+    store
+        .complete(taken.lease(), at(32))
+        .await
+        .expect("complete");
+    let done = store
+        .claim_job(mine.id, "cli", LEASE, at(40))
+        .await
+        .expect("claim_job");
+    assert!(done.is_none(), "finished jobs are not claimable");
+}
+
 /// `claim` takes only due jobs, oldest `run_at` first, at most `limit`, and leases each one:
 /// running, one more attempt, owner, expiry and a higher token.
 pub async fn claim_respects_run_at_limit_and_order(store: &DynStore) {

@@ -160,6 +160,7 @@ macro_rules! store_conformance_tests {
             jobs {
                 enqueue_and_get,
                 claim_respects_run_at_limit_and_order,
+                claim_job_takes_only_that_job,
                 concurrent_claims_never_double_lease,
                 expired_lease_is_fenced,
                 heartbeat_extends_lease,

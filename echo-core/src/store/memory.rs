@@ -120,6 +120,31 @@ impl State {
             .ok_or(StoreError::LeaseLost)
     }
 
+    /// Claims a claimable job, or fails it when its lease expired on the last attempt.
+    fn claim_one(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        lease: time::Duration,
+        now: Timestamp,
+    ) -> Option<Job> {
+        let job = self.jobs.get_mut(&id)?;
+        if job.status == JobStatus::Running && job.attempts >= job.max_attempts {
+            job.status = JobStatus::Failed;
+            job.last_error = Some("lease expired on the final attempt".to_owned());
+            job.updated_at = now;
+            clear_lease(job);
+            return None;
+        }
+        job.status = JobStatus::Running;
+        job.attempts += 1;
+        job.lease_token += 1;
+        job.lease_owner = Some(worker.to_owned());
+        job.lease_expires_at = Some(now + lease);
+        job.updated_at = now;
+        Some(job.clone())
+    }
+
     fn remove_experiment_cascade(&mut self, id: ExperimentId) {
         self.experiments.remove(&id);
         let runs: Vec<BatchRunId> = self
@@ -132,6 +157,14 @@ impl State {
             self.runs.remove(&run);
             self.iterations.retain(|(r, _), _| *r != run);
         }
+    }
+}
+
+fn is_claimable(job: &Job, now: Timestamp) -> bool {
+    match job.status {
+        JobStatus::Queued => job.run_at <= now,
+        JobStatus::Running => job.lease_expires_at.is_some_and(|t| t <= now),
+        _ => false,
     }
 }
 
@@ -773,11 +806,7 @@ impl JobQueue for MemoryStore {
         let mut candidates: Vec<(Timestamp, JobId)> = s
             .jobs
             .values()
-            .filter(|j| match j.status {
-                JobStatus::Queued => j.run_at <= now,
-                JobStatus::Running => j.lease_expires_at.is_some_and(|t| t <= now),
-                _ => false,
-            })
+            .filter(|j| is_claimable(j, now))
             .map(|j| (j.run_at, j.id))
             .collect();
         candidates.sort();
@@ -786,25 +815,27 @@ impl JobQueue for MemoryStore {
             if claimed.len() >= limit as usize {
                 break;
             }
-            let Some(job) = s.jobs.get_mut(&id) else {
-                continue;
-            };
-            if job.status == JobStatus::Running && job.attempts >= job.max_attempts {
-                job.status = JobStatus::Failed;
-                job.last_error = Some("lease expired on the final attempt".to_owned());
-                job.updated_at = now;
-                clear_lease(job);
-                continue;
-            }
-            job.status = JobStatus::Running;
-            job.attempts += 1;
-            job.lease_token += 1;
-            job.lease_owner = Some(worker.to_owned());
-            job.lease_expires_at = Some(now + lease);
-            job.updated_at = now;
-            claimed.push(job.clone());
+            claimed.extend(s.claim_one(id, worker, lease, now));
         }
         Ok(claimed)
+    }
+
+    async fn claim_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        let lease = time::Duration::try_from(lease)
+            .map_err(|_| ValidationError::new("lease", "is too long"))?;
+        let mut s = self.state()?;
+        let claimable = s.jobs.get(&id).is_some_and(|j| is_claimable(j, now));
+        Ok(if claimable {
+            s.claim_one(id, worker, lease, now)
+        } else {
+            None
+        })
     }
 
     async fn heartbeat(&self, lease: JobLease, until: Timestamp) -> Result<(), StoreError> {

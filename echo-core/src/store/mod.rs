@@ -291,6 +291,18 @@ pub trait JobQueue: Send + Sync + Debug + 'static {
         now: Timestamp,
     ) -> Result<Vec<Job>, StoreError>;
 
+    /// Leases this one job to `worker` until `now + lease`, if it is claimable now (queued and
+    /// due, or running under an expired lease), exactly as [`JobQueue::claim`] would; `None`
+    /// when it is not claimable (held by someone else, not due, finished) or does not exist.
+    /// For callers that enqueued a job and want to execute it themselves (the CLI's `run`).
+    async fn claim_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError>;
+
     /// Extends the lease to `until`. [`StoreError::LeaseLost`] when the token is stale or the
     /// job is no longer running.
     async fn heartbeat(&self, lease: JobLease, until: Timestamp) -> Result<(), StoreError>;

@@ -1,0 +1,123 @@
+//! The connection pool and the helpers every store method runs through: each call is one
+//! transaction on a pooled connection, on tokio's blocking pool.
+
+use echo_core::store::StoreError;
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Params, Row, Transaction, TransactionBehavior};
+
+use crate::error::{SqlResultExt, SqliteStoreError};
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    pub(crate) fn new(pool: Pool<SqliteConnectionManager>) -> Self {
+        Self { pool }
+    }
+
+    /// Runs `f` in a deferred transaction: a consistent snapshot for multi-statement reads,
+    /// which never blocks or is blocked by writers in WAL mode.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Deferred, f).await
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction. Taking the write lock up front means the
+    /// busy timeout applies while waiting for it; a deferred transaction that reads and then
+    /// writes can instead fail with `SQLITE_BUSY` at once when another writer got there first.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Immediate, f).await
+    }
+
+    async fn run<T, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        blocking(move || {
+            let mut conn = pool.get().map_err(StoreError::unavailable)?;
+            let tx = conn.transaction_with_behavior(behavior).db()?;
+            // On error the transaction is dropped, which rolls it back.
+            let out = f(&tx)?;
+            tx.commit().db()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Runs blocking SQLite work off the async runtime's worker threads.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::backend(SqliteStoreError::Task(e)))?
+}
+
+/// Every row of a query, decoded.
+pub(crate) fn query_all<T, P: Params>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: P,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+/// The first row of a query, decoded, if there is one.
+pub(crate) fn query_opt<T, P: Params>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: P,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    match rows.next().db()? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs a statement, returning how many rows it changed. The error is left unmapped so the
+/// caller can say what a foreign-key violation means.
+pub(crate) fn execute<P: Params>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
+/// A single-value query (`SELECT EXISTS …`, `SELECT count(*) …`).
+pub(crate) fn query_bool<P: Params>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: P,
+) -> Result<bool, StoreError> {
+    tx.prepare_cached(sql)
+        .db()?
+        .query_row(params, |row| row.get::<_, bool>(0))
+        .db()
+}

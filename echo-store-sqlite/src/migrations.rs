@@ -1,0 +1,47 @@
+//! Embedded, versioned schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) is `MIGRATIONS[n - 1]`; a database at `user_version = k` has had the
+//! first `k` applied. Files are append-only once released: fix a mistake with a new file.
+
+use echo_core::store::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{SqlResultExt, SqliteStoreError};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build creates and expects (the number of migrations).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`] in one `BEGIN IMMEDIATE` transaction, so
+/// concurrent openers serialise and each migration is applied exactly once. Returns how many
+/// migrations were applied.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .db()?;
+    let supported = i64::from(SCHEMA_VERSION);
+    if found > supported {
+        return Err(StoreError::backend(SqliteStoreError::SchemaTooNew {
+            found,
+            supported,
+        }));
+    }
+    let mut applied = 0;
+    for (version, sql) in (1u32..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.execute_batch(sql).db()?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .db()?;
+        tracing::info!(version, "applied SQLite schema migration");
+        applied += 1;
+    }
+    tx.commit().db()?;
+    Ok(applied)
+}

@@ -1,0 +1,425 @@
+//! Every SQL statement the store runs, in one place so the `EXPLAIN QUERY PLAN` tests check the
+//! statements that actually run. Not a stable API.
+//!
+//! Column lists are macros so that `concat!` can build constant strings; their order is the
+//! order in which `rows.rs` decodes.
+
+use echo_core::store::AuditQuery;
+use rusqlite::types::Value;
+
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, is_active, \
+         is_admin, privacy_policy_version, privacy_policy_accepted_at, \
+         data_processing_consent_at, marketing_consent_at, scheduled_deletion_at, created_at, \
+         updated_at"
+    };
+}
+
+macro_rules! brand_profile_columns {
+    () => {
+        "user_id, brand, domain, default_competitors, updated_at"
+    };
+}
+
+macro_rules! api_key_columns {
+    () => {
+        "id, user_id, name, public_id, secret_hash, is_active, created_at, last_used_at, \
+         expires_at, revoked_at"
+    };
+}
+
+macro_rules! experiment_columns {
+    () => {
+        "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
+         next_run_at, created_at, updated_at"
+    };
+}
+
+macro_rules! batch_run_columns {
+    () => {
+        "id, experiment_id, provider, model, status, iterations_planned, iterations_recorded, \
+         iterations_succeeded, input_tokens, output_tokens, cost_micros_usd, metrics, \
+         visibility_rate, error, created_at, started_at, completed_at"
+    };
+}
+
+macro_rules! iteration_columns {
+    () => {
+        "id, batch_run_id, idx, raw_response, mentions, is_success, error, latency_ms, \
+         input_tokens, output_tokens, created_at, is_anonymized, anonymized_at"
+    };
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, payload, status, attempts, max_attempts, run_at, lease_owner, \
+         lease_expires_at, lease_token, last_error, request_id, created_at, updated_at"
+    };
+}
+
+macro_rules! audit_columns {
+    () => {
+        "seq, actor_user_id, action, resource_type, resource_id, ip, user_agent, request_id, \
+         details, created_at, prev_hash, hash"
+    };
+}
+
+// ---- users -----------------------------------------------------------------------------------
+
+/// Inserts a user (all columns).
+pub const USER_INSERT: &str = concat!(
+    "INSERT INTO users (",
+    user_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+);
+/// A user by id.
+pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+/// A user by (lower-cased) email.
+pub const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = ?1");
+/// Profile fields of a user; the quota columns are left alone on purpose.
+pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = ?2, password_hash = ?3, \
+     pricing_tier = ?4, is_active = ?5, is_admin = ?6, privacy_policy_version = ?7, \
+     privacy_policy_accepted_at = ?8, data_processing_consent_at = ?9, \
+     marketing_consent_at = ?10, scheduled_deletion_at = ?11, created_at = ?12, \
+     updated_at = ?13 WHERE id = ?1";
+/// Deletes a user; the foreign keys cascade to everything they own.
+pub const USER_DELETE: &str = "DELETE FROM users WHERE id = ?1";
+/// The conditional quota debit: changes nothing when it would exceed the limit.
+pub const USER_DEBIT_QUOTA: &str = "UPDATE users SET prompts_used = prompts_used + ?2 \
+     WHERE id = ?1 AND prompts_used + ?2 <= ?3";
+/// Quota used, to explain a refused debit.
+pub const USER_QUOTA_USED: &str = "SELECT prompts_used FROM users WHERE id = ?1";
+/// Refund, saturating at zero.
+pub const USER_REFUND_QUOTA: &str =
+    "UPDATE users SET prompts_used = max(prompts_used - ?2, 0) WHERE id = ?1";
+/// Users whose quota period has ended.
+pub const USERS_DUE_QUOTA_RESET: &str =
+    "SELECT id, quota_reset_at FROM users WHERE quota_reset_at <= ?1";
+/// Starts a user's new quota period.
+pub const USER_RESET_QUOTA: &str =
+    "UPDATE users SET prompts_used = 0, quota_reset_at = ?2 WHERE id = ?1";
+
+// ---- brand profiles --------------------------------------------------------------------------
+
+/// A user's brand profile.
+pub const BRAND_PROFILE_BY_USER: &str = concat!(
+    "SELECT ",
+    brand_profile_columns!(),
+    " FROM brand_profiles WHERE user_id = ?1"
+);
+/// Creates or replaces a brand profile.
+pub const BRAND_PROFILE_UPSERT: &str = concat!(
+    "INSERT INTO brand_profiles (",
+    brand_profile_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id) DO UPDATE SET brand = excluded.brand, \
+     domain = excluded.domain, default_competitors = excluded.default_competitors, \
+     updated_at = excluded.updated_at"
+);
+
+// ---- API keys --------------------------------------------------------------------------------
+
+/// Inserts an API key record.
+pub const API_KEY_INSERT: &str = concat!(
+    "INSERT INTO api_keys (",
+    api_key_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+);
+/// The authentication lookup.
+pub const API_KEY_BY_PUBLIC_ID: &str = concat!(
+    "SELECT ",
+    api_key_columns!(),
+    " FROM api_keys WHERE public_id = ?1"
+);
+/// The owner's keys, newest first.
+pub const API_KEYS_BY_USER: &str = concat!(
+    "SELECT ",
+    api_key_columns!(),
+    " FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"
+);
+/// Revokes a key, keeping the first revocation time.
+pub const API_KEY_REVOKE: &str = "UPDATE api_keys SET is_active = 0, \
+     revoked_at = coalesce(revoked_at, ?3) WHERE id = ?1 AND user_id = ?2";
+/// Records a use, never moving `last_used_at` backwards.
+pub const API_KEY_TOUCH: &str = "UPDATE api_keys SET last_used_at = ?2 \
+     WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)";
+
+// ---- experiments -----------------------------------------------------------------------------
+
+/// Inserts an experiment.
+pub const EXPERIMENT_INSERT: &str = concat!(
+    "INSERT INTO experiments (",
+    experiment_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
+/// The owner's experiment.
+pub const EXPERIMENT_BY_ID: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE id = ?1 AND user_id = ?2"
+);
+/// Status of the owner's experiment.
+pub const EXPERIMENT_STATUS: &str = "SELECT status FROM experiments WHERE id = ?1 AND user_id = ?2";
+/// Sets the status of the owner's experiment.
+pub const EXPERIMENT_SET_STATUS: &str =
+    "UPDATE experiments SET status = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2";
+/// Deletes the owner's experiment; runs and iterations cascade.
+pub const EXPERIMENT_DELETE: &str = "DELETE FROM experiments WHERE id = ?1 AND user_id = ?2";
+
+/// First page of a user's experiments: `?1` user, `?2` rows to fetch.
+pub const EXPERIMENTS_PAGE: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
+/// Following page: `?3`, `?4` are the cursor's `created_at` and `id`.
+pub const EXPERIMENTS_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE user_id = ?1 AND (created_at, id) < (?3, ?4) \
+     ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
+/// First page filtered by status `?3`.
+pub const EXPERIMENTS_PAGE_BY_STATUS: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE user_id = ?1 AND status = ?3 \
+     ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
+/// Following page filtered by status `?3`; `?4`, `?5` are the cursor.
+pub const EXPERIMENTS_PAGE_BY_STATUS_AFTER: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE user_id = ?1 AND status = ?3 AND (created_at, id) < (?4, ?5) \
+     ORDER BY created_at DESC, id DESC LIMIT ?2"
+);
+
+/// Recurring experiments due at `?1`, earliest first, at most `?2`. The terms repeat the
+/// partial index's condition so the planner can use it.
+pub const EXPERIMENTS_DUE_RECURRING: &str = concat!(
+    "SELECT ",
+    experiment_columns!(),
+    " FROM experiments WHERE schedule IS NOT NULL AND status <> 'cancelled' \
+     AND next_run_at <= ?1 ORDER BY next_run_at, id LIMIT ?2"
+);
+/// Advances a due occurrence if nobody else did: `?2` expected, `?3` next, `?4` change time.
+pub const EXPERIMENT_ADVANCE_SCHEDULE: &str = "UPDATE experiments SET next_run_at = ?3, \
+     updated_at = ?4 WHERE id = ?1 AND next_run_at = ?2 AND schedule IS NOT NULL \
+     AND status <> 'cancelled' RETURNING user_id";
+/// Marks a scheduled experiment queued, without touching `updated_at`.
+pub const EXPERIMENT_MARK_QUEUED: &str = "UPDATE experiments SET status = 'queued' WHERE id = ?1";
+
+// ---- batch runs and iterations ---------------------------------------------------------------
+
+/// Inserts a batch run, copying its experiment's owner; inserts nothing when the experiment
+/// does not exist.
+pub const BATCH_RUN_INSERT: &str = concat!(
+    "INSERT INTO batch_runs (",
+    batch_run_columns!(),
+    ", user_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+     ?17, e.user_id FROM experiments AS e WHERE e.id = ?2"
+);
+/// A run, if its experiment belongs to `?2`.
+pub const BATCH_RUN_BY_ID: &str = concat!(
+    "SELECT ",
+    batch_run_columns!(),
+    " FROM batch_runs WHERE id = ?1 AND user_id = ?2"
+);
+/// Whether experiment `?1` belongs to `?2`.
+pub const EXPERIMENT_OWNED: &str =
+    "SELECT EXISTS (SELECT 1 FROM experiments WHERE id = ?1 AND user_id = ?2)";
+/// An experiment's runs, oldest first.
+pub const BATCH_RUNS_BY_EXPERIMENT: &str = concat!(
+    "SELECT ",
+    batch_run_columns!(),
+    " FROM batch_runs WHERE experiment_id = ?1 ORDER BY created_at, id"
+);
+/// The executor-owned fields of a run.
+pub const BATCH_RUN_UPDATE: &str = "UPDATE batch_runs SET status = ?2, metrics = ?3, \
+     visibility_rate = ?4, cost_micros_usd = ?5, error = ?6, started_at = ?7, \
+     completed_at = ?8 WHERE id = ?1";
+/// Adds newly recorded iterations to a run's counters.
+pub const BATCH_RUN_ADD_COUNTS: &str = "UPDATE batch_runs SET \
+     iterations_recorded = iterations_recorded + ?2, \
+     iterations_succeeded = iterations_succeeded + ?3, \
+     input_tokens = input_tokens + ?4, output_tokens = output_tokens + ?5 WHERE id = ?1";
+/// Whether run `?1` belongs to an experiment of `?2`.
+pub const BATCH_RUN_OWNED: &str =
+    "SELECT EXISTS (SELECT 1 FROM batch_runs WHERE id = ?1 AND user_id = ?2)";
+
+/// Inserts an iteration unless its (run, index) exists: the idempotent write.
+pub const ITERATION_INSERT: &str = concat!(
+    "INSERT INTO iterations (",
+    iteration_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+     ON CONFLICT (batch_run_id, idx) DO NOTHING"
+);
+/// A run's iterations from index `?2`, at most `?3`.
+pub const ITERATIONS_PAGE: &str = concat!(
+    "SELECT ",
+    iteration_columns!(),
+    " FROM iterations WHERE batch_run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3"
+);
+/// Indexes recorded for a run.
+pub const ITERATION_INDEXES: &str =
+    "SELECT idx FROM iterations WHERE batch_run_id = ?1 ORDER BY idx";
+/// The analysis read: analysed, successful iterations of a run. Served by the partial
+/// `iterations_analysis_idx`; kept here for the plan test until the analysis service reads
+/// iterations through the store.
+pub const ITERATIONS_FOR_ANALYSIS: &str = "SELECT idx, mentions FROM iterations \
+     WHERE batch_run_id = ?1 AND is_success = 1 AND mentions IS NOT NULL";
+
+/// Dashboard, part 1: the user's experiments by status, from the index alone.
+pub const DASHBOARD_EXPERIMENTS_BY_STATUS: &str =
+    "SELECT status, count(*) FROM experiments WHERE user_id = ?1 GROUP BY status";
+
+/// Dashboard, part 2: the user's runs by provider and status, from the runs' maintained
+/// counters, in index order.
+pub const DASHBOARD_RUNS: &str = "SELECT provider, status, sum(iterations_recorded), \
+     sum(iterations_succeeded), count(visibility_rate), total(visibility_rate) \
+     FROM batch_runs WHERE user_id = ?1 GROUP BY provider, status";
+
+/// Dashboard, part 3: the user's runs completed since `?2` by UTC day; `?3` is the day of `?2`,
+/// which lets the range start at the right day of `batch_runs_trend_idx`. The day expression
+/// must stay token for token the one of that index.
+pub const DASHBOARD_TREND: &str = "SELECT \
+     (completed_at - ((completed_at % 86400000000) + 86400000000) % 86400000000) / 86400000000, \
+     count(*), count(visibility_rate), total(visibility_rate) \
+     FROM batch_runs WHERE user_id = ?1 AND status = 'completed' \
+     AND (completed_at - ((completed_at % 86400000000) + 86400000000) % 86400000000) \
+     / 86400000000 >= ?3 AND completed_at >= ?2 \
+     GROUP BY 1 ORDER BY 1";
+
+// ---- audit -----------------------------------------------------------------------------------
+
+/// The chain's head.
+pub const AUDIT_LAST: &str = "SELECT seq, hash FROM audit_events \
+     WHERE seq = (SELECT max(seq) FROM audit_events)";
+/// Appends an event.
+pub const AUDIT_INSERT: &str = concat!(
+    "INSERT INTO audit_events (",
+    audit_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
+/// Events from `?1`, ascending, at most `?2`.
+pub const AUDIT_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+);
+const AUDIT_LIST_PREFIX: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE 1 = 1"
+);
+
+/// `seq` as stored; sequence numbers beyond SQLite's integer range cannot exist, so clamping
+/// gives the same rows as the exact bound would.
+pub fn seq_bound(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// The audit listing for `query`, newest first, fetching one row more than a page; with only
+/// the filters in use, so each can drive its own index (an `(? IS NULL OR col = ?)` form would
+/// defeat them all).
+pub fn audit_list(query: &AuditQuery) -> (String, Vec<Value>) {
+    let mut sql = String::from(AUDIT_LIST_PREFIX);
+    let mut args: Vec<Value> = Vec::new();
+    let mut filter = |clause: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+    };
+    if let Some(seq) = query.before_seq {
+        filter("seq <", Value::Integer(seq_bound(seq)));
+    }
+    if let Some(actor) = query.actor_user_id {
+        filter(
+            "actor_user_id =",
+            Value::Blob(actor.as_uuid().as_bytes().to_vec()),
+        );
+    }
+    if let Some(action) = &query.action {
+        filter("action =", Value::Text(action.clone()));
+    }
+    if let Some(kind) = &query.resource_type {
+        filter("resource_type =", Value::Text(kind.clone()));
+    }
+    if let Some(id) = &query.resource_id {
+        filter("resource_id =", Value::Text(id.clone()));
+    }
+    if let Some(from) = query.from {
+        filter("created_at >=", Value::Integer(from.unix_micros()));
+    }
+    if let Some(to) = query.to {
+        filter("created_at <", Value::Integer(to.unix_micros()));
+    }
+    args.push(Value::Integer(i64::from(query.limit.get()) + 1));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+    (sql, args)
+}
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+/// Enqueues a job.
+pub const JOB_INSERT: &str = concat!(
+    "INSERT INTO jobs (",
+    job_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+);
+/// Whether a job id is taken.
+pub const JOB_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)";
+/// A job by id.
+pub const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
+
+/// Claim candidates at `?1` after the position `(?2, ?3)` in claim order, at most `?4`: due
+/// queued jobs and running jobs whose lease expired.
+pub const JOB_CLAIM_CANDIDATES: &str = "SELECT id, status, attempts, max_attempts, run_at \
+     FROM jobs WHERE status = 'queued' AND run_at <= ?1 AND (run_at, id) > (?2, ?3) \
+     UNION ALL \
+     SELECT id, status, attempts, max_attempts, run_at \
+     FROM jobs WHERE status = 'running' AND lease_expires_at <= ?1 \
+     AND (run_at, id) > (?2, ?3) \
+     ORDER BY run_at, id LIMIT ?4";
+/// The job `?1` if it is claimable at `?2` (same rule as [`JOB_CLAIM_CANDIDATES`]).
+pub const JOB_CLAIM_ONE_CANDIDATE: &str = "SELECT id, status, attempts, max_attempts, run_at \
+     FROM jobs WHERE id = ?1 AND ((status = 'queued' AND run_at <= ?2) \
+     OR (status = 'running' AND lease_expires_at <= ?2))";
+/// Leases a job to `?2` until `?3`, with a new fencing token.
+pub const JOB_CLAIM: &str = concat!(
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
+     lease_token = lease_token + 1, lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4 \
+     WHERE id = ?1 RETURNING ",
+    job_columns!()
+);
+/// Fails a job whose lease expired on its final attempt.
+pub const JOB_FAIL_EXPIRED: &str = "UPDATE jobs SET status = 'failed', \
+     last_error = 'lease expired on the final attempt', lease_owner = NULL, \
+     lease_expires_at = NULL, updated_at = ?2 WHERE id = ?1";
+/// Extends a held lease.
+pub const JOB_HEARTBEAT: &str = "UPDATE jobs SET lease_expires_at = ?3 \
+     WHERE id = ?1 AND lease_token = ?2 AND status = 'running'";
+/// Completes a held job.
+pub const JOB_COMPLETE: &str = "UPDATE jobs SET status = 'succeeded', lease_owner = NULL, \
+     lease_expires_at = NULL, updated_at = ?3 \
+     WHERE id = ?1 AND lease_token = ?2 AND status = 'running'";
+/// Records a failed attempt of a held job: queued again for `?4` when given and attempts are
+/// left, failed otherwise.
+pub const JOB_FAIL: &str = "UPDATE jobs SET \
+     status = CASE WHEN ?4 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END, \
+     run_at = CASE WHEN ?4 IS NOT NULL AND attempts < max_attempts THEN ?4 ELSE run_at END, \
+     last_error = ?3, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5 \
+     WHERE id = ?1 AND lease_token = ?2 AND status = 'running' RETURNING status";
+/// Gives a held job back without counting the attempt (the token keeps growing).
+pub const JOB_RELEASE: &str = "UPDATE jobs SET status = 'queued', run_at = ?3, \
+     attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL, \
+     updated_at = ?3 WHERE id = ?1 AND lease_token = ?2 AND status = 'running'";
+/// Queue counts at `?1`, each from a partial index.
+pub const JOB_STATS: &str = "SELECT \
+     (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at <= ?1), \
+     (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at > ?1), \
+     (SELECT count(*) FROM jobs WHERE status = 'running'), \
+     (SELECT count(*) FROM jobs WHERE status = 'failed')";
+/// Deletes up to `?2` finished jobs last updated before `?1`, oldest first.
+pub const JOB_PRUNE: &str = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+     WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1 \
+     ORDER BY updated_at, id LIMIT ?2)";

@@ -1,0 +1,338 @@
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use echo_core::model::{
+    BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, ExperimentId, ExperimentStatus,
+    Iteration, ProviderKind, RecordOutcome, Timestamp, UserId,
+};
+use echo_core::store::{DashboardStats, ProviderVisibility, RunStore, StoreError, TrendPoint};
+use rusqlite::params;
+
+use crate::SqliteStore;
+use crate::db::{execute, query_all, query_bool, query_opt};
+use crate::error::{SqlResultExt, invalid};
+use crate::queries as q;
+use crate::rows::{self, Cols, opt_micros, to_i64, to_json};
+use crate::users::found;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// What newly inserted iterations add to their run's counters.
+#[derive(Default)]
+struct Counts {
+    recorded: i64,
+    succeeded: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+}
+
+/// A (provider, status) group of the user's runs ([`q::DASHBOARD_RUNS`]).
+struct ProviderGroup {
+    provider: ProviderKind,
+    status: BatchRunStatus,
+    recorded: u64,
+    succeeded: u64,
+    with_figure: u64,
+    visibility_sum: f64,
+}
+
+fn provider_group(row: &rusqlite::Row<'_>) -> Result<ProviderGroup, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(ProviderGroup {
+        provider: c.parse("batch_runs.provider")?,
+        status: c.parse("batch_runs.status")?,
+        recorded: c.u64("iterations recorded")?,
+        succeeded: c.u64("iterations succeeded")?,
+        with_figure: c.u64("runs with visibility")?,
+        visibility_sum: c.opt_f64("visibility sum")?.unwrap_or(0.0),
+    })
+}
+
+/// A day of [`q::DASHBOARD_TREND`].
+fn trend_point(row: &rusqlite::Row<'_>) -> Result<TrendPoint, StoreError> {
+    let mut c = Cols::new(row);
+    let day = c.i64("day")?;
+    let runs = c.u64("completed runs")?;
+    let with_figure = c.u64("runs with visibility")?;
+    let sum = c.opt_f64("visibility sum")?.unwrap_or(0.0);
+    let start = day
+        .checked_mul(MICROS_PER_DAY)
+        .and_then(Timestamp::from_unix_micros)
+        .ok_or_else(|| invalid("batch_runs.completed_at", "is out of range"))?;
+    Ok(TrendPoint {
+        day: start,
+        completed_runs: runs,
+        mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
+    })
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_batch_run(&self, run: &BatchRun) -> Result<(), StoreError> {
+        let metrics = run
+            .metrics
+            .as_ref()
+            .map(|m| to_json("metrics", m))
+            .transpose()?;
+        let r = run.clone();
+        self.db
+            .write(move |tx| {
+                let inserted = execute(
+                    tx,
+                    q::BATCH_RUN_INSERT,
+                    params![
+                        r.id.as_uuid().as_bytes(),
+                        r.experiment_id.as_uuid().as_bytes(),
+                        r.provider.as_str(),
+                        r.model,
+                        r.status.as_str(),
+                        r.iterations_planned,
+                        r.iterations_recorded,
+                        r.iterations_succeeded,
+                        to_i64("input tokens", r.input_tokens)?,
+                        to_i64("output tokens", r.output_tokens)?,
+                        to_i64("cost", r.cost_micros_usd)?,
+                        metrics,
+                        r.visibility_rate,
+                        r.error,
+                        r.created_at.unix_micros(),
+                        opt_micros(r.started_at),
+                        opt_micros(r.completed_at),
+                    ],
+                )
+                .db()?;
+                found(inserted, "experiment")
+            })
+            .await
+    }
+
+    async fn get_batch_run(&self, owner: UserId, id: BatchRunId) -> Result<BatchRun, StoreError> {
+        self.db
+            .read(move |tx| {
+                query_opt(
+                    tx,
+                    q::BATCH_RUN_BY_ID,
+                    params![id.as_uuid().as_bytes(), owner.as_uuid().as_bytes()],
+                    rows::batch_run,
+                )
+            })
+            .await?
+            .ok_or(StoreError::not_found("batch run"))
+    }
+
+    async fn list_batch_runs(
+        &self,
+        owner: UserId,
+        experiment: ExperimentId,
+    ) -> Result<Vec<BatchRun>, StoreError> {
+        self.db
+            .read(move |tx| {
+                let exp = experiment.as_uuid().as_bytes();
+                if !query_bool(
+                    tx,
+                    q::EXPERIMENT_OWNED,
+                    params![exp, owner.as_uuid().as_bytes()],
+                )? {
+                    return Err(StoreError::not_found("experiment"));
+                }
+                query_all(tx, q::BATCH_RUNS_BY_EXPERIMENT, [exp], rows::batch_run)
+            })
+            .await
+    }
+
+    async fn update_batch_run(
+        &self,
+        id: BatchRunId,
+        update: &BatchRunUpdate,
+    ) -> Result<(), StoreError> {
+        let metrics = update
+            .metrics
+            .as_ref()
+            .map(|m| to_json("metrics", m))
+            .transpose()?;
+        let cost = to_i64("cost", update.cost_micros_usd)?;
+        let u = update.clone();
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::BATCH_RUN_UPDATE,
+                    params![
+                        id.as_uuid().as_bytes(),
+                        u.status.as_str(),
+                        metrics,
+                        u.visibility_rate,
+                        cost,
+                        u.error,
+                        opt_micros(u.started_at),
+                        opt_micros(u.completed_at),
+                    ],
+                )
+                .db()?;
+                found(changed, "batch run")
+            })
+            .await
+    }
+
+    async fn record_iterations(
+        &self,
+        iterations: &[Iteration],
+    ) -> Result<RecordOutcome, StoreError> {
+        if iterations.is_empty() {
+            return Ok(RecordOutcome::default());
+        }
+        // Encode before taking the write lock, to hold it as briefly as possible.
+        let mentions = iterations
+            .iter()
+            .map(|it| {
+                it.mentions
+                    .as_ref()
+                    .map(|m| to_json("mentions", m))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let iterations = iterations.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut outcome = RecordOutcome::default();
+                let mut counts: BTreeMap<BatchRunId, Counts> = BTreeMap::new();
+                let mut insert = tx.prepare_cached(q::ITERATION_INSERT).db()?;
+                for (it, mentions) in iterations.iter().zip(&mentions) {
+                    let inserted = insert
+                        .execute(params![
+                            it.id.as_uuid().as_bytes(),
+                            it.batch_run_id.as_uuid().as_bytes(),
+                            it.index,
+                            it.raw_response,
+                            mentions,
+                            it.is_success,
+                            it.error,
+                            it.latency_ms,
+                            it.input_tokens,
+                            it.output_tokens,
+                            it.created_at.unix_micros(),
+                            it.is_anonymized,
+                            opt_micros(it.anonymized_at),
+                        ])
+                        .db_parent("batch run")?;
+                    if inserted == 0 {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    outcome.inserted += 1;
+                    let c = counts.entry(it.batch_run_id).or_default();
+                    c.recorded += 1;
+                    c.succeeded += i64::from(it.is_success);
+                    c.input_tokens += i64::from(it.input_tokens);
+                    c.output_tokens += i64::from(it.output_tokens);
+                }
+                drop(insert);
+                let mut add = tx.prepare_cached(q::BATCH_RUN_ADD_COUNTS).db()?;
+                for (run, c) in &counts {
+                    add.execute(params![
+                        run.as_uuid().as_bytes(),
+                        c.recorded,
+                        c.succeeded,
+                        c.input_tokens,
+                        c.output_tokens
+                    ])
+                    .db()?;
+                }
+                Ok(outcome)
+            })
+            .await
+    }
+
+    async fn list_iterations(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        self.db
+            .read(move |tx| {
+                let run = run.as_uuid().as_bytes();
+                if !query_bool(
+                    tx,
+                    q::BATCH_RUN_OWNED,
+                    params![run, owner.as_uuid().as_bytes()],
+                )? {
+                    return Err(StoreError::not_found("batch run"));
+                }
+                query_all(
+                    tx,
+                    q::ITERATIONS_PAGE,
+                    params![run, from_index, limit],
+                    rows::iteration,
+                )
+            })
+            .await
+    }
+
+    async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError> {
+        self.db
+            .read(move |tx| {
+                query_all(
+                    tx,
+                    q::ITERATION_INDEXES,
+                    [run.as_uuid().as_bytes()],
+                    |row| Cols::new(row).u32("iterations.idx"),
+                )
+            })
+            .await
+    }
+
+    async fn dashboard(
+        &self,
+        owner: UserId,
+        trend_since: Timestamp,
+    ) -> Result<DashboardStats, StoreError> {
+        let (by_status, groups, trend) = self
+            .db
+            .read(move |tx| {
+                let user = owner.as_uuid().as_bytes();
+                let since = trend_since.unix_micros();
+                let by_status = query_all(tx, q::DASHBOARD_EXPERIMENTS_BY_STATUS, [user], |row| {
+                    let mut c = Cols::new(row);
+                    Ok((
+                        c.parse::<ExperimentStatus>("experiments.status")?,
+                        c.u64("count")?,
+                    ))
+                })?;
+                let groups = query_all(tx, q::DASHBOARD_RUNS, [user], provider_group)?;
+                let trend = query_all(
+                    tx,
+                    q::DASHBOARD_TREND,
+                    params![user, since, since.div_euclid(MICROS_PER_DAY)],
+                    trend_point,
+                )?;
+                Ok((by_status, groups, trend))
+            })
+            .await?;
+
+        let mut stats = DashboardStats {
+            trend,
+            ..DashboardStats::default()
+        };
+        for (status, n) in by_status {
+            stats.experiments_by_status.insert(status, n);
+            stats.experiments_total += n;
+        }
+        for g in groups {
+            stats.iterations_total += g.recorded;
+            stats.iterations_succeeded += g.succeeded;
+            if g.status == BatchRunStatus::Completed && g.with_figure > 0 {
+                stats.providers.push(ProviderVisibility {
+                    provider: g.provider,
+                    completed_runs: g.with_figure,
+                    mean_visibility: g.visibility_sum / g.with_figure as f64,
+                });
+            }
+        }
+        // The contract orders providers by their text form, as the SQL does; sort anyway so
+        // the order never depends on the query plan.
+        stats.providers.sort_by_key(|p| p.provider.as_str());
+        Ok(stats)
+    }
+}

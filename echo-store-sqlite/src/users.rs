@@ -1,0 +1,214 @@
+use async_trait::async_trait;
+use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::store::{StoreError, UserStore};
+use rusqlite::{Transaction, params};
+
+use crate::SqliteStore;
+use crate::db::{execute, query_opt};
+use crate::error::SqlResultExt;
+use crate::queries as q;
+use crate::rows::{self, Cols, opt_micros, to_json};
+
+/// Takes `debit.amount` from the user's quota or explains why not: [`StoreError::NotFound`]
+/// for an unknown user, [`StoreError::QuotaExceeded`] with the figures otherwise.
+pub(crate) fn debit_quota(tx: &Transaction<'_>, debit: QuotaDebit) -> Result<(), StoreError> {
+    let id = debit.user_id.as_uuid().as_bytes();
+    if execute(
+        tx,
+        q::USER_DEBIT_QUOTA,
+        params![id, debit.amount, debit.limit],
+    )
+    .db()?
+        == 1
+    {
+        return Ok(());
+    }
+    let used = query_opt(tx, q::USER_QUOTA_USED, [id], |row| {
+        Cols::new(row).u32("users.prompts_used")
+    })?;
+    match used {
+        None => Err(StoreError::not_found("user")),
+        Some(used) => Err(StoreError::QuotaExceeded {
+            used,
+            requested: debit.amount,
+            limit: debit.limit,
+        }),
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let u = user.clone();
+        self.db
+            .write(move |tx| {
+                let c = &u.consents;
+                execute(
+                    tx,
+                    q::USER_INSERT,
+                    params![
+                        u.id.as_uuid().as_bytes(),
+                        u.email.as_str(),
+                        u.password_hash.expose(),
+                        u.tier.as_str(),
+                        u.quota.prompts_used,
+                        u.quota.resets_at.unix_micros(),
+                        u.is_active,
+                        u.is_admin,
+                        c.privacy_policy_version,
+                        opt_micros(c.privacy_policy_accepted_at),
+                        opt_micros(c.data_processing_consent_at),
+                        opt_micros(c.marketing_consent_at),
+                        opt_micros(u.scheduled_deletion_at),
+                        u.created_at.unix_micros(),
+                        u.updated_at.unix_micros(),
+                    ],
+                )
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
+        self.db
+            .read(move |tx| query_opt(tx, q::USER_BY_ID, [id.as_uuid().as_bytes()], rows::user))
+            .await?
+            .ok_or(StoreError::not_found("user"))
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.db
+            .read(move |tx| query_opt(tx, q::USER_BY_EMAIL, [email.as_str()], rows::user))
+            .await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let u = user.clone();
+        self.db
+            .write(move |tx| {
+                let c = &u.consents;
+                let changed = execute(
+                    tx,
+                    q::USER_UPDATE_PROFILE,
+                    params![
+                        u.id.as_uuid().as_bytes(),
+                        u.email.as_str(),
+                        u.password_hash.expose(),
+                        u.tier.as_str(),
+                        u.is_active,
+                        u.is_admin,
+                        c.privacy_policy_version,
+                        opt_micros(c.privacy_policy_accepted_at),
+                        opt_micros(c.data_processing_consent_at),
+                        opt_micros(c.marketing_consent_at),
+                        opt_micros(u.scheduled_deletion_at),
+                        u.created_at.unix_micros(),
+                        u.updated_at.unix_micros(),
+                    ],
+                )
+                .db()?;
+                found(changed, "user")
+            })
+            .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                let changed = execute(tx, q::USER_DELETE, [id.as_uuid().as_bytes()]).db()?;
+                found(changed, "user")
+            })
+            .await
+    }
+
+    async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::USER_REFUND_QUOTA,
+                    params![user.as_uuid().as_bytes(), amount],
+                )
+                .db()?;
+                found(changed, "user")
+            })
+            .await
+    }
+
+    async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.db
+            .write(move |tx| {
+                let due = crate::db::query_all(
+                    tx,
+                    q::USERS_DUE_QUOTA_RESET,
+                    [now.unix_micros()],
+                    |row| {
+                        let mut c = Cols::new(row);
+                        Ok((c.id::<UserId>("users.id")?, c.ts("users.quota_reset_at")?))
+                    },
+                )?;
+                let mut reset = tx.prepare_cached(q::USER_RESET_QUOTA).db()?;
+                for (id, resets_at) in &due {
+                    // The month arithmetic is the model's, so every backend agrees on the day.
+                    let next = QuotaUsage {
+                        prompts_used: 0,
+                        resets_at: *resets_at,
+                    }
+                    .next_reset_after(now);
+                    reset
+                        .execute(params![id.as_uuid().as_bytes(), next.unix_micros()])
+                        .db()?;
+                }
+                Ok(due.len() as u64)
+            })
+            .await
+    }
+
+    async fn get_brand_profile(&self, owner: UserId) -> Result<BrandProfile, StoreError> {
+        self.db
+            .read(move |tx| {
+                query_opt(
+                    tx,
+                    q::BRAND_PROFILE_BY_USER,
+                    [owner.as_uuid().as_bytes()],
+                    rows::brand_profile,
+                )
+            })
+            .await?
+            .ok_or(StoreError::not_found("brand profile"))
+    }
+
+    async fn put_brand_profile(&self, profile: &BrandProfile) -> Result<(), StoreError> {
+        let brand = to_json("brand", &profile.brand)?;
+        let competitors = to_json("default competitors", &profile.default_competitors)?;
+        let p = profile.clone();
+        self.db
+            .write(move |tx| {
+                execute(
+                    tx,
+                    q::BRAND_PROFILE_UPSERT,
+                    params![
+                        p.user_id.as_uuid().as_bytes(),
+                        brand,
+                        p.domain,
+                        competitors,
+                        p.updated_at.unix_micros(),
+                    ],
+                )
+                .db_parent("user")?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// `NotFound(entity)` when a keyed write changed no row.
+pub(crate) fn found(changed: usize, entity: &'static str) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(StoreError::not_found(entity))
+    } else {
+        Ok(())
+    }
+}
