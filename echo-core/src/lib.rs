@@ -97,4 +97,5 @@ pub mod conformance;
 pub mod model;
 pub mod provider;
 mod rng;
+pub mod runner;
 pub mod store;

@@ -1,0 +1,272 @@
+//! Execution of one batch run (one provider, one execution of an experiment).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{ProgressEvent, ProgressFn, ProviderSlot, RunError, RunnerConfig};
+use crate::analysis::BrandMatcher;
+use crate::model::{
+    BatchRun, BatchRunStatus, BatchRunUpdate, Experiment, Iteration, IterationId, ProviderConfig,
+    Timestamp,
+};
+use crate::provider::{CompletionRequest, PriceTable, ProviderError};
+use crate::store::DynStore;
+
+/// How one batch run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Final status.
+    pub status: BatchRunStatus,
+    /// Iterations that never ran, whose quota is given back.
+    pub refunded: u32,
+}
+
+pub(super) struct BatchContext<'a> {
+    pub store: &'a Arc<DynStore>,
+    pub slot: &'a ProviderSlot,
+    pub global: &'a Arc<Semaphore>,
+    pub config: &'a RunnerConfig,
+    pub prices: &'a PriceTable,
+    pub experiment: &'a Experiment,
+    pub provider_config: &'a ProviderConfig,
+    pub cancel: CancellationToken,
+    pub progress: Option<ProgressFn>,
+}
+
+enum Stop {
+    Cancelled,
+    TimedOut,
+    Permanent(String),
+}
+
+struct CallResult {
+    iteration: Iteration,
+    permanent: Option<ProviderError>,
+    model: Option<String>,
+}
+
+pub(super) async fn execute(
+    ctx: BatchContext<'_>,
+    run: BatchRun,
+) -> Result<BatchOutcome, RunError> {
+    let started_at = run.started_at.unwrap_or_else(Timestamp::now);
+    ctx.store
+        .update_batch_run(
+            run.id,
+            &BatchRunUpdate {
+                status: BatchRunStatus::Running,
+                metrics: None,
+                visibility_rate: None,
+                cost_micros_usd: run.cost_micros_usd,
+                error: None,
+                started_at: Some(started_at),
+                completed_at: None,
+            },
+        )
+        .await?;
+    let done: HashSet<u32> = ctx
+        .store
+        .recorded_indexes(run.id)
+        .await?
+        .into_iter()
+        .collect();
+    emit(
+        &ctx,
+        ProgressEvent::RunStarted {
+            batch_run_id: run.id,
+            provider: run.provider,
+            planned: run.iterations_planned,
+            already_recorded: u32::try_from(done.len()).unwrap_or(u32::MAX),
+        },
+    );
+
+    let matcher = BrandMatcher::new(&ctx.experiment.target, &ctx.experiment.competitors)?;
+    let pending = (0..run.iterations_planned).filter(|i| !done.contains(i));
+    // Boxed (not stack-pinned) so it can be dropped early: dropping it cancels the calls in
+    // flight and frees their concurrency permits before the summary work below.
+    let mut calls = Box::pin(
+        futures::stream::iter(pending)
+            .map(|index| call_one(&ctx, &matcher, &run, index))
+            .buffer_unordered(ctx.config.provider_concurrency.max(1)),
+    );
+
+    let deadline = ctx
+        .config
+        .run_timeout
+        .map(|d| tokio::time::Instant::now() + d);
+    let write_batch = ctx.config.write_batch.max(1);
+    let mut buffer: Vec<Iteration> = Vec::with_capacity(write_batch);
+    let mut models = BTreeSet::new();
+    let mut stop = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => { stop = Some(Stop::Cancelled); break; }
+            () = sleep_until(deadline) => { stop = Some(Stop::TimedOut); break; }
+            next = calls.next() => next,
+        };
+        let Some(result) = next else { break };
+        emit(
+            &ctx,
+            ProgressEvent::IterationFinished {
+                batch_run_id: run.id,
+                provider: run.provider,
+                success: result.iteration.is_success,
+            },
+        );
+        models.extend(result.model);
+        buffer.push(result.iteration);
+        if let Some(e) = result.permanent {
+            stop = Some(Stop::Permanent(e.to_string()));
+            break;
+        }
+        if buffer.len() >= write_batch {
+            ctx.store.record_iterations(&buffer).await?;
+            buffer.clear();
+        }
+    }
+    // Dropping the stream cancels the calls still in flight: they never ran to completion, so
+    // they are refunded below rather than recorded.
+    drop(calls);
+    if !buffer.is_empty() {
+        ctx.store.record_iterations(&buffer).await?;
+    }
+
+    let stored = ctx
+        .store
+        .get_batch_run(ctx.experiment.user_id, run.id)
+        .await?;
+    let (status, error) = match stop {
+        None => (BatchRunStatus::Completed, None),
+        Some(Stop::Cancelled) => (BatchRunStatus::Cancelled, Some("cancelled".to_owned())),
+        Some(Stop::TimedOut) => (
+            BatchRunStatus::Failed,
+            Some(format!(
+                "time limit of {}s exceeded",
+                ctx.config.run_timeout.map_or(0, |d| d.as_secs())
+            )),
+        ),
+        Some(Stop::Permanent(message)) => (BatchRunStatus::Failed, Some(message)),
+    };
+    let summary = super::report::summarize(&ctx, &stored, &matcher, models).await?;
+    let cost = ctx
+        .prices
+        .cost_micros(
+            run.provider,
+            &run.model,
+            stored.input_tokens,
+            stored.output_tokens,
+        )
+        .unwrap_or(0);
+    ctx.store
+        .update_batch_run(
+            run.id,
+            &BatchRunUpdate {
+                status,
+                visibility_rate: summary.visibility_rate,
+                metrics: Some(summary.metrics),
+                cost_micros_usd: cost,
+                error,
+                started_at: Some(started_at),
+                completed_at: Some(Timestamp::now()),
+            },
+        )
+        .await?;
+    emit(
+        &ctx,
+        ProgressEvent::RunFinished {
+            batch_run_id: run.id,
+            provider: run.provider,
+            status,
+        },
+    );
+    let refunded = match status {
+        BatchRunStatus::Completed => 0,
+        _ => stored
+            .iterations_planned
+            .saturating_sub(stored.iterations_recorded),
+    };
+    Ok(BatchOutcome { status, refunded })
+}
+
+fn emit(ctx: &BatchContext<'_>, event: ProgressEvent) {
+    if let Some(progress) = &ctx.progress {
+        progress(event);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn call_one(
+    ctx: &BatchContext<'_>,
+    matcher: &BrandMatcher,
+    run: &BatchRun,
+    index: u32,
+) -> CallResult {
+    // Semaphores here are never closed, so acquiring cannot fail; holding `None` would only
+    // lift the limit, never deadlock.
+    let _global = ctx.global.acquire().await.ok();
+    let _provider = ctx.slot.concurrency.acquire().await.ok();
+    if let Some(rate) = &ctx.slot.rate {
+        rate.until_ready().await;
+    }
+    let request = CompletionRequest {
+        prompt: ctx.experiment.prompt.as_str().to_owned(),
+        model: ctx.provider_config.model.clone(),
+        temperature: ctx.provider_config.temperature,
+        max_tokens: ctx.config.max_tokens,
+        system_prompt: ctx.config.system_prompt.clone(),
+        sample_index: index,
+    };
+    let started = Instant::now();
+    let result = ctx.slot.client.complete(&request).await;
+    let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let mut iteration = Iteration {
+        id: IterationId::new(),
+        batch_run_id: run.id,
+        index,
+        raw_response: None,
+        mentions: None,
+        is_success: false,
+        error: None,
+        latency_ms: elapsed_ms,
+        input_tokens: 0,
+        output_tokens: 0,
+        created_at: Timestamp::now(),
+        is_anonymized: false,
+        anonymized_at: None,
+    };
+    match result {
+        Ok(completion) => {
+            iteration.mentions = Some(matcher.extract(&completion.text).to_mentions());
+            iteration.raw_response = Some(completion.text);
+            iteration.is_success = true;
+            iteration.input_tokens = completion.input_tokens;
+            iteration.output_tokens = completion.output_tokens;
+            CallResult {
+                iteration,
+                permanent: None,
+                model: Some(completion.model),
+            }
+        }
+        Err(e) => {
+            iteration.error = Some(e.to_string());
+            let permanent = (!e.is_retryable()).then_some(e);
+            CallResult {
+                iteration,
+                permanent,
+                model: None,
+            }
+        }
+    }
+}

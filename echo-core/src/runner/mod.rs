@@ -1,0 +1,357 @@
+//! Executing experiments: the [`ExperimentRunner`] sends an experiment's prompt to each
+//! provider, stores every answer as it finishes, and computes metrics at the end.
+//!
+//! Limits nest: a global concurrency limit shared by every run of this runner, and per provider
+//! a concurrency limit and a GCRA rate limit (the `governor` crate), so one slow or strict
+//! provider never starves the others. Iterations are written idempotently by index, so a run
+//! that is resumed after a crash skips what it already stored and never double counts.
+
+mod batch;
+mod jobs;
+mod report;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{
+    BatchRun, BatchRunStatus, ExperimentId, ExperimentStatus, ProviderKind, Timestamp, UserId,
+};
+use crate::provider::{DynProvider, PriceTable};
+use crate::store::{DynStore, StoreError};
+
+pub use batch::BatchOutcome;
+pub use jobs::{JobError, JobExecutor, RUN_EXPERIMENT, RunExperimentPayload};
+pub use report::StoredRunMetrics;
+
+/// A sustained request rate with a burst allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: NonZeroU32,
+    /// Requests allowed at once after an idle period.
+    pub burst: NonZeroU32,
+}
+
+/// Runner settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerConfig {
+    /// Provider calls in flight across all runs of this runner.
+    pub global_concurrency: usize,
+    /// Provider calls in flight per provider.
+    pub provider_concurrency: usize,
+    /// Per-provider rate limits; providers without an entry are not rate limited.
+    pub rate_limits: HashMap<ProviderKind, RateLimit>,
+    /// Wall-clock limit of one batch run; when it passes the run fails and the quota of the
+    /// iterations that never ran is refunded.
+    pub run_timeout: Option<Duration>,
+    /// Iterations buffered before a store write: larger batches write faster, smaller ones
+    /// lose less on a crash.
+    pub write_batch: usize,
+    /// Output token cap sent with every request.
+    pub max_tokens: Option<u32>,
+    /// System prompt sent with every request.
+    pub system_prompt: Option<String>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            global_concurrency: 64,
+            provider_concurrency: 16,
+            rate_limits: HashMap::new(),
+            run_timeout: Some(Duration::from_secs(30 * 60)),
+            write_batch: 64,
+            max_tokens: Some(1_024),
+            system_prompt: None,
+        }
+    }
+}
+
+/// What the runner reports while it works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent {
+    /// A batch run starts (or resumes with `already_recorded` iterations stored).
+    RunStarted {
+        /// The run.
+        batch_run_id: crate::model::BatchRunId,
+        /// Its provider.
+        provider: ProviderKind,
+        /// Iterations planned.
+        planned: u32,
+        /// Iterations already stored by an earlier attempt.
+        already_recorded: u32,
+    },
+    /// One iteration finished and was buffered for writing.
+    IterationFinished {
+        /// The run.
+        batch_run_id: crate::model::BatchRunId,
+        /// Its provider.
+        provider: ProviderKind,
+        /// Whether the provider answered.
+        success: bool,
+    },
+    /// A batch run ended.
+    RunFinished {
+        /// The run.
+        batch_run_id: crate::model::BatchRunId,
+        /// Its provider.
+        provider: ProviderKind,
+        /// Its final status.
+        status: BatchRunStatus,
+    },
+}
+
+/// Receives [`ProgressEvent`]s; must be cheap (it is called on the runner's hot path).
+pub type ProgressFn = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
+
+/// Why a run could not be executed at all. Failures of individual calls are recorded on the
+/// iterations and batch runs instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The experiment names a provider this runner has no client for.
+    #[error("no provider configured for {0}")]
+    ProviderNotConfigured(ProviderKind),
+    /// The experiment's brands cannot be indexed for extraction.
+    #[error(transparent)]
+    Matcher(#[from] crate::analysis::MatcherError),
+    /// Metrics could not be serialized for storage.
+    #[error("could not encode metrics")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// The result of [`ExperimentRunner::run`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentOutcome {
+    /// The experiment's final status.
+    pub status: ExperimentStatus,
+    /// The batch runs of this execution, as stored at the end.
+    pub batch_runs: Vec<BatchRun>,
+    /// Prompts given back to the owner's quota (iterations that never ran).
+    pub refunded: u32,
+}
+
+#[derive(Debug)]
+struct ProviderSlot {
+    client: Arc<DynProvider>,
+    concurrency: Arc<Semaphore>,
+    rate: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+/// Executes experiments against providers and a store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use echo_core::model::*;
+/// use echo_core::provider::simulated::{SimulatedConfig, SimulatedProvider};
+/// use echo_core::runner::{ExperimentRunner, RunnerConfig};
+/// use echo_core::store::{memory::MemoryStore, DynStore};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+/// let now = Timestamp::now();
+/// let user = User::new(Email::parse("ada@example.com")?,
+///     PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")?, PricingTier::Pro, now);
+/// store.create_user(&user).await?;
+/// let target = Brand::new(BrandName::parse("HubSpot")?);
+/// let experiment = Experiment {
+///     id: ExperimentId::new(), user_id: user.id,
+///     prompt: Prompt::parse("Best CRM for startups?")?,
+///     target: target.clone(), competitors: vec![],
+///     iterations: Iterations::new(20)?,
+///     providers: vec![ProviderConfig { provider: ProviderKind::Simulated, model: "sim".into(), temperature: 0.7 }],
+///     status: ExperimentStatus::Queued, recurrence: None, created_at: now, updated_at: now,
+/// };
+/// let debit = QuotaDebit { user_id: user.id, amount: 20, limit: 1_000 };
+/// let job = Job::new("run_experiment", serde_json::json!({}), now, 3, now);
+/// store.create_experiment(&experiment, debit, &job).await?;
+///
+/// let sim = SimulatedProvider::new(SimulatedConfig::for_brands(1, &target, &[]));
+/// let runner = ExperimentRunner::new(store.clone(), RunnerConfig::default())
+///     .with_provider(Arc::new(sim));
+/// let outcome = runner.run(user.id, experiment.id, CancellationToken::new(), None).await?;
+/// assert_eq!(outcome.status, ExperimentStatus::Completed);
+/// assert_eq!(outcome.batch_runs[0].iterations_recorded, 20);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ExperimentRunner {
+    store: Arc<DynStore>,
+    providers: HashMap<ProviderKind, ProviderSlot>,
+    prices: PriceTable,
+    config: RunnerConfig,
+    global: Arc<Semaphore>,
+}
+
+impl ExperimentRunner {
+    /// A runner with no providers yet; add them with [`ExperimentRunner::with_provider`].
+    pub fn new(store: Arc<DynStore>, config: RunnerConfig) -> Self {
+        Self {
+            store,
+            providers: HashMap::new(),
+            prices: PriceTable::with_defaults(),
+            global: Arc::new(Semaphore::new(config.global_concurrency.max(1))),
+            config,
+        }
+    }
+
+    /// Registers the client for its [`ProviderKind`] (replacing any earlier one).
+    pub fn with_provider(mut self, client: Arc<DynProvider>) -> Self {
+        let kind = client.kind();
+        let rate = self.config.rate_limits.get(&kind).map(|r| {
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(r.per_second).allow_burst(r.burst),
+            ))
+        });
+        self.providers.insert(
+            kind,
+            ProviderSlot {
+                client,
+                concurrency: Arc::new(Semaphore::new(self.config.provider_concurrency.max(1))),
+                rate,
+            },
+        );
+        self
+    }
+
+    /// Replaces the price table used for cost accounting.
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// Runs (or resumes) the owner's experiment to the end, cancellation or time-out.
+    ///
+    /// Batch runs left unfinished by an earlier attempt (pending or running) are resumed,
+    /// skipping the iterations they stored; otherwise one new batch run per provider is created.
+    /// Quota for iterations that never ran is refunded when a run fails or is cancelled.
+    pub async fn run(
+        &self,
+        owner: UserId,
+        experiment_id: ExperimentId,
+        cancel: CancellationToken,
+        progress: Option<ProgressFn>,
+    ) -> Result<ExperimentOutcome, RunError> {
+        let experiment = self.store.get_experiment(owner, experiment_id).await?;
+        for p in &experiment.providers {
+            if !self.providers.contains_key(&p.provider) {
+                return Err(RunError::ProviderNotConfigured(p.provider));
+            }
+        }
+        self.store
+            .set_experiment_status(
+                owner,
+                experiment_id,
+                ExperimentStatus::Running,
+                Timestamp::now(),
+            )
+            .await?;
+
+        let existing = self.store.list_batch_runs(owner, experiment_id).await?;
+        let unfinished: Vec<BatchRun> = existing
+            .into_iter()
+            .filter(|r| matches!(r.status, BatchRunStatus::Pending | BatchRunStatus::Running))
+            .collect();
+        let runs = if unfinished.is_empty() {
+            let mut created = Vec::with_capacity(experiment.providers.len());
+            for p in &experiment.providers {
+                let run = BatchRun::new(
+                    experiment.id,
+                    p.provider,
+                    p.model.clone(),
+                    experiment.iterations.get(),
+                    Timestamp::now(),
+                );
+                self.store.create_batch_run(&run).await?;
+                created.push(run);
+            }
+            created
+        } else {
+            unfinished
+        };
+
+        let experiment = &experiment;
+        let executions = runs.iter().map(|run| {
+            let config = experiment
+                .providers
+                .iter()
+                .find(|p| p.provider == run.provider)
+                .cloned();
+            let slot = self.providers.get(&run.provider);
+            let cancel = cancel.clone();
+            let progress = progress.clone();
+            async move {
+                match (config, slot) {
+                    (Some(config), Some(slot)) => {
+                        batch::execute(
+                            batch::BatchContext {
+                                store: &self.store,
+                                slot,
+                                global: &self.global,
+                                config: &self.config,
+                                prices: &self.prices,
+                                experiment,
+                                provider_config: &config,
+                                cancel,
+                                progress,
+                            },
+                            run.clone(),
+                        )
+                        .await
+                    }
+                    _ => Err(RunError::ProviderNotConfigured(run.provider)),
+                }
+            }
+        });
+        let results = futures::future::join_all(executions).await;
+
+        let mut refunded = 0u32;
+        let mut statuses = Vec::new();
+        for result in results {
+            let outcome = result?;
+            refunded = refunded.saturating_add(outcome.refunded);
+            statuses.push(outcome.status);
+        }
+        if refunded > 0 {
+            self.store.refund_quota(owner, refunded).await?;
+        }
+        let status = if cancel.is_cancelled() || statuses.contains(&BatchRunStatus::Cancelled) {
+            ExperimentStatus::Cancelled
+        } else if statuses.iter().all(|s| *s == BatchRunStatus::Completed) {
+            ExperimentStatus::Completed
+        } else {
+            ExperimentStatus::Failed
+        };
+        self.store
+            .set_experiment_status(owner, experiment_id, status, Timestamp::now())
+            .await?;
+        let ids: Vec<_> = runs.iter().map(|r| r.id).collect();
+        let batch_runs = self
+            .store
+            .list_batch_runs(owner, experiment_id)
+            .await?
+            .into_iter()
+            .filter(|r| ids.contains(&r.id))
+            .collect();
+        Ok(ExperimentOutcome {
+            status,
+            batch_runs,
+            refunded,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

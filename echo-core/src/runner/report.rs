@@ -1,0 +1,99 @@
+//! What a batch run stores as its metrics: the run's metrics, the GEO word-count metrics and
+//! the reproducibility record, computed from the stored iterations (so a resumed run's numbers
+//! include the answers of every attempt).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use super::batch::BatchContext;
+use crate::analysis::{
+    AnswerPawc, AnswerRecord, BrandMatcher, PawcSummary, ReproducibilityRecord, RunMetrics,
+    position_adjusted_word_count,
+};
+use crate::model::BatchRun;
+
+/// The serialized form of [`BatchRun::metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRunMetrics {
+    /// Sample size, visibility with its interval, shares of voice, ranks, per brand.
+    pub metrics: RunMetrics,
+    /// Position-adjusted word count (GEO) per brand, averaged over answers.
+    pub word_count: PawcSummary,
+    /// What produced the answers, and a hash of each.
+    pub reproducibility: ReproducibilityRecord,
+}
+
+impl StoredRunMetrics {
+    /// Reads a batch run's stored metrics; `None` when absent or written by an incompatible
+    /// version.
+    pub fn from_run(run: &BatchRun) -> Option<Self> {
+        serde_json::from_value(run.metrics.clone()?).ok()
+    }
+}
+
+pub(super) struct Summary {
+    pub metrics: serde_json::Value,
+    pub visibility_rate: Option<f64>,
+}
+
+/// Rows read per page: bounds memory for large runs while keeping round trips few.
+const PAGE: u32 = 500;
+
+pub(super) async fn summarize(
+    ctx: &BatchContext<'_>,
+    run: &BatchRun,
+    matcher: &BrandMatcher,
+    models: BTreeSet<String>,
+) -> Result<Summary, RunError> {
+    let branded = matcher.is_branded(ctx.experiment.prompt.as_str());
+    let mut pages = Vec::new();
+    let mut pawc: Vec<AnswerPawc> = Vec::new();
+    let mut record = ReproducibilityRecord::new(
+        ctx.provider_config,
+        ctx.config.system_prompt.as_deref(),
+        ctx.experiment.prompt.as_str(),
+    );
+    record.models_reported = models.into_iter().collect();
+    let mut from = 0;
+    loop {
+        let page = ctx
+            .store
+            .list_iterations(ctx.experiment.user_id, run.id, from, PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        from = last.index.saturating_add(1);
+        // Per-page metrics pool exactly (counts add up), so pages never need to coexist.
+        pages.push(RunMetrics::compute(
+            matcher.brands(),
+            branded,
+            page.iter().map(AnswerRecord::from_iteration),
+        ));
+        for it in &page {
+            record.record_answer(it.index, None, it.raw_response.as_deref());
+            if let Some(text) = it.raw_response.as_deref().filter(|_| it.is_success) {
+                pawc.push(position_adjusted_word_count(text, &matcher.extract(text)));
+            }
+        }
+        if page.len() < PAGE as usize || last.index == u32::MAX {
+            break;
+        }
+    }
+    let metrics = if pages.is_empty() {
+        RunMetrics::compute(matcher.brands(), branded, std::iter::empty())
+    } else {
+        RunMetrics::pooled(&pages)
+    };
+    let stored = StoredRunMetrics {
+        word_count: PawcSummary::mean(matcher.brands(), &pawc),
+        metrics,
+        reproducibility: record,
+    };
+    let visibility_rate = stored.metrics.target().and_then(|t| t.visibility.rate);
+    let metrics = serde_json::to_value(&stored).map_err(RunError::Encode)?;
+    Ok(Summary {
+        metrics,
+        visibility_rate,
+    })
+}

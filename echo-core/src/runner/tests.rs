@@ -1,0 +1,472 @@
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::jobs::{JobExecutor, RunExperimentPayload};
+use super::*;
+use crate::model::*;
+use crate::provider::simulated::{SimulatedConfig, SimulatedProvider};
+use crate::provider::{
+    Completion, CompletionRequest, FinishReason, PermanentKind, Provider, ProviderError,
+};
+use crate::store::memory::MemoryStore;
+
+struct Fixture {
+    store: Arc<DynStore>,
+    user: User,
+    experiment: Experiment,
+}
+
+async fn fixture(iterations: u32, providers: &[ProviderKind]) -> Fixture {
+    let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+    let now = Timestamp::now();
+    let user = User::new(
+        Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
+        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
+        PricingTier::Pro,
+        now,
+    );
+    store.create_user(&user).await.unwrap();
+    let experiment = Experiment {
+        id: ExperimentId::new(),
+        user_id: user.id,
+        prompt: Prompt::parse("Best CRM for startups?").unwrap(),
+        target: Brand::new(BrandName::parse("HubSpot").unwrap()),
+        competitors: vec![
+            Brand::new(BrandName::parse("Salesforce").unwrap()),
+            Brand::new(BrandName::parse("Pipedrive").unwrap()),
+        ],
+        iterations: Iterations::new(iterations).unwrap(),
+        providers: providers
+            .iter()
+            .map(|p| ProviderConfig {
+                provider: *p,
+                model: "m".into(),
+                temperature: 0.7,
+            })
+            .collect(),
+        status: ExperimentStatus::Queued,
+        recurrence: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let debit = QuotaDebit {
+        user_id: user.id,
+        amount: experiment.prompts_per_run(),
+        limit: 100_000,
+    };
+    let job = RunExperimentPayload {
+        user_id: user.id,
+        experiment_id: experiment.id,
+    }
+    .into_job(now);
+    store
+        .create_experiment(&experiment, debit, &job)
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        user,
+        experiment,
+    }
+}
+
+fn simulated(f: &Fixture) -> Arc<DynProvider> {
+    Arc::new(SimulatedProvider::new(SimulatedConfig::for_brands(
+        42,
+        &f.experiment.target,
+        &f.experiment.competitors,
+    )))
+}
+
+/// A provider whose behaviour per call is scripted, counting calls and peak concurrency.
+#[derive(Debug, Default)]
+struct Scripted {
+    kind: Option<ProviderKind>,
+    delay: Duration,
+    fail_permanently_at: Option<u32>,
+    transient_every: Option<u32>,
+    calls: AtomicU32,
+    in_flight: AtomicU32,
+    peak: AtomicU32,
+    seen: Mutex<Vec<u32>>,
+}
+
+#[async_trait]
+impl Provider for Scripted {
+    fn kind(&self) -> ProviderKind {
+        self.kind.unwrap_or(ProviderKind::OpenAi)
+    }
+
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(request.sample_index);
+        tokio::time::sleep(self.delay).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.fail_permanently_at == Some(n) {
+            return Err(ProviderError::Permanent {
+                kind: PermanentKind::Authentication,
+                status: Some(401),
+                message: "invalid key".into(),
+            });
+        }
+        if self
+            .transient_every
+            .is_some_and(|k| request.sample_index.is_multiple_of(k))
+        {
+            return Err(ProviderError::Transient {
+                status: Some(503),
+                message: "overloaded".into(),
+            });
+        }
+        Ok(Completion {
+            text: "1. **HubSpot** is great. 2. **Salesforce** is big.".into(),
+            model: "m-2026-01-01".into(),
+            input_tokens: 10,
+            output_tokens: 20,
+            latency: self.delay,
+            finish_reason: FinishReason::Stop,
+            citations: vec![],
+        })
+    }
+}
+
+#[tokio::test]
+async fn full_run_records_every_iteration_and_metrics() {
+    let f = fixture(30, &[ProviderKind::Simulated]).await;
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(simulated(&f));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress: ProgressFn = Arc::new(move |e| sink.lock().unwrap().push(e));
+    let outcome = runner
+        .run(
+            f.user.id,
+            f.experiment.id,
+            CancellationToken::new(),
+            Some(progress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    assert_eq!(outcome.refunded, 0);
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Completed);
+    assert_eq!(
+        (run.iterations_recorded, run.iterations_succeeded),
+        (30, 30)
+    );
+    let stored = StoredRunMetrics::from_run(run).expect("metrics decode");
+    assert_eq!((stored.metrics.n, stored.metrics.failures), (30, 0));
+    assert_eq!(stored.reproducibility.answers.len(), 30);
+    assert_eq!(stored.reproducibility.models_reported, ["m"]);
+    let target = stored.metrics.target().unwrap();
+    assert_eq!(run.visibility_rate, target.visibility.rate);
+    assert!(
+        target.visibility.successes > 0,
+        "the simulator names the target sometimes"
+    );
+    assert!(run.completed_at.is_some());
+    let iterations = f
+        .store
+        .list_iterations(f.user.id, run.id, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(iterations.len(), 30);
+    assert!(
+        iterations
+            .iter()
+            .all(|it| it.mentions.is_some() && it.raw_response.is_some())
+    );
+    let finished = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::IterationFinished { .. }))
+        .count();
+    assert_eq!(finished, 30);
+    let stored = f
+        .store
+        .get_experiment(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, ExperimentStatus::Completed);
+}
+
+#[tokio::test]
+async fn resumed_run_skips_recorded_iterations() {
+    let f = fixture(20, &[ProviderKind::OpenAi]).await;
+    let mut run = BatchRun::new(
+        f.experiment.id,
+        ProviderKind::OpenAi,
+        "m",
+        20,
+        Timestamp::now(),
+    );
+    run.status = BatchRunStatus::Running;
+    f.store.create_batch_run(&run).await.unwrap();
+    let earlier: Vec<Iteration> = (0..8)
+        .map(|index| Iteration {
+            id: IterationId::new(),
+            batch_run_id: run.id,
+            index,
+            raw_response: Some("HubSpot".into()),
+            mentions: Some(vec![]),
+            is_success: true,
+            error: None,
+            latency_ms: 1,
+            input_tokens: 1,
+            output_tokens: 1,
+            created_at: Timestamp::now(),
+            is_anonymized: false,
+            anonymized_at: None,
+        })
+        .collect();
+    f.store.record_iterations(&earlier).await.unwrap();
+
+    let provider = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(provider.clone());
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.batch_runs.len(),
+        1,
+        "resumes instead of creating a new run"
+    );
+    assert_eq!(outcome.batch_runs[0].id, run.id);
+    assert_eq!(outcome.batch_runs[0].iterations_recorded, 20);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 12);
+    let mut seen = provider.seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (8..20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn permanent_failure_fails_the_run_and_refunds_unrun_iterations() {
+    let f = fixture(50, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        fail_permanently_at: Some(5),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(provider);
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Failed);
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Failed);
+    assert_eq!(
+        run.iterations_recorded, 6,
+        "five answers and the failed call"
+    );
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("invalid key")
+    );
+    assert_eq!(outcome.refunded, 44);
+    let user = f.store.get_user(f.user.id).await.unwrap();
+    assert_eq!(user.quota.prompts_used, 6);
+}
+
+#[tokio::test]
+async fn transient_failures_are_recorded_and_the_run_completes() {
+    let f = fixture(20, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        transient_every: Some(4),
+        ..Scripted::default()
+    });
+    let runner =
+        ExperimentRunner::new(f.store.clone(), RunnerConfig::default()).with_provider(provider);
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Completed);
+    assert_eq!(
+        (run.iterations_recorded, run.iterations_succeeded),
+        (20, 15)
+    );
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_run_and_refunds() {
+    let f = fixture(200, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        delay: Duration::from_millis(5),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 2,
+        write_batch: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(provider);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let progress: ProgressFn = Arc::new(move |e| {
+        if matches!(e, ProgressEvent::IterationFinished { .. }) {
+            trigger.cancel();
+        }
+    });
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, cancel, Some(progress))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Cancelled);
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Cancelled);
+    assert!(run.iterations_recorded < 200);
+    assert_eq!(outcome.refunded, 200 - run.iterations_recorded);
+    let user = f.store.get_user(f.user.id).await.unwrap();
+    assert_eq!(user.quota.prompts_used, run.iterations_recorded);
+}
+
+#[tokio::test]
+async fn time_limit_fails_the_run() {
+    let f = fixture(100, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        delay: Duration::from_millis(20),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        run_timeout: Some(Duration::from_millis(50)),
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(provider);
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("time limit")
+    );
+    assert_eq!(outcome.refunded, 100 - run.iterations_recorded);
+}
+
+#[tokio::test]
+async fn concurrency_limits_hold_per_provider_and_globally() {
+    let f = fixture(40, &[ProviderKind::OpenAi, ProviderKind::Anthropic]).await;
+    let a = Arc::new(Scripted {
+        delay: Duration::from_millis(2),
+        ..Scripted::default()
+    });
+    let b = Arc::new(Scripted {
+        kind: Some(ProviderKind::Anthropic),
+        delay: Duration::from_millis(2),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        global_concurrency: 5,
+        provider_concurrency: 3,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config)
+        .with_provider(a.clone())
+        .with_provider(b.clone());
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    assert!(a.peak.load(Ordering::SeqCst) <= 3);
+    assert!(b.peak.load(Ordering::SeqCst) <= 3);
+    assert!(a.peak.load(Ordering::SeqCst) + b.peak.load(Ordering::SeqCst) <= 6);
+}
+
+#[tokio::test]
+async fn rate_limit_spaces_calls() {
+    let f = fixture(11, &[ProviderKind::OpenAi]).await;
+    let config = RunnerConfig {
+        rate_limits: [(
+            ProviderKind::OpenAi,
+            RateLimit {
+                per_second: std::num::NonZeroU32::new(100).unwrap(),
+                burst: std::num::NonZeroU32::new(1).unwrap(),
+            },
+        )]
+        .into(),
+        ..RunnerConfig::default()
+    };
+    let runner =
+        ExperimentRunner::new(f.store.clone(), config).with_provider(Arc::new(Scripted::default()));
+    let started = std::time::Instant::now();
+    runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    // A lower bound only (10 intervals of 10 ms after the first call): it holds on any machine.
+    assert!(
+        started.elapsed() >= Duration::from_millis(95),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn missing_provider_is_an_error_before_any_write() {
+    let f = fixture(5, &[ProviderKind::Gemini]).await;
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default());
+    let err = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        RunError::ProviderNotConfigured(ProviderKind::Gemini)
+    ));
+    assert!(
+        f.store
+            .list_batch_runs(f.user.id, f.experiment.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn executor_runs_a_claimed_job_and_completes_it() {
+    let f = fixture(10, &[ProviderKind::Simulated]).await;
+    let runner = Arc::new(
+        ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+            .with_provider(simulated(&f)),
+    );
+    let executor = JobExecutor::new(f.store.clone(), runner, Duration::from_secs(30));
+    let jobs = f
+        .store
+        .claim("w1", 10, executor.lease(), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let (status, outcome) = executor
+        .execute(&jobs[0], CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Succeeded);
+    assert_eq!(outcome.unwrap().status, ExperimentStatus::Completed);
+    assert_eq!(
+        f.store.get_job(jobs[0].id).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+}

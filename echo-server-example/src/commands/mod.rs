@@ -1,0 +1,76 @@
+//! The subcommands' implementations.
+
+mod analyze;
+mod run;
+
+use echo_core::model::{Brand, BrandName, ValidationError};
+
+use crate::cli::Command;
+
+pub use run::run;
+
+/// Everything a command can fail with; printed with its cause chain by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input on the command line.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+    /// A usage problem explained in words.
+    #[error("{0}")]
+    Usage(String),
+    /// Storage failed.
+    #[error("storage error")]
+    Store(#[from] echo_core::store::StoreError),
+    /// The run could not execute.
+    #[error("run failed")]
+    Run(#[from] echo_core::runner::RunError),
+    /// The job could not be executed.
+    #[error("job failed")]
+    Job(#[from] echo_core::runner::JobError),
+    /// Reading input or writing output failed.
+    #[error("i/o error")]
+    Io(#[from] std::io::Error),
+    /// JSON output failed.
+    #[error("json error")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs one subcommand.
+pub async fn dispatch(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Analyze(args) => analyze::analyze(args).await,
+    }
+}
+
+/// Parses `"Name"` or `"Name=alias one,alias two"` into a [`Brand`].
+pub fn parse_brand(spec: &str) -> Result<Brand, ValidationError> {
+    let (name, aliases) = match spec.split_once('=') {
+        Some((name, aliases)) => (name, aliases),
+        None => (spec, ""),
+    };
+    let mut brand = Brand::new(BrandName::parse(name)?);
+    brand.aliases = aliases
+        .split(',')
+        .filter(|a| !a.trim().is_empty())
+        .map(BrandName::parse)
+        .collect::<Result<_, _>>()?;
+    brand.validate()?;
+    Ok(brand)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brand_specs() {
+        let b = parse_brand("HubSpot=HubSpot CRM, Hubspot").unwrap();
+        assert_eq!(b.name.as_str(), "HubSpot");
+        assert_eq!(b.aliases.len(), 2);
+        assert_eq!(b.aliases[1].as_str(), "Hubspot");
+        assert!(parse_brand("").is_err());
+        assert!(parse_brand("=x").is_err());
+        assert_eq!(parse_brand("Monday.com").unwrap().aliases.len(), 0);
+    }
+}

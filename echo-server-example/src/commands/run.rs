@@ -1,0 +1,157 @@
+//! `echoai run`: create an experiment, execute it right away in this process, print the report.
+//!
+//! The run goes through the same path as the server's: the experiment, its quota debit and its
+//! job commit together, then this process claims that job under a lease and executes it like a
+//! worker would. Everything is stored, so the run shows up in the server and the dashboard.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use echo_core::model::{
+    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, JobStatus, PasswordHash,
+    PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Timestamp, User,
+};
+use echo_core::runner::{
+    ExperimentRunner, JobExecutor, ProgressFn, RunExperimentPayload, RunnerConfig,
+};
+use echo_core::store::DynStore;
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, parse_brand};
+use crate::cli::RunArgs;
+use crate::progress::ProgressBar;
+use crate::{providers, report};
+
+/// Executes `echoai run`.
+pub async fn run(args: RunArgs) -> Result<(), CliError> {
+    // Validate every input before anything is stored.
+    let prompt = Prompt::parse(&args.prompt)?;
+    let target = parse_brand(&args.brand)?;
+    let competitors = args
+        .competitors
+        .iter()
+        .map(|c| parse_brand(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let iterations = Iterations::new(args.iterations)?;
+    let mut kinds: Vec<ProviderKind> = Vec::new();
+    for name in &args.providers {
+        let kind = providers::parse_kind(name)?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let provider_configs: Vec<ProviderConfig> = kinds
+        .iter()
+        .map(|&provider| ProviderConfig {
+            provider,
+            model: args
+                .model
+                .clone()
+                .unwrap_or_else(|| providers::default_model(provider).to_owned()),
+            temperature: args.temperature,
+        })
+        .collect();
+    let clients = kinds
+        .iter()
+        .map(|&kind| providers::build(kind, args.seed, &target, &competitors))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let store = crate::open_store(&args.database).await?;
+    let user = ensure_user(&store, &args.user).await?;
+    let now = Timestamp::now();
+    let experiment = Experiment {
+        id: ExperimentId::new(),
+        user_id: user.id,
+        prompt,
+        target,
+        competitors,
+        iterations,
+        providers: provider_configs,
+        status: ExperimentStatus::Queued,
+        recurrence: None,
+        created_at: now,
+        updated_at: now,
+    };
+    experiment.validate()?;
+    let debit = QuotaDebit {
+        user_id: user.id,
+        amount: experiment.prompts_per_run(),
+        limit: user.tier.default_monthly_quota(),
+    };
+    let job = RunExperimentPayload {
+        user_id: user.id,
+        experiment_id: experiment.id,
+    }
+    .into_job(now);
+    store.create_experiment(&experiment, debit, &job).await?;
+
+    let config = RunnerConfig {
+        provider_concurrency: args.concurrency.max(1),
+        run_timeout: Some(Duration::from_secs(args.timeout_secs.max(1))),
+        ..RunnerConfig::default()
+    };
+    let runner = clients
+        .into_iter()
+        .fold(ExperimentRunner::new(store.clone(), config), |r, c| r.with_provider(c));
+    let executor = JobExecutor::new(store.clone(), Arc::new(runner), Duration::from_secs(60));
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping the run (answers so far are kept)");
+            on_signal.cancel();
+        }
+    });
+    let total = u64::from(experiment.prompts_per_run());
+    let bar = Arc::new(ProgressBar::new(total));
+    let sink = bar.clone();
+    let progress: ProgressFn = Arc::new(move |event| sink.on_event(&event));
+
+    let worker = format!("echoai-run-{}", std::process::id());
+    let claimed = store
+        .claim_job(job.id, &worker, executor.lease(), Timestamp::now())
+        .await?
+        .ok_or_else(|| CliError::Usage("the run's job was taken by another worker".into()))?;
+    let (status, _) = executor.execute(&claimed, cancel, Some(progress)).await?;
+    bar.finish();
+    if status != JobStatus::Succeeded {
+        let job = store.get_job(job.id).await?;
+        return Err(CliError::Usage(format!(
+            "the run did not finish: {}",
+            job.last_error.unwrap_or_else(|| status.to_string())
+        )));
+    }
+
+    let experiment = store.get_experiment(user.id, experiment.id).await?;
+    let runs = store.list_batch_runs(user.id, experiment.id).await?;
+    let report = report::Report::new(&experiment, &runs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+/// The local account CLI runs are stored under: created on first use, on the enterprise tier
+/// (the operator's own machine), with an unusable password so it cannot log in to a server.
+async fn ensure_user(store: &Arc<DynStore>, email: &str) -> Result<User, CliError> {
+    let email = Email::parse(email)?;
+    let now = Timestamp::now();
+    store.reset_due_quotas(now).await?;
+    if let Some(user) = store.find_user_by_email(&email).await? {
+        return Ok(user);
+    }
+    // "$!" is not a PHC algorithm id, so no password ever verifies against it.
+    let user = User::new(email, PasswordHash::new("$!cli-account-no-login")?, PricingTier::Enterprise, now);
+    match store.create_user(&user).await {
+        Ok(()) => Ok(user),
+        // Another `echoai run` created it in the meantime.
+        Err(echo_core::store::StoreError::Conflict { .. }) => store
+            .find_user_by_email(&user.email)
+            .await?
+            .ok_or_else(|| CliError::Usage("the CLI account vanished".into())),
+        Err(e) => Err(e.into()),
+    }
+}

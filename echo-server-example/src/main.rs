@@ -1,0 +1,24 @@
+//! `echoai`: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use echo_server_example::cli::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    echo_server_example::init_tracing(&cli.log);
+    match echo_server_example::commands::dispatch(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Provider clients for the command line: the simulator, or a real API with its key from the
+//! environment (the library crates never read the environment themselves).
+
+use std::sync::Arc;
+
+use echo_core::model::{Brand, ProviderKind};
+use echo_core::provider::simulated::{SIMULATED_MODEL, SimulatedConfig, SimulatedProvider};
+use echo_core::provider::{DynProvider, Secret};
+use echo_providers::ProviderSettings;
+
+use crate::commands::CliError;
+
+/// Parses a `--provider` value, listing the valid ones when it is unknown.
+pub fn parse_kind(name: &str) -> Result<ProviderKind, CliError> {
+    let normalised = name.trim().to_lowercase().replace('-', "_");
+    normalised.parse().map_err(|_| {
+        let valid: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        CliError::Usage(format!(
+            "unknown provider {name:?}; expected one of: {}",
+            valid.join(", ")
+        ))
+    })
+}
+
+/// The model used when `--model` is not given.
+pub fn default_model(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "gpt-4o-mini",
+        ProviderKind::Anthropic => "claude-3-5-haiku-latest",
+        ProviderKind::Gemini => "gemini-2.0-flash",
+        ProviderKind::Perplexity => "sonar",
+        ProviderKind::OpenAiCompatible => "llama3.1",
+        ProviderKind::Simulated => SIMULATED_MODEL,
+    }
+}
+
+/// The environment variable holding each real provider's key.
+pub fn key_variable(kind: ProviderKind) -> Option<&'static str> {
+    match kind {
+        ProviderKind::OpenAi => Some("OPENAI_API_KEY"),
+        ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+        ProviderKind::Gemini => Some("GEMINI_API_KEY"),
+        ProviderKind::Perplexity => Some("PERPLEXITY_API_KEY"),
+        ProviderKind::OpenAiCompatible => Some("ECHO_OPENAI_COMPATIBLE_API_KEY"),
+        ProviderKind::Simulated => None,
+    }
+}
+
+/// Builds the client for `kind`. The simulator is seeded with the experiment's brands; real
+/// providers need their key in the environment (the compatible one needs a base URL instead).
+pub fn build(
+    kind: ProviderKind,
+    seed: u64,
+    target: &Brand,
+    competitors: &[Brand],
+) -> Result<Arc<DynProvider>, CliError> {
+    if kind == ProviderKind::Simulated {
+        let config = SimulatedConfig::for_brands(seed, target, competitors);
+        return Ok(Arc::new(SimulatedProvider::new(config)));
+    }
+    let api_key = key_variable(kind)
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.trim().is_empty())
+        .map(Secret::new);
+    let base_url = match kind {
+        ProviderKind::OpenAiCompatible => std::env::var("ECHO_OPENAI_COMPATIBLE_BASE_URL").ok(),
+        _ => None,
+    };
+    if api_key.is_none() && kind != ProviderKind::OpenAiCompatible {
+        return Err(CliError::Usage(format!(
+            "--provider {kind} needs an API key in {} (or use --provider simulated)",
+            key_variable(kind).unwrap_or("the environment")
+        )));
+    }
+    let settings = ProviderSettings {
+        api_key,
+        base_url,
+        ..ProviderSettings::default()
+    };
+    echo_providers::build(kind, settings).map_err(|e| CliError::Usage(format!("{kind}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_leniently_and_unknown_lists_valid() {
+        assert_eq!(parse_kind("OpenAI").unwrap(), ProviderKind::OpenAi);
+        assert_eq!(parse_kind("openai-compatible").unwrap(), ProviderKind::OpenAiCompatible);
+        let err = parse_kind("chatgpt").unwrap_err().to_string();
+        assert!(err.contains("simulated") && err.contains("chatgpt"), "{err}");
+    }
+}
