@@ -1,0 +1,389 @@
+use async_trait::async_trait;
+use echo_core::model::{
+    BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, ExperimentId, ExperimentStatus,
+    Iteration, ProviderKind, RecordOutcome, Timestamp, UserId,
+};
+use echo_core::store::{DashboardStats, ProviderVisibility, RunStore, StoreError, TrendPoint};
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+
+use crate::PgStore;
+use crate::api_keys::BULK_CHUNK;
+use crate::db::{commit, execute, fetch_all, fetch_opt};
+use crate::error::invalid;
+use crate::queries as q;
+use crate::rows::{self, Cols, dt, opt_dt, to_i64, to_json};
+use crate::users::found;
+
+/// A (provider, status) group of the user's runs ([`q::DASHBOARD_RUNS`]).
+struct ProviderGroup {
+    provider: ProviderKind,
+    status: BatchRunStatus,
+    recorded: u64,
+    succeeded: u64,
+    with_figure: u64,
+    visibility_sum: f64,
+}
+
+fn provider_group(row: &PgRow) -> Result<ProviderGroup, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(ProviderGroup {
+        provider: c.parse("batch_runs.provider")?,
+        status: c.parse("batch_runs.status")?,
+        recorded: c.u64("iterations recorded")?,
+        succeeded: c.u64("iterations succeeded")?,
+        with_figure: c.u64("runs with visibility")?,
+        visibility_sum: c.opt_f64("visibility sum")?.unwrap_or(0.0),
+    })
+}
+
+/// A day of [`q::DASHBOARD_TREND`].
+fn trend_point(row: &PgRow) -> Result<TrendPoint, StoreError> {
+    let mut c = Cols::new(row);
+    let day = c.ts("trend day")?;
+    let runs = c.u64("completed runs")?;
+    let with_figure = c.u64("runs with visibility")?;
+    let sum = c.opt_f64("visibility sum")?.unwrap_or(0.0);
+    Ok(TrendPoint {
+        day,
+        completed_runs: runs,
+        mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
+    })
+}
+
+/// Inserts runs, returning how many were inserted (fewer when an experiment is missing).
+async fn insert_batch_runs(conn: &mut PgConnection, runs: &[BatchRun]) -> Result<u64, StoreError> {
+    let n = runs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut experiments = Vec::with_capacity(n);
+    let mut providers = Vec::with_capacity(n);
+    let mut models = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut planned = Vec::with_capacity(n);
+    let mut recorded = Vec::with_capacity(n);
+    let mut succeeded = Vec::with_capacity(n);
+    let mut input = Vec::with_capacity(n);
+    let mut output = Vec::with_capacity(n);
+    let mut cost = Vec::with_capacity(n);
+    let mut metrics = Vec::with_capacity(n);
+    let mut visibility = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut completed = Vec::with_capacity(n);
+    for r in runs {
+        ids.push(*r.id.as_uuid());
+        experiments.push(*r.experiment_id.as_uuid());
+        providers.push(r.provider.as_str());
+        models.push(r.model.as_str());
+        statuses.push(r.status.as_str());
+        planned.push(i64::from(r.iterations_planned));
+        recorded.push(i64::from(r.iterations_recorded));
+        succeeded.push(i64::from(r.iterations_succeeded));
+        input.push(to_i64("input tokens", r.input_tokens)?);
+        output.push(to_i64("output tokens", r.output_tokens)?);
+        cost.push(to_i64("cost", r.cost_micros_usd)?);
+        metrics.push(
+            r.metrics
+                .as_ref()
+                .map(|m| to_json("metrics", m))
+                .transpose()?,
+        );
+        visibility.push(r.visibility_rate);
+        errors.push(r.error.as_deref());
+        created.push(dt(r.created_at));
+        started.push(opt_dt(r.started_at));
+        completed.push(opt_dt(r.completed_at));
+    }
+    execute(
+        conn,
+        sqlx::query(q::BATCH_RUNS_INSERT)
+            .bind(ids)
+            .bind(experiments)
+            .bind(providers)
+            .bind(models)
+            .bind(statuses)
+            .bind(planned)
+            .bind(recorded)
+            .bind(succeeded)
+            .bind(input)
+            .bind(output)
+            .bind(cost)
+            .bind(metrics)
+            .bind(visibility)
+            .bind(errors)
+            .bind(created)
+            .bind(started)
+            .bind(completed),
+    )
+    .await
+}
+
+impl PgStore {
+    /// Bulk-loads batch runs as they are (counters included, so they must match any
+    /// iterations loaded afterwards with `record_iterations`, which add to them), in one
+    /// transaction: for imports and benchmark seeding.
+    ///
+    /// All or nothing: [`StoreError::NotFound`] when an experiment does not exist,
+    /// [`StoreError::Conflict`] when an id is taken.
+    pub async fn import_batch_runs(&self, runs: &[BatchRun]) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await?;
+        for chunk in runs.chunks(BULK_CHUNK) {
+            if insert_batch_runs(&mut tx, chunk).await? != chunk.len() as u64 {
+                return Err(StoreError::not_found("experiment"));
+            }
+        }
+        commit(tx).await
+    }
+}
+
+#[async_trait]
+impl RunStore for PgStore {
+    async fn create_batch_run(&self, run: &BatchRun) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let inserted = insert_batch_runs(&mut conn, std::slice::from_ref(run)).await?;
+        found(inserted, "experiment")
+    }
+
+    async fn get_batch_run(&self, owner: UserId, id: BatchRunId) -> Result<BatchRun, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::BATCH_RUN_BY_ID)
+                .bind(*id.as_uuid())
+                .bind(*owner.as_uuid()),
+            rows::batch_run,
+        )
+        .await?
+        .ok_or(StoreError::not_found("batch run"))
+    }
+
+    async fn list_batch_runs(
+        &self,
+        owner: UserId,
+        experiment: ExperimentId,
+    ) -> Result<Vec<BatchRun>, StoreError> {
+        // One snapshot for the ownership check and the listing.
+        let mut tx = self.db().begin_snapshot().await?;
+        let exp = *experiment.as_uuid();
+        let owned = fetch_opt(
+            &mut tx,
+            sqlx::query(q::EXPERIMENT_OWNED)
+                .bind(exp)
+                .bind(*owner.as_uuid()),
+            |row| Cols::new(row).bool("experiment owned"),
+        )
+        .await?
+        .unwrap_or(false);
+        if !owned {
+            return Err(StoreError::not_found("experiment"));
+        }
+        let runs = fetch_all(
+            &mut tx,
+            sqlx::query(q::BATCH_RUNS_BY_EXPERIMENT).bind(exp),
+            rows::batch_run,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(runs)
+    }
+
+    async fn update_batch_run(&self, id: BatchRunId, u: &BatchRunUpdate) -> Result<(), StoreError> {
+        let metrics = u
+            .metrics
+            .as_ref()
+            .map(|m| to_json("metrics", m))
+            .transpose()?;
+        let cost = to_i64("cost", u.cost_micros_usd)?;
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::BATCH_RUN_UPDATE)
+                .bind(*id.as_uuid())
+                .bind(u.status.as_str())
+                .bind(metrics)
+                .bind(u.visibility_rate)
+                .bind(cost)
+                .bind(u.error.as_deref())
+                .bind(opt_dt(u.started_at))
+                .bind(opt_dt(u.completed_at)),
+        )
+        .await?;
+        found(changed, "batch run")
+    }
+
+    async fn record_iterations(
+        &self,
+        iterations: &[Iteration],
+    ) -> Result<RecordOutcome, StoreError> {
+        if iterations.is_empty() {
+            return Ok(RecordOutcome::default());
+        }
+        let n = iterations.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut runs = Vec::with_capacity(n);
+        let mut indexes = Vec::with_capacity(n);
+        let mut answers = Vec::with_capacity(n);
+        let mut mentions = Vec::with_capacity(n);
+        let mut successes = Vec::with_capacity(n);
+        let mut errors = Vec::with_capacity(n);
+        let mut latencies = Vec::with_capacity(n);
+        let mut input = Vec::with_capacity(n);
+        let mut output = Vec::with_capacity(n);
+        let mut created = Vec::with_capacity(n);
+        let mut anonymized = Vec::with_capacity(n);
+        let mut anonymized_at = Vec::with_capacity(n);
+        for it in iterations {
+            ids.push(*it.id.as_uuid());
+            runs.push(*it.batch_run_id.as_uuid());
+            indexes.push(i64::from(it.index));
+            answers.push(it.raw_response.as_deref());
+            mentions.push(
+                it.mentions
+                    .as_ref()
+                    .map(|m| to_json("mentions", m))
+                    .transpose()?,
+            );
+            successes.push(it.is_success);
+            errors.push(it.error.as_deref());
+            latencies.push(i64::from(it.latency_ms));
+            input.push(i64::from(it.input_tokens));
+            output.push(i64::from(it.output_tokens));
+            created.push(dt(it.created_at));
+            anonymized.push(it.is_anonymized);
+            anonymized_at.push(opt_dt(it.anonymized_at));
+        }
+        let mut conn = self.db().conn().await?;
+        // One statement, hence one implicit transaction: rows and counters commit together.
+        let inserted = fetch_opt(
+            &mut conn,
+            sqlx::query(q::ITERATIONS_RECORD)
+                .bind(ids)
+                .bind(runs)
+                .bind(indexes)
+                .bind(answers)
+                .bind(mentions)
+                .bind(successes)
+                .bind(errors)
+                .bind(latencies)
+                .bind(input)
+                .bind(output)
+                .bind(created)
+                .bind(anonymized)
+                .bind(anonymized_at),
+            |row| Cols::new(row).u32("iterations inserted"),
+        )
+        .await?
+        .unwrap_or(0);
+        let total = u32::try_from(n).map_err(|_| invalid("iterations", "too many in one call"))?;
+        Ok(RecordOutcome {
+            inserted,
+            duplicates: total.saturating_sub(inserted),
+        })
+    }
+
+    async fn list_iterations(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        let mut tx = self.db().begin_snapshot().await?;
+        let run = *run.as_uuid();
+        let owned = fetch_opt(
+            &mut tx,
+            sqlx::query(q::BATCH_RUN_OWNED)
+                .bind(run)
+                .bind(*owner.as_uuid()),
+            |row| Cols::new(row).bool("batch run owned"),
+        )
+        .await?
+        .unwrap_or(false);
+        if !owned {
+            return Err(StoreError::not_found("batch run"));
+        }
+        let rows = fetch_all(
+            &mut tx,
+            sqlx::query(q::ITERATIONS_PAGE)
+                .bind(run)
+                .bind(i64::from(from_index))
+                .bind(i64::from(limit)),
+            rows::iteration,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(rows)
+    }
+
+    async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::ITERATION_INDEXES).bind(*run.as_uuid()),
+            |row| Cols::new(row).u32("iterations.idx"),
+        )
+        .await
+    }
+
+    async fn dashboard(
+        &self,
+        owner: UserId,
+        trend_since: Timestamp,
+    ) -> Result<DashboardStats, StoreError> {
+        let user = *owner.as_uuid();
+        // One snapshot, so the three figures agree with each other.
+        let mut tx = self.db().begin_snapshot().await?;
+        let by_status = fetch_all(
+            &mut tx,
+            sqlx::query(q::DASHBOARD_EXPERIMENTS_BY_STATUS).bind(user),
+            |row| {
+                let mut c = Cols::new(row);
+                Ok((
+                    c.parse::<ExperimentStatus>("experiments.status")?,
+                    c.u64("count")?,
+                ))
+            },
+        )
+        .await?;
+        let groups = fetch_all(
+            &mut tx,
+            sqlx::query(q::DASHBOARD_RUNS).bind(user),
+            provider_group,
+        )
+        .await?;
+        let trend = fetch_all(
+            &mut tx,
+            sqlx::query(q::DASHBOARD_TREND)
+                .bind(user)
+                .bind(dt(trend_since)),
+            trend_point,
+        )
+        .await?;
+        commit(tx).await?;
+
+        let mut stats = DashboardStats {
+            trend,
+            ..DashboardStats::default()
+        };
+        for (status, n) in by_status {
+            stats.experiments_by_status.insert(status, n);
+            stats.experiments_total += n;
+        }
+        for g in groups {
+            stats.iterations_total += g.recorded;
+            stats.iterations_succeeded += g.succeeded;
+            if g.status == BatchRunStatus::Completed && g.with_figure > 0 {
+                stats.providers.push(ProviderVisibility {
+                    provider: g.provider,
+                    completed_runs: g.with_figure,
+                    mean_visibility: g.visibility_sum / g.with_figure as f64,
+                });
+            }
+        }
+        // The contract orders providers by their text form; sort here, since PostgreSQL's
+        // text order depends on the database's collation.
+        stats.providers.sort_by_key(|p| p.provider.as_str());
+        Ok(stats)
+    }
+}

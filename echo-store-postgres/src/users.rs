@@ -1,0 +1,206 @@
+use async_trait::async_trait;
+use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::store::{StoreError, UserStore};
+use sqlx::PgConnection;
+
+use crate::PgStore;
+use crate::db::{commit, execute, fetch_all, fetch_opt};
+use crate::queries as q;
+use crate::rows::{self, Cols, dt, opt_dt, to_json};
+
+/// Takes `debit.amount` from the user's quota or explains why not: [`StoreError::NotFound`]
+/// for an unknown user, [`StoreError::QuotaExceeded`] with the figures otherwise.
+pub(crate) async fn debit_quota(
+    conn: &mut PgConnection,
+    debit: QuotaDebit,
+) -> Result<(), StoreError> {
+    let id = *debit.user_id.as_uuid();
+    let debited = execute(
+        conn,
+        sqlx::query(q::USER_DEBIT_QUOTA)
+            .bind(id)
+            .bind(i64::from(debit.amount))
+            .bind(i64::from(debit.limit)),
+    )
+    .await?;
+    if debited == 1 {
+        return Ok(());
+    }
+    // Read after the refused update, so the figure is at least what the condition saw.
+    let used = fetch_opt(conn, sqlx::query(q::USER_QUOTA_USED).bind(id), |row| {
+        Cols::new(row).u32("users.prompts_used")
+    })
+    .await?;
+    match used {
+        None => Err(StoreError::not_found("user")),
+        Some(used) => Err(StoreError::QuotaExceeded {
+            used,
+            requested: debit.amount,
+            limit: debit.limit,
+        }),
+    }
+}
+
+/// `NotFound(entity)` when a keyed write changed no row.
+pub(crate) fn found(changed: u64, entity: &'static str) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(StoreError::not_found(entity))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        let c = &u.consents;
+        let mut conn = self.db().conn().await?;
+        execute(
+            &mut conn,
+            sqlx::query(q::USER_INSERT)
+                .bind(*u.id.as_uuid())
+                .bind(u.email.as_str())
+                .bind(u.password_hash.expose())
+                .bind(u.tier.as_str())
+                .bind(i64::from(u.quota.prompts_used))
+                .bind(dt(u.quota.resets_at))
+                .bind(u.is_active)
+                .bind(u.is_admin)
+                .bind(c.privacy_policy_version.as_deref())
+                .bind(opt_dt(c.privacy_policy_accepted_at))
+                .bind(opt_dt(c.data_processing_consent_at))
+                .bind(opt_dt(c.marketing_consent_at))
+                .bind(opt_dt(u.scheduled_deletion_at))
+                .bind(dt(u.created_at))
+                .bind(dt(u.updated_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::USER_BY_ID).bind(*id.as_uuid()),
+            rows::user,
+        )
+        .await?
+        .ok_or(StoreError::not_found("user"))
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::USER_BY_EMAIL).bind(email.as_str()),
+            rows::user,
+        )
+        .await
+    }
+
+    async fn update_user(&self, u: &User) -> Result<(), StoreError> {
+        let c = &u.consents;
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_UPDATE_PROFILE)
+                .bind(*u.id.as_uuid())
+                .bind(u.email.as_str())
+                .bind(u.password_hash.expose())
+                .bind(u.tier.as_str())
+                .bind(u.is_active)
+                .bind(u.is_admin)
+                .bind(c.privacy_policy_version.as_deref())
+                .bind(opt_dt(c.privacy_policy_accepted_at))
+                .bind(opt_dt(c.data_processing_consent_at))
+                .bind(opt_dt(c.marketing_consent_at))
+                .bind(opt_dt(u.scheduled_deletion_at))
+                .bind(dt(u.created_at))
+                .bind(dt(u.updated_at)),
+        )
+        .await?;
+        found(changed, "user")
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(&mut conn, sqlx::query(q::USER_DELETE).bind(*id.as_uuid())).await?;
+        found(changed, "user")
+    }
+
+    async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_REFUND_QUOTA)
+                .bind(*user.as_uuid())
+                .bind(i64::from(amount)),
+        )
+        .await?;
+        found(changed, "user")
+    }
+
+    async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let due = fetch_all(
+            &mut tx,
+            sqlx::query(q::USERS_DUE_QUOTA_RESET).bind(dt(now)),
+            |row| {
+                let mut c = Cols::new(row);
+                Ok((c.id::<UserId>("users.id")?, c.ts("users.quota_reset_at")?))
+            },
+        )
+        .await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // The month arithmetic is the model's, so every backend agrees on the day.
+        let (ids, next): (Vec<_>, Vec<_>) = due
+            .iter()
+            .map(|(id, resets_at)| {
+                let next = QuotaUsage {
+                    prompts_used: 0,
+                    resets_at: *resets_at,
+                }
+                .next_reset_after(now);
+                (*id.as_uuid(), dt(next))
+            })
+            .unzip();
+        execute(
+            &mut tx,
+            sqlx::query(q::USERS_RESET_QUOTA).bind(ids).bind(next),
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(due.len() as u64)
+    }
+
+    async fn get_brand_profile(&self, owner: UserId) -> Result<BrandProfile, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::BRAND_PROFILE_BY_USER).bind(*owner.as_uuid()),
+            rows::brand_profile,
+        )
+        .await?
+        .ok_or(StoreError::not_found("brand profile"))
+    }
+
+    async fn put_brand_profile(&self, p: &BrandProfile) -> Result<(), StoreError> {
+        let brand = to_json("brand", &p.brand)?;
+        let competitors = to_json("default competitors", &p.default_competitors)?;
+        let mut conn = self.db().conn().await?;
+        execute(
+            &mut conn,
+            sqlx::query(q::BRAND_PROFILE_UPSERT)
+                .bind(*p.user_id.as_uuid())
+                .bind(brand)
+                .bind(p.domain.as_deref())
+                .bind(competitors)
+                .bind(dt(p.updated_at)),
+        )
+        .await?;
+        Ok(())
+    }
+}

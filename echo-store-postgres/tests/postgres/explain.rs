@@ -1,0 +1,510 @@
+//! `EXPLAIN (FORMAT JSON)` of the critical queries on a realistically sized, vacuumed and
+//! analysed database (over 10,000 experiments, 100,000 iterations, 20,000 users and API keys):
+//! each uses its intended index and none sequentially scans a large table.
+
+use echo_core::conformance::fixtures::{
+    api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
+    job, new_user, recurring,
+};
+use echo_core::model::{BatchRun, ExperimentStatus, JobStatus, ProviderKind, UserId};
+use echo_core::store::{AuditQuery, AuditStore, RunStore};
+use echo_store_postgres::PgStore;
+use echo_store_postgres::queries::{self as q, AuditArg};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// Tables big enough here (and in production) that a sequential scan is a bug.
+const LARGE_TABLES: &[&str] = &[
+    "users",
+    "api_keys",
+    "experiments",
+    "batch_runs",
+    "iterations",
+    "jobs",
+    "audit_events",
+];
+
+struct Seeded {
+    store: PgStore,
+    heavy: UserId,
+    experiment: uuid::Uuid,
+    run: uuid::Uuid,
+    public_id: String,
+}
+
+async fn seeded() -> Option<Seeded> {
+    let store = crate::fresh_store().await?;
+    let mut raw = crate::raw(&store).await;
+    // 20,000 users in bulk, spread over tiers and reset days.
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, \
+         is_active, is_admin, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'bulk-' || g || '@example.com', '$argon2id$x', \
+         (ARRAY['free', 'pro', 'enterprise'])[1 + g % 3], 0, \
+         now() + make_interval(hours => g % 720), true, false, now(), now() \
+         FROM generate_series(1, 20000) AS g",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+
+    let mut owners = Vec::new();
+    for _ in 0..21 {
+        owners.push(new_user(&store).await.id);
+    }
+    let heavy = owners[0];
+    let statuses = ExperimentStatus::ALL;
+    let mut experiments = Vec::new();
+    for (n, owner) in owners.iter().enumerate() {
+        let count = if n == 0 { 10_000 } else { 250 };
+        for i in 0..count {
+            let created = at(i64::from(i) * 60);
+            let mut e = if i % 10 == 0 {
+                recurring(*owner, created, Some(at(i64::from(i) * 60 + 3_600)))
+            } else {
+                experiment(*owner, created)
+            };
+            e.status = statuses[i as usize % statuses.len()];
+            experiments.push(e);
+        }
+    }
+    store.import_experiments(&experiments).await.unwrap();
+
+    // 10,000 runs of the heavy user with 10 iterations each: 100,000 iterations.
+    let runs: Vec<BatchRun> = experiments
+        .iter()
+        .filter(|e| e.user_id == heavy)
+        .take(5_000)
+        .flat_map(|e| {
+            [ProviderKind::OpenAi, ProviderKind::Anthropic].map(|p| {
+                let mut run = batch_run(e, p, e.created_at);
+                let done = completed_update(Some(0.5), e.created_at);
+                run.status = done.status;
+                run.visibility_rate = done.visibility_rate;
+                run.metrics = done.metrics;
+                run.completed_at = done.completed_at;
+                run
+            })
+        })
+        .collect();
+    store.import_batch_runs(&runs).await.unwrap();
+    // The other users' runs: 100,000 more, so the heavy user's are a tenth of the table.
+    let light_runs: Vec<BatchRun> = experiments
+        .iter()
+        .filter(|e| e.user_id != heavy)
+        .flat_map(|e| {
+            (0..20).map(|i| {
+                let mut run = batch_run(e, ProviderKind::ALL[i % 6], e.created_at);
+                run.status = echo_core::model::BatchRunStatus::Completed;
+                run.visibility_rate = Some(0.25);
+                run.completed_at = Some(e.created_at);
+                run
+            })
+        })
+        .collect();
+    store.import_batch_runs(&light_runs).await.unwrap();
+    let iterations: Vec<_> = runs
+        .iter()
+        .flat_map(|run| {
+            (0..10).map(move |i| {
+                if i % 4 == 0 {
+                    failed_iteration(run.id, i, run.created_at)
+                } else {
+                    iteration(run.id, i, run.created_at)
+                }
+            })
+        })
+        .collect();
+    for chunk in iterations.chunks(10_000) {
+        store.record_iterations(chunk).await.unwrap();
+    }
+
+    let keys: Vec<_> = (0..20_000)
+        .map(|i| api_key(owners[i % owners.len()], at(i as i64)))
+        .collect();
+    store.import_api_keys(&keys).await.unwrap();
+    let jobs: Vec<_> = (0..10_000)
+        .map(|i| {
+            let mut j = job(at(i), 3);
+            j.status = match i % 8 {
+                0 => JobStatus::Queued,
+                1 => JobStatus::Running,
+                2 => JobStatus::Failed,
+                _ => JobStatus::Succeeded,
+            };
+            if j.status == JobStatus::Running {
+                j.lease_expires_at = Some(at(i + 30));
+            }
+            j
+        })
+        .collect();
+    store.enqueue_many(&jobs).await.unwrap();
+    for i in 0..20 {
+        let mut event = audit_event(
+            if i % 2 == 0 {
+                "login"
+            } else {
+                "create_experiment"
+            },
+            at(i),
+        );
+        event.actor_user_id = Some(owners[i as usize % owners.len()]);
+        store.append_audit(&event).await.unwrap();
+    }
+    // 20,000 more events in bulk (their hashes are not a chain: only the plans matter here).
+    sqlx::query(
+        "INSERT INTO audit_events (seq, actor_user_id, action, resource_type, resource_id, \
+         details, created_at, prev_hash, hash) \
+         SELECT 100 + g, (SELECT id FROM users ORDER BY id OFFSET g % 1000 LIMIT 1), \
+         (ARRAY['login', 'create_experiment', 'delete_key', 'update_profile'])[1 + g % 4], \
+         'experiment', 'res-' || g, '{}', now(), \
+         decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') \
+         FROM generate_series(1, 20000) AS g",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    // What autovacuum does on a live database: statistics for the planner and a visibility map
+    // for index-only scans.
+    sqlx::query("VACUUM ANALYZE")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+
+    Some(Seeded {
+        store,
+        heavy,
+        experiment: *experiments[0].id.as_uuid(),
+        run: *runs[0].id.as_uuid(),
+        public_id: keys[12_345].public_id.clone(),
+    })
+}
+
+/// One plan node: its type, table and index.
+#[derive(Debug)]
+struct Node {
+    kind: String,
+    relation: Option<String>,
+    index: Option<String>,
+}
+
+fn walk(plan: &Value, out: &mut Vec<Node>) {
+    let text = |k: &str| plan.get(k).and_then(Value::as_str).map(str::to_owned);
+    out.push(Node {
+        kind: text("Node Type").unwrap_or_default(),
+        relation: text("Relation Name"),
+        index: text("Index Name"),
+    });
+    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
+        for child in children {
+            walk(child, out);
+        }
+    }
+}
+
+async fn plan(conn: &mut PgConnection, sql: &str, args: &[AuditArg]) -> (Vec<Node>, Value) {
+    let explain = format!("EXPLAIN (FORMAT JSON) {sql}");
+    let mut query = sqlx::query_scalar::<_, sqlx::types::Json<Value>>(sqlx::AssertSqlSafe(explain));
+    for arg in args {
+        query = match arg.clone() {
+            AuditArg::Int(i) => query.bind(i),
+            AuditArg::Uuid(u) => query.bind(u),
+            AuditArg::Text(t) => query.bind(t),
+            AuditArg::Time(t) => query.bind(t),
+        };
+    }
+    let json = query.fetch_one(conn).await.unwrap().0;
+    let root = &json[0]["Plan"];
+    let mut nodes = Vec::new();
+    walk(root, &mut nodes);
+    (nodes, json)
+}
+
+struct Case {
+    name: &'static str,
+    sql: String,
+    args: Vec<AuditArg>,
+    /// Each entry: at least one of these indexes appears in the plan.
+    uses: Vec<&'static [&'static str]>,
+    /// Listings: the index delivers the order, so no Sort node.
+    no_sort: bool,
+}
+
+fn case(
+    name: &'static str,
+    sql: &str,
+    args: Vec<AuditArg>,
+    uses: &[&'static [&'static str]],
+    no_sort: bool,
+) -> Case {
+    Case {
+        name,
+        sql: sql.to_owned(),
+        args,
+        uses: uses.to_vec(),
+        no_sort,
+    }
+}
+
+fn cases(s: &Seeded) -> Vec<Case> {
+    use AuditArg::{Int, Text, Time, Uuid};
+    let heavy = Uuid(*s.heavy.as_uuid());
+    let cursor_at = Time(at(5_000 * 60).as_datetime());
+    let cursor_id = Uuid(s.experiment);
+    let audit = |query: AuditQuery| q::audit_list(&query);
+    let (by_actor, by_actor_args) = audit(AuditQuery {
+        actor_user_id: Some(s.heavy),
+        ..AuditQuery::default()
+    });
+    let (by_action, by_action_args) = audit(AuditQuery {
+        action: Some("login".into()),
+        ..AuditQuery::default()
+    });
+    vec![
+        case(
+            "experiments page",
+            q::EXPERIMENTS_PAGE,
+            vec![heavy.clone(), Int(21)],
+            &[&["experiments_user_created_idx"]],
+            true,
+        ),
+        case(
+            "experiments page after cursor",
+            q::EXPERIMENTS_PAGE_AFTER,
+            vec![heavy.clone(), Int(21), cursor_at.clone(), cursor_id.clone()],
+            &[&["experiments_user_created_idx"]],
+            true,
+        ),
+        case(
+            "experiments page by status",
+            q::EXPERIMENTS_PAGE_BY_STATUS,
+            vec![heavy.clone(), Int(21), Text("completed".into())],
+            &[&["experiments_user_status_created_idx"]],
+            true,
+        ),
+        case(
+            "experiments page by status after cursor",
+            q::EXPERIMENTS_PAGE_BY_STATUS_AFTER,
+            vec![
+                heavy.clone(),
+                Int(21),
+                Text("completed".into()),
+                cursor_at,
+                cursor_id,
+            ],
+            &[&["experiments_user_status_created_idx"]],
+            true,
+        ),
+        case(
+            "dashboard experiments by status",
+            q::DASHBOARD_EXPERIMENTS_BY_STATUS,
+            vec![heavy.clone()],
+            &[&["experiments_user_status_created_idx"]],
+            false,
+        ),
+        case(
+            "dashboard runs",
+            q::DASHBOARD_RUNS,
+            vec![heavy.clone()],
+            &[&["batch_runs_dashboard_idx"]],
+            false,
+        ),
+        case(
+            "dashboard trend",
+            q::DASHBOARD_TREND,
+            vec![heavy.clone(), Time(at(-86_400).as_datetime())],
+            &[&["batch_runs_trend_idx"]],
+            false,
+        ),
+        case(
+            "API key lookup",
+            q::API_KEY_BY_PUBLIC_ID,
+            vec![Text(s.public_id.clone())],
+            &[&["api_keys_public_id_key", "api_keys_active_public_id_idx"]],
+            true,
+        ),
+        case(
+            "API keys of a user",
+            q::API_KEYS_BY_USER,
+            vec![heavy.clone()],
+            &[&["api_keys_user_created_idx"]],
+            // Every key of the user, unlimited: sorting a few hundred rows may be cheaper.
+            false,
+        ),
+        case(
+            "due recurring experiments",
+            q::EXPERIMENTS_DUE_RECURRING,
+            vec![Time(at(7_200).as_datetime()), Int(100)],
+            &[&["experiments_due_recurring_idx"]],
+            // Few rows due: the planner may fetch them by bitmap and sort them.
+            false,
+        ),
+        case(
+            "batch runs of an experiment",
+            q::BATCH_RUNS_BY_EXPERIMENT,
+            vec![Uuid(s.experiment)],
+            &[&[
+                "batch_runs_experiment_created_idx",
+                "batch_runs_experiment_provider_status_idx",
+            ]],
+            false,
+        ),
+        case(
+            "iteration analysis",
+            q::ITERATIONS_FOR_ANALYSIS,
+            vec![Uuid(s.run)],
+            &[&["iterations_analysis_idx"]],
+            false,
+        ),
+        case(
+            "iterations page",
+            q::ITERATIONS_PAGE,
+            vec![Uuid(s.run), Int(0), Int(100)],
+            &[&["iterations_run_idx_key"]],
+            true,
+        ),
+        case(
+            "recorded indexes",
+            q::ITERATION_INDEXES,
+            vec![Uuid(s.run)],
+            &[&["iterations_run_idx_key"]],
+            true,
+        ),
+        case(
+            "quota reset sweep",
+            q::USERS_DUE_QUOTA_RESET,
+            vec![Time(at(-86_400 * 400).as_datetime())],
+            &[&["users_quota_reset_idx", "users_tier_quota_reset_idx"]],
+            false,
+        ),
+        case(
+            // Billing's query (not a store method): a tier's users whose period ends soon.
+            "users of a tier by reset",
+            "SELECT id FROM users WHERE pricing_tier = $1 AND quota_reset_at < $2",
+            vec![
+                Text("enterprise".into()),
+                Time(at(-86_400 * 400).as_datetime()),
+            ],
+            &[&["users_tier_quota_reset_idx"]],
+            false,
+        ),
+        case(
+            "claim",
+            q::JOBS_CLAIM,
+            vec![
+                Time(at(500).as_datetime()),
+                Int(10),
+                Text("w".into()),
+                Time(at(530).as_datetime()),
+            ],
+            &[&["jobs_claimable_idx"], &["jobs_lease_expiry_idx"]],
+            false,
+        ),
+        case(
+            "queue stats",
+            q::JOB_STATS,
+            vec![Time(at(200).as_datetime())],
+            &[
+                &["jobs_claimable_idx"],
+                &["jobs_lease_expiry_idx"],
+                &["jobs_failed_idx"],
+            ],
+            false,
+        ),
+        case(
+            "prune jobs",
+            q::JOB_PRUNE,
+            vec![Time(at(200).as_datetime()), Int(100)],
+            &[&["jobs_finished_idx"]],
+            false,
+        ),
+        case(
+            "audit listing by actor",
+            &by_actor,
+            by_actor_args,
+            &[&["audit_events_actor_idx"]],
+            // An actor's few events may be fetched by bitmap and sorted.
+            false,
+        ),
+        case(
+            "audit listing by action",
+            &by_action,
+            by_action_args,
+            // A common action: walking the log newest first and filtering reaches a page sooner.
+            &[&["audit_events_action_idx", "audit_events_pkey"]],
+            true,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_queries_use_their_indexes() {
+    let Some(s) = seeded().await else {
+        return;
+    };
+    // The seed really is of the promised size.
+    let dashboard = s.store.dashboard(s.heavy, at(0)).await.unwrap();
+    assert_eq!(dashboard.iterations_total, 100_000);
+    assert_eq!(dashboard.experiments_total, 10_000);
+
+    let mut conn = crate::raw(&s.store).await;
+    let mut failures = Vec::new();
+    for c in cases(&s) {
+        let (nodes, json) = plan(&mut conn, &c.sql, &c.args).await;
+        let shown = || serde_json::to_string_pretty(&json).unwrap_or_default();
+        for alternatives in &c.uses {
+            if !nodes.iter().any(|n| {
+                n.index
+                    .as_deref()
+                    .is_some_and(|i| alternatives.contains(&i))
+            }) {
+                failures.push(format!(
+                    "{}: uses none of {alternatives:?}:\n{}",
+                    c.name,
+                    shown()
+                ));
+            }
+        }
+        for n in &nodes {
+            if n.kind == "Seq Scan"
+                && n.relation
+                    .as_deref()
+                    .is_some_and(|r| LARGE_TABLES.contains(&r))
+            {
+                failures.push(format!(
+                    "{}: sequential scan of {:?}:\n{}",
+                    c.name,
+                    n.relation,
+                    shown()
+                ));
+            }
+            if c.no_sort && n.kind.contains("Sort") {
+                failures.push(format!("{}: sorts:\n{}", c.name, shown()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Prints every plan's nodes; run with `--ignored --nocapture` when changing queries or
+/// indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "diagnostic output, not a check"]
+async fn print_plans() {
+    let Some(s) = seeded().await else {
+        return;
+    };
+    let mut conn = crate::raw(&s.store).await;
+    for c in cases(&s) {
+        let (nodes, _) = plan(&mut conn, &c.sql, &c.args).await;
+        println!("{}:", c.name);
+        for n in nodes {
+            println!(
+                "  {} {} {}",
+                n.kind,
+                n.relation.unwrap_or_default(),
+                n.index.unwrap_or_default()
+            );
+        }
+    }
+}
