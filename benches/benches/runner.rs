@@ -27,7 +27,10 @@ struct Setup {
 fn setup(rt: &Runtime) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = rt
-        .block_on(SqliteStore::open(dir.path().join("runner.db"), SqliteConfig::default()))
+        .block_on(SqliteStore::open(
+            dir.path().join("runner.db"),
+            SqliteConfig::default(),
+        ))
         .unwrap();
     let store: Arc<DynStore> = Arc::new(store);
     let owner = user(Timestamp::now());
@@ -87,7 +90,9 @@ fn overhead(c: &mut Criterion) {
     let s = setup(&rt);
     let mut group = c.benchmark_group("runner_overhead");
     group.throughput(Throughput::Elements(10_000));
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("10k_iterations_zero_latency_sqlite", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -102,7 +107,9 @@ fn latency_bound(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let s = setup(&rt);
     let mut group = c.benchmark_group("runner_latency_bound");
-    group.sample_size(10).measurement_time(Duration::from_secs(45));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(45));
     group.bench_function("1000_iterations_200ms_concurrency_50", |b| {
         b.iter_custom(|iters| {
             (0..iters)

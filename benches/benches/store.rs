@@ -27,7 +27,10 @@ struct Seeded {
 fn seed_listing(rt: &Runtime, total: usize) -> Seeded {
     let dir = tempfile::tempdir().unwrap();
     let store = rt
-        .block_on(SqliteStore::open(dir.path().join("bench.db"), SqliteConfig::default()))
+        .block_on(SqliteStore::open(
+            dir.path().join("bench.db"),
+            SqliteConfig::default(),
+        ))
         .unwrap();
     let now = Timestamp::now();
     let started = Instant::now();
@@ -58,14 +61,18 @@ fn seed_listing(rt: &Runtime, total: usize) -> Seeded {
 fn listing(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("experiment_listing_first_page");
-    group.sample_size(100).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(100)
+        .measurement_time(Duration::from_secs(5));
     for total in [100_000usize, 1_000_000] {
         let seeded = seed_listing(&rt, total);
         let store: Arc<DynStore> = seeded.store.clone();
         let query = ExperimentQuery::default();
         group.bench_with_input(BenchmarkId::new("rows_in_table", total), &total, |b, _| {
             b.iter(|| {
-                let page = rt.block_on(store.list_experiments(seeded.target, &query)).unwrap();
+                let page = rt
+                    .block_on(store.list_experiments(seeded.target, &query))
+                    .unwrap();
                 assert_eq!(page.items.len(), 20);
                 page
             })
@@ -74,9 +81,16 @@ fn listing(c: &mut Criterion) {
             status: Some(ExperimentStatus::Completed),
             ..ExperimentQuery::default()
         };
-        group.bench_with_input(BenchmarkId::new("rows_in_table_status_filter", total), &total, |b, _| {
-            b.iter(|| rt.block_on(store.list_experiments(seeded.target, &filtered)).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("rows_in_table_status_filter", total),
+            &total,
+            |b, _| {
+                b.iter(|| {
+                    rt.block_on(store.list_experiments(seeded.target, &filtered))
+                        .unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -85,7 +99,10 @@ fn dashboard(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = rt
-        .block_on(SqliteStore::open(dir.path().join("dash.db"), SqliteConfig::default()))
+        .block_on(SqliteStore::open(
+            dir.path().join("dash.db"),
+            SqliteConfig::default(),
+        ))
         .unwrap();
     let now = Timestamp::now();
     let owner = user(now);
@@ -94,7 +111,14 @@ fn dashboard(c: &mut Criterion) {
     let other = user(now);
     rt.block_on(store.create_user(&other)).unwrap();
     let noise: Vec<Experiment> = (0..PER_USER)
-        .map(|i| experiment(other.id, now, i as i64 * 1_000_000, ExperimentStatus::Completed))
+        .map(|i| {
+            experiment(
+                other.id,
+                now,
+                i as i64 * 1_000_000,
+                ExperimentStatus::Completed,
+            )
+        })
         .collect();
     rt.block_on(store.import_experiments(&noise)).unwrap();
 
@@ -105,7 +129,11 @@ fn dashboard(c: &mut Criterion) {
         })
         .collect();
     rt.block_on(store.import_experiments(&experiments)).unwrap();
-    let providers = [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini];
+    let providers = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+    ];
     let mut pending = Vec::with_capacity(1_000);
     for (i, e) in experiments.iter().enumerate() {
         let mut run = BatchRun::new(e.id, providers[i % 3], "m", 10, e.created_at);
@@ -120,7 +148,8 @@ fn dashboard(c: &mut Criterion) {
             started_at: Some(e.created_at),
             completed_at: Some(e.created_at),
         };
-        rt.block_on(store.update_batch_run(run.id, &update)).unwrap();
+        rt.block_on(store.update_batch_run(run.id, &update))
+            .unwrap();
         pending.extend((0..10).map(|k| iteration(run.id, k, e.created_at)));
         if pending.len() >= 1_000 {
             rt.block_on(store.record_iterations(&pending)).unwrap();
@@ -134,7 +163,9 @@ fn dashboard(c: &mut Criterion) {
     assert_eq!(stats.iterations_total, 100_000);
 
     let mut group = c.benchmark_group("dashboard");
-    group.sample_size(100).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(100)
+        .measurement_time(Duration::from_secs(5));
     group.bench_function("10k_experiments_100k_iterations", |b| {
         b.iter(|| rt.block_on(store.dashboard(owner.id, since)).unwrap())
     });
@@ -145,18 +176,24 @@ fn bulk_insert(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = rt
-        .block_on(SqliteStore::open(dir.path().join("bulk.db"), SqliteConfig::default()))
+        .block_on(SqliteStore::open(
+            dir.path().join("bulk.db"),
+            SqliteConfig::default(),
+        ))
         .unwrap();
     let now = Timestamp::now();
     let owner = user(now);
     rt.block_on(store.create_user(&owner)).unwrap();
     let e = experiment(owner.id, now, 0, ExperimentStatus::Running);
-    rt.block_on(store.import_experiments(std::slice::from_ref(&e))).unwrap();
+    rt.block_on(store.import_experiments(std::slice::from_ref(&e)))
+        .unwrap();
 
     const BATCH: u32 = 1_000;
     let mut group = c.benchmark_group("iteration_bulk_insert");
     group.throughput(Throughput::Elements(u64::from(BATCH)));
-    group.sample_size(30).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("batch_of_1000", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

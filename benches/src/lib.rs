@@ -4,7 +4,8 @@
 use echo_core::model::*;
 
 /// A PHC string shaped like a real argon2id hash (benchmarks never verify it).
-pub const FAKE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
+pub const FAKE_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
 
 /// A fresh user with a unique email.
 pub fn user(now: Timestamp) -> User {
@@ -17,7 +18,12 @@ pub fn user(now: Timestamp) -> User {
 }
 
 /// A realistic experiment created `age_micros` before `now`.
-pub fn experiment(owner: UserId, now: Timestamp, age_micros: i64, status: ExperimentStatus) -> Experiment {
+pub fn experiment(
+    owner: UserId,
+    now: Timestamp,
+    age_micros: i64,
+    status: ExperimentStatus,
+) -> Experiment {
     let created = Timestamp::from_unix_micros(now.unix_micros() - age_micros).unwrap();
     let brand = |n: &str| Brand::new(BrandName::parse(n).unwrap());
     Experiment {
@@ -28,7 +34,12 @@ pub fn experiment(owner: UserId, now: Timestamp, age_micros: i64, status: Experi
             aliases: vec![BrandName::parse("HubSpot CRM").unwrap()],
             ..brand("HubSpot")
         },
-        competitors: vec![brand("Salesforce"), brand("Pipedrive"), brand("Zoho CRM"), brand("Close")],
+        competitors: vec![
+            brand("Salesforce"),
+            brand("Pipedrive"),
+            brand("Zoho CRM"),
+            brand("Close"),
+        ],
         iterations: Iterations::new(50).unwrap(),
         providers: vec![ProviderConfig {
             provider: ProviderKind::OpenAi,

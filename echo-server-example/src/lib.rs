@@ -26,9 +26,12 @@ pub async fn open_store(database: &str) -> Result<Arc<DynStore>, commands::CliEr
     }
     let path = database.strip_prefix("sqlite://").unwrap_or(database);
     if path.trim().is_empty() {
-        return Err(commands::CliError::Usage("--database must not be empty".into()));
+        return Err(commands::CliError::Usage(
+            "--database must not be empty".into(),
+        ));
     }
-    let store: Result<SqliteStore, StoreError> = SqliteStore::open(path, SqliteConfig::default()).await;
+    let store: Result<SqliteStore, StoreError> =
+        SqliteStore::open(path, SqliteConfig::default()).await;
     Ok(Arc::new(store?))
 }
 

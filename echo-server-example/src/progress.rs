@@ -72,8 +72,12 @@ impl ProgressBar {
 
 fn draw(s: &State) {
     const WIDTH: u64 = 30;
-    let filled = (s.done.min(s.total) * WIDTH).checked_div(s.total).unwrap_or(WIDTH);
-    let bar: String = (0..WIDTH).map(|i| if i < filled { '█' } else { '░' }).collect();
+    let filled = (s.done.min(s.total) * WIDTH)
+        .checked_div(s.total)
+        .unwrap_or(WIDTH);
+    let bar: String = (0..WIDTH)
+        .map(|i| if i < filled { '█' } else { '░' })
+        .collect();
     let rate = s.done as f64 / s.started.elapsed().as_secs_f64().max(1e-3);
     let mut err = std::io::stderr().lock();
     let _ = write!(

@@ -87,8 +87,14 @@ mod tests {
     #[test]
     fn kinds_parse_leniently_and_unknown_lists_valid() {
         assert_eq!(parse_kind("OpenAI").unwrap(), ProviderKind::OpenAi);
-        assert_eq!(parse_kind("openai-compatible").unwrap(), ProviderKind::OpenAiCompatible);
+        assert_eq!(
+            parse_kind("openai-compatible").unwrap(),
+            ProviderKind::OpenAiCompatible
+        );
         let err = parse_kind("chatgpt").unwrap_err().to_string();
-        assert!(err.contains("simulated") && err.contains("chatgpt"), "{err}");
+        assert!(
+            err.contains("simulated") && err.contains("chatgpt"),
+            "{err}"
+        );
     }
 }

@@ -114,7 +114,11 @@ impl Report {
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Echo report · experiment {}", self.experiment_id);
-        let _ = writeln!(out, "Prompt: {:?} · {} iterations per provider", self.prompt, self.iterations);
+        let _ = writeln!(
+            out,
+            "Prompt: {:?} · {} iterations per provider",
+            self.prompt, self.iterations
+        );
         if self.branded_prompt {
             let _ = writeln!(
                 out,
@@ -125,9 +129,16 @@ impl Report {
         for p in &self.providers {
             let _ = writeln!(out);
             let label = if p.simulated {
-                format!("{} · {} [SIMULATED: synthetic answers, not a real model]", p.provider, p.model)
+                format!(
+                    "{} · {} [SIMULATED: synthetic answers, not a real model]",
+                    p.provider, p.model
+                )
             } else {
-                format!("{} · {}", p.provider, p.models_reported.first().unwrap_or(&p.model))
+                format!(
+                    "{} · {}",
+                    p.provider,
+                    p.models_reported.first().unwrap_or(&p.model)
+                )
             };
             let _ = writeln!(out, "{label}");
             if let Some(error) = &p.error {

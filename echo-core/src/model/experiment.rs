@@ -149,7 +149,10 @@ impl Experiment {
         if let Some(r) = &self.recurrence
             && (r.schedule.trim().is_empty() || r.schedule.len() > 200)
         {
-            return Err(ValidationError::new("schedule", "must be 1 to 200 characters"));
+            return Err(ValidationError::new(
+                "schedule",
+                "must be 1 to 200 characters",
+            ));
         }
         Ok(())
     }

@@ -92,7 +92,9 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     };
     let runner = clients
         .into_iter()
-        .fold(ExperimentRunner::new(store.clone(), config), |r, c| r.with_provider(c));
+        .fold(ExperimentRunner::new(store.clone(), config), |r, c| {
+            r.with_provider(c)
+        });
     let executor = JobExecutor::new(store.clone(), Arc::new(runner), Duration::from_secs(60));
 
     let cancel = CancellationToken::new();
@@ -144,7 +146,12 @@ async fn ensure_user(store: &Arc<DynStore>, email: &str) -> Result<User, CliErro
         return Ok(user);
     }
     // "$!" is not a PHC algorithm id, so no password ever verifies against it.
-    let user = User::new(email, PasswordHash::new("$!cli-account-no-login")?, PricingTier::Enterprise, now);
+    let user = User::new(
+        email,
+        PasswordHash::new("$!cli-account-no-login")?,
+        PricingTier::Enterprise,
+        now,
+    );
     match store.create_user(&user).await {
         Ok(()) => Ok(user),
         // Another `echoai run` created it in the meantime.
