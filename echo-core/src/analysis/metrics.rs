@@ -109,8 +109,9 @@ pub struct BrandMetrics {
     pub average_rank: Option<f64>,
     /// **First-place rate**: answers in which the brand is named first (rank 1) ÷ successful
     /// answers, with a Wilson interval. Over all answers rather than the answers naming the
-    /// brand, so the brands' first-place rates add up to the informative rate; `successes ÷
-    /// visibility.successes` gives the conditional version.
+    /// brand, so that the brands' first-place rates add up to the informative rate (ranks being
+    /// among the tracked brands); `first_place.successes ÷ visibility.successes` is the rate
+    /// among the answers that name the brand.
     pub first_place: Proportion,
     /// Answers whose first mention of the brand is a markdown list item.
     pub list_answers: u32,
