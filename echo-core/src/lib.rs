@@ -92,6 +92,7 @@
 
 pub mod analysis;
 pub mod audit;
+pub mod auth;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod model;

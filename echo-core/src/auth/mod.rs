@@ -1,0 +1,81 @@
+//! Authentication: API keys, passwords, login throttling and per-key rate limits.
+//!
+//! # API keys
+//! - [`ApiKey`]: the versioned, checksummed, scanner-friendly key format
+//!   (`echo1_live_…`, 76 characters, regex `\becho1_(live|test)_[0-9A-Za-z]{65}\b`).
+//! - [`KeyHasher`]: the store keeps only the public id and HMAC-SHA-256(pepper, secret), never
+//!   the key. Why not argon2, and how to rotate the pepper, is in its module docs.
+//! - [`ApiKeyVerifier`] / [`StoreKeyVerifier`]: parse and checksum without I/O, one indexed
+//!   lookup, constant-time comparison, state checks, coalesced `last_used_at` writes, and an
+//!   optional [`VerifiedKeyCache`]. Every refusal is the same [`AuthError::InvalidKey`].
+//! - [`ApiKeyService`]: create (the key is returned once), list, revoke, rotate with a grace
+//!   period.
+//!
+//! # Passwords and logins
+//! [`PasswordHasher`] (argon2id, OWASP parameters, PHC strings, transparent rehash, a dummy
+//! verification for unknown emails), [`PasswordPolicy`] (NIST-style: length only), and
+//! [`LoginThrottle`] (exponential backoff per account and per IP).
+//!
+//! # Rate limits
+//! [`ApiRateLimiter`]: a keyed GCRA per API key with per-tier quotas, a general and an
+//! experiment-creation limit, and the values of the `Retry-After`, `RateLimit-Policy` and
+//! `RateLimit` headers.
+//!
+//! # One process, many replicas
+//! The cache, the `last_used_at` coalescer, the login throttle and the rate limiter live in
+//! one process. Revocations reach the local cache at once; other replicas need a signal
+//! (PostgreSQL LISTEN/NOTIFY with the PostgreSQL store) and otherwise see them within the
+//! cache TTL. Throttles and rate limits are per replica: divide limits by the replica count or
+//! route sticky (see [`ApiRateLimiter`]).
+//!
+//! # Store changes this module would like
+//! - **`ApiKeyStore::set_api_key_expiry(owner, id, expires_at)`**: rotation must shorten the
+//!   old key's life, and no store method can change an existing key. Until it exists, rotation
+//!   takes the [`ApiKeyExpiryStore`] capability as an argument.
+//! - **A lookup returning the key with its owner's status in one round trip** (e.g.
+//!   `find_api_key_for_auth(public_id) -> Option<(ApiKeyRecord, is_active, tier)>`, one join
+//!   on the users' primary key): without a cache every successful verification costs two
+//!   store calls, `find_api_key` and `get_user`, and `get_user` reads the whole user row.
+//! - **`ApiKeyStore::replace_api_key_digest(id, old, new)`** (compare-and-set) would let the
+//!   verifier re-digest keys with the current pepper on use, finishing pepper rotations
+//!   without forcing key rotations.
+
+mod cache;
+mod digest;
+mod key;
+mod keys;
+mod password;
+mod rate_limit;
+mod throttle;
+mod usage;
+mod verify;
+
+#[cfg(test)]
+mod test_store;
+#[cfg(test)]
+mod tests;
+
+pub use cache::{CacheConfig, OwnerStatus, VerifiedKeyCache};
+pub use digest::{DigestMatch, KeyHasher, MIN_PEPPER_LEN, Pepper, PepperError};
+pub use key::{
+    ApiKey, CHECKSUM_LEN, DISPLAY_START_LEN, EntropyError, KEY_ID_LEN, KEY_LEN, KeyEnvironment,
+    KeyFormatError, PREFIX_LEN, PUBLIC_ID_LEN, ParsedKey, PresentedKey, SECRET_LEN,
+};
+pub use keys::{
+    ApiKeyExpiryStore, ApiKeyService, ApiKeySummary, CreatedKey, KeyError, KeyServiceConfig,
+    KeyStatus, Rotation,
+};
+pub use password::{
+    PasswordCheck, PasswordError, PasswordHasher, PasswordParams, PasswordPolicy,
+    PasswordPolicyError,
+};
+pub use rate_limit::{
+    ApiRateLimiter, KeyedGcra, LimitKind, Quota, QuotaError, RateLimitConfig, RateLimitDecision,
+    TierQuotas,
+};
+pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled};
+pub use usage::LastUsedCoalescer;
+pub use verify::{
+    AcceptedEnvironments, ApiKeyVerifier, AuthError, DynApiKeyVerifier, StoreKeyVerifier,
+    VerifiedKey, VerifierConfig,
+};

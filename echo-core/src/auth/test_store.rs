@@ -1,0 +1,196 @@
+//! A test store: `MemoryStore` plus the proposed expiry capability, call counters and an
+//! outage switch. Everything but the API-key methods is delegated unchanged.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::ApiKeyExpiryStore;
+use crate::model::*;
+use crate::store::memory::MemoryStore;
+use crate::store::*;
+
+#[derive(Debug, Default)]
+pub(crate) struct TestStore {
+    inner: MemoryStore,
+    // Expiry changes the memory store cannot make itself, applied on read.
+    expiry: Mutex<HashMap<ApiKeyId, Option<Timestamp>>>,
+    pub(crate) finds: AtomicUsize,
+    pub(crate) user_reads: AtomicUsize,
+    pub(crate) touches: Mutex<Vec<Vec<(ApiKeyId, Timestamp)>>>,
+    pub(crate) down: AtomicBool,
+}
+
+impl TestStore {
+    fn apply(&self, mut key: ApiKeyRecord) -> ApiKeyRecord {
+        if let Some(at) = self.expiry.lock().unwrap().get(&key.id) {
+            key.expires_at = *at;
+        }
+        key
+    }
+
+    fn outage(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "test outage",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyExpiryStore for TestStore {
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.outage()?;
+        if !self
+            .inner
+            .list_api_keys(owner)
+            .await?
+            .iter()
+            .any(|k| k.id == id)
+        {
+            return Err(StoreError::not_found("API key"));
+        }
+        self.expiry.lock().unwrap().insert(id, expires_at);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for TestStore {
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.outage()?;
+        self.inner.create_api_key(key).await
+    }
+
+    async fn find_api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.outage()?;
+        Ok(self
+            .inner
+            .find_api_key(public_id)
+            .await?
+            .map(|k| self.apply(k)))
+    }
+
+    async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.outage()?;
+        Ok(self
+            .inner
+            .list_api_keys(owner)
+            .await?
+            .into_iter()
+            .map(|k| self.apply(k))
+            .collect())
+    }
+
+    async fn revoke_api_key(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.outage()?;
+        self.inner.revoke_api_key(owner, id, at).await
+    }
+
+    async fn touch_api_keys(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError> {
+        self.outage()?;
+        self.touches.lock().unwrap().push(uses.to_vec());
+        self.inner.touch_api_keys(uses).await
+    }
+}
+
+macro_rules! delegate {
+    ($trait:ident { $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* }) => {
+        #[async_trait]
+        impl $trait for TestStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> $ret {
+                self.inner.$name($($arg),*).await
+            })*
+        }
+    };
+}
+
+#[async_trait]
+impl UserStore for TestStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.inner.create_user(user).await
+    }
+    async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
+        self.user_reads.fetch_add(1, Ordering::SeqCst);
+        self.outage()?;
+        self.inner.get_user(id).await
+    }
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        self.inner.find_user_by_email(email).await
+    }
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        self.inner.update_user(user).await
+    }
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        self.inner.delete_user(id).await
+    }
+    async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
+        self.inner.refund_quota(user, amount).await
+    }
+    async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.reset_due_quotas(now).await
+    }
+    async fn get_brand_profile(&self, owner: UserId) -> Result<BrandProfile, StoreError> {
+        self.inner.get_brand_profile(owner).await
+    }
+    async fn put_brand_profile(&self, profile: &BrandProfile) -> Result<(), StoreError> {
+        self.inner.put_brand_profile(profile).await
+    }
+}
+
+delegate!(ExperimentStore {
+    create_experiment(experiment: &Experiment, debit: QuotaDebit, job: &Job) -> Result<(), StoreError>;
+    request_run(owner: UserId, id: ExperimentId, debit: QuotaDebit, job: &Job, now: Timestamp) -> Result<(), StoreError>;
+    get_experiment(owner: UserId, id: ExperimentId) -> Result<Experiment, StoreError>;
+    list_experiments(owner: UserId, query: &ExperimentQuery) -> Result<Page<Experiment, ExperimentCursor>, StoreError>;
+    set_experiment_status(owner: UserId, id: ExperimentId, status: ExperimentStatus, now: Timestamp) -> Result<(), StoreError>;
+    delete_experiment(owner: UserId, id: ExperimentId) -> Result<(), StoreError>;
+    due_recurring(now: Timestamp, limit: u32) -> Result<Vec<Experiment>, StoreError>;
+    claim_schedule(id: ExperimentId, expected: Timestamp, next: Option<Timestamp>, debit: QuotaDebit, job: &Job) -> Result<ScheduleClaim, StoreError>;
+});
+
+delegate!(RunStore {
+    create_batch_run(run: &BatchRun) -> Result<(), StoreError>;
+    get_batch_run(owner: UserId, id: BatchRunId) -> Result<BatchRun, StoreError>;
+    list_batch_runs(owner: UserId, experiment: ExperimentId) -> Result<Vec<BatchRun>, StoreError>;
+    update_batch_run(id: BatchRunId, update: &BatchRunUpdate) -> Result<(), StoreError>;
+    record_iterations(iterations: &[Iteration]) -> Result<RecordOutcome, StoreError>;
+    list_iterations(owner: UserId, run: BatchRunId, from_index: u32, limit: u32) -> Result<Vec<Iteration>, StoreError>;
+    recorded_indexes(run: BatchRunId) -> Result<Vec<u32>, StoreError>;
+    dashboard(owner: UserId, trend_since: Timestamp) -> Result<DashboardStats, StoreError>;
+});
+
+delegate!(AuditStore {
+    append_audit(event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
+    list_audit(query: &AuditQuery) -> Result<Page<AuditEvent, u64>, StoreError>;
+    audit_range(from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+});
+
+delegate!(JobQueue {
+    enqueue(job: &Job) -> Result<(), StoreError>;
+    claim(worker: &str, limit: u32, lease: Duration, now: Timestamp) -> Result<Vec<Job>, StoreError>;
+    claim_job(id: JobId, worker: &str, lease: Duration, now: Timestamp) -> Result<Option<Job>, StoreError>;
+    heartbeat(lease: JobLease, until: Timestamp) -> Result<(), StoreError>;
+    complete(lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
+    fail(lease: JobLease, error: &str, retry_at: Option<Timestamp>, now: Timestamp) -> Result<JobStatus, StoreError>;
+    release(lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
+    get_job(id: JobId) -> Result<Job, StoreError>;
+    queue_stats(now: Timestamp) -> Result<QueueStats, StoreError>;
+    prune_jobs(before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+});
