@@ -10,6 +10,14 @@
 //!   [`model::Iterations`]…) and the records Echo stores.
 //! - [`store`]: the storage traits ([`store::Store`] and its parts) and their shared contract;
 //!   [`store::memory::MemoryStore`] implements them in memory.
+//! - [`provider`]: the [`provider::Provider`] trait, classified errors, retries with full
+//!   jitter, per-model prices, and the seeded [`provider::simulated`] provider.
+//! - [`analysis`]: brand extraction and the metrics, each with its unit, denominator and
+//!   confidence interval.
+//! - [`runner`]: the [`runner::ExperimentRunner`] (concurrency and rate limits, idempotent
+//!   resumable writes, cancellation, refunds) and the [`runner::JobExecutor`] for queue jobs.
+//! - [`auth`]: API-key format and verification, password hashing, login throttling and per-key
+//!   rate limits.
 //! - [`audit`]: the audit log's hash chain.
 //!
 //! ## Quick start
@@ -73,8 +81,8 @@
 //! method (tenant isolation, atomicity, explicit time); each method documents its own.
 //!
 //! ## Feature flags
-//! - `testkit`: the storage conformance suite ([`conformance`]) and the
-//!   [`store_conformance_tests!`] macro, for backend crates and custom stores.
+//! - `testkit`: the storage conformance suite (module `conformance`) and the
+//!   `store_conformance_tests!` macro, for backend crates and custom stores.
 //!
 //! ## Implementing a custom store
 //! Implement the six traits for your type (it then implements [`store::Store`]), map your

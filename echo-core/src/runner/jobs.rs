@@ -75,6 +75,11 @@ impl JobExecutor {
     /// Runs a job this worker claimed and settles it. Returns the job's new status, or
     /// [`StoreError::LeaseLost`] when another worker took the job over (the work was stopped
     /// and nothing was settled).
+    ///
+    /// Cancelling `cancel` is a user cancellation: the batch runs end `cancelled`, the quota of
+    /// unrun iterations is refunded and the job completes. A graceful shutdown that should hand
+    /// the job to another worker instead must [`release`](crate::store::JobQueue::release) it
+    /// without calling this.
     pub async fn execute(
         &self,
         job: &Job,
