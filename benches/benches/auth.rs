@@ -2,8 +2,11 @@
 //! - `verify_sqlite_no_cache/keys/N`: `StoreKeyVerifier` without cache against SQLite holding
 //!   N = 1,000 / 10,000 / 100,000 / 1,000,000 keys, presenting keys drawn uniformly from all
 //!   seeded ones. Target: median < 20 µs at every size, 1M within 2x of 1k.
-//! - `verify_parts/…` at the largest size: the two store calls a verification makes
-//!   (`find_api_key`, `get_user`), the CPU path alone, and a cache hit.
+//!   Beside each size: `find_api_key_only` and `find_api_key_for_auth_only`, the store call a
+//!   verification makes (the key with its owner's status, one round trip) and the plain key
+//!   lookup.
+//! - `verify_parts/…` at the largest size: `get_user` (what a verification used to add to the
+//!   key lookup), the CPU path alone, and a cache hit.
 //! - `old_design/keys/N` for N = 1,000 and 10,000: fetch the owner's keys and argon2id-hash the
 //!   presented secret against each (OWASP parameters, per-key salt) until one matches. The
 //!   target sits in the middle of the list, the average case. Non-target rows hold random
@@ -169,6 +172,18 @@ fn verify_sqlite(c: &mut Criterion) {
                 b.iter(|| {
                     let key = seeded.pick()[..PUBLIC_ID_LEN].to_owned();
                     rt.block_on(seeded.store.find_api_key(&key))
+                        .unwrap()
+                        .unwrap()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("find_api_key_for_auth_only", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    let key = seeded.pick()[..PUBLIC_ID_LEN].to_owned();
+                    rt.block_on(seeded.store.find_api_key_for_auth(&key))
                         .unwrap()
                         .unwrap()
                 })

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{ApiKeyId, ApiKeyRecord, Timestamp, UserId};
-use echo_core::store::{ApiKeyStore, StoreError};
+use echo_core::store::{ApiKeyAuth, ApiKeyStore, StoreError};
 use sqlx::PgConnection;
 
 use crate::PgStore;
@@ -91,6 +91,19 @@ impl ApiKeyStore for PgStore {
         .await
     }
 
+    async fn find_api_key_for_auth(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<ApiKeyAuth>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::API_KEY_AUTH_BY_PUBLIC_ID).bind(public_id),
+            rows::api_key_auth,
+        )
+        .await
+    }
+
     async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let mut conn = self.db().conn().await?;
         fetch_all(
@@ -114,6 +127,24 @@ impl ApiKeyStore for PgStore {
                 .bind(*id.as_uuid())
                 .bind(*owner.as_uuid())
                 .bind(dt(at)),
+        )
+        .await?;
+        found(changed, "API key")
+    }
+
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::API_KEY_SET_EXPIRY)
+                .bind(*id.as_uuid())
+                .bind(*owner.as_uuid())
+                .bind(opt_dt(expires_at)),
         )
         .await?;
         found(changed, "API key")

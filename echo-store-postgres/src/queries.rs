@@ -135,6 +135,16 @@ pub const API_KEY_BY_PUBLIC_ID: &str = concat!(
     api_key_columns!(),
     " FROM api_keys WHERE public_id = $1"
 );
+/// The authentication lookup with the owner's status: one probe of the public-id index and
+/// one of the users' primary key. Columns: the key's (as [`API_KEY_BY_PUBLIC_ID`]), then the
+/// owner's `is_active` and `pricing_tier`.
+pub const API_KEY_AUTH_BY_PUBLIC_ID: &str = "SELECT k.id, k.user_id, k.name, k.public_id, \
+     k.secret_hash, k.is_active, k.created_at, k.last_used_at, k.expires_at, k.revoked_at, \
+     u.is_active, u.pricing_tier \
+     FROM api_keys AS k JOIN users AS u ON u.id = k.user_id WHERE k.public_id = $1";
+/// Sets the expiry of the owner's key.
+pub const API_KEY_SET_EXPIRY: &str =
+    "UPDATE api_keys SET expires_at = $3 WHERE id = $1 AND user_id = $2";
 /// The owner's keys, newest first.
 pub const API_KEYS_BY_USER: &str = concat!(
     "SELECT ",

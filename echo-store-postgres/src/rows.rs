@@ -9,7 +9,7 @@ use echo_core::model::{
     Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, Timestamp, User,
     ValidationError,
 };
-use echo_core::store::StoreError;
+use echo_core::store::{ApiKeyAuth, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::error::BoxDynError;
@@ -267,7 +267,20 @@ pub(crate) fn brand_profile(row: &PgRow) -> Result<BrandProfile, StoreError> {
 }
 
 pub(crate) fn api_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    api_key_cols(&mut Cols::new(row))
+}
+
+/// A key (`queries::API_KEY_AUTH_BY_PUBLIC_ID`): its columns, then the owner's status.
+pub(crate) fn api_key_auth(row: &PgRow) -> Result<ApiKeyAuth, StoreError> {
     let mut c = Cols::new(row);
+    Ok(ApiKeyAuth {
+        key: api_key_cols(&mut c)?,
+        owner_active: c.bool("users.is_active")?,
+        owner_tier: c.parse("users.pricing_tier")?,
+    })
+}
+
+fn api_key_cols(c: &mut Cols<'_>) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
         id: c.id("api_keys.id")?,
         user_id: c.id("api_keys.user_id")?,

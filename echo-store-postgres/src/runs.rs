@@ -1,9 +1,9 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, ExperimentId, ExperimentStatus,
-    Iteration, ProviderKind, RecordOutcome, Timestamp, UserId,
+    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, RecordOutcome,
+    Timestamp, UserId,
 };
-use echo_core::store::{DashboardStats, ProviderVisibility, RunStore, StoreError, TrendPoint};
+use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
@@ -16,18 +16,9 @@ use crate::rows::{self, Cols, dt, opt_dt, to_i64, to_json};
 use crate::users::found;
 
 /// A (provider, status) group of the user's runs ([`q::DASHBOARD_RUNS`]).
-struct ProviderGroup {
-    provider: ProviderKind,
-    status: BatchRunStatus,
-    recorded: u64,
-    succeeded: u64,
-    with_figure: u64,
-    visibility_sum: f64,
-}
-
-fn provider_group(row: &PgRow) -> Result<ProviderGroup, StoreError> {
+fn provider_group(row: &PgRow) -> Result<RunGroup, StoreError> {
     let mut c = Cols::new(row);
-    Ok(ProviderGroup {
+    Ok(RunGroup {
         provider: c.parse("batch_runs.provider")?,
         status: c.parse("batch_runs.status")?,
         recorded: c.u64("iterations recorded")?,
@@ -362,28 +353,6 @@ impl RunStore for PgStore {
         .await?;
         commit(tx).await?;
 
-        let mut stats = DashboardStats {
-            trend,
-            ..DashboardStats::default()
-        };
-        for (status, n) in by_status {
-            stats.experiments_by_status.insert(status, n);
-            stats.experiments_total += n;
-        }
-        for g in groups {
-            stats.iterations_total += g.recorded;
-            stats.iterations_succeeded += g.succeeded;
-            if g.status == BatchRunStatus::Completed && g.with_figure > 0 {
-                stats.providers.push(ProviderVisibility {
-                    provider: g.provider,
-                    completed_runs: g.with_figure,
-                    mean_visibility: g.visibility_sum / g.with_figure as f64,
-                });
-            }
-        }
-        // The contract orders providers by their text form; sort here, since PostgreSQL's
-        // text order depends on the database's collation.
-        stats.providers.sort_by_key(|p| p.provider.as_str());
-        Ok(stats)
+        Ok(DashboardStats::from_parts(by_status, groups, trend))
     }
 }

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{ApiKeyId, ApiKeyRecord, Timestamp, UserId};
-use echo_core::store::{ApiKeyStore, StoreError};
+use echo_core::store::{ApiKeyAuth, ApiKeyStore, StoreError};
 use rusqlite::params;
 
 use crate::SqliteStore;
@@ -41,15 +41,34 @@ impl ApiKeyStore for SqliteStore {
     async fn find_api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let public_id = public_id.to_owned();
         self.db
-            .read(move |tx| query_opt(tx, q::API_KEY_BY_PUBLIC_ID, [public_id], rows::api_key))
+            .read_single(move |conn| {
+                query_opt(conn, q::API_KEY_BY_PUBLIC_ID, [public_id], rows::api_key)
+            })
+            .await
+    }
+
+    async fn find_api_key_for_auth(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<ApiKeyAuth>, StoreError> {
+        let public_id = public_id.to_owned();
+        self.db
+            .read_single(move |conn| {
+                query_opt(
+                    conn,
+                    q::API_KEY_AUTH_BY_PUBLIC_ID,
+                    [public_id],
+                    rows::api_key_auth,
+                )
+            })
             .await
     }
 
     async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.db
-            .read(move |tx| {
+            .read_single(move |conn| {
                 query_all(
-                    tx,
+                    conn,
                     q::API_KEYS_BY_USER,
                     [owner.as_uuid().as_bytes()],
                     rows::api_key,
@@ -73,6 +92,29 @@ impl ApiKeyStore for SqliteStore {
                         id.as_uuid().as_bytes(),
                         owner.as_uuid().as_bytes(),
                         at.unix_micros()
+                    ],
+                )
+                .db()?;
+                found(changed, "API key")
+            })
+            .await
+    }
+
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::API_KEY_SET_EXPIRY,
+                    params![
+                        id.as_uuid().as_bytes(),
+                        owner.as_uuid().as_bytes(),
+                        opt_micros(expires_at)
                     ],
                 )
                 .db()?;

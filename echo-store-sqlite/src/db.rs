@@ -1,10 +1,11 @@
 //! The connection pool and the helpers every store method runs through: each call is one
-//! transaction on a pooled connection, on tokio's blocking pool.
+//! transaction (explicit, or a single statement's implicit one) on a pooled connection, on
+//! tokio's blocking pool.
 
 use echo_core::store::StoreError;
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Params, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior};
 
 use crate::error::{SqlResultExt, SqliteStoreError};
 
@@ -27,6 +28,23 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.run(TransactionBehavior::Deferred, f).await
+    }
+
+    /// Runs `f`, which must run **exactly one** read statement, on a pooled connection in
+    /// autocommit mode. A single statement is atomic on its own in SQLite (it runs in an
+    /// implicit read transaction), so the explicit `BEGIN`/`COMMIT` of [`Db::read`] would only
+    /// add two round trips through the library: this is the path of hot point lookups.
+    pub(crate) async fn read_single<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        blocking(move || {
+            let conn = pool.get().map_err(StoreError::unavailable)?;
+            f(&conn)
+        })
+        .await
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction. Taking the write lock up front means the
@@ -69,14 +87,15 @@ where
         .map_err(|e| StoreError::backend(SqliteStoreError::Task(e)))?
 }
 
-/// Every row of a query, decoded.
+/// Every row of a query, decoded. Takes a connection (a transaction derefs to one) so that
+/// single-statement reads can run in autocommit mode.
 pub(crate) fn query_all<T, P: Params>(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     sql: &str,
     params: P,
     decode: fn(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut stmt = tx.prepare_cached(sql).db()?;
+    let mut stmt = conn.prepare_cached(sql).db()?;
     let mut rows = stmt.query(params).db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
@@ -87,12 +106,12 @@ pub(crate) fn query_all<T, P: Params>(
 
 /// The first row of a query, decoded, if there is one.
 pub(crate) fn query_opt<T, P: Params>(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     sql: &str,
     params: P,
     decode: fn(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
-    let mut stmt = tx.prepare_cached(sql).db()?;
+    let mut stmt = conn.prepare_cached(sql).db()?;
     let mut rows = stmt.query(params).db()?;
     match rows.next().db()? {
         Some(row) => decode(row).map(Some),

@@ -36,8 +36,11 @@
 //!
 //! ## How calls run
 //! Each store call is one transaction on a pooled connection, run with
-//! `tokio::task::spawn_blocking` so SQLite never blocks the async runtime. Reads use a
-//! deferred transaction (a consistent snapshot); writes use `BEGIN IMMEDIATE`, taking the write
+//! `tokio::task::spawn_blocking` so SQLite never blocks the async runtime. Reads of several
+//! statements use a deferred transaction (a consistent snapshot); reads of a single statement
+//! (point lookups such as the API-key lookup) run it in autocommit mode, where SQLite gives the
+//! one statement its own read transaction, saving the `BEGIN`/`COMMIT` pair. Writes use
+//! `BEGIN IMMEDIATE`, taking the write
 //! lock before the first read, which rules out the read-then-write upgrade that makes SQLite
 //! fail with `SQLITE_BUSY` instead of waiting.
 //!

@@ -9,7 +9,7 @@ use echo_core::model::{
     Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, Timestamp, User,
     ValidationError,
 };
-use echo_core::store::StoreError;
+use echo_core::store::{ApiKeyAuth, StoreError};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 use serde::Serialize;
@@ -138,7 +138,14 @@ impl<'a, 'stmt> Cols<'a, 'stmt> {
     where
         T: FromStr<Err = ValidationError>,
     {
-        Ok(self.text(field)?.parse()?)
+        // Parsed from the borrowed text: no intermediate `String`.
+        match self.next()? {
+            ValueRef::Text(bytes) => Ok(std::str::from_utf8(bytes)
+                .map_err(|_| invalid(field, "is not valid UTF-8"))?
+                .parse()?),
+            ValueRef::Null => Err(null(field)),
+            other => Err(wrong_type(field, "text", other)),
+        }
     }
 
     pub(crate) fn opt_json<T: DeserializeOwned>(
@@ -225,7 +232,20 @@ pub(crate) fn brand_profile(row: &Row<'_>) -> Result<BrandProfile, StoreError> {
 }
 
 pub(crate) fn api_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
+    api_key_cols(&mut Cols::new(row))
+}
+
+/// A key (`queries::API_KEY_AUTH_BY_PUBLIC_ID`): its columns, then the owner's status.
+pub(crate) fn api_key_auth(row: &Row<'_>) -> Result<ApiKeyAuth, StoreError> {
     let mut c = Cols::new(row);
+    Ok(ApiKeyAuth {
+        key: api_key_cols(&mut c)?,
+        owner_active: c.bool("users.is_active")?,
+        owner_tier: c.parse("users.pricing_tier")?,
+    })
+}
+
+fn api_key_cols(c: &mut Cols<'_, '_>) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
         id: c.id("api_keys.id")?,
         user_id: c.id("api_keys.user_id")?,

@@ -72,7 +72,9 @@ impl UserStore for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
         self.db
-            .read(move |tx| query_opt(tx, q::USER_BY_ID, [id.as_uuid().as_bytes()], rows::user))
+            .read_single(move |conn| {
+                query_opt(conn, q::USER_BY_ID, [id.as_uuid().as_bytes()], rows::user)
+            })
             .await?
             .ok_or(StoreError::not_found("user"))
     }
@@ -80,7 +82,9 @@ impl UserStore for SqliteStore {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let email = email.clone();
         self.db
-            .read(move |tx| query_opt(tx, q::USER_BY_EMAIL, [email.as_str()], rows::user))
+            .read_single(move |conn| {
+                query_opt(conn, q::USER_BY_EMAIL, [email.as_str()], rows::user)
+            })
             .await
     }
 

@@ -1,10 +1,8 @@
 //! The key lifecycle: create, list, revoke, expire, rotate.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::Serialize;
 
 use super::cache::VerifiedKeyCache;
@@ -26,25 +24,6 @@ pub enum KeyError {
     /// The key is revoked or expired, so it cannot be rotated.
     #[error("the API key is revoked or expired")]
     Inactive,
-}
-
-/// Setting a key's expiry after creation, which rotation needs.
-///
-/// **A proposed addition to [`ApiKeyStore`](crate::store::ApiKeyStore)** (see the module docs
-/// of [`super`]): the store traits cannot change an existing key's `expires_at` today, so
-/// rotation takes this capability as an argument until they can.
-///
-/// Contract: sets `expires_at` of the owner's key `id`; [`StoreError::NotFound`] for another
-/// user's or a missing key. Callers only ever move an expiry earlier.
-#[async_trait]
-pub trait ApiKeyExpiryStore: Send + Sync + Debug + 'static {
-    /// Sets the key's `expires_at`.
-    async fn set_api_key_expiry(
-        &self,
-        owner: UserId,
-        id: ApiKeyId,
-        expires_at: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
 }
 
 /// Settings of [`ApiKeyService`].
@@ -262,14 +241,13 @@ impl ApiKeyService {
     /// Rotates the owner's key `id`: issues a new key with the same name and environment, and
     /// makes the old one expire at `now + grace` (default
     /// [`KeyServiceConfig::rotation_grace`]; an earlier existing expiry is kept). A grace of
-    /// zero ends the old key at once. `expiry` is the store capability that sets the old key's
-    /// expiry (see [`ApiKeyExpiryStore`]).
+    /// zero ends the old key at once. The old key's expiry is set with
+    /// [`ApiKeyStore::set_api_key_expiry`](crate::store::ApiKeyStore::set_api_key_expiry).
     ///
     /// If setting the expiry fails, the new key is revoked again and the error returned: the
     /// caller never holds a replacement while the old key lives on unbounded.
     pub async fn rotate(
         &self,
-        expiry: &dyn ApiKeyExpiryStore,
         owner: UserId,
         id: ApiKeyId,
         grace: Option<Duration>,
@@ -297,7 +275,8 @@ impl ApiKeyService {
         let new_key = self
             .create(owner, old.name.clone(), environment, None, now)
             .await?;
-        if let Err(e) = expiry
+        if let Err(e) = self
+            .store
             .set_api_key_expiry(owner, id, Some(old_expires_at))
             .await
         {

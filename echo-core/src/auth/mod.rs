@@ -6,7 +6,7 @@
 //! - [`KeyHasher`]: the store keeps only the public id and HMAC-SHA-256(pepper, secret), never
 //!   the key. Why not argon2, and how to rotate the pepper, is in its module docs.
 //! - [`ApiKeyVerifier`] / [`StoreKeyVerifier`]: parse and checksum without I/O, one indexed
-//!   lookup, constant-time comparison, state checks, coalesced `last_used_at` writes, and an
+//!   lookup (the key with its owner's status, one round trip), constant-time comparison, state checks, coalesced `last_used_at` writes, and an
 //!   optional [`VerifiedKeyCache`]. Every refusal is the same [`AuthError::InvalidKey`].
 //! - [`ApiKeyService`]: create (the key is returned once), list, revoke, rotate with a grace
 //!   period.
@@ -29,13 +29,6 @@
 //! route sticky (see [`ApiRateLimiter`]).
 //!
 //! # Store changes this module would like
-//! - **`ApiKeyStore::set_api_key_expiry(owner, id, expires_at)`**: rotation must shorten the
-//!   old key's life, and no store method can change an existing key. Until it exists, rotation
-//!   takes the [`ApiKeyExpiryStore`] capability as an argument.
-//! - **A lookup returning the key with its owner's status in one round trip** (e.g.
-//!   `find_api_key_for_auth(public_id) -> Option<(ApiKeyRecord, is_active, tier)>`, one join
-//!   on the users' primary key): without a cache every successful verification costs two
-//!   store calls, `find_api_key` and `get_user`, and `get_user` reads the whole user row.
 //! - **`ApiKeyStore::replace_api_key_digest(id, old, new)`** (compare-and-set) would let the
 //!   verifier re-digest keys with the current pepper on use, finishing pepper rotations
 //!   without forcing key rotations.
@@ -62,8 +55,7 @@ pub use key::{
     KeyFormatError, PREFIX_LEN, PUBLIC_ID_LEN, ParsedKey, PresentedKey, SECRET_LEN,
 };
 pub use keys::{
-    ApiKeyExpiryStore, ApiKeyService, ApiKeySummary, CreatedKey, KeyError, KeyServiceConfig,
-    KeyStatus, Rotation,
+    ApiKeyService, ApiKeySummary, CreatedKey, KeyError, KeyServiceConfig, KeyStatus, Rotation,
 };
 pub use password::{
     PasswordCheck, PasswordError, PasswordHasher, PasswordParams, PasswordPolicy,

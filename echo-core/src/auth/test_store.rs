@@ -1,14 +1,12 @@
-//! A test store: `MemoryStore` plus the proposed expiry capability, call counters and an
-//! outage switch. Everything but the API-key methods is delegated unchanged.
+//! A test store: `MemoryStore` plus call counters and an outage switch. Everything but the
+//! API-key methods and `get_user` is delegated unchanged.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ApiKeyExpiryStore;
 use crate::model::*;
 use crate::store::memory::MemoryStore;
 use crate::store::*;
@@ -16,8 +14,7 @@ use crate::store::*;
 #[derive(Debug, Default)]
 pub(crate) struct TestStore {
     inner: MemoryStore,
-    // Expiry changes the memory store cannot make itself, applied on read.
-    expiry: Mutex<HashMap<ApiKeyId, Option<Timestamp>>>,
+    /// Key lookups: `find_api_key` and `find_api_key_for_auth`.
     pub(crate) finds: AtomicUsize,
     pub(crate) user_reads: AtomicUsize,
     pub(crate) touches: Mutex<Vec<Vec<(ApiKeyId, Timestamp)>>>,
@@ -25,42 +22,12 @@ pub(crate) struct TestStore {
 }
 
 impl TestStore {
-    fn apply(&self, mut key: ApiKeyRecord) -> ApiKeyRecord {
-        if let Some(at) = self.expiry.lock().unwrap().get(&key.id) {
-            key.expires_at = *at;
-        }
-        key
-    }
-
     fn outage(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(std::io::Error::other(
                 "test outage",
             )));
         }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ApiKeyExpiryStore for TestStore {
-    async fn set_api_key_expiry(
-        &self,
-        owner: UserId,
-        id: ApiKeyId,
-        expires_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        self.outage()?;
-        if !self
-            .inner
-            .list_api_keys(owner)
-            .await?
-            .iter()
-            .any(|k| k.id == id)
-        {
-            return Err(StoreError::not_found("API key"));
-        }
-        self.expiry.lock().unwrap().insert(id, expires_at);
         Ok(())
     }
 }
@@ -75,22 +42,21 @@ impl ApiKeyStore for TestStore {
     async fn find_api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         self.outage()?;
-        Ok(self
-            .inner
-            .find_api_key(public_id)
-            .await?
-            .map(|k| self.apply(k)))
+        self.inner.find_api_key(public_id).await
+    }
+
+    async fn find_api_key_for_auth(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<ApiKeyAuth>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.outage()?;
+        self.inner.find_api_key_for_auth(public_id).await
     }
 
     async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.outage()?;
-        Ok(self
-            .inner
-            .list_api_keys(owner)
-            .await?
-            .into_iter()
-            .map(|k| self.apply(k))
-            .collect())
+        self.inner.list_api_keys(owner).await
     }
 
     async fn revoke_api_key(
@@ -101,6 +67,16 @@ impl ApiKeyStore for TestStore {
     ) -> Result<(), StoreError> {
         self.outage()?;
         self.inner.revoke_api_key(owner, id, at).await
+    }
+
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.outage()?;
+        self.inner.set_api_key_expiry(owner, id, expires_at).await
     }
 
     async fn touch_api_keys(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError> {

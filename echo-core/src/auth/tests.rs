@@ -372,7 +372,6 @@ async fn rotation_keeps_the_old_key_until_the_grace_ends() {
     let rotation = f
         .keys
         .rotate(
-            &*f.test_store,
             f.user.id,
             old.summary.id,
             Some(Duration::from_secs(3600)),
@@ -405,18 +404,12 @@ async fn rotation_keeps_the_old_key_until_the_grace_ends() {
     // An expired (or revoked) key cannot be rotated; zero grace ends the old key at once.
     let again = f
         .keys
-        .rotate(&*f.test_store, f.user.id, old.summary.id, None, at(3800))
+        .rotate(f.user.id, old.summary.id, None, at(3800))
         .await;
     assert!(matches!(again, Err(KeyError::Inactive)));
     let r2 = f
         .keys
-        .rotate(
-            &*f.test_store,
-            f.user.id,
-            new.summary.id,
-            Some(Duration::ZERO),
-            at(3800),
-        )
+        .rotate(f.user.id, new.summary.id, Some(Duration::ZERO), at(3800))
         .await
         .unwrap();
     assert_invalid(v.verify(new.key.expose(), at(3800)).await, "zero grace");
@@ -425,7 +418,7 @@ async fn rotation_keeps_the_old_key_until_the_grace_ends() {
     let short = f.create(KeyEnvironment::Test, Some(at(4000))).await;
     let r3 = f
         .keys
-        .rotate(&*f.test_store, f.user.id, short.summary.id, None, at(3900))
+        .rotate(f.user.id, short.summary.id, None, at(3900))
         .await
         .unwrap();
     assert_eq!(r3.old_key_expires_at, at(4000));
@@ -433,13 +426,7 @@ async fn rotation_keeps_the_old_key_until_the_grace_ends() {
     let other = new_user(&f.store).await;
     assert!(matches!(
         f.keys
-            .rotate(
-                &*f.test_store,
-                other.id,
-                r2.new_key.summary.id,
-                None,
-                at(3900)
-            )
+            .rotate(other.id, r2.new_key.summary.id, None, at(3900))
             .await,
         Err(KeyError::Store(StoreError::NotFound { .. }))
     ));

@@ -132,13 +132,13 @@ impl Default for VerifierConfig {
 
 /// The default [`ApiKeyVerifier`]: checks keys against the store.
 ///
-/// Per request: parse and checksum (no I/O; malformed keys stop here) → one indexed lookup by
-/// public id ([`ApiKeyStore::find_api_key`](crate::store::ApiKeyStore::find_api_key)), or a
-/// cache hit → HMAC of the secret and constant-time comparison with the stored digest (with a
-/// dummy digest when the id is unknown, so unknown ids, wrong secrets and revoked keys cost
-/// the same) → state, expiry and environment checks → the owner's status
-/// ([`UserStore::get_user`](crate::store::UserStore::get_user), or the cache) → the use is
-/// queued for a coalesced `last_used_at` write.
+/// Per request: parse and checksum (no I/O; malformed keys stop here) → a cache hit, or one
+/// store call that reads the key by public id with its owner's status
+/// ([`ApiKeyStore::find_api_key_for_auth`](crate::store::ApiKeyStore::find_api_key_for_auth),
+/// one round trip) → HMAC of the secret and constant-time comparison with the stored digest
+/// (with a dummy digest when the id is unknown, so unknown ids, wrong secrets and revoked keys
+/// cost the same) → state, expiry, environment and owner checks, combined into one branch →
+/// the use is queued for a coalesced `last_used_at` write.
 ///
 /// Call [`StoreKeyVerifier::run_last_used_flusher`] in a background task (it flushes once more
 /// on shutdown), or [`StoreKeyVerifier::flush_last_used`] yourself.
@@ -284,12 +284,19 @@ impl ApiKeyVerifier for StoreKeyVerifier {
         };
         let public_id = parsed.public_id();
         let cached = self.cache.as_ref().and_then(|c| c.get(public_id, now));
-        let (record, cached_owner) = match cached {
+        let from_store = cached.is_none();
+        let (record, owner) = match cached {
             Some((record, owner)) => (Some(record), Some(owner)),
-            None => (
-                self.store.find_api_key(public_id).await?.map(Arc::new),
-                None,
-            ),
+            None => match self.store.find_api_key_for_auth(public_id).await? {
+                Some(auth) => (
+                    Some(Arc::new(auth.key)),
+                    Some(OwnerStatus {
+                        is_active: auth.owner_active,
+                        tier: auth.owner_tier,
+                    }),
+                ),
+                None => (None, None),
+            },
         };
 
         // The same work whether the record exists or not: one HMAC, one constant-time
@@ -301,28 +308,15 @@ impl ApiKeyVerifier for StoreKeyVerifier {
         let usable = record
             .as_deref()
             .is_some_and(|r| self.usable(r, parsed.environment(), now));
-        let record = match record {
-            Some(record) if digest.matched() & usable => record,
+        let owner_active = owner.is_some_and(|o| o.is_active);
+        let (record, owner) = match (record, owner) {
+            (Some(record), Some(owner)) if digest.matched() & usable & owner_active => {
+                (record, owner)
+            }
             _ => return Err(AuthError::InvalidKey),
         };
 
-        let owner = match cached_owner {
-            Some(owner) => owner,
-            None => match self.store.get_user(record.user_id).await {
-                Ok(user) => OwnerStatus {
-                    is_active: user.is_active,
-                    tier: user.tier,
-                },
-                Err(StoreError::NotFound { .. }) => return Err(AuthError::InvalidKey),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        if !owner.is_active {
-            return Err(AuthError::InvalidKey);
-        }
-        if cached_owner.is_none()
-            && let Some(cache) = &self.cache
-        {
+        if from_store && let Some(cache) = &self.cache {
             cache.insert(Arc::clone(&record), owner, now);
         }
         self.usage.record(record.id, now);

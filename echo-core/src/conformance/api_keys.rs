@@ -1,8 +1,10 @@
 //! [`ApiKeyStore`](crate::store::ApiKeyStore): key records, lookup, listing, revocation, use.
 
-use super::fixtures::{api_key, assert_conflict, assert_not_found, at, at_micros, new_user};
-use crate::model::{ApiKeyId, UserId};
-use crate::store::DynStore;
+use super::fixtures::{
+    api_key, assert_conflict, assert_not_found, at, at_micros, new_user, new_user_with,
+};
+use crate::model::{ApiKeyId, PricingTier, UserId};
+use crate::store::{ApiKeyAuth, DynStore};
 
 /// A key record reads back equal through `find_api_key`; unknown public ids are `None`; an
 /// unknown owner is NotFound.
@@ -199,5 +201,180 @@ pub async fn touch_api_keys_never_moves_backwards(store: &DynStore) {
         store.find_api_key(&k1.public_id).await.expect("find"),
         Some(k1_now),
         "touch changes only last_used_at"
+    );
+}
+
+/// `find_api_key_for_auth` returns the key exactly as `find_api_key` does, with its owner's
+/// `is_active` and tier, whatever the key's state; an unknown public id is `None`.
+pub async fn find_api_key_for_auth_joins_owner(store: &DynStore) {
+    let u = new_user_with(store, |u| u.tier = PricingTier::Pro).await;
+    let other = new_user_with(store, |u| u.tier = PricingTier::Enterprise).await;
+    let mut key = api_key(u.id, at_micros(1_500_001));
+    key.last_used_at = Some(at_micros(1_600_002));
+    let theirs = api_key(other.id, at(2));
+    for k in [&key, &theirs] {
+        store.create_api_key(k).await.expect("create_api_key");
+    }
+
+    let found = store
+        .find_api_key_for_auth(&key.public_id)
+        .await
+        .expect("find_api_key_for_auth");
+    assert_eq!(
+        found,
+        Some(ApiKeyAuth {
+            key: key.clone(),
+            owner_active: true,
+            owner_tier: PricingTier::Pro,
+        })
+    );
+    assert_eq!(
+        found.map(|a| a.key),
+        store
+            .find_api_key(&key.public_id)
+            .await
+            .expect("find_api_key"),
+        "same record as find_api_key"
+    );
+    assert_eq!(
+        store
+            .find_api_key_for_auth(&theirs.public_id)
+            .await
+            .expect("find theirs")
+            .map(|a| (a.key, a.owner_tier)),
+        Some((theirs, PricingTier::Enterprise)),
+        "each key joins its own owner"
+    );
+
+    store
+        .revoke_api_key(u.id, key.id, at(3))
+        .await
+        .expect("revoke");
+    let revoked = store
+        .find_api_key_for_auth(&key.public_id)
+        .await
+        .expect("find revoked")
+        .expect("a revoked key is still found");
+    assert!(!revoked.key.is_active);
+    assert_eq!(revoked.key.revoked_at, Some(at(3)));
+    assert!(revoked.owner_active, "the owner is untouched");
+
+    assert_eq!(
+        store
+            .find_api_key_for_auth("ek_unknown")
+            .await
+            .expect("find unknown"),
+        None
+    );
+}
+
+/// `find_api_key_for_auth` reflects the owner's current `is_active` and tier; a deleted owner's
+/// keys are gone.
+pub async fn find_api_key_for_auth_reflects_owner_changes(store: &DynStore) {
+    let mut u = new_user(store).await;
+    let key = api_key(u.id, at(1));
+    store.create_api_key(&key).await.expect("create_api_key");
+
+    u.is_active = false;
+    u.tier = PricingTier::Enterprise;
+    store.update_user(&u).await.expect("update_user");
+    assert_eq!(
+        store
+            .find_api_key_for_auth(&key.public_id)
+            .await
+            .expect("find"),
+        Some(ApiKeyAuth {
+            key: key.clone(),
+            owner_active: false,
+            owner_tier: PricingTier::Enterprise,
+        }),
+        "inactive owner reflected"
+    );
+
+    store.delete_user(u.id).await.expect("delete_user");
+    assert_eq!(
+        store
+            .find_api_key_for_auth(&key.public_id)
+            .await
+            .expect("find after delete"),
+        None
+    );
+}
+
+/// `set_api_key_expiry` sets (and clears) only `expires_at` of the owner's key, whatever its
+/// state; another user's or an unknown key is NotFound and untouched.
+pub async fn set_api_key_expiry_is_scoped(store: &DynStore) {
+    let u = new_user(store).await;
+    let other = new_user(store).await;
+    let key = api_key(u.id, at(1));
+    let sibling = api_key(u.id, at(2));
+    for k in [&key, &sibling] {
+        store.create_api_key(k).await.expect("create_api_key");
+    }
+    let find = |public_id: String| async move {
+        store
+            .find_api_key(&public_id)
+            .await
+            .expect("find_api_key")
+            .expect("key exists")
+    };
+
+    store
+        .set_api_key_expiry(u.id, key.id, Some(at_micros(5_000_001)))
+        .await
+        .expect("set expiry");
+    let mut expected = key.clone();
+    expected.expires_at = Some(at_micros(5_000_001));
+    assert_eq!(find(key.public_id.clone()).await, expected);
+    assert_eq!(
+        find(sibling.public_id.clone()).await,
+        sibling,
+        "other keys untouched"
+    );
+
+    assert_not_found(
+        store
+            .set_api_key_expiry(other.id, key.id, Some(at(9)))
+            .await,
+        "another user's key",
+    );
+    assert_not_found(
+        store
+            .set_api_key_expiry(u.id, ApiKeyId::new(), Some(at(9)))
+            .await,
+        "unknown key",
+    );
+    assert_eq!(
+        find(key.public_id.clone()).await,
+        expected,
+        "refused calls write nothing"
+    );
+
+    store
+        .set_api_key_expiry(u.id, key.id, None)
+        .await
+        .expect("clear expiry");
+    expected.expires_at = None;
+    assert_eq!(find(key.public_id.clone()).await, expected);
+
+    store
+        .revoke_api_key(u.id, key.id, at(3))
+        .await
+        .expect("revoke");
+    store
+        .set_api_key_expiry(u.id, key.id, Some(at(4)))
+        .await
+        .expect("set expiry of a revoked key");
+    expected.is_active = false;
+    expected.revoked_at = Some(at(3));
+    expected.expires_at = Some(at(4));
+    assert_eq!(
+        store
+            .find_api_key_for_auth(&key.public_id)
+            .await
+            .expect("find_api_key_for_auth")
+            .map(|a| a.key),
+        Some(expected),
+        "revocation kept"
     );
 }

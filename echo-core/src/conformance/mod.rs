@@ -111,6 +111,9 @@ macro_rules! store_conformance_tests {
                 api_keys_listed_newest_first_and_scoped,
                 revoke_api_key_is_scoped_and_idempotent,
                 touch_api_keys_never_moves_backwards,
+                find_api_key_for_auth_joins_owner,
+                find_api_key_for_auth_reflects_owner_changes,
+                set_api_key_expiry_is_scoped,
             }
             experiments {
                 create_experiment_debits_and_enqueues,

@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ApiKeyStore, AuditQuery, AuditStore, DashboardStats, ExperimentCursor, ExperimentQuery,
-    ExperimentStore, JobQueue, Page, ProviderVisibility, QueueStats, RunStore, ScheduleClaim,
-    StoreError, TrendPoint, UserStore,
+    ApiKeyAuth, ApiKeyStore, AuditQuery, AuditStore, DashboardStats, ExperimentCursor,
+    ExperimentQuery, ExperimentStore, JobQueue, Page, QueueStats, RunGroup, RunStore,
+    ScheduleClaim, StoreError, TrendPoint, UserStore,
 };
 use crate::audit::{GENESIS_HASH, chain_hash};
 use crate::model::{
@@ -60,6 +60,18 @@ impl MemoryStore {
 }
 
 impl State {
+    /// The owner's key `id`; NotFound for another user's or an unknown key.
+    fn owned_key_mut(
+        &mut self,
+        owner: UserId,
+        id: ApiKeyId,
+    ) -> Result<&mut ApiKeyRecord, StoreError> {
+        self.api_keys
+            .get_mut(&id)
+            .filter(|k| k.user_id == owner)
+            .ok_or(StoreError::not_found("API key"))
+    }
+
     fn owned_experiment(&self, owner: UserId, id: ExperimentId) -> Result<&Experiment, StoreError> {
         self.experiments
             .get(&id)
@@ -317,6 +329,25 @@ impl ApiKeyStore for MemoryStore {
             .cloned())
     }
 
+    async fn find_api_key_for_auth(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<ApiKeyAuth>, StoreError> {
+        let s = self.state()?;
+        // An inner join, as in the SQL stores (keys are deleted with their owner anyway).
+        Ok(s.key_by_public_id
+            .get(public_id)
+            .and_then(|id| s.api_keys.get(id))
+            .and_then(|key| {
+                let owner = s.users.get(&key.user_id)?;
+                Some(ApiKeyAuth {
+                    key: key.clone(),
+                    owner_active: owner.is_active,
+                    owner_tier: owner.tier,
+                })
+            }))
+    }
+
     async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let s = self.state()?;
         let mut keys: Vec<ApiKeyRecord> = s
@@ -336,13 +367,19 @@ impl ApiKeyStore for MemoryStore {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let mut s = self.state()?;
-        let key = s
-            .api_keys
-            .get_mut(&id)
-            .filter(|k| k.user_id == owner)
-            .ok_or(StoreError::not_found("API key"))?;
+        let key = s.owned_key_mut(owner, id)?;
         key.is_active = false;
         key.revoked_at.get_or_insert(at);
+        Ok(())
+    }
+
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.state()?.owned_key_mut(owner, id)?.expires_at = expires_at;
         Ok(())
     }
 
@@ -661,12 +698,11 @@ impl RunStore for MemoryStore {
         trend_since: Timestamp,
     ) -> Result<DashboardStats, StoreError> {
         let s = self.state()?;
-        let mut stats = DashboardStats::default();
+        let mut by_status: BTreeMap<ExperimentStatus, u64> = BTreeMap::new();
         for e in s.experiments.values().filter(|e| e.user_id == owner) {
-            *stats.experiments_by_status.entry(e.status).or_default() += 1;
-            stats.experiments_total += 1;
+            *by_status.entry(e.status).or_default() += 1;
         }
-        let mut providers: BTreeMap<ProviderKind, (u64, f64)> = BTreeMap::new();
+        let mut groups: BTreeMap<(ProviderKind, BatchRunStatus), RunGroup> = BTreeMap::new();
         let mut days: BTreeMap<Timestamp, (u64, u64, f64)> = BTreeMap::new();
         let owned_runs = s.runs.values().filter(|r| {
             s.experiments
@@ -674,15 +710,24 @@ impl RunStore for MemoryStore {
                 .is_some_and(|e| e.user_id == owner)
         });
         for run in owned_runs {
-            stats.iterations_total += u64::from(run.iterations_recorded);
-            stats.iterations_succeeded += u64::from(run.iterations_succeeded);
+            let g = groups
+                .entry((run.provider, run.status))
+                .or_insert(RunGroup {
+                    provider: run.provider,
+                    status: run.status,
+                    recorded: 0,
+                    succeeded: 0,
+                    with_figure: 0,
+                    visibility_sum: 0.0,
+                });
+            g.recorded += u64::from(run.iterations_recorded);
+            g.succeeded += u64::from(run.iterations_succeeded);
+            if let Some(v) = run.visibility_rate {
+                g.with_figure += 1;
+                g.visibility_sum += v;
+            }
             if run.status != BatchRunStatus::Completed {
                 continue;
-            }
-            if let Some(v) = run.visibility_rate {
-                let p = providers.entry(run.provider).or_default();
-                p.0 += 1;
-                p.1 += v;
             }
             if let Some(done) = run.completed_at.filter(|t| *t >= trend_since) {
                 let d = days.entry(done.start_of_day()).or_default();
@@ -693,17 +738,7 @@ impl RunStore for MemoryStore {
                 }
             }
         }
-        let mut providers: Vec<_> = providers.into_iter().collect();
-        providers.sort_by_key(|(p, _)| p.as_str());
-        stats.providers = providers
-            .into_iter()
-            .map(|(provider, (n, sum))| ProviderVisibility {
-                provider,
-                completed_runs: n,
-                mean_visibility: sum / n as f64,
-            })
-            .collect();
-        stats.trend = days
+        let trend = days
             .into_iter()
             .map(|(day, (runs, with_figure, sum))| TrendPoint {
                 day,
@@ -711,7 +746,11 @@ impl RunStore for MemoryStore {
                 mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
             })
             .collect();
-        Ok(stats)
+        Ok(DashboardStats::from_parts(
+            by_status,
+            groups.into_values(),
+            trend,
+        ))
     }
 }
 

@@ -28,8 +28,8 @@ use async_trait::async_trait;
 
 pub use error::{BoxError, StoreError};
 pub use types::{
-    AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
-    ProviderVisibility, QueueStats, ScheduleClaim, TrendPoint,
+    ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
+    ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, TrendPoint,
 };
 
 use crate::model::{
@@ -91,6 +91,17 @@ pub trait ApiKeyStore: Send + Sync + Debug + 'static {
     /// lookup, one indexed probe. The caller checks state, expiry and secret.
     async fn find_api_key(&self, public_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
 
+    /// The key with this public id together with its owner's `is_active` and `tier`, read in
+    /// **one round trip** (one indexed probe by public id joined on the users' primary key):
+    /// the authentication lookup when no cache answers. Like [`ApiKeyStore::find_api_key`] it
+    /// ignores the key's owner and state (the caller checks state, expiry, secret and
+    /// `owner_active`); `key` equals what `find_api_key` returns. `None` when no key has this
+    /// public id.
+    async fn find_api_key_for_auth(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<ApiKeyAuth>, StoreError>;
+
     /// The owner's keys, newest first (revoked ones included, so the history is visible).
     async fn list_api_keys(&self, owner: UserId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 
@@ -101,6 +112,16 @@ pub trait ApiKeyStore: Send + Sync + Debug + 'static {
         owner: UserId,
         id: ApiKeyId,
         at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Sets `expires_at` of the owner's key `id` (`None`: never expires), whatever its state;
+    /// no other field changes. Rotation uses it to end the old key after a grace period.
+    /// [`StoreError::NotFound`] for another user's or an unknown key (nothing is written).
+    async fn set_api_key_expiry(
+        &self,
+        owner: UserId,
+        id: ApiKeyId,
+        expires_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
 
     /// Records last use, in bulk (verifiers coalesce uses instead of writing per request).

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ExperimentId, ExperimentStatus, ProviderKind, Timestamp, UserId, ValidationError,
+    ApiKeyRecord, BatchRunStatus, ExperimentId, ExperimentStatus, PricingTier, ProviderKind,
+    Timestamp, UserId, ValidationError,
 };
 
 /// One page of results and the cursor for the next, if there are more.
@@ -175,6 +176,66 @@ pub struct DashboardStats {
     pub trend: Vec<TrendPoint>,
 }
 
+/// Sums over a user's batch runs of one provider in one status: what a backend aggregates
+/// (in SQL, for instance) and [`DashboardStats::from_parts`] turns into the dashboard, so every
+/// backend derives the figures the same way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunGroup {
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The runs' status.
+    pub status: BatchRunStatus,
+    /// Sum of `iterations_recorded`.
+    pub recorded: u64,
+    /// Sum of `iterations_succeeded`.
+    pub succeeded: u64,
+    /// Runs with a visibility figure.
+    pub with_figure: u64,
+    /// Sum of those runs' visibility rates.
+    pub visibility_sum: f64,
+}
+
+impl DashboardStats {
+    /// Assembles the dashboard from experiment counts per status, run sums per provider and
+    /// status, and the trend (already one point per day, oldest first).
+    pub fn from_parts(
+        experiments_by_status: impl IntoIterator<Item = (ExperimentStatus, u64)>,
+        run_groups: impl IntoIterator<Item = RunGroup>,
+        trend: Vec<TrendPoint>,
+    ) -> Self {
+        let mut stats = DashboardStats {
+            trend,
+            ..DashboardStats::default()
+        };
+        for (status, n) in experiments_by_status {
+            *stats.experiments_by_status.entry(status).or_default() += n;
+            stats.experiments_total += n;
+        }
+        let mut providers: BTreeMap<&'static str, ProviderVisibility> = BTreeMap::new();
+        for g in run_groups {
+            stats.iterations_total += g.recorded;
+            stats.iterations_succeeded += g.succeeded;
+            if g.status != BatchRunStatus::Completed || g.with_figure == 0 {
+                continue;
+            }
+            // Keyed by text form: the contract's order, and one row per provider even if a
+            // backend returns a provider in several groups.
+            let p = providers
+                .entry(g.provider.as_str())
+                .or_insert(ProviderVisibility {
+                    provider: g.provider,
+                    completed_runs: 0,
+                    mean_visibility: 0.0,
+                });
+            let total = p.mean_visibility * p.completed_runs as f64 + g.visibility_sum;
+            p.completed_runs += g.with_figure;
+            p.mean_visibility = total / p.completed_runs as f64;
+        }
+        stats.providers = providers.into_values().collect();
+        stats
+    }
+}
+
 /// Counts of jobs by state, for metrics and autoscaling.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStats {
@@ -197,6 +258,19 @@ pub enum ScheduleClaim {
     SkippedOverQuota,
     /// Another scheduler advanced it first (or it is no longer due or recurring); nothing done.
     Lost,
+}
+
+/// An API key with what authentication needs of its owner, read in one round trip by
+/// [`ApiKeyStore::find_api_key_for_auth`](super::ApiKeyStore::find_api_key_for_auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyAuth {
+    /// The key record, exactly as [`ApiKeyStore::find_api_key`](super::ApiKeyStore::find_api_key)
+    /// returns it.
+    pub key: ApiKeyRecord,
+    /// The owner's `is_active` flag at the time of the read.
+    pub owner_active: bool,
+    /// The owner's pricing tier at the time of the read.
+    pub owner_tier: PricingTier,
 }
 
 #[cfg(test)]

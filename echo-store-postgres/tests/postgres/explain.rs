@@ -30,6 +30,8 @@ struct Seeded {
     experiment: uuid::Uuid,
     run: uuid::Uuid,
     public_id: String,
+    /// The id and owner of the key with `public_id`.
+    key: (uuid::Uuid, uuid::Uuid),
 }
 
 async fn seeded() -> Option<Seeded> {
@@ -177,6 +179,7 @@ async fn seeded() -> Option<Seeded> {
         experiment: *experiments[0].id.as_uuid(),
         run: *runs[0].id.as_uuid(),
         public_id: keys[12_345].public_id.clone(),
+        key: (*keys[12_345].id.as_uuid(), *keys[12_345].user_id.as_uuid()),
     })
 }
 
@@ -321,6 +324,23 @@ fn cases(s: &Seeded) -> Vec<Case> {
             q::API_KEY_BY_PUBLIC_ID,
             vec![Text(s.public_id.clone())],
             &[&["api_keys_public_id_key", "api_keys_active_public_id_idx"]],
+            true,
+        ),
+        case(
+            "API key lookup with its owner's status",
+            q::API_KEY_AUTH_BY_PUBLIC_ID,
+            vec![Text(s.public_id.clone())],
+            &[
+                &["api_keys_public_id_key", "api_keys_active_public_id_idx"],
+                &["users_pkey"],
+            ],
+            true,
+        ),
+        case(
+            "API key expiry",
+            q::API_KEY_SET_EXPIRY,
+            vec![Uuid(s.key.0), Uuid(s.key.1), Time(at(9).as_datetime())],
+            &[&["api_keys_pkey"]],
             true,
         ),
         case(

@@ -18,6 +18,8 @@ struct Seeded {
     experiment: Value,
     run: Value,
     public_id: String,
+    /// The id and owner of the key with `public_id`.
+    key: (Value, Value),
 }
 
 /// One heavy user (2,000 experiments, two runs on 200 of them) among 20 light ones, plus keys,
@@ -73,10 +75,15 @@ async fn seeded(analyze: bool) -> Seeded {
     }
 
     let mut public_id = String::new();
+    let mut last_key = (Value::Null, Value::Null);
     for (n, owner) in owners.iter().enumerate() {
         for i in 0..5 {
             let key = api_key(*owner, at(n as i64 * 10 + i));
             public_id.clone_from(&key.public_id);
+            last_key = (
+                Value::Blob(key.id.as_uuid().as_bytes().to_vec()),
+                blob(owner),
+            );
             store.create_api_key(&key).await.unwrap();
         }
     }
@@ -115,6 +122,7 @@ async fn seeded(analyze: bool) -> Seeded {
         experiment: Value::Blob(experiments[0].id.as_uuid().as_bytes().to_vec()),
         run: Value::Blob(first_run.unwrap().as_uuid().as_bytes().to_vec()),
         public_id,
+        key: last_key,
     }
 }
 
@@ -280,6 +288,23 @@ fn cases(s: &Seeded) -> Vec<Case> {
             q::API_KEY_BY_PUBLIC_ID,
             vec![text(&s.public_id)],
             &["USING INDEX api_keys_public_id_key (public_id=?)"],
+            false,
+        ),
+        Case::new(
+            "API key lookup with its owner's status",
+            q::API_KEY_AUTH_BY_PUBLIC_ID,
+            vec![text(&s.public_id)],
+            &[
+                "SEARCH k USING INDEX api_keys_public_id_key (public_id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
+            ],
+            false,
+        ),
+        Case::new(
+            "API key expiry",
+            q::API_KEY_SET_EXPIRY,
+            vec![s.key.0.clone(), s.key.1.clone(), int(at(9).unix_micros())],
+            &["SEARCH api_keys USING INDEX sqlite_autoindex_api_keys_1 (id=?)"],
             false,
         ),
         Case::new(
