@@ -148,6 +148,7 @@ macro_rules! store_conformance_tests {
                 record_iterations_is_idempotent,
                 record_iterations_mixed_batch,
                 record_iterations_unknown_run_writes_nothing,
+                record_iterations_reused_id_is_conflict,
                 list_iterations_order_from_and_limit,
                 recorded_indexes_ascending,
                 prop_iteration_counters_match_distinct_indexes,

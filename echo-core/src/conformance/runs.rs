@@ -8,9 +8,9 @@ use serde_json::json;
 use time::macros::datetime;
 
 use super::fixtures::{
-    assert_close, assert_not_found, at, at_micros, batch_run, check_property, completed_update,
-    experiment, failed_iteration, iteration, new_batch_run, new_experiment, new_user,
-    store_experiment,
+    assert_close, assert_conflict, assert_not_found, at, at_micros, batch_run, check_property,
+    completed_update, experiment, failed_iteration, iteration, new_batch_run, new_experiment,
+    new_user, store_experiment,
 };
 use crate::model::{
     BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, Experiment, ExperimentId,
@@ -366,6 +366,50 @@ pub async fn record_iterations_unknown_run_writes_nothing(store: &DynStore) {
         .await
         .expect("the valid row alone");
     assert_eq!(outcome.inserted, 1, "the refused call left index 0 free");
+}
+
+/// An iteration id already stored at another index is a Conflict that writes nothing from the
+/// call; re-sending the same iteration (same id, same index) stays a duplicate.
+pub async fn record_iterations_reused_id_is_conflict(store: &DynStore) {
+    let u = new_user(store).await;
+    let e = new_experiment(store, u.id, at(0)).await;
+    let run = new_batch_run(store, &e, at(1)).await;
+    let first = iteration(run.id, 0, at(2));
+    store
+        .record_iterations(std::slice::from_ref(&first))
+        .await
+        .expect("first");
+    let again = store
+        .record_iterations(std::slice::from_ref(&first))
+        .await
+        .expect("resend");
+    assert_eq!(
+        (again.inserted, again.duplicates),
+        (0, 1),
+        "same id, same index"
+    );
+
+    let mut moved = first.clone();
+    moved.index = 1;
+    let fresh = iteration(run.id, 2, at(2));
+    assert_conflict(
+        store.record_iterations(&[fresh.clone(), moved]).await,
+        "an id stored at index 0 sent for index 1",
+    );
+    assert_eq!(
+        store
+            .recorded_indexes(run.id)
+            .await
+            .expect("recorded_indexes"),
+        vec![0],
+        "nothing from the refused call"
+    );
+    let stored = store.get_batch_run(u.id, run.id).await.expect("get");
+    assert_eq!(stored.iterations_recorded, 1, "counters untouched");
+    store
+        .record_iterations(&[fresh])
+        .await
+        .expect("the fresh row alone");
 }
 
 /// `list_iterations` is ordered by index, starts at `from_index`, stops at `limit`, and is

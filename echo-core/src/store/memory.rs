@@ -19,9 +19,9 @@ use super::{
 use crate::audit::{GENESIS_HASH, chain_hash};
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate,
-    BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration, Job, JobId,
-    JobLease, JobStatus, NewAuditEvent, ProviderKind, QuotaDebit, RecordOutcome, Timestamp, User,
-    UserId, ValidationError,
+    BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration, IterationId, Job,
+    JobId, JobLease, JobStatus, NewAuditEvent, ProviderKind, QuotaDebit, RecordOutcome, Timestamp,
+    User, UserId, ValidationError,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -40,6 +40,8 @@ struct State {
     experiments: HashMap<ExperimentId, Experiment>,
     runs: HashMap<BatchRunId, BatchRun>,
     iterations: BTreeMap<(BatchRunId, u32), Iteration>,
+    /// Where each stored iteration id lives: ids are unique across runs, as a primary key is.
+    iteration_slots: HashMap<IterationId, (BatchRunId, u32)>,
     audit: Vec<AuditEvent>,
     jobs: HashMap<JobId, Job>,
 }
@@ -168,6 +170,7 @@ impl State {
         for run in runs {
             self.runs.remove(&run);
             self.iterations.retain(|(r, _), _| *r != run);
+            self.iteration_slots.retain(|_, (r, _)| *r != run);
         }
     }
 }
@@ -649,6 +652,17 @@ impl RunStore for MemoryStore {
         {
             return Err(StoreError::not_found("batch run"));
         }
+        let mut claimed: HashMap<IterationId, (BatchRunId, u32)> = HashMap::new();
+        for it in iterations {
+            let key = (it.batch_run_id, it.index);
+            if s.iterations.contains_key(&key) {
+                continue;
+            }
+            let slot = claimed.entry(it.id).or_insert(key);
+            if *slot != key || s.iteration_slots.get(&it.id).is_some_and(|k| *k != key) {
+                return Err(StoreError::conflict("iteration id already exists"));
+            }
+        }
         let mut outcome = RecordOutcome::default();
         for it in iterations {
             let key = (it.batch_run_id, it.index);
@@ -657,6 +671,7 @@ impl RunStore for MemoryStore {
                 continue;
             }
             s.iterations.insert(key, it.clone());
+            s.iteration_slots.insert(it.id, key);
             if let Some(run) = s.runs.get_mut(&it.batch_run_id) {
                 run.iterations_recorded += 1;
                 run.iterations_succeeded += u32::from(it.is_success);

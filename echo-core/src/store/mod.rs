@@ -240,7 +240,9 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     /// left as it was and counted as a duplicate, so a resumed run can safely re-send. Counters
     /// and token totals of the run grow only by the inserted rows. All rows of one call commit
     /// together; an index repeated within one call is stored once and its repeats count as
-    /// duplicates. [`StoreError::NotFound`] when a batch run does not exist (nothing is written).
+    /// duplicates. [`StoreError::NotFound`] when a batch run does not exist, and
+    /// [`StoreError::Conflict`] when an iteration id is already stored under another (batch run,
+    /// index) — in both cases nothing from the call is written.
     async fn record_iterations(
         &self,
         iterations: &[Iteration],
