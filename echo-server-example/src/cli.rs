@@ -73,6 +73,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
+    /// Adaptive sampling: stop each provider's run once the target's visibility is known to
+    /// ± this (Wilson 95% half-width, e.g. 0.05), or at --iterations; unused quota is refunded.
+    #[arg(long)]
+    pub precision: Option<f64>,
+
     /// Provider calls in flight per provider.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,

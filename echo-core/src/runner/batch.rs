@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{ProgressEvent, ProgressFn, ProviderSlot, RunError, RunnerConfig};
-use crate::analysis::BrandMatcher;
+use crate::analysis::{BrandMatcher, should_continue};
 use crate::model::{
     BatchRun, BatchRunStatus, BatchRunUpdate, Experiment, Iteration, IterationId, ProviderConfig,
     Timestamp,
@@ -39,6 +39,8 @@ pub(super) struct BatchContext<'a> {
 }
 
 enum Stop {
+    /// Adaptive sampling reached the requested precision.
+    Precise,
     Cancelled,
     TimedOut,
     Permanent(String),
@@ -75,6 +77,10 @@ pub(super) async fn execute(
         .await?
         .into_iter()
         .collect();
+    let mut sample = match ctx.config.precision {
+        Some(_) if !done.is_empty() => Sample::from_stored(&ctx, &run).await?,
+        _ => Sample::default(),
+    };
     emit(
         &ctx,
         ProgressEvent::RunStarted {
@@ -120,9 +126,23 @@ pub(super) async fn execute(
             },
         );
         models.extend(result.model);
+        sample.add(&result.iteration, ctx.experiment.target.name.as_str());
         buffer.push(result.iteration);
         if let Some(e) = result.permanent {
             stop = Some(Stop::Permanent(e.to_string()));
+            break;
+        }
+        if let Some(target) = ctx.config.precision
+            && !should_continue(
+                sample.target_named,
+                sample.analysed,
+                target,
+                run.iterations_planned,
+            )
+        {
+            // Precise enough (or at the cap): the calls still in flight are dropped below and
+            // their quota refunded, which is the point of adaptive sampling.
+            stop = Some(Stop::Precise);
             break;
         }
         if buffer.len() >= write_batch {
@@ -141,8 +161,9 @@ pub(super) async fn execute(
         .store
         .get_batch_run(ctx.experiment.user_id, run.id)
         .await?;
+    let ran_everything = stop.is_none();
     let (status, error) = match stop {
-        None => (BatchRunStatus::Completed, None),
+        None | Some(Stop::Precise) => (BatchRunStatus::Completed, None),
         Some(Stop::Cancelled) => (BatchRunStatus::Cancelled, Some("cancelled".to_owned())),
         Some(Stop::TimedOut) => (
             BatchRunStatus::Failed,
@@ -185,13 +206,54 @@ pub(super) async fn execute(
             status,
         },
     );
-    let refunded = match status {
-        BatchRunStatus::Completed => 0,
-        _ => stored
+    let refunded = if ran_everything {
+        0
+    } else {
+        stored
             .iterations_planned
-            .saturating_sub(stored.iterations_recorded),
+            .saturating_sub(stored.iterations_recorded)
     };
     Ok(BatchOutcome { status, refunded })
+}
+
+/// The running tally adaptive sampling decides on: analysed answers and those naming the
+/// target (the numerator and denominator of visibility).
+#[derive(Debug, Default)]
+struct Sample {
+    analysed: u32,
+    target_named: u32,
+}
+
+impl Sample {
+    fn add(&mut self, iteration: &Iteration, target: &str) {
+        if let (true, Some(mentions)) = (iteration.is_success, &iteration.mentions) {
+            self.analysed += 1;
+            self.target_named += u32::from(mentions.iter().any(|m| m.brand == target));
+        }
+    }
+
+    /// The tally of the iterations an earlier attempt stored, so a resumed run stops where
+    /// an uninterrupted one would.
+    async fn from_stored(ctx: &BatchContext<'_>, run: &BatchRun) -> Result<Self, RunError> {
+        let target = ctx.experiment.target.name.as_str();
+        let mut sample = Self::default();
+        let mut from = 0;
+        loop {
+            let page = ctx
+                .store
+                .list_iterations(ctx.experiment.user_id, run.id, from, 1_000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.index.saturating_add(1);
+            for it in &page {
+                sample.add(it, target);
+            }
+            if page.len() < 1_000 || last.index == u32::MAX {
+                break;
+            }
+        }
+        Ok(sample)
+    }
 }
 
 fn emit(ctx: &BatchContext<'_>, event: ProgressEvent) {

@@ -57,6 +57,11 @@ pub struct RunnerConfig {
     pub max_tokens: Option<u32>,
     /// System prompt sent with every request.
     pub system_prompt: Option<String>,
+    /// Adaptive sampling: stop a batch run once the Wilson 95% interval of the target's
+    /// visibility has a half-width of at most this (e.g. `0.05` for ±5 points), or at the
+    /// experiment's iteration count, whichever comes first; the quota of the iterations not
+    /// needed is refunded. `None` always runs every iteration.
+    pub precision: Option<f64>,
 }
 
 impl Default for RunnerConfig {
@@ -69,6 +74,7 @@ impl Default for RunnerConfig {
             write_batch: 64,
             max_tokens: Some(1_024),
             system_prompt: None,
+            precision: None,
         }
     }
 }

@@ -470,3 +470,28 @@ async fn executor_runs_a_claimed_job_and_completes_it() {
         JobStatus::Succeeded
     );
 }
+
+#[tokio::test]
+async fn adaptive_sampling_stops_at_the_requested_precision_and_refunds_the_rest() {
+    let f = fixture(2_000, &[ProviderKind::Simulated]).await;
+    let config = RunnerConfig {
+        precision: Some(0.1),
+        provider_concurrency: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(simulated(&f));
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let run = &outcome.batch_runs[0];
+    assert_eq!(run.status, BatchRunStatus::Completed);
+    // At worst p = 0.5 needs 97 answers for ±0.10; the run must stop long before 2,000.
+    assert!(run.iterations_recorded <= 97, "{}", run.iterations_recorded);
+    assert_eq!(outcome.refunded, 2_000 - run.iterations_recorded);
+    let metrics = StoredRunMetrics::from_run(run).unwrap();
+    let ci = metrics.metrics.target().unwrap().visibility.ci95.unwrap();
+    assert!(ci.half_width() <= 0.1 + 1e-12, "{ci:?}");
+    let user = f.store.get_user(f.user.id).await.unwrap();
+    assert_eq!(user.quota.prompts_used, run.iterations_recorded);
+}

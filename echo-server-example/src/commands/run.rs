@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use echo_core::analysis::stats::iterations_for_half_width;
 use echo_core::model::{
     Email, Experiment, ExperimentId, ExperimentStatus, Iterations, JobStatus, PasswordHash,
     PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Timestamp, User,
@@ -33,6 +34,22 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         .map(|c| parse_brand(c))
         .collect::<Result<Vec<_>, _>>()?;
     let iterations = Iterations::new(args.iterations)?;
+    if let Some(p) = args.precision {
+        if !(p > 0.0 && p < 0.5) {
+            return Err(CliError::Usage(
+                "--precision must be a half-width between 0 and 0.5 (e.g. 0.05)".into(),
+            ));
+        }
+        let worst = iterations_for_half_width(p).unwrap_or(u32::MAX);
+        eprintln!(
+            "adaptive sampling: stops at ±{p} (at worst, p = 0.5, that takes {worst} answers per provider{})",
+            if worst > iterations.get() {
+                format!("; --iterations {} caps it", iterations.get())
+            } else {
+                String::new()
+            }
+        );
+    }
     let mut kinds: Vec<ProviderKind> = Vec::new();
     for name in &args.providers {
         let kind = providers::parse_kind(name)?;
@@ -88,6 +105,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let config = RunnerConfig {
         provider_concurrency: args.concurrency.max(1),
         run_timeout: Some(Duration::from_secs(args.timeout_secs.max(1))),
+        precision: args.precision,
         ..RunnerConfig::default()
     };
     let runner = clients
