@@ -77,14 +77,8 @@ impl AuditStore for PgStore {
             };
         }
         let mut conn = self.db().conn().await?;
-        let mut items = fetch_all(&mut conn, statement, rows::audit_event).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = fetch_all(&mut conn, statement, rows::audit_event).await?;
+        Ok(Page::from_overfetch(items, limit, |e| e.seq))
     }
 
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

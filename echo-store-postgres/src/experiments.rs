@@ -198,17 +198,8 @@ impl ExperimentStore for PgStore {
                 .bind(id),
         };
         let mut conn = self.db().conn().await?;
-        let mut items = fetch_all(&mut conn, sql, rows::experiment).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| ExperimentCursor {
-                created_at: e.created_at,
-                id: e.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = fetch_all(&mut conn, sql, rows::experiment).await?;
+        Ok(Page::from_overfetch(items, limit, ExperimentCursor::after))
     }
 
     async fn set_experiment_status(

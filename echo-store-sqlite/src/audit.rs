@@ -62,17 +62,11 @@ impl AuditStore for SqliteStore {
     async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent, u64>, StoreError> {
         let limit = query.limit.get() as usize;
         let (sql, args) = q::audit_list(query);
-        let mut items = self
+        let items = self
             .db
             .read(move |tx| query_all(tx, &sql, params_from_iter(args), rows::audit_event))
             .await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, |e| e.seq))
     }
 
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

@@ -160,7 +160,7 @@ impl ExperimentStore for SqliteStore {
     ) -> Result<Page<Experiment, ExperimentCursor>, StoreError> {
         let query = query.clone();
         let limit = query.limit.get() as usize;
-        let mut items = self
+        let items = self
             .db
             .read(move |tx| {
                 let user = owner.as_uuid().as_bytes();
@@ -198,16 +198,7 @@ impl ExperimentStore for SqliteStore {
                 }
             })
             .await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| ExperimentCursor {
-                created_at: e.created_at,
-                id: e.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, ExperimentCursor::after))
     }
 
     async fn set_experiment_status(

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiKeyRecord, BatchRunStatus, ExperimentId, ExperimentStatus, PricingTier, ProviderKind,
-    Timestamp, UserId, ValidationError,
+    ApiKeyRecord, BatchRunStatus, Experiment, ExperimentId, ExperimentStatus, PricingTier,
+    ProviderKind, Timestamp, UserId, ValidationError,
 };
 
 /// One page of results and the cursor for the next, if there are more.
@@ -16,6 +16,21 @@ pub struct Page<T, C> {
     pub items: Vec<T>,
     /// Pass this back to get the following page; `None` on the last page.
     pub next_cursor: Option<C>,
+}
+
+impl<T, C> Page<T, C> {
+    /// A page from rows fetched with one more than `limit`, which is how keyset pagination
+    /// learns whether another page follows: keeps `limit` rows and, when there were more, takes
+    /// the cursor from the last row kept.
+    pub fn from_overfetch(mut items: Vec<T>, limit: usize, cursor: impl FnOnce(&T) -> C) -> Self {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Self { items, next_cursor }
+    }
 }
 
 /// Rows per page: 1 to [`PageSize::MAX`], default [`PageSize::DEFAULT`].
@@ -79,6 +94,14 @@ pub struct ExperimentCursor {
 }
 
 impl ExperimentCursor {
+    /// The cursor that continues after `experiment`.
+    pub fn after(experiment: &Experiment) -> Self {
+        Self {
+            created_at: experiment.created_at,
+            id: experiment.id,
+        }
+    }
+
     /// The opaque string form.
     pub fn encode(&self) -> String {
         format!(
