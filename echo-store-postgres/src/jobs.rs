@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp, ValidationError};
-use echo_core::store::{JobQueue, QueueStats, StoreError};
+use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp};
+use echo_core::store::{JobQueue, QueueStats, StoreError, lease_expiry};
 use sqlx::PgConnection;
 
 use crate::PgStore;
@@ -63,16 +63,6 @@ pub(crate) async fn insert_jobs(conn: &mut PgConnection, jobs: &[Job]) -> Result
     )
     .await?;
     Ok(())
-}
-
-fn lease_end(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreError> {
-    let too_long = || ValidationError::new("lease", "is too long");
-    let lease = time::Duration::try_from(lease).map_err(|_| too_long())?;
-    Ok(now
-        .as_datetime()
-        .checked_add(lease)
-        .map(Timestamp::from_datetime)
-        .ok_or_else(too_long)?)
 }
 
 /// A write guarded by `lease_token = $2 AND status = 'running'` that changed no row: the caller
@@ -202,7 +192,7 @@ impl JobQueue for PgStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Vec<Job>, StoreError> {
-        let expires = lease_end(now, lease)?;
+        let expires = lease_expiry(now, lease)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -229,7 +219,7 @@ impl JobQueue for PgStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        let expires = lease_end(now, lease)?;
+        let expires = lease_expiry(now, lease)?;
         let mut conn = self.db().conn().await?;
         fetch_opt(
             &mut conn,

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp, ValidationError};
-use echo_core::store::{JobQueue, QueueStats, StoreError};
+use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp};
+use echo_core::store::{JobQueue, QueueStats, StoreError, lease_expiry};
 use rusqlite::{Transaction, params};
 
 use crate::SqliteStore;
@@ -76,16 +76,6 @@ fn claim_candidate(
     )
 }
 
-fn lease_end(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreError> {
-    let too_long = || ValidationError::new("lease", "is too long");
-    let lease = time::Duration::try_from(lease).map_err(|_| too_long())?;
-    Ok(now
-        .as_datetime()
-        .checked_add(lease)
-        .map(Timestamp::from_datetime)
-        .ok_or_else(too_long)?)
-}
-
 /// Runs a statement guarded by `lease_token = ? AND status = 'running'`; no row means the
 /// caller no longer holds the lease.
 fn held(changed: usize) -> Result<(), StoreError> {
@@ -110,7 +100,7 @@ impl JobQueue for SqliteStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Vec<Job>, StoreError> {
-        let expires = lease_end(now, lease)?;
+        let expires = lease_expiry(now, lease)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -154,7 +144,7 @@ impl JobQueue for SqliteStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        let expires = lease_end(now, lease)?;
+        let expires = lease_expiry(now, lease)?;
         let worker = worker.to_owned();
         self.db
             .write(move |tx| {

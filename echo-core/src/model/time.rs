@@ -62,6 +62,12 @@ impl Timestamp {
         }
     }
 
+    /// `self + duration`, or `None` past the representable range (year ±9999). The `+`
+    /// operator panics there, so use this for durations that come from input or config.
+    pub fn checked_add(&self, duration: Duration) -> Option<Self> {
+        self.0.checked_add(duration).map(Self::from_datetime)
+    }
+
     /// The start (00:00 UTC) of this instant's day.
     pub fn start_of_day(&self) -> Self {
         Self(self.0.replace_time(time::Time::MIDNIGHT))

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use super::{
     ApiKeyAuth, ApiKeyStore, AuditQuery, AuditStore, DashboardStats, ExperimentCursor,
     ExperimentQuery, ExperimentStore, JobQueue, Page, QueueStats, RunGroup, RunStore,
-    ScheduleClaim, StoreError, TrendPoint, UserStore,
+    ScheduleClaim, StoreError, TrendPoint, UserStore, lease_expiry,
 };
 use crate::audit::{GENESIS_HASH, chain_hash};
 use crate::model::{
@@ -139,7 +139,7 @@ impl State {
         &mut self,
         id: JobId,
         worker: &str,
-        lease: time::Duration,
+        expires: Timestamp,
         now: Timestamp,
     ) -> Option<Job> {
         let job = self.jobs.get_mut(&id)?;
@@ -154,7 +154,7 @@ impl State {
         job.attempts += 1;
         job.lease_token += 1;
         job.lease_owner = Some(worker.to_owned());
-        job.lease_expires_at = Some(now + lease);
+        job.lease_expires_at = Some(expires);
         job.updated_at = now;
         Some(job.clone())
     }
@@ -481,19 +481,8 @@ impl ExperimentStore for MemoryStore {
             .collect();
         rows.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
         let limit = query.limit.get() as usize;
-        let has_more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_cursor = has_more
-            .then(|| rows.last())
-            .flatten()
-            .map(|e| ExperimentCursor {
-                created_at: e.created_at,
-                id: e.id,
-            });
-        Ok(Page {
-            items: rows.into_iter().cloned().collect(),
-            next_cursor,
-        })
+        let items = rows.into_iter().take(limit + 1).cloned().collect();
+        Ok(Page::from_overfetch(items, limit, ExperimentCursor::after))
     }
 
     async fn set_experiment_status(
@@ -809,7 +798,7 @@ impl AuditStore for MemoryStore {
                 && query.from.is_none_or(|t| e.created_at >= t)
                 && query.to.is_none_or(|t| e.created_at < t)
         };
-        let mut items: Vec<AuditEvent> = s
+        let items: Vec<AuditEvent> = s
             .audit
             .iter()
             .rev()
@@ -817,14 +806,7 @@ impl AuditStore for MemoryStore {
             .take(limit + 1)
             .cloned()
             .collect();
-        let has_more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = if has_more {
-            items.last().map(|a| a.seq)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, |a| a.seq))
     }
 
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
@@ -854,8 +836,7 @@ impl JobQueue for MemoryStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Vec<Job>, StoreError> {
-        let lease = time::Duration::try_from(lease)
-            .map_err(|_| ValidationError::new("lease", "is too long"))?;
+        let expires = lease_expiry(now, lease)?;
         let mut s = self.state()?;
         let mut candidates: Vec<(Timestamp, JobId)> = s
             .jobs
@@ -869,7 +850,7 @@ impl JobQueue for MemoryStore {
             if claimed.len() >= limit as usize {
                 break;
             }
-            claimed.extend(s.claim_one(id, worker, lease, now));
+            claimed.extend(s.claim_one(id, worker, expires, now));
         }
         Ok(claimed)
     }
@@ -881,12 +862,11 @@ impl JobQueue for MemoryStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        let lease = time::Duration::try_from(lease)
-            .map_err(|_| ValidationError::new("lease", "is too long"))?;
+        let expires = lease_expiry(now, lease)?;
         let mut s = self.state()?;
         let claimable = s.jobs.get(&id).is_some_and(|j| is_claimable(j, now));
         Ok(if claimable {
-            s.claim_one(id, worker, lease, now)
+            s.claim_one(id, worker, expires, now)
         } else {
             None
         })

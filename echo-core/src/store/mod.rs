@@ -359,6 +359,15 @@ pub trait JobQueue: Send + Sync + Debug + 'static {
     async fn prune_jobs(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
+/// When a lease of length `lease` taken at `now` ends: the one conversion every backend's
+/// `claim` needs. [`StoreError::Invalid`] when the end is not representable.
+pub fn lease_expiry(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreError> {
+    time::Duration::try_from(lease)
+        .ok()
+        .and_then(|lease| now.checked_add(lease))
+        .ok_or_else(|| crate::model::ValidationError::new("lease", "is too long").into())
+}
+
 /// Everything a backend provides. Implemented automatically for any type that implements all
 /// the store traits.
 pub trait Store:
