@@ -25,6 +25,16 @@ pub enum Command {
     Run(RunArgs),
     /// Print the brand mentions found in a text file as JSON.
     Analyze(AnalyzeArgs),
+    /// Apply the database migrations (idempotent; safe while servers run).
+    Migrate(MigrateArgs),
+}
+
+/// `echoai migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
 }
 
 /// `echoai run`.

@@ -14,15 +14,26 @@ pub mod report;
 use std::sync::Arc;
 
 use echo_core::store::{DynStore, StoreError};
+use echo_store_postgres::{PgConfig, PgStore};
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
 
-/// Opens the store a `--database` value names: a file path or a `sqlite://PATH` URL.
-/// (PostgreSQL URLs arrive with the PostgreSQL store.)
-pub async fn open_store(database: &str) -> Result<Arc<DynStore>, commands::CliError> {
+/// Opens the store a `--database` value names: a file path or `sqlite://PATH` (SQLite,
+/// migrated on open), or a `postgres://` / `postgresql://` URL (PostgreSQL, migrated here:
+/// idempotent and safe while other servers run, under an advisory lock). Returns the store and,
+/// for PostgreSQL, how many migrations this call applied.
+pub async fn open_store(
+    database: &str,
+) -> Result<(Arc<DynStore>, Option<usize>), commands::CliError> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(commands::CliError::Usage(
-            "PostgreSQL is not supported by this build yet; use a SQLite file path".into(),
-        ));
+        // A command-line process needs few connections; the server sizes its own pool.
+        let config = PgConfig {
+            pool_size: 2,
+            max_overflow: 8,
+            ..PgConfig::default()
+        };
+        let store = PgStore::connect(database, config).await?;
+        let applied = store.migrate().await?;
+        return Ok((Arc::new(store), Some(applied)));
     }
     let path = database.strip_prefix("sqlite://").unwrap_or(database);
     if path.trim().is_empty() {
@@ -32,7 +43,7 @@ pub async fn open_store(database: &str) -> Result<Arc<DynStore>, commands::CliEr
     }
     let store: Result<SqliteStore, StoreError> =
         SqliteStore::open(path, SqliteConfig::default()).await;
-    Ok(Arc::new(store?))
+    Ok((Arc::new(store?), None))
 }
 
 /// Logs go to standard error (standard output carries the report), filtered by `filter`.

@@ -40,6 +40,15 @@ pub async fn dispatch(command: Command) -> Result<(), CliError> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
+        Command::Migrate(args) => {
+            let (_, applied) = crate::open_store(&args.database).await?;
+            match applied {
+                Some(0) => println!("database is up to date"),
+                Some(n) => println!("applied {n} migration(s)"),
+                None => println!("SQLite store is migrated (migrations run on every open)"),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         .map(|&kind| providers::build(kind, args.seed, &target, &competitors))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let store = crate::open_store(&args.database).await?;
+    let (store, _) = crate::open_store(&args.database).await?;
     let user = ensure_user(&store, &args.user).await?;
     let now = Timestamp::now();
     let experiment = Experiment {
