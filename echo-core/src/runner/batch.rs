@@ -237,22 +237,56 @@ impl Sample {
     async fn from_stored(ctx: &BatchContext<'_>, run: &BatchRun) -> Result<Self, RunError> {
         let target = ctx.experiment.target.name.as_str();
         let mut sample = Self::default();
-        let mut from = 0;
-        loop {
-            let page = ctx
-                .store
-                .list_iterations(ctx.experiment.user_id, run.id, from, 1_000)
-                .await?;
-            let Some(last) = page.last() else { break };
-            from = last.index.saturating_add(1);
+        let mut pages = IterationPages::new(run);
+        while let Some(page) = pages.next(ctx).await? {
             for it in &page {
                 sample.add(it, target);
             }
-            if page.len() < 1_000 || last.index == u32::MAX {
-                break;
-            }
         }
         Ok(sample)
+    }
+}
+
+/// Reads a run's stored iterations in index order, a page at a time, so large runs never sit
+/// in memory whole.
+pub(super) struct IterationPages {
+    run: crate::model::BatchRunId,
+    from: u32,
+    done: bool,
+}
+
+impl IterationPages {
+    /// Rows per page: bounds memory while keeping round trips few.
+    const PAGE: u32 = 500;
+
+    pub(super) fn new(run: &BatchRun) -> Self {
+        Self {
+            run: run.id,
+            from: 0,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub(super) async fn next(
+        &mut self,
+        ctx: &BatchContext<'_>,
+    ) -> Result<Option<Vec<Iteration>>, RunError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = ctx
+            .store
+            .list_iterations(ctx.experiment.user_id, self.run, self.from, Self::PAGE)
+            .await?;
+        match page.last() {
+            Some(last) if page.len() == Self::PAGE as usize && last.index < u32::MAX => {
+                self.from = last.index + 1;
+            }
+            Some(_) => self.done = true,
+            None => return Ok(None),
+        }
+        Ok(Some(page))
     }
 }
 

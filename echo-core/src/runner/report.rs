@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
-use super::batch::BatchContext;
+use super::batch::{BatchContext, IterationPages};
 use crate::analysis::{
     AnswerPawc, AnswerRecord, BrandMatcher, PawcSummary, ReproducibilityRecord, RunMetrics,
     position_adjusted_word_count,
@@ -38,9 +38,6 @@ pub(super) struct Summary {
     pub visibility_rate: Option<f64>,
 }
 
-/// Rows read per page: bounds memory for large runs while keeping round trips few.
-const PAGE: u32 = 500;
-
 pub(super) async fn summarize(
     ctx: &BatchContext<'_>,
     run: &BatchRun,
@@ -56,14 +53,8 @@ pub(super) async fn summarize(
         ctx.experiment.prompt.as_str(),
     );
     record.models_reported = models.into_iter().collect();
-    let mut from = 0;
-    loop {
-        let page = ctx
-            .store
-            .list_iterations(ctx.experiment.user_id, run.id, from, PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        from = last.index.saturating_add(1);
+    let mut iterations = IterationPages::new(run);
+    while let Some(page) = iterations.next(ctx).await? {
         // Per-page metrics pool exactly (counts add up), so pages never need to coexist.
         pages.push(RunMetrics::compute(
             matcher.brands(),
@@ -75,9 +66,6 @@ pub(super) async fn summarize(
             if let Some(text) = it.raw_response.as_deref().filter(|_| it.is_success) {
                 pawc.push(position_adjusted_word_count(text, &matcher.extract(text)));
             }
-        }
-        if page.len() < PAGE as usize || last.index == u32::MAX {
-            break;
         }
     }
     let metrics = if pages.is_empty() {

@@ -495,3 +495,19 @@ async fn adaptive_sampling_stops_at_the_requested_precision_and_refunds_the_rest
     let user = f.store.get_user(f.user.id).await.unwrap();
     assert_eq!(user.quota.prompts_used, run.iterations_recorded);
 }
+
+#[tokio::test]
+async fn metrics_cover_every_page_of_a_large_run() {
+    // More than two pages of stored iterations (pages hold 500).
+    let f = fixture(1_201, &[ProviderKind::Simulated]).await;
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(simulated(&f));
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let stored = StoredRunMetrics::from_run(&outcome.batch_runs[0]).unwrap();
+    assert_eq!(stored.metrics.n, 1_201);
+    assert_eq!(stored.reproducibility.answers.len(), 1_201);
+    assert_eq!(stored.word_count.answers, 1_201);
+}
