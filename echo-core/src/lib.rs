@@ -75,8 +75,8 @@
 //!
 //! ## The traits
 //! Storage is split into [`store::UserStore`], [`store::ApiKeyStore`],
-//! [`store::ExperimentStore`], [`store::RunStore`], [`store::AuditStore`] and
-//! [`store::JobQueue`]; [`store::Store`] is all of them and services hold an
+//! [`store::SessionStore`], [`store::ExperimentStore`], [`store::RunStore`],
+//! [`store::AuditStore`] and [`store::JobQueue`]; [`store::Store`] is all of them and services hold an
 //! `Arc<`[`store::DynStore`]`>`. The module docs of [`store`] state the contract shared by every
 //! method (tenant isolation, atomicity, explicit time); each method documents its own.
 //!
@@ -85,7 +85,7 @@
 //!   `store_conformance_tests!` macro, for backend crates and custom stores.
 //!
 //! ## Implementing a custom store
-//! Implement the six traits for your type (it then implements [`store::Store`]), map your
+//! Implement the seven traits for your type (it then implements [`store::Store`]), map your
 //! database's errors onto [`store::StoreError`]'s meanings keeping the source, and run the
 //! conformance suite from an integration test:
 //!

@@ -9,6 +9,7 @@ const CONFLICTS: &[(&str, &str)] = &[
     ("users_pkey", "user id already exists"),
     ("api_keys_public_id_key", "API key id already exists"),
     ("api_keys_pkey", "API key id already exists"),
+    ("sessions_pkey", "session id already exists"),
     ("experiments_pkey", "experiment id already exists"),
     ("batch_runs_pkey", "batch run id already exists"),
     ("iterations_pkey", "iteration id already exists"),
@@ -21,6 +22,7 @@ const CONFLICTS: &[(&str, &str)] = &[
 const PARENTS: &[(&str, &str)] = &[
     ("brand_profiles_user_id_fkey", "user"),
     ("api_keys_user_id_fkey", "user"),
+    ("sessions_user_id_fkey", "user"),
     ("experiments_user_id_fkey", "user"),
     ("batch_runs_experiment_id_fkey", "experiment"),
     ("iterations_batch_run_id_fkey", "batch run"),

@@ -35,7 +35,9 @@
 //! refused. The indexes that large tables need are built by `CREATE INDEX CONCURRENTLY`, one per
 //! migration file marked `-- no-transaction` (the statement cannot run in a transaction), so
 //! adding them never blocks writes; an invalid index left by a failed concurrent build is
-//! dropped and rebuilt on the next run.
+//! dropped and rebuilt on the next run. A migration that adds a new table (such as
+//! `0011_sessions.sql`) builds its indexes in the same transaction: the table is empty, so
+//! there is nothing to block.
 //!
 //! ## Consistency
 //! Every method runs in one transaction at PostgreSQL's default isolation (READ COMMITTED),
@@ -95,6 +97,7 @@ mod migrations;
 pub mod queries;
 mod rows;
 mod runs;
+mod sessions;
 mod users;
 
 use std::fmt;

@@ -10,6 +10,7 @@ const CONFLICTS: &[(&str, &str)] = &[
     ("users.id", "user id already exists"),
     ("api_keys.public_id", "API key id already exists"),
     ("api_keys.id", "API key id already exists"),
+    ("sessions.id", "session id already exists"),
     ("experiments.id", "experiment id already exists"),
     ("batch_runs.id", "batch run id already exists"),
     ("iterations.id", "iteration id already exists"),

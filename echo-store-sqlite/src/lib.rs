@@ -28,8 +28,8 @@
 //! - `journal_mode = WAL`: readers see a snapshot and never block the writer or each other;
 //! - `synchronous = NORMAL`: with WAL, a commit is durable against application crashes, and a
 //!   power loss can only roll back the last transactions, never corrupt the file;
-//! - `foreign_keys = ON`: deletes cascade from users to their keys, experiments, runs and
-//!   iterations, and a missing parent is reported as `StoreError::NotFound`;
+//! - `foreign_keys = ON`: deletes cascade from users to their keys, sessions, experiments, runs
+//!   and iterations, and a missing parent is reported as `StoreError::NotFound`;
 //! - `busy_timeout`: how long a writer waits for the write lock before the call fails with
 //!   `StoreError::Unavailable`;
 //! - `cache_size`: the page cache, large enough for a dashboard's index ranges to stay in memory.
@@ -38,10 +38,9 @@
 //! Each store call is one transaction on a pooled connection, run with
 //! `tokio::task::spawn_blocking` so SQLite never blocks the async runtime. Reads of several
 //! statements use a deferred transaction (a consistent snapshot); reads of a single statement
-//! (point lookups such as the API-key lookup) run it in autocommit mode, where SQLite gives the
-//! one statement its own read transaction, saving the `BEGIN`/`COMMIT` pair. Writes use
-//! `BEGIN IMMEDIATE`, taking the write
-//! lock before the first read, which rules out the read-then-write upgrade that makes SQLite
+//! (point lookups such as the API-key and session lookups) run it in autocommit mode, where
+//! SQLite gives the one statement its own read transaction, saving the `BEGIN`/`COMMIT` pair.
+//! Writes use `BEGIN IMMEDIATE`, taking the write lock before the first read, which rules out the read-then-write upgrade that makes SQLite
 //! fail with `SQLITE_BUSY` instead of waiting.
 //!
 //! ## Schema
@@ -70,6 +69,7 @@ mod migrations;
 pub mod queries;
 mod rows;
 mod runs;
+mod sessions;
 mod users;
 
 use std::fmt;

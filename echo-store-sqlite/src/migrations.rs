@@ -8,7 +8,10 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{SqlResultExt, SqliteStoreError};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_sessions.sql"),
+];
 
 /// The schema version this build creates and expects (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -29,6 +29,12 @@ macro_rules! api_key_columns {
     };
 }
 
+macro_rules! session_columns {
+    () => {
+        "id, user_id, secret_hash, created_at, expires_at, revoked_at"
+    };
+}
+
 macro_rules! experiment_columns {
     () => {
         "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
@@ -153,6 +159,31 @@ pub const API_KEY_REVOKE: &str = "UPDATE api_keys SET is_active = 0, \
 /// Records a use, never moving `last_used_at` backwards.
 pub const API_KEY_TOUCH: &str = "UPDATE api_keys SET last_used_at = ?2 \
      WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)";
+
+// ---- sessions --------------------------------------------------------------------------------
+
+/// Inserts a session.
+pub const SESSION_INSERT: &str = concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+);
+/// The authentication lookup with the owner's flags: one probe of the sessions' primary key and
+/// one of the users'. Columns: the session's (as `session_columns!`), then the owner's
+/// `is_active`, `is_admin` and `pricing_tier`.
+pub const SESSION_AUTH_BY_ID: &str = "SELECT s.id, s.user_id, s.secret_hash, s.created_at, \
+     s.expires_at, s.revoked_at, u.is_active, u.is_admin, u.pricing_tier \
+     FROM sessions AS s JOIN users AS u ON u.id = s.user_id WHERE s.id = ?1";
+/// Revokes the owner's session, keeping the first revocation time.
+pub const SESSION_REVOKE: &str = "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?3) \
+     WHERE id = ?1 AND user_id = ?2";
+/// Revokes every unrevoked session of a user.
+pub const SESSIONS_REVOKE_BY_USER: &str =
+    "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
+/// Deletes up to `?2` sessions expired or revoked before `?1`. No order: which go first does
+/// not matter, and an order would make the two-index OR sort.
+pub const SESSIONS_PRUNE: &str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+     WHERE expires_at < ?1 OR revoked_at < ?1 LIMIT ?2)";
 
 // ---- experiments -----------------------------------------------------------------------------
 

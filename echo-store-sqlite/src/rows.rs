@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use echo_core::model::{
     ApiKeyRecord, AuditEvent, BatchRun, BrandProfile, Consents, Experiment, Iteration, Iterations,
-    Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, Timestamp, User,
-    ValidationError,
+    Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, SessionRecord,
+    Timestamp, User, ValidationError,
 };
-use echo_core::store::{ApiKeyAuth, StoreError};
+use echo_core::store::{ApiKeyAuth, SessionAuth, StoreError};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 use serde::Serialize;
@@ -257,6 +257,24 @@ fn api_key_cols(c: &mut Cols<'_, '_>) -> Result<ApiKeyRecord, StoreError> {
         last_used_at: c.opt_ts("api_keys.last_used_at")?,
         expires_at: c.opt_ts("api_keys.expires_at")?,
         revoked_at: c.opt_ts("api_keys.revoked_at")?,
+    })
+}
+
+/// A session (`queries::SESSION_AUTH_BY_ID`): its columns, then the owner's flags.
+pub(crate) fn session_auth(row: &Row<'_>) -> Result<SessionAuth, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(SessionAuth {
+        session: SessionRecord {
+            id: c.id("sessions.id")?,
+            user_id: c.id("sessions.user_id")?,
+            secret_hash: SecretDigest(c.blob("sessions.secret_hash")?),
+            created_at: c.ts("sessions.created_at")?,
+            expires_at: c.ts("sessions.expires_at")?,
+            revoked_at: c.opt_ts("sessions.revoked_at")?,
+        },
+        owner_active: c.bool("users.is_active")?,
+        owner_is_admin: c.bool("users.is_admin")?,
+        owner_tier: c.parse("users.pricing_tier")?,
     })
 }
 

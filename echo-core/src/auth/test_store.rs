@@ -1,5 +1,5 @@
 //! A test store: `MemoryStore` plus call counters and an outage switch. Everything but the
-//! API-key methods and `get_user` is delegated unchanged.
+//! API-key and session methods and `get_user` is delegated unchanged.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +17,8 @@ pub(crate) struct TestStore {
     /// Key lookups: `find_api_key` and `find_api_key_for_auth`.
     pub(crate) finds: AtomicUsize,
     pub(crate) user_reads: AtomicUsize,
+    /// Session lookups: `find_session_for_auth`.
+    pub(crate) session_finds: AtomicUsize,
     pub(crate) touches: Mutex<Vec<Vec<(ApiKeyId, Timestamp)>>>,
     pub(crate) down: AtomicBool,
 }
@@ -83,6 +85,43 @@ impl ApiKeyStore for TestStore {
         self.outage()?;
         self.touches.lock().unwrap().push(uses.to_vec());
         self.inner.touch_api_keys(uses).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for TestStore {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.outage()?;
+        self.inner.create_session(session).await
+    }
+
+    async fn find_session_for_auth(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<SessionAuth>, StoreError> {
+        self.session_finds.fetch_add(1, Ordering::SeqCst);
+        self.outage()?;
+        self.inner.find_session_for_auth(id).await
+    }
+
+    async fn revoke_session(
+        &self,
+        owner: UserId,
+        id: SessionId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.outage()?;
+        self.inner.revoke_session(owner, id, at).await
+    }
+
+    async fn revoke_user_sessions(&self, owner: UserId, at: Timestamp) -> Result<u64, StoreError> {
+        self.outage()?;
+        self.inner.revoke_user_sessions(owner, at).await
+    }
+
+    async fn prune_sessions(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.outage()?;
+        self.inner.prune_sessions(before, limit).await
     }
 }
 

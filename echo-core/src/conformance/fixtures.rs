@@ -18,7 +18,8 @@ use crate::model::{
     ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, Brand,
     BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
     IterationId, Iterations, Job, Label, NewAuditEvent, PasswordHash, PricingTier, Prompt,
-    ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, Timestamp, User, UserId,
+    ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, SessionId, SessionRecord,
+    Timestamp, User, UserId,
 };
 use crate::store::{DynStore, ExperimentQuery, PageSize, StoreError};
 
@@ -275,6 +276,23 @@ pub fn api_key(owner: UserId, created_at: Timestamp) -> ApiKeyRecord {
         created_at,
         last_used_at: None,
         expires_at: Some(created_at + Duration::days(90)),
+        revoked_at: None,
+    }
+}
+
+/// An unrevoked session of `owner` created at `created_at`, expiring 12 hours later, with a
+/// digest unique to it.
+pub fn session(owner: UserId, created_at: Timestamp) -> SessionRecord {
+    let id = SessionId::new();
+    let mut digest = [0u8; 32];
+    digest[..16].copy_from_slice(owner.as_uuid().as_bytes());
+    digest[16..].copy_from_slice(id.as_uuid().as_bytes());
+    SessionRecord {
+        id,
+        user_id: owner,
+        secret_hash: SecretDigest(digest),
+        created_at,
+        expires_at: created_at + Duration::hours(12),
         revoked_at: None,
     }
 }

@@ -41,8 +41,8 @@
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`api_keys`], [`experiments`], [`runs`], [`audit`], [`jobs`], and [`edge`] for
-//! edge inputs across them). It panics when the store breaks the contract and has no other
+//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`], and
+//! [`edge`] for edge inputs across them). It panics when the store breaks the contract and has no other
 //! requirements on its executor: concurrency scenarios drive concurrent calls with
 //! `futures::future::join_all` on the calling task, which exercises real contention in backends
 //! that run their work on blocking threads or a connection pool. Scenario futures are `Send`
@@ -65,6 +65,7 @@ pub mod experiments;
 pub mod fixtures;
 pub mod jobs;
 pub mod runs;
+pub mod sessions;
 pub mod users;
 
 /// Every scenario as `"module::name"`, in the order the macro expands them. Generated from the
@@ -114,6 +115,18 @@ macro_rules! store_conformance_tests {
                 find_api_key_for_auth_joins_owner,
                 find_api_key_for_auth_reflects_owner_changes,
                 set_api_key_expiry_is_scoped,
+            }
+            sessions {
+                session_round_trip_through_find_for_auth,
+                find_unknown_session_is_none,
+                find_session_for_auth_reflects_owner_changes,
+                create_session_duplicate_id_is_conflict,
+                create_session_for_unknown_user_is_not_found,
+                revoke_session_is_scoped_and_idempotent,
+                revoke_user_sessions_counts_and_is_scoped,
+                prune_sessions_deletes_only_what_qualifies,
+                prune_sessions_honours_limit,
+                delete_user_removes_sessions,
             }
             experiments {
                 create_experiment_debits_and_enqueues,

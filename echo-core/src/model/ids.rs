@@ -79,6 +79,11 @@ define_id!(
     ApiKeyId
 );
 define_id!(
+    /// Identifies a [`SessionRecord`](crate::model::SessionRecord): the lookup handle embedded in
+    /// a session token, safe to log.
+    SessionId
+);
+define_id!(
     /// Identifies an [`Experiment`](crate::model::Experiment).
     ExperimentId
 );

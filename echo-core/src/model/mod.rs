@@ -10,6 +10,7 @@ mod experiment;
 mod ids;
 mod job;
 mod run;
+mod session;
 mod time;
 mod user;
 mod validated;
@@ -20,9 +21,10 @@ pub use enums::{
     BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
-pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, UserId};
+pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId, UserId};
 pub use job::{Job, JobLease};
 pub use run::{BatchRun, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
+pub use session::SessionRecord;
 pub use time::Timestamp;
 pub use user::{BrandProfile, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
 pub use validated::{BrandName, Email, Iterations, Label, Prompt, ValidationError};

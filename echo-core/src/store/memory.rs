@@ -14,14 +14,14 @@ use async_trait::async_trait;
 use super::{
     ApiKeyAuth, ApiKeyStore, AuditQuery, AuditStore, DashboardStats, ExperimentCursor,
     ExperimentQuery, ExperimentStore, JobQueue, Page, QueueStats, RunGroup, RunStore,
-    ScheduleClaim, StoreError, TrendPoint, UserStore, lease_expiry,
+    ScheduleClaim, SessionAuth, SessionStore, StoreError, TrendPoint, UserStore, lease_expiry,
 };
 use crate::audit::{GENESIS_HASH, chain_hash};
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate,
     BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration, IterationId, Job,
-    JobId, JobLease, JobStatus, NewAuditEvent, ProviderKind, QuotaDebit, RecordOutcome, Timestamp,
-    User, UserId, ValidationError,
+    JobId, JobLease, JobStatus, NewAuditEvent, ProviderKind, QuotaDebit, RecordOutcome, SessionId,
+    SessionRecord, Timestamp, User, UserId, ValidationError,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -37,6 +37,7 @@ struct State {
     profiles: HashMap<UserId, BrandProfile>,
     api_keys: HashMap<ApiKeyId, ApiKeyRecord>,
     key_by_public_id: HashMap<String, ApiKeyId>,
+    sessions: HashMap<SessionId, SessionRecord>,
     experiments: HashMap<ExperimentId, Experiment>,
     runs: HashMap<BatchRunId, BatchRun>,
     iterations: BTreeMap<(BatchRunId, u32), Iteration>,
@@ -258,6 +259,7 @@ impl UserStore for MemoryStore {
             s.api_keys.remove(&key.id);
             s.key_by_public_id.remove(&key.public_id);
         }
+        s.sessions.retain(|_, session| session.user_id != id);
         let experiments: Vec<ExperimentId> = s
             .experiments
             .values()
@@ -396,6 +398,85 @@ impl ApiKeyStore for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if !s.users.contains_key(&session.user_id) {
+            return Err(StoreError::not_found("user"));
+        }
+        if s.sessions.contains_key(&session.id) {
+            return Err(StoreError::conflict("session id already exists"));
+        }
+        s.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn find_session_for_auth(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<SessionAuth>, StoreError> {
+        let s = self.state()?;
+        // An inner join, as in the SQL stores (sessions are deleted with their owner anyway).
+        Ok(s.sessions.get(&id).and_then(|session| {
+            let owner = s.users.get(&session.user_id)?;
+            Some(SessionAuth {
+                session: session.clone(),
+                owner_active: owner.is_active,
+                owner_is_admin: owner.is_admin,
+                owner_tier: owner.tier,
+            })
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        owner: UserId,
+        id: SessionId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        let session = s
+            .sessions
+            .get_mut(&id)
+            .filter(|session| session.user_id == owner)
+            .ok_or(StoreError::not_found("session"))?;
+        session.revoked_at.get_or_insert(at);
+        Ok(())
+    }
+
+    async fn revoke_user_sessions(&self, owner: UserId, at: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.state()?;
+        let mut revoked = 0;
+        for session in s
+            .sessions
+            .values_mut()
+            .filter(|session| session.user_id == owner && session.revoked_at.is_none())
+        {
+            session.revoked_at = Some(at);
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
+    async fn prune_sessions(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let mut s = self.state()?;
+        let prunable: Vec<SessionId> = s
+            .sessions
+            .values()
+            .filter(|session| {
+                session.expires_at < before || session.revoked_at.is_some_and(|at| at < before)
+            })
+            .map(|session| session.id)
+            .take(limit as usize)
+            .collect();
+        for id in &prunable {
+            s.sessions.remove(id);
+        }
+        Ok(prunable.len() as u64)
     }
 }
 

@@ -29,13 +29,13 @@ use async_trait::async_trait;
 pub use error::{BoxError, StoreError};
 pub use types::{
     ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
-    ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, TrendPoint,
+    ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
 };
 
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunUpdate, BrandProfile, Email,
     Experiment, ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus,
-    NewAuditEvent, QuotaDebit, RecordOutcome, Timestamp, User, UserId,
+    NewAuditEvent, QuotaDebit, RecordOutcome, SessionId, SessionRecord, Timestamp, User, UserId,
 };
 
 /// Accounts, their quota counters and brand profiles.
@@ -59,8 +59,8 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// [`StoreError::NotFound`] when absent, [`StoreError::Conflict`] when the new email is taken.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
 
-    /// Deletes the user and every row they own (brand profile, keys, experiments, runs,
-    /// iterations). Audit events are kept. [`StoreError::NotFound`] when absent.
+    /// Deletes the user and every row they own (brand profile, keys, sessions, experiments,
+    /// runs, iterations). Audit events are kept. [`StoreError::NotFound`] when absent.
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
 
     /// Gives back `amount` prompts (iterations that never ran). Saturates at zero used.
@@ -127,6 +127,49 @@ pub trait ApiKeyStore: Send + Sync + Debug + 'static {
     /// Records last use, in bulk (verifiers coalesce uses instead of writing per request).
     /// Never moves `last_used_at` backwards; unknown ids are ignored.
     async fn touch_api_keys(&self, uses: &[(ApiKeyId, Timestamp)]) -> Result<(), StoreError>;
+}
+
+/// Login sessions: server-side rows behind browser and bearer session tokens, so that a logout
+/// or an account deletion ends a session on every replica at once.
+///
+/// Like API keys, a session is found by its id alone and checked by the caller: the store keeps
+/// only a digest of the token's secret, and never judges state or expiry (it never reads the
+/// clock).
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Stores a new session exactly as given. [`StoreError::Conflict`] when the id is taken,
+    /// [`StoreError::NotFound`] when the owner does not exist; nothing is written on error.
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The session with this id together with its owner's `is_active`, `is_admin` and `tier`,
+    /// read in **one round trip** (one probe by session id joined on the users' primary key):
+    /// the authentication lookup of every session-authenticated request. It ignores the
+    /// session's owner and state, revoked and expired rows included (the caller checks state,
+    /// expiry, secret and the owner's flags). `None` when no session has this id.
+    async fn find_session_for_auth(&self, id: SessionId)
+    -> Result<Option<SessionAuth>, StoreError>;
+
+    /// Sets `revoked_at = at` on the owner's session `id` (logout). Revoking a revoked session
+    /// is a no-op that keeps the first `revoked_at`. [`StoreError::NotFound`] for another
+    /// user's or an unknown session, and nothing is written.
+    async fn revoke_session(
+        &self,
+        owner: UserId,
+        id: SessionId,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Sets `revoked_at = at` on every session of `owner` that is not revoked yet, expired ones
+    /// included (password change, "log out everywhere", deactivation). Returns how many were
+    /// revoked; already revoked sessions keep their `revoked_at` and are not counted. Other
+    /// users' sessions are untouched; an unknown owner has none (0, not an error).
+    async fn revoke_user_sessions(&self, owner: UserId, at: Timestamp) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` sessions, of any user, that expired before `before`
+    /// (`expires_at < before`) or were revoked before it (`revoked_at < before`). Returns how
+    /// many were deleted. Which qualifying sessions go first is unspecified: call again until
+    /// it returns less than `limit`. A `limit` of 0 deletes nothing.
+    async fn prune_sessions(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Experiments, their scheduling, and the quota debits that go with runs.
@@ -371,12 +414,12 @@ pub fn lease_expiry(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreE
 /// Everything a backend provides. Implemented automatically for any type that implements all
 /// the store traits.
 pub trait Store:
-    UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue
+    UserStore + ApiKeyStore + SessionStore + ExperimentStore + RunStore + AuditStore + JobQueue
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + JobQueue
+    T: UserStore + ApiKeyStore + SessionStore + ExperimentStore + RunStore + AuditStore + JobQueue
 {
 }
 

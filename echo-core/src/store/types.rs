@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     ApiKeyRecord, BatchRunStatus, Experiment, ExperimentId, ExperimentStatus, PricingTier,
-    ProviderKind, Timestamp, UserId, ValidationError,
+    ProviderKind, SessionRecord, Timestamp, UserId, ValidationError,
 };
 
 /// One page of results and the cursor for the next, if there are more.
@@ -292,6 +292,20 @@ pub struct ApiKeyAuth {
     pub key: ApiKeyRecord,
     /// The owner's `is_active` flag at the time of the read.
     pub owner_active: bool,
+    /// The owner's pricing tier at the time of the read.
+    pub owner_tier: PricingTier,
+}
+
+/// A login session with what authentication needs of its owner, read in one round trip by
+/// [`SessionStore::find_session_for_auth`](super::SessionStore::find_session_for_auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAuth {
+    /// The session record as stored, whatever its state.
+    pub session: SessionRecord,
+    /// The owner's `is_active` flag at the time of the read.
+    pub owner_active: bool,
+    /// The owner's `is_admin` flag at the time of the read.
+    pub owner_is_admin: bool,
     /// The owner's pricing tier at the time of the read.
     pub owner_tier: PricingTier,
 }

@@ -27,6 +27,10 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("jobs", include_str!("../../src/conformance/jobs.rs")),
     ("runs", include_str!("../../src/conformance/runs.rs")),
+    (
+        "sessions",
+        include_str!("../../src/conformance/sessions.rs"),
+    ),
     ("users", include_str!("../../src/conformance/users.rs")),
 ];
 

@@ -4,10 +4,10 @@
 
 use echo_core::conformance::fixtures::{
     api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
-    job, new_user, recurring,
+    job, new_user, recurring, session,
 };
 use echo_core::model::{BatchRun, ExperimentStatus, JobStatus, ProviderKind, UserId};
-use echo_core::store::{AuditQuery, AuditStore, RunStore};
+use echo_core::store::{AuditQuery, AuditStore, RunStore, SessionStore};
 use echo_store_postgres::PgStore;
 use echo_store_postgres::queries::{self as q, AuditArg};
 use serde_json::Value;
@@ -22,6 +22,7 @@ const LARGE_TABLES: &[&str] = &[
     "iterations",
     "jobs",
     "audit_events",
+    "sessions",
 ];
 
 struct Seeded {
@@ -32,6 +33,8 @@ struct Seeded {
     public_id: String,
     /// The id and owner of the key with `public_id`.
     key: (uuid::Uuid, uuid::Uuid),
+    /// A session of the heavy user.
+    session: uuid::Uuid,
 }
 
 async fn seeded() -> Option<Seeded> {
@@ -166,6 +169,22 @@ async fn seeded() -> Option<Seeded> {
     .execute(&mut raw)
     .await
     .unwrap();
+    // A live session per user in bulk (a tenth of them revoked), then a few of the heavy
+    // user's through the store.
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, secret_hash, created_at, expires_at, revoked_at) \
+         SELECT gen_random_uuid(), id, decode(repeat('00', 32), 'hex'), now(), \
+         now() + interval '12 hours', CASE WHEN random() < 0.1 THEN now() END FROM users",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let mut heavy_session = None;
+    for i in 0..5 {
+        let s = session(heavy, at(i));
+        store.create_session(&s).await.unwrap();
+        heavy_session = Some(*s.id.as_uuid());
+    }
     // What autovacuum does on a live database: statistics for the planner and a visibility map
     // for index-only scans.
     sqlx::query("VACUUM ANALYZE")
@@ -180,6 +199,7 @@ async fn seeded() -> Option<Seeded> {
         run: *runs[0].id.as_uuid(),
         public_id: keys[12_345].public_id.clone(),
         key: (*keys[12_345].id.as_uuid(), *keys[12_345].user_id.as_uuid()),
+        session: heavy_session.unwrap(),
     })
 }
 
@@ -349,6 +369,34 @@ fn cases(s: &Seeded) -> Vec<Case> {
             vec![heavy.clone()],
             &[&["api_keys_user_created_idx"]],
             // Every key of the user, unlimited: sorting a few hundred rows may be cheaper.
+            false,
+        ),
+        case(
+            "session lookup with its owner's status",
+            q::SESSION_AUTH_BY_ID,
+            vec![Uuid(s.session)],
+            &[&["sessions_pkey"], &["users_pkey"]],
+            true,
+        ),
+        case(
+            "revoke a session",
+            q::SESSION_REVOKE,
+            vec![Uuid(s.session), heavy.clone(), Time(at(9).as_datetime())],
+            &[&["sessions_pkey"]],
+            true,
+        ),
+        case(
+            "revoke a user's sessions",
+            q::SESSIONS_REVOKE_BY_USER,
+            vec![heavy.clone(), Time(at(9).as_datetime())],
+            &[&["sessions_user_idx"]],
+            true,
+        ),
+        case(
+            "prune sessions",
+            q::SESSIONS_PRUNE,
+            vec![Time(at(500).as_datetime()), Int(100)],
+            &[&["sessions_expires_idx"], &["sessions_revoked_idx"]],
             false,
         ),
         case(

@@ -149,8 +149,9 @@ async fn an_invalid_index_from_a_failed_build_is_rebuilt() {
     };
     let mut conn = crate::raw(&store).await;
     // What an interrupted CREATE INDEX CONCURRENTLY leaves: an invalid index, its migration
-    // not recorded.
-    let last = schema_version();
+    // not recorded. Version 10 (0010_experiments_due_recurring_idx.sql) builds this index;
+    // later migrations stay applied, as they would when an operator re-runs a failed upgrade.
+    let due_recurring_migration: i64 = 10;
     sqlx::query(
         "UPDATE pg_index SET indisvalid = false \
          WHERE indexrelid = 'experiments_due_recurring_idx'::regclass",
@@ -159,7 +160,7 @@ async fn an_invalid_index_from_a_failed_build_is_rebuilt() {
     .await
     .unwrap();
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
-        .bind(last)
+        .bind(due_recurring_migration)
         .execute(&mut conn)
         .await
         .unwrap();

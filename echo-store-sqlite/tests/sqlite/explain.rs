@@ -3,10 +3,12 @@
 
 use echo_core::conformance::fixtures::{
     api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
-    job, recurring, user,
+    job, recurring, session, user,
 };
 use echo_core::model::{ExperimentStatus, JobStatus, ProviderKind, UserId};
-use echo_core::store::{ApiKeyStore, AuditQuery, AuditStore, JobQueue, RunStore, UserStore};
+use echo_core::store::{
+    ApiKeyStore, AuditQuery, AuditStore, JobQueue, RunStore, SessionStore, UserStore,
+};
 use echo_store_sqlite::SqliteStore;
 use echo_store_sqlite::queries as q;
 use rusqlite::types::Value;
@@ -20,6 +22,8 @@ struct Seeded {
     public_id: String,
     /// The id and owner of the key with `public_id`.
     key: (Value, Value),
+    /// The id and owner of a session.
+    session: (Value, Value),
 }
 
 /// One heavy user (2,000 experiments, two runs on 200 of them) among 20 light ones, plus keys,
@@ -87,6 +91,17 @@ async fn seeded(analyze: bool) -> Seeded {
             store.create_api_key(&key).await.unwrap();
         }
     }
+    let mut last_session = (Value::Null, Value::Null);
+    for (n, owner) in owners.iter().enumerate() {
+        for i in 0..10 {
+            let mut s = session(*owner, at(n as i64 * 100 + i));
+            if i % 5 == 0 {
+                s.revoked_at = Some(at(n as i64 * 100 + i + 1));
+            }
+            last_session = (Value::Blob(s.id.as_uuid().as_bytes().to_vec()), blob(owner));
+            store.create_session(&s).await.unwrap();
+        }
+    }
     for i in 0..400 {
         let mut j = job(at(i), 3);
         j.status = match i % 8 {
@@ -123,6 +138,7 @@ async fn seeded(analyze: bool) -> Seeded {
         run: Value::Blob(first_run.unwrap().as_uuid().as_bytes().to_vec()),
         public_id,
         key: last_key,
+        session: last_session,
     }
 }
 
@@ -312,6 +328,44 @@ fn cases(s: &Seeded) -> Vec<Case> {
             q::API_KEYS_BY_USER,
             vec![heavy.clone()],
             &["USING INDEX api_keys_user_created_idx (user_id=?)"],
+            false,
+        ),
+        Case::new(
+            "session lookup with its owner's status",
+            q::SESSION_AUTH_BY_ID,
+            vec![s.session.0.clone()],
+            &[
+                "SEARCH s USING INDEX sqlite_autoindex_sessions_1 (id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
+            ],
+            false,
+        ),
+        Case::new(
+            "revoke a session",
+            q::SESSION_REVOKE,
+            vec![
+                s.session.0.clone(),
+                s.session.1.clone(),
+                int(at(9).unix_micros()),
+            ],
+            &["SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)"],
+            false,
+        ),
+        Case::new(
+            "revoke a user's sessions",
+            q::SESSIONS_REVOKE_BY_USER,
+            vec![heavy.clone(), int(at(9).unix_micros())],
+            &["SEARCH sessions USING INDEX sessions_user_idx (user_id=?)"],
+            false,
+        ),
+        Case::new(
+            "prune sessions",
+            q::SESSIONS_PRUNE,
+            vec![int(at(500).unix_micros()), int(100)],
+            &[
+                "USING INDEX sessions_expires_idx (expires_at<?)",
+                "USING INDEX sessions_revoked_idx (revoked_at<?)",
+            ],
             false,
         ),
         Case::new(

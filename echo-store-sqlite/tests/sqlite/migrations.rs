@@ -1,7 +1,7 @@
 //! Opening, re-opening and migrating.
 
 use echo_core::conformance::fixtures;
-use echo_core::store::{StoreError, UserStore};
+use echo_core::store::{SessionStore, StoreError, UserStore};
 use echo_store_sqlite::{SCHEMA_VERSION, SqliteConfig, SqliteStore};
 
 fn schema_objects(conn: &rusqlite::Connection) -> Vec<(String, String)> {
@@ -69,6 +69,60 @@ async fn journal_mode_is_wal_and_schema_is_current() {
         .unwrap();
     assert_eq!(mode, "wal");
     assert_eq!(user_version(&conn), SCHEMA_VERSION);
+}
+
+/// A file written before sessions existed (schema version 1, with data) gains the sessions
+/// table on open and keeps its data.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.db");
+    let user = fixtures::user();
+    {
+        let store = SqliteStore::open(&path, SqliteConfig::default())
+            .await
+            .unwrap();
+        store.create_user(&user).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE sessions; PRAGMA user_version = 1;")
+        .unwrap();
+    assert!(
+        !schema_objects(&conn)
+            .iter()
+            .any(|(_, name)| name.starts_with("sessions")),
+        "what version 1 looked like"
+    );
+    drop(conn);
+
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(store.get_user(user.id).await.unwrap(), user);
+    let session = fixtures::session(user.id, fixtures::at(0));
+    store.create_session(&session).await.unwrap();
+    assert_eq!(
+        store
+            .find_session_for_auth(session.id)
+            .await
+            .unwrap()
+            .map(|a| a.session),
+        Some(session)
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(user_version(&conn), SCHEMA_VERSION);
+    let objects = schema_objects(&conn);
+    for name in [
+        "sessions",
+        "sessions_user_idx",
+        "sessions_expires_idx",
+        "sessions_revoked_idx",
+    ] {
+        assert!(
+            objects.iter().any(|(_, n)| n == name),
+            "{name} exists: {objects:?}"
+        );
+    }
 }
 
 #[tokio::test]
