@@ -16,8 +16,9 @@
 //!   confidence interval.
 //! - [`runner`]: the [`runner::ExperimentRunner`] (concurrency and rate limits, idempotent
 //!   resumable writes, cancellation, refunds) and the [`runner::JobExecutor`] for queue jobs.
-//! - [`auth`]: API-key format and verification, password hashing, login throttling and per-key
-//!   rate limits.
+//! - [`auth`]: API-key format and verification, server-side login sessions
+//!   ([`auth::SessionService`]: revocable session tokens and CSRF tokens), password hashing,
+//!   login throttling and per-key rate limits.
 //! - [`audit`]: the audit log's hash chain.
 //!
 //! ## Quick start

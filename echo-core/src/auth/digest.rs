@@ -35,7 +35,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::model::SecretDigest;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(super) type HmacSha256 = Hmac<Sha256>;
 
 /// Minimum pepper length in bytes (256 bits if random).
 pub const MIN_PEPPER_LEN: usize = 32;
@@ -189,13 +189,15 @@ impl fmt::Debug for KeyHasher {
     }
 }
 
-fn keyed(pepper: &Pepper) -> HmacSha256 {
+/// An HMAC-SHA-256 state keyed with `pepper`, to clone per message.
+pub(super) fn keyed(pepper: &Pepper) -> HmacSha256 {
     // HMAC accepts keys of any length, so this never fails; the fallback only satisfies the
     // type (an empty-key HMAC) and is unreachable.
     HmacSha256::new_from_slice(&pepper.0).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
 }
 
-fn compute(mac: &HmacSha256, input: &[u8]) -> [u8; 32] {
+/// The MAC of `input` under the pre-keyed `mac`.
+pub(super) fn compute(mac: &HmacSha256, input: &[u8]) -> [u8; 32] {
     let mut mac = mac.clone();
     mac.update(input);
     mac.finalize().into_bytes().into()

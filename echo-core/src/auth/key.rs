@@ -246,7 +246,7 @@ impl ApiKey {
 
 /// Appends `n` uniform base62 characters. Rejection sampling keeps them uniform: a byte is
 /// used only when below 248 (= 4 × 62), so `byte % 62` has no bias.
-fn push_random_base62(out: &mut String, n: usize) -> Result<(), EntropyError> {
+pub(super) fn push_random_base62(out: &mut String, n: usize) -> Result<(), EntropyError> {
     let mut buf = [0u8; 96];
     let mut pushed = 0;
     while pushed < n {

@@ -1,4 +1,5 @@
-//! Authentication: API keys, passwords, login throttling and per-key rate limits.
+//! Authentication: API keys, login sessions, passwords, login throttling and per-key rate
+//! limits.
 //!
 //! # API keys
 //! - [`ApiKey`]: the versioned, checksummed, scanner-friendly key format
@@ -11,6 +12,14 @@
 //! - [`ApiKeyService`]: create (the key is returned once), list, revoke, rotate with a grace
 //!   period.
 //!
+//! # Sessions
+//! [`SessionService`]: server-side login sessions for browsers and bearer clients, stored rows
+//! verified like API keys (token `echo1_sess_…`, 86 characters, regex
+//! `\becho1_sess_[0-9a-f]{32}[0-9A-Za-z]{43}\b`; parse without I/O, one indexed lookup with
+//! the owner's flags, constant-time comparison of a digest, nothing secret stored), with
+//! revocation of one or all of a user's sessions and signed double-submit CSRF tokens bound to
+//! the session. Every refusal is the same [`SessionError::Invalid`].
+//!
 //! # Passwords and logins
 //! [`PasswordHasher`] (argon2id, OWASP parameters, PHC strings, transparent rehash, a dummy
 //! verification for unknown emails), [`PasswordPolicy`] (NIST-style: length only), and
@@ -22,8 +31,9 @@
 //! `RateLimit` headers.
 //!
 //! # One process, many replicas
-//! The cache, the `last_used_at` coalescer, the login throttle and the rate limiter live in
-//! one process. Revocations reach the local cache at once; other replicas need a signal
+//! Sessions are read from the store on every request, so a logout, a "log out everywhere" or
+//! an account deletion ends them on every replica at once. The API-key cache, the
+//! `last_used_at` coalescer, the login throttle and the rate limiter live in one process. Revocations reach the local cache at once; other replicas need a signal
 //! (PostgreSQL LISTEN/NOTIFY with the PostgreSQL store) and otherwise see them within the
 //! cache TTL. Throttles and rate limits are per replica: divide limits by the replica count or
 //! route sticky (see [`ApiRateLimiter`]).
@@ -39,6 +49,7 @@ mod key;
 mod keys;
 mod password;
 mod rate_limit;
+mod session;
 mod throttle;
 mod usage;
 mod verify;
@@ -64,6 +75,10 @@ pub use password::{
 pub use rate_limit::{
     ApiRateLimiter, KeyedGcra, LimitKind, Quota, QuotaError, RateLimitConfig, RateLimitDecision,
     TierQuotas,
+};
+pub use session::{
+    IssuedSession, SESSION_PREFIX, SESSION_TOKEN_LEN, SessionConfig, SessionError, SessionService,
+    SessionToken, VerifiedSession,
 };
 pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled};
 pub use usage::LastUsedCoalescer;

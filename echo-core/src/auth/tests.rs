@@ -645,3 +645,84 @@ async fn no_secret_in_errors_or_debug() {
         );
     }
 }
+
+/// No session secret (token, its secret part, its digest, the CSRF secret, the CSRF token)
+/// appears in any error message or `Debug` output of the session service and its values.
+#[tokio::test]
+async fn no_session_secret_in_errors_or_debug() {
+    let f = Fixture::new().await;
+    let csrf_secret = b"session CSRF secret: 32 bytes or more, never logged";
+    let sessions = SessionService::new(
+        f.store.clone(),
+        f.hasher.clone(),
+        Pepper::new(csrf_secret.to_vec()).unwrap(),
+        SessionConfig::default(),
+    );
+    let issued = sessions.issue(&f.user, at(0)).await.unwrap();
+    let token = issued.token.expose().to_owned();
+    let secret = token[SESSION_TOKEN_LEN - 43..].to_owned();
+    let digest = f.hasher.digest(&secret);
+    assert_eq!(
+        digest, issued.session.secret_hash,
+        "the secret part is what is digested"
+    );
+    let digest_hex: String = digest.0.iter().map(|b| format!("{b:02x}")).collect();
+    let digest_bytes = format!("{:?}", digest.0);
+    let csrf_text = String::from_utf8(csrf_secret.to_vec()).unwrap();
+    let csrf_token = issued.csrf_token.clone();
+
+    let mut shown = vec![
+        format!("{issued:?}"),
+        format!("{:?}", issued.token),
+        format!("{:?}", issued.session),
+        format!("{sessions:?}"),
+        format!("{:?}", SessionConfig::default()),
+        format!("{:?}", Pepper::new(csrf_secret.to_vec()).unwrap()),
+    ];
+    let verified = sessions.verify(&token, at(1)).await.unwrap();
+    shown.push(format!("{verified:?}"));
+    let auth = f
+        .store
+        .find_session_for_auth(verified.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    shown.push(format!("{auth:?}"));
+    let wrong_secret = format!("{}{}", &token[..SESSION_TOKEN_LEN - 43], "B".repeat(43));
+    for bad in [
+        wrong_secret.as_str(),
+        &token[..40],
+        &format!("{token}x"),
+        &token.to_ascii_uppercase(),
+    ] {
+        let e = sessions.verify(bad, at(1)).await.unwrap_err();
+        shown.push(format!("{e} {e:?}"));
+    }
+    let e = sessions
+        .revoke(UserId::new(), verified.session_id, at(1))
+        .await
+        .unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    f.test_store.down.store(true, Ordering::SeqCst);
+    let e = sessions.verify(&token, at(1)).await.unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    let e = sessions.issue(&f.user, at(1)).await.unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+
+    for s in &shown {
+        for (what, needle) in [
+            ("token", token.as_str()),
+            ("secret", secret.as_str()),
+            ("digest", digest_hex.as_str()),
+            ("digest", digest_bytes.as_str()),
+            ("CSRF secret", csrf_text.as_str()),
+            ("CSRF token", csrf_token.as_str()),
+        ] {
+            assert!(!s.contains(needle), "{what} leaked in: {s}");
+        }
+        assert!(
+            !s.contains(&secret[..12]),
+            "part of the secret leaked in: {s}"
+        );
+    }
+}

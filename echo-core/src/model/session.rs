@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{SecretDigest, SessionId, Timestamp, UserId};
 
-/// A login session as stored.
+/// A login session as stored (see [`SessionService`](crate::auth::SessionService) for the
+/// token format and checks).
 ///
 /// A session is usable while `revoked_at` is `None`, `now < expires_at` and its owner is
 /// active; the store keeps expired and revoked rows until they are pruned.

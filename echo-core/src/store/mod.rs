@@ -130,7 +130,8 @@ pub trait ApiKeyStore: Send + Sync + Debug + 'static {
 }
 
 /// Login sessions: server-side rows behind browser and bearer session tokens, so that a logout
-/// or an account deletion ends a session on every replica at once.
+/// or an account deletion ends a session on every replica at once. See
+/// [`SessionService`](crate::auth::SessionService) for the token format and verification.
 ///
 /// Like API keys, a session is found by its id alone and checked by the caller: the store keeps
 /// only a digest of the token's secret, and never judges state or expiry (it never reads the
