@@ -200,6 +200,13 @@ impl PgStore {
         migrations::migrate(&self.inner.db.pool.connect_options()).await
     }
 
+    /// How many migrations the database has applied: readiness compares it with
+    /// [`schema_version`] (a server older than the schema is fine, a newer one is not ready).
+    pub async fn applied_migrations(&self) -> Result<i64, StoreError> {
+        let mut conn = self.pool().acquire().await.db()?;
+        migrations::applied(&mut conn).await
+    }
+
     /// The pool's current size and cumulative acquire statistics, for metrics.
     pub fn pool_stats(&self) -> PoolStats {
         self.inner.db.stats(self.inner.config.max_connections())

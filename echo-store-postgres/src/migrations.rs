@@ -98,7 +98,7 @@ async fn lock(conn: &mut PgConnection) -> Result<(), StoreError> {
     }
 }
 
-async fn applied(conn: &mut PgConnection) -> Result<i64, StoreError> {
+pub(crate) async fn applied(conn: &mut PgConnection) -> Result<i64, StoreError> {
     // The table does not exist before the first migration (and a query naming it would not
     // even parse), so look it up first.
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")

@@ -146,7 +146,7 @@ pub struct ExperimentOutcome {
     pub refunded: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ProviderSlot {
     client: Arc<DynProvider>,
     concurrency: Arc<Semaphore>,
@@ -199,6 +199,7 @@ pub struct ExperimentRunner {
     prices: PriceTable,
     config: RunnerConfig,
     global: Arc<Semaphore>,
+    simulated_seed: Option<u64>,
 }
 
 impl ExperimentRunner {
@@ -210,6 +211,53 @@ impl ExperimentRunner {
             prices: PriceTable::with_defaults(),
             global: Arc::new(Semaphore::new(config.global_concurrency.max(1))),
             config,
+            simulated_seed: None,
+        }
+    }
+
+    /// Registers the [simulated](crate::provider::simulated) provider for every experiment,
+    /// seeded with `seed` and configured per experiment from that experiment's own brands
+    /// ([`SimulatedConfig::for_brands`](crate::provider::simulated::SimulatedConfig::for_brands)).
+    ///
+    /// A server runs many experiments with one runner, and a simulator that only knows one
+    /// fixed brand list would mention none of the others' brands. The concurrency and rate
+    /// limits of the simulated slot are shared by all experiments, as for any provider.
+    pub fn with_simulated_per_experiment(mut self, seed: u64) -> Self {
+        use crate::provider::simulated::{SimulatedConfig, SimulatedProvider};
+        // Replaced per experiment by `slot_for`; registered so the slot's limits exist.
+        let placeholder = SimulatedConfig {
+            seed,
+            brands: Vec::new(),
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
+            failure_rate: 0.0,
+            rate_limit_rate: 0.0,
+        };
+        self = self.with_provider(Arc::new(SimulatedProvider::new(placeholder)));
+        self.simulated_seed = Some(seed);
+        self
+    }
+
+    /// The slot that executes `experiment`'s runs on `kind`: the registered one, with the
+    /// simulated client re-seeded for the experiment's brands when
+    /// [`ExperimentRunner::with_simulated_per_experiment`] is on.
+    fn slot_for(
+        &self,
+        kind: ProviderKind,
+        experiment: &crate::model::Experiment,
+    ) -> Option<ProviderSlot> {
+        use crate::provider::simulated::{SimulatedConfig, SimulatedProvider};
+        let slot = self.providers.get(&kind)?;
+        match (kind, self.simulated_seed) {
+            (ProviderKind::Simulated, Some(seed)) => {
+                let config =
+                    SimulatedConfig::for_brands(seed, &experiment.target, &experiment.competitors);
+                Some(ProviderSlot {
+                    client: Arc::new(SimulatedProvider::new(config)),
+                    ..slot.clone()
+                })
+            }
+            _ => Some(slot.clone()),
         }
     }
 
@@ -295,7 +343,7 @@ impl ExperimentRunner {
                 .iter()
                 .find(|p| p.provider == run.provider)
                 .cloned();
-            let slot = self.providers.get(&run.provider);
+            let slot = self.slot_for(run.provider, experiment);
             let cancel = cancel.clone();
             let progress = progress.clone();
             async move {
@@ -304,7 +352,7 @@ impl ExperimentRunner {
                         batch::execute(
                             batch::BatchContext {
                                 store: &self.store,
-                                slot,
+                                slot: &slot,
                                 global: &self.global,
                                 config: &self.config,
                                 prices: &self.prices,
