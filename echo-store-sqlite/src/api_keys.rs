@@ -53,11 +53,11 @@ impl ApiKeyStore for SqliteStore {
     ) -> Result<Option<ApiKeyAuth>, StoreError> {
         let public_id = public_id.to_owned();
         self.db
-            .read_single(move |conn| {
+            .read_point(move |conn| {
                 query_opt(
                     conn,
                     q::API_KEY_AUTH_BY_PUBLIC_ID,
-                    [public_id],
+                    [public_id.as_str()],
                     rows::api_key_auth,
                 )
             })

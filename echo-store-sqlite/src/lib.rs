@@ -38,8 +38,12 @@
 //! Each store call is one transaction on a pooled connection, run with
 //! `tokio::task::spawn_blocking` so SQLite never blocks the async runtime. Reads of several
 //! statements use a deferred transaction (a consistent snapshot); reads of a single statement
-//! (point lookups such as the API-key and session lookups) run it in autocommit mode, where
-//! SQLite gives the one statement its own read transaction, saving the `BEGIN`/`COMMIT` pair.
+//! run it in autocommit mode, where SQLite gives the one statement its own read transaction,
+//! saving the `BEGIN`/`COMMIT` pair. The per-request authentication lookups (API key and
+//! session by id) run inline on the async worker when a connection is idle, without the
+//! blocking-pool hop that costs more than the probe itself; they cannot wait there (an idle
+//! connection or none, WAL readers never wait for the writer, a zero busy timeout that falls
+//! back to the blocking pool).
 //! Writes use `BEGIN IMMEDIATE`, taking the write lock before the first read, which rules out the read-then-write upgrade that makes SQLite
 //! fail with `SQLITE_BUSY` instead of waiting.
 //!
@@ -165,7 +169,7 @@ impl SqliteStore {
             .build(manager)
             .map_err(StoreError::unavailable)?;
         Ok(Self {
-            db: Db::new(pool),
+            db: Db::new(pool, config.busy_timeout),
             path: Arc::new(path),
             _temp_dir: temp_dir.map(Arc::new),
         })

@@ -39,7 +39,7 @@ impl SessionStore for SqliteStore {
         id: SessionId,
     ) -> Result<Option<SessionAuth>, StoreError> {
         self.db
-            .read_single(move |conn| {
+            .read_point(move |conn| {
                 query_opt(
                     conn,
                     q::SESSION_AUTH_BY_ID,
