@@ -44,7 +44,7 @@ mod usage;
 mod verify;
 
 #[cfg(test)]
-mod test_store;
+pub(crate) mod test_store;
 #[cfg(test)]
 mod tests;
 
