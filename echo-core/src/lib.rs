@@ -15,7 +15,10 @@
 //! - [`analysis`]: brand extraction and the metrics, each with its unit, denominator and
 //!   confidence interval.
 //! - [`runner`]: the [`runner::ExperimentRunner`] (concurrency and rate limits, idempotent
-//!   resumable writes, cancellation, refunds) and the [`runner::JobExecutor`] for queue jobs.
+//!   resumable writes, cancellation, refunds), the [`runner::JobExecutor`] for queue jobs, the
+//!   [`runner::WorkerPool`] that claims and runs them (scaling, graceful shutdown, time
+//!   limits), and the [`runner::Scheduler`] for recurring experiments
+//!   ([`runner::CronSchedule`]), quota resets and job pruning.
 //! - [`auth`]: API-key format and verification, server-side login sessions
 //!   ([`auth::SessionService`]: revocable session tokens and CSRF tokens), password hashing,
 //!   login throttling and per-key rate limits.

@@ -55,7 +55,7 @@ mod usage;
 mod verify;
 
 #[cfg(test)]
-mod test_store;
+pub(crate) mod test_store;
 #[cfg(test)]
 mod tests;
 

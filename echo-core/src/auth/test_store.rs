@@ -1,5 +1,5 @@
-//! A test store: `MemoryStore` plus call counters and an outage switch. Everything but the
-//! API-key and session methods and `get_user` is delegated unchanged.
+//! A test store: `MemoryStore` plus call counters and outage switches. Everything but the
+//! API-key and session methods, `get_user`, `claim` and `queue_stats` is delegated unchanged.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,6 +21,8 @@ pub(crate) struct TestStore {
     pub(crate) session_finds: AtomicUsize,
     pub(crate) touches: Mutex<Vec<Vec<(ApiKeyId, Timestamp)>>>,
     pub(crate) down: AtomicBool,
+    /// Fails `claim` and `queue_stats`, as a job queue whose database is down would.
+    pub(crate) queue_down: AtomicBool,
 }
 
 impl TestStore {
@@ -197,15 +199,67 @@ delegate!(AuditStore {
     audit_range(from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 });
 
-delegate!(JobQueue {
-    enqueue(job: &Job) -> Result<(), StoreError>;
-    claim(worker: &str, limit: u32, lease: Duration, now: Timestamp) -> Result<Vec<Job>, StoreError>;
-    claim_job(id: JobId, worker: &str, lease: Duration, now: Timestamp) -> Result<Option<Job>, StoreError>;
-    heartbeat(lease: JobLease, until: Timestamp) -> Result<(), StoreError>;
-    complete(lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
-    fail(lease: JobLease, error: &str, retry_at: Option<Timestamp>, now: Timestamp) -> Result<JobStatus, StoreError>;
-    release(lease: JobLease, now: Timestamp) -> Result<(), StoreError>;
-    get_job(id: JobId) -> Result<Job, StoreError>;
-    queue_stats(now: Timestamp) -> Result<QueueStats, StoreError>;
-    prune_jobs(before: Timestamp, limit: u32) -> Result<u64, StoreError>;
-});
+impl TestStore {
+    fn queue_outage(&self) -> Result<(), StoreError> {
+        if self.queue_down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "test queue outage",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueue for TestStore {
+    async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
+        self.inner.enqueue(job).await
+    }
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.queue_outage()?;
+        self.inner.claim(worker, limit, lease, now).await
+    }
+    async fn claim_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        self.inner.claim_job(id, worker, lease, now).await
+    }
+    async fn heartbeat(&self, lease: JobLease, until: Timestamp) -> Result<(), StoreError> {
+        self.inner.heartbeat(lease, until).await
+    }
+    async fn complete(&self, lease: JobLease, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.complete(lease, now).await
+    }
+    async fn fail(
+        &self,
+        lease: JobLease,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<JobStatus, StoreError> {
+        self.inner.fail(lease, error, retry_at, now).await
+    }
+    async fn release(&self, lease: JobLease, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.release(lease, now).await
+    }
+    async fn get_job(&self, id: JobId) -> Result<Job, StoreError> {
+        self.inner.get_job(id).await
+    }
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
+        self.queue_outage()?;
+        self.inner.queue_stats(now).await
+    }
+    async fn prune_jobs(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_jobs(before, limit).await
+    }
+}

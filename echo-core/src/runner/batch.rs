@@ -35,6 +35,9 @@ pub(super) struct BatchContext<'a> {
     pub experiment: &'a Experiment,
     pub provider_config: &'a ProviderConfig,
     pub cancel: CancellationToken,
+    pub stop: CancellationToken,
+    /// The hard limit of the whole execution (see `RunOptions::deadline`).
+    pub deadline: Option<tokio::time::Instant>,
     pub progress: Option<ProgressFn>,
 }
 
@@ -42,7 +45,10 @@ enum Stop {
     /// Adaptive sampling reached the requested precision.
     Precise,
     Cancelled,
+    /// Abandoned for a later execution to resume.
+    Stopped,
     TimedOut,
+    HardLimit,
     Permanent(String),
 }
 
@@ -113,7 +119,9 @@ pub(super) async fn execute(
         let next = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => { stop = Some(Stop::Cancelled); break; }
-            () = sleep_until(deadline) => { stop = Some(Stop::TimedOut); break; }
+            () = ctx.stop.cancelled() => { stop = Some(Stop::Stopped); break; }
+            () = super::sleep_until(ctx.deadline) => { stop = Some(Stop::HardLimit); break; }
+            () = super::sleep_until(deadline) => { stop = Some(Stop::TimedOut); break; }
             next = calls.next() => next,
         };
         let Some(result) = next else { break };
@@ -151,16 +159,13 @@ pub(super) async fn execute(
         }
     }
     // Dropping the stream cancels the calls still in flight: they never ran to completion, so
-    // they are refunded below rather than recorded.
+    // they are refunded below rather than recorded (or, after a stop, run again by the
+    // execution that resumes this run).
     drop(calls);
     if !buffer.is_empty() {
         ctx.store.record_iterations(&buffer).await?;
     }
 
-    let stored = ctx
-        .store
-        .get_batch_run(ctx.experiment.user_id, run.id)
-        .await?;
     let ran_everything = stop.is_none();
     let (status, error) = match stop {
         None | Some(Stop::Precise) => (BatchRunStatus::Completed, None),
@@ -172,8 +177,19 @@ pub(super) async fn execute(
                 ctx.config.run_timeout.map_or(0, |d| d.as_secs())
             )),
         ),
+        Some(Stop::HardLimit) => (
+            BatchRunStatus::Failed,
+            Some("hard time limit of the job exceeded".to_owned()),
+        ),
         Some(Stop::Permanent(message)) => (BatchRunStatus::Failed, Some(message)),
+        // The answers paid for are stored above; the run stays `running` for the next
+        // execution to resume.
+        Some(Stop::Stopped) => return Err(RunError::Stopped),
     };
+    let stored = ctx
+        .store
+        .get_batch_run(ctx.experiment.user_id, run.id)
+        .await?;
     let summary = super::report::summarize(&ctx, &stored, &matcher, models).await?;
     let cost = ctx
         .prices
@@ -293,13 +309,6 @@ impl IterationPages {
 fn emit(ctx: &BatchContext<'_>, event: ProgressEvent) {
     if let Some(progress) = &ctx.progress {
         progress(event);
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

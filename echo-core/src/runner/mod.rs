@@ -5,10 +5,47 @@
 //! a concurrency limit and a GCRA rate limit (the `governor` crate), so one slow or strict
 //! provider never starves the others. Iterations are written idempotently by index, so a run
 //! that is resumed after a crash skips what it already stored and never double counts.
+//!
+//! Around the runner, the background machinery a server runs until shutdown:
+//! - [`JobExecutor`] executes one claimed queue job under a heartbeated lease and settles it
+//!   (complete, retry with backoff, fail, or release). [`ExecuteOptions`] tells apart the
+//!   owner's **cancellation** (runs end `cancelled`, unrun iterations refunded), a **stop**
+//!   (work abandoned resumably, job released to another worker) and the **hard time limit**
+//!   (attempt fails and is retried); the soft limit is [`RunnerConfig::run_timeout`]. While a
+//!   run executes, each heartbeat also checks whether the owner cancelled the experiment.
+//! - [`WorkerPool`] claims jobs in batches and runs each in its own task, scaling between a
+//!   minimum and a maximum concurrency with the queue's depth, waking on a [`JobSignal`]
+//!   ([`PollingSignal`] by default; PostgreSQL's LISTEN/NOTIFY in `echo-store-postgres`), and
+//!   shuts down gracefully: jobs get a grace period, then are stopped and released.
+//!   [`WorkerPool::stats`] and [`JobEvent`]s feed metrics.
+//! - [`Scheduler`] enqueues recurring experiments as their [`CronSchedule`] comes due (once per
+//!   due occurrence however many schedulers run, and once after downtime however many slots
+//!   were missed), resets monthly quotas and prunes finished jobs.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use echo_core::runner::*;
+//! use echo_core::store::{memory::MemoryStore, DynStore};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn serve() -> Result<(), echo_core::store::StoreError> {
+//! let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+//! let runner = Arc::new(ExperimentRunner::new(store.clone(), RunnerConfig::default()));
+//! let executor = Arc::new(JobExecutor::new(store.clone(), runner, std::time::Duration::from_secs(30)));
+//! let pool = WorkerPool::new(store.clone(), executor, WorkerPoolConfig::default());
+//! let scheduler = Scheduler::new(store.clone(), SchedulerConfig::default());
+//! let shutdown = CancellationToken::new(); // cancelled on SIGTERM
+//! let (pooled, ()) = tokio::join!(pool.run(shutdown.clone()), scheduler.run(shutdown.clone()));
+//! pooled
+//! # }
+//! ```
 
 mod batch;
+mod cron;
 mod jobs;
+mod pool;
 mod report;
+mod scheduler;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -26,8 +63,17 @@ use crate::provider::{DynProvider, PriceTable};
 use crate::store::{DynStore, StoreError};
 
 pub use batch::BatchOutcome;
-pub use jobs::{JobError, JobExecutor, RUN_EXPERIMENT, RunExperimentPayload};
+pub use cron::CronSchedule;
+pub use jobs::{
+    ExecuteOptions, Execution, JobError, JobExecutor, JobOutcome, RUN_EXPERIMENT,
+    RunExperimentPayload,
+};
+pub use pool::{
+    DynJobSignal, JobEvent, JobObserver, JobSignal, PollingSignal, PoolSnapshot, WorkerPool,
+    WorkerPoolConfig,
+};
 pub use report::StoredRunMetrics;
+pub use scheduler::{Scheduler, SchedulerConfig, TickReport};
 
 /// A sustained request rate with a burst allowance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +179,46 @@ pub enum RunError {
     /// Metrics could not be serialized for storage.
     #[error("could not encode metrics")]
     Encode(#[source] serde_json::Error),
+    /// [`RunOptions::stop`] was cancelled: the work was abandoned, keeping what it recorded
+    /// (buffered iterations are written first) and leaving the batch runs `running`, so a later
+    /// execution resumes them. Nothing was refunded for them and the experiment's status was
+    /// not finalised.
+    #[error("the run was stopped before it finished; a later execution resumes it")]
+    Stopped,
+}
+
+/// How an execution may end early; the argument of [`ExperimentRunner::run_with`].
+///
+/// The three ways differ in what they leave behind:
+/// - `cancel` is the owner's cancellation: the batch runs end `cancelled`, their stored answers
+///   get metrics, and the quota of the iterations that never ran is refunded.
+/// - `stop` abandons the work for someone else to finish (a worker shutting down, a lease
+///   lost): stored answers are kept, the batch runs stay resumable, nothing is refunded, and
+///   [`ExperimentRunner::run_with`] returns [`RunError::Stopped`].
+/// - `deadline` is a hard time limit: when it passes, the batch runs end `failed` and the
+///   unrun iterations are refunded, like [`RunnerConfig::run_timeout`] (the soft limit, which
+///   counts per batch run from its start).
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// The owner's cancellation.
+    pub cancel: CancellationToken,
+    /// Abandon the work, keeping it resumable.
+    pub stop: CancellationToken,
+    /// Fail whatever is still running at this instant.
+    pub deadline: Option<tokio::time::Instant>,
+    /// Receives progress events.
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("cancel", &self.cancel.is_cancelled())
+            .field("stop", &self.stop.is_cancelled())
+            .field("deadline", &self.deadline)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// The result of [`ExperimentRunner::run`].
@@ -286,11 +372,8 @@ impl ExperimentRunner {
         self
     }
 
-    /// Runs (or resumes) the owner's experiment to the end, cancellation or time-out.
-    ///
-    /// Batch runs left unfinished by an earlier attempt (pending or running) are resumed,
-    /// skipping the iterations they stored; otherwise one new batch run per provider is created.
-    /// Quota for iterations that never ran is refunded when a run fails or is cancelled.
+    /// Runs (or resumes) the owner's experiment to the end, cancellation or time-out:
+    /// [`ExperimentRunner::run_with`] with only a cancellation token and progress.
     pub async fn run(
         &self,
         owner: UserId,
@@ -298,26 +381,82 @@ impl ExperimentRunner {
         cancel: CancellationToken,
         progress: Option<ProgressFn>,
     ) -> Result<ExperimentOutcome, RunError> {
+        let options = RunOptions {
+            cancel,
+            progress,
+            ..RunOptions::default()
+        };
+        self.run_with(owner, experiment_id, options).await
+    }
+
+    /// Runs (or resumes) the owner's experiment until it ends or `options` end it early (see
+    /// [`RunOptions`]).
+    ///
+    /// Batch runs left unfinished by an earlier attempt (pending or running) are resumed,
+    /// skipping the iterations they stored; otherwise one new batch run per provider is created.
+    /// Quota for iterations that never ran is refunded when a run fails or is cancelled.
+    ///
+    /// An experiment its owner already cancelled is not started and its status is left as it
+    /// is: when no earlier attempt began this execution, the whole run's quota
+    /// ([`Experiment::prompts_per_run`](crate::model::Experiment::prompts_per_run)) is refunded
+    /// and no batch run is created; otherwise the unfinished batch runs end `cancelled` and only
+    /// their unrun iterations are refunded. A cancellation that lands while the runs finish is
+    /// kept too: the final status write never replaces `cancelled`.
+    pub async fn run_with(
+        &self,
+        owner: UserId,
+        experiment_id: ExperimentId,
+        options: RunOptions,
+    ) -> Result<ExperimentOutcome, RunError> {
         let experiment = self.store.get_experiment(owner, experiment_id).await?;
+        let already_cancelled = experiment.status == ExperimentStatus::Cancelled;
+        let unfinished: Vec<BatchRun> = self
+            .store
+            .list_batch_runs(owner, experiment_id)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r.status, BatchRunStatus::Pending | BatchRunStatus::Running))
+            .collect();
+        if already_cancelled && unfinished.is_empty() {
+            // Nothing of this execution ran: everything debited for it goes back.
+            let refunded = experiment.prompts_per_run();
+            if refunded > 0 {
+                self.store.refund_quota(owner, refunded).await?;
+            }
+            tracing::info!(experiment_id = %experiment_id, refunded, "experiment was cancelled before it started");
+            return Ok(ExperimentOutcome {
+                status: ExperimentStatus::Cancelled,
+                batch_runs: Vec::new(),
+                refunded,
+            });
+        }
         for p in &experiment.providers {
             if !self.providers.contains_key(&p.provider) {
                 return Err(RunError::ProviderNotConfigured(p.provider));
             }
         }
-        self.store
-            .set_experiment_status(
-                owner,
-                experiment_id,
-                ExperimentStatus::Running,
-                Timestamp::now(),
-            )
-            .await?;
+        if options.stop.is_cancelled() {
+            return Err(RunError::Stopped);
+        }
+        let cancel = if already_cancelled {
+            // An earlier attempt began these runs: an already-cancelled token ends each at once
+            // through the usual path, so stored answers get metrics and only unrun ones are
+            // refunded.
+            let token = CancellationToken::new();
+            token.cancel();
+            token
+        } else {
+            self.store
+                .set_experiment_status(
+                    owner,
+                    experiment_id,
+                    ExperimentStatus::Running,
+                    Timestamp::now(),
+                )
+                .await?;
+            options.cancel.clone()
+        };
 
-        let existing = self.store.list_batch_runs(owner, experiment_id).await?;
-        let unfinished: Vec<BatchRun> = existing
-            .into_iter()
-            .filter(|r| matches!(r.status, BatchRunStatus::Pending | BatchRunStatus::Running))
-            .collect();
         let runs = if unfinished.is_empty() {
             let mut created = Vec::with_capacity(experiment.providers.len());
             for p in &experiment.providers {
@@ -345,7 +484,8 @@ impl ExperimentRunner {
                 .cloned();
             let slot = self.slot_for(run.provider, experiment);
             let cancel = cancel.clone();
-            let progress = progress.clone();
+            let stop = options.stop.clone();
+            let progress = options.progress.clone();
             async move {
                 match (config, slot) {
                     (Some(config), Some(slot)) => {
@@ -359,6 +499,8 @@ impl ExperimentRunner {
                                 experiment,
                                 provider_config: &config,
                                 cancel,
+                                stop,
+                                deadline: options.deadline,
                                 progress,
                             },
                             run.clone(),
@@ -373,13 +515,28 @@ impl ExperimentRunner {
 
         let mut refunded = 0u32;
         let mut statuses = Vec::new();
+        let mut failure: Option<RunError> = None;
         for result in results {
-            let outcome = result?;
-            refunded = refunded.saturating_add(outcome.refunded);
-            statuses.push(outcome.status);
+            match result {
+                Ok(outcome) => {
+                    refunded = refunded.saturating_add(outcome.refunded);
+                    statuses.push(outcome.status);
+                }
+                // A real error says more than a stop, which every run of a stopped
+                // execution reports.
+                Err(e) if failure.is_none() || matches!(failure, Some(RunError::Stopped)) => {
+                    failure = Some(e);
+                }
+                Err(_) => {}
+            }
         }
+        // Runs that ended are refunded even when another failed: a later execution only resumes
+        // unfinished runs, so these refunds are never repeated.
         if refunded > 0 {
             self.store.refund_quota(owner, refunded).await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         let status = if cancel.is_cancelled() || statuses.contains(&BatchRunStatus::Cancelled) {
             ExperimentStatus::Cancelled
@@ -388,9 +545,20 @@ impl ExperimentRunner {
         } else {
             ExperimentStatus::Failed
         };
-        self.store
-            .set_experiment_status(owner, experiment_id, status, Timestamp::now())
-            .await?;
+        // The owner may have cancelled while the runs finished; that decision stands.
+        let current = self
+            .store
+            .get_experiment(owner, experiment_id)
+            .await?
+            .status;
+        let status = if current == ExperimentStatus::Cancelled {
+            ExperimentStatus::Cancelled
+        } else {
+            self.store
+                .set_experiment_status(owner, experiment_id, status, Timestamp::now())
+                .await?;
+            status
+        };
         let ids: Vec<_> = runs.iter().map(|r| r.id).collect();
         let batch_runs = self
             .store
@@ -404,6 +572,14 @@ impl ExperimentRunner {
             batch_runs,
             refunded,
         })
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

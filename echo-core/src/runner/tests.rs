@@ -14,23 +14,36 @@ use crate::provider::{
 };
 use crate::store::memory::MemoryStore;
 
-struct Fixture {
-    store: Arc<DynStore>,
-    user: User,
-    experiment: Experiment,
+pub(super) struct Fixture {
+    pub(super) store: Arc<DynStore>,
+    pub(super) user: User,
+    pub(super) experiment: Experiment,
 }
 
-async fn fixture(iterations: u32, providers: &[ProviderKind]) -> Fixture {
-    let store: Arc<DynStore> = Arc::new(MemoryStore::new());
-    let now = Timestamp::now();
+pub(super) fn memory_store() -> Arc<DynStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// A new Pro user in `store`.
+pub(super) async fn add_user(store: &Arc<DynStore>) -> User {
     let user = User::new(
         Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
         PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
         PricingTier::Pro,
-        now,
+        Timestamp::now(),
     );
     store.create_user(&user).await.unwrap();
-    let experiment = Experiment {
+    user
+}
+
+/// An experiment of `user` (HubSpot against Salesforce and Pipedrive), without storing it.
+pub(super) fn experiment_of(
+    user: &User,
+    iterations: u32,
+    providers: &[ProviderKind],
+) -> Experiment {
+    let now = Timestamp::now();
+    Experiment {
         id: ExperimentId::new(),
         user_id: user.id,
         prompt: Prompt::parse("Best CRM for startups?").unwrap(),
@@ -52,21 +65,43 @@ async fn fixture(iterations: u32, providers: &[ProviderKind]) -> Fixture {
         recurrence: None,
         created_at: now,
         updated_at: now,
-    };
+    }
+}
+
+/// Stores `experiment`, debiting its run and enqueueing `job`, as the API does.
+pub(super) async fn create_with_job(store: &Arc<DynStore>, experiment: &Experiment, job: &Job) {
     let debit = QuotaDebit {
-        user_id: user.id,
+        user_id: experiment.user_id,
         amount: experiment.prompts_per_run(),
         limit: 100_000,
     };
+    store
+        .create_experiment(experiment, debit, job)
+        .await
+        .unwrap();
+}
+
+/// Stores a new experiment of `user` with its run job (three attempts); returns both.
+pub(super) async fn add_experiment(
+    store: &Arc<DynStore>,
+    user: &User,
+    iterations: u32,
+    providers: &[ProviderKind],
+) -> (Experiment, Job) {
+    let experiment = experiment_of(user, iterations, providers);
     let job = RunExperimentPayload {
         user_id: user.id,
         experiment_id: experiment.id,
     }
-    .into_job(now);
-    store
-        .create_experiment(&experiment, debit, &job)
-        .await
-        .unwrap();
+    .into_job(Timestamp::now());
+    create_with_job(store, &experiment, &job).await;
+    (experiment, job)
+}
+
+pub(super) async fn fixture(iterations: u32, providers: &[ProviderKind]) -> Fixture {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let (experiment, _) = add_experiment(&store, &user, iterations, providers).await;
     Fixture {
         store,
         user,
@@ -74,25 +109,31 @@ async fn fixture(iterations: u32, providers: &[ProviderKind]) -> Fixture {
     }
 }
 
-fn simulated(f: &Fixture) -> Arc<DynProvider> {
+pub(super) fn simulated(f: &Fixture) -> Arc<DynProvider> {
+    simulated_for(&f.experiment)
+}
+
+pub(super) fn simulated_for(experiment: &Experiment) -> Arc<DynProvider> {
     Arc::new(SimulatedProvider::new(SimulatedConfig::for_brands(
         42,
-        &f.experiment.target,
-        &f.experiment.competitors,
+        &experiment.target,
+        &experiment.competitors,
     )))
 }
 
 /// A provider whose behaviour per call is scripted, counting calls and peak concurrency.
 #[derive(Debug, Default)]
-struct Scripted {
-    kind: Option<ProviderKind>,
-    delay: Duration,
-    fail_permanently_at: Option<u32>,
-    transient_every: Option<u32>,
-    calls: AtomicU32,
-    in_flight: AtomicU32,
-    peak: AtomicU32,
-    seen: Mutex<Vec<u32>>,
+pub(super) struct Scripted {
+    pub(super) kind: Option<ProviderKind>,
+    pub(super) delay: Duration,
+    pub(super) fail_permanently_at: Option<u32>,
+    pub(super) transient_every: Option<u32>,
+    /// Calls from this one on never answer.
+    pub(super) hang_from: Option<u32>,
+    pub(super) calls: AtomicU32,
+    pub(super) in_flight: AtomicU32,
+    pub(super) peak: AtomicU32,
+    pub(super) seen: Mutex<Vec<u32>>,
 }
 
 #[async_trait]
@@ -106,6 +147,9 @@ impl Provider for Scripted {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         self.seen.lock().unwrap().push(request.sample_index);
+        if self.hang_from.is_some_and(|from| n >= from) {
+            std::future::pending::<()>().await;
+        }
         tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.fail_permanently_at == Some(n) {
@@ -510,4 +554,233 @@ async fn metrics_cover_every_page_of_a_large_run() {
     assert_eq!(stored.metrics.n, 1_201);
     assert_eq!(stored.reproducibility.answers.len(), 1_201);
     assert_eq!(stored.word_count.answers, 1_201);
+}
+
+#[tokio::test]
+async fn an_already_cancelled_experiment_is_not_started_and_its_run_is_refunded() {
+    let f = fixture(20, &[ProviderKind::OpenAi, ProviderKind::Anthropic]).await;
+    f.store
+        .set_experiment_status(
+            f.user.id,
+            f.experiment.id,
+            ExperimentStatus::Cancelled,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        40
+    );
+    let provider = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(provider.clone());
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Cancelled);
+    assert_eq!(outcome.refunded, 40, "iterations × providers");
+    assert!(outcome.batch_runs.is_empty());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        0
+    );
+    assert!(
+        f.store
+            .list_batch_runs(f.user.id, f.experiment.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored = f
+        .store
+        .get_experiment(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, ExperimentStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn a_cancelled_experiment_with_a_half_done_run_ends_it_and_refunds_only_the_rest() {
+    let f = fixture(20, &[ProviderKind::OpenAi]).await;
+    let mut run = BatchRun::new(
+        f.experiment.id,
+        ProviderKind::OpenAi,
+        "m",
+        20,
+        Timestamp::now(),
+    );
+    run.status = BatchRunStatus::Running;
+    f.store.create_batch_run(&run).await.unwrap();
+    let earlier: Vec<Iteration> = (0..8)
+        .map(|index| Iteration {
+            id: IterationId::new(),
+            batch_run_id: run.id,
+            index,
+            raw_response: Some("HubSpot".into()),
+            mentions: Some(vec![]),
+            is_success: true,
+            error: None,
+            latency_ms: 1,
+            input_tokens: 1,
+            output_tokens: 1,
+            created_at: Timestamp::now(),
+            is_anonymized: false,
+            anonymized_at: None,
+        })
+        .collect();
+    f.store.record_iterations(&earlier).await.unwrap();
+    f.store
+        .set_experiment_status(
+            f.user.id,
+            f.experiment.id,
+            ExperimentStatus::Cancelled,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let provider = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(provider.clone());
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Cancelled);
+    assert_eq!(outcome.refunded, 12);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    let run = &outcome.batch_runs[0];
+    assert_eq!(
+        (run.status, run.iterations_recorded),
+        (BatchRunStatus::Cancelled, 8)
+    );
+    assert_eq!(StoredRunMetrics::from_run(run).unwrap().metrics.n, 8);
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        8
+    );
+}
+
+#[tokio::test]
+async fn stop_keeps_the_answers_received_and_leaves_the_run_resumable() {
+    let f = fixture(20, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        hang_from: Some(5),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        write_batch: 64,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config.clone()).with_provider(provider);
+    let options = RunOptions::default();
+    let stop = options.stop.clone();
+    let finished = Arc::new(AtomicU32::new(0));
+    let counter = finished.clone();
+    let options = RunOptions {
+        progress: Some(Arc::new(move |e| {
+            if matches!(e, ProgressEvent::IterationFinished { .. })
+                && counter.fetch_add(1, Ordering::SeqCst) + 1 == 5
+            {
+                stop.cancel();
+            }
+        })),
+        ..options
+    };
+    let err = runner
+        .run_with(f.user.id, f.experiment.id, options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunError::Stopped), "{err:?}");
+    let runs = f
+        .store
+        .list_batch_runs(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, BatchRunStatus::Running, "left for a resume");
+    assert_eq!(
+        runs[0].iterations_recorded, 5,
+        "buffered answers were written"
+    );
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        20,
+        "nothing refunded: the run goes on elsewhere"
+    );
+    let stored = f
+        .store
+        .get_experiment(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.status, ExperimentStatus::Running);
+
+    let fresh = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(fresh.clone());
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    assert_eq!(outcome.batch_runs[0].id, runs[0].id);
+    assert_eq!(outcome.batch_runs[0].iterations_recorded, 20);
+    assert_eq!(fresh.calls.load(Ordering::SeqCst), 15);
+}
+
+#[tokio::test]
+async fn a_hard_deadline_fails_the_runs_and_refunds_the_rest() {
+    let f = fixture(20, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        hang_from: Some(3),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = ExperimentRunner::new(f.store.clone(), config).with_provider(provider);
+    let options = RunOptions {
+        deadline: Some(tokio::time::Instant::now() + Duration::from_millis(100)),
+        ..RunOptions::default()
+    };
+    let outcome = runner
+        .run_with(f.user.id, f.experiment.id, options)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Failed);
+    let run = &outcome.batch_runs[0];
+    assert_eq!(
+        (run.status, run.iterations_recorded),
+        (BatchRunStatus::Failed, 3)
+    );
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("hard time limit")
+    );
+    assert_eq!(outcome.refunded, 17);
 }
