@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "echoai", version, about, long_about = None)]
 pub struct Cli {
-    /// Log filter (tracing's env-filter syntax), e.g. `info` or `echo_core=debug`.
-    #[arg(long, env = "ECHO_LOG", default_value = "warn", global = true)]
-    pub log: String,
+    /// Log filter (tracing's env-filter syntax), e.g. `info` or `echo_core=debug`. Default:
+    /// `info` for `serve` and `worker`, `warn` otherwise.
+    #[arg(long, env = "ECHO_LOG", global = true)]
+    pub log: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -27,6 +28,74 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Apply the database migrations (idempotent; safe while servers run).
     Migrate(MigrateArgs),
+    /// Serve the HTTP API, with workers and the scheduler in the same process by default.
+    Serve(ServeArgs),
+    /// Run job workers (and optionally the scheduler) without the API.
+    Worker(WorkerArgs),
+    /// Manage accounts (operators).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `echoai serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ECHO_LISTEN")]
+    pub listen: Option<String>,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE")]
+    pub database: Option<String>,
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "ECHO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Serve the API only: run workers and the scheduler elsewhere (`echoai worker`).
+    #[arg(long)]
+    pub no_workers: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub no_scheduler: bool,
+}
+
+/// `echoai worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE")]
+    pub database: Option<String>,
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "ECHO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Also run the scheduler (any number of schedulers may run: claims are atomic).
+    #[arg(long)]
+    pub scheduler: bool,
+}
+
+/// `echoai user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a generated password unless `--password-stdin`.
+    Create(UserCreateArgs),
+}
+
+/// `echoai user create`.
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    /// Email address.
+    #[arg(long)]
+    pub email: String,
+    /// Make the account an administrator.
+    #[arg(long)]
+    pub admin: bool,
+    /// Pricing tier: free, pro or enterprise.
+    #[arg(long, default_value = "free")]
+    pub tier: String,
+    /// Read the password from standard input (one line) instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
 }
 
 /// `echoai migrate`.

@@ -1,21 +1,150 @@
 //! Echo's reference server and the `echoai` command line.
 //!
 //! `main.rs` only parses the command line; everything else is here so tests drive the same code.
-//! - [`commands`]: `echoai run` (the main job) and `echoai analyze`.
+//! - [`build_app`] and [`run`]: the HTTP API (axum) over an [`AppState`]; [`server`] wires the
+//!   API, the worker pool and the scheduler into `echoai serve` / `echoai worker`.
+//! - [`routes`]: the handlers; [`auth`]: credentials, CSRF and rate limits; [`middleware`]:
+//!   request ids, logs, metrics and security headers; [`error`]: problem+json.
+//! - [`config`]: typed configuration from defaults, a TOML file and the environment.
+//! - [`commands`]: `echoai run` (the main job), `analyze`, `migrate`, `serve`, `worker`, `user`.
 //! - [`report`]: the per-provider report, as a table or JSON.
 //! - [`providers`]: building provider clients from the command line and the environment.
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
 pub mod progress;
 pub mod providers;
 pub mod report;
+pub mod routes;
+pub mod server;
+pub mod state;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
 use echo_core::store::{DynStore, StoreError};
 use echo_store_postgres::{PgConfig, PgStore};
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use state::{AppState, StateOptions, StoreExtras};
+
+use crate::error::ApiError;
+use crate::routes::{account, brand, dashboard, experiments, keys, system};
+
+/// The router: `/api/v1` (authenticated except registration and login), the health, metrics
+/// and OpenAPI routes, and the middleware every response goes through.
+pub fn build_app(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/auth/logout", post(account::logout))
+        .route("/auth/me", get(account::me))
+        .route("/auth/api-keys", post(keys::create).get(keys::list))
+        .route("/auth/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/auth/api-keys/{id}/rotate", post(keys::rotate))
+        .route(
+            "/brand/profile",
+            get(brand::get_profile).put(brand::put_profile),
+        )
+        .route(
+            "/experiments",
+            post(experiments::create).get(experiments::list),
+        )
+        .route(
+            "/experiments/{id}",
+            get(experiments::get).delete(experiments::delete),
+        )
+        .route("/experiments/{id}/run", post(experiments::run))
+        .route("/experiments/{id}/cancel", post(experiments::cancel))
+        .route("/experiments/{id}/compare", get(experiments::compare))
+        .route("/dashboard/stats", get(dashboard::stats))
+        .route("/csrf-token", get(account::csrf_token))
+        // `route_layer`: unknown routes answer 404, not 401.
+        .route_layer(from_fn_with_state(state.clone(), auth::require_auth));
+    let api = Router::new()
+        .route("/auth/register", post(account::register))
+        .route("/auth/login", post(account::login))
+        .merge(protected);
+    let limit = state.config.http.body_limit_bytes;
+    let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    let cors = cors_layer(&state.config.security.cors_origins);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower::util::option_layer(cors))
+        .layer(from_fn_with_state(state.clone(), middleware::envelope))
+        .with_state(state)
+}
+
+/// CORS for the configured origins only; `None` (no CORS headers at all) when none are.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-csrf-token"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("ratelimit"),
+                HeaderName::from_static("ratelimit-policy"),
+                header::RETRY_AFTER,
+            ])
+            .allow_credentials(true)
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
 
 /// Opens the store a `--database` value names: a file path or `sqlite://PATH` (SQLite,
 /// migrated on open), or a `postgres://` / `postgresql://` URL (PostgreSQL, migrated here:
@@ -46,12 +175,21 @@ pub async fn open_store(
     Ok((Arc::new(store?), None))
 }
 
-/// Logs go to standard error (standard output carries the report), filtered by `filter`.
-pub fn init_tracing(filter: &str) {
+/// Logs go to standard error (standard output carries the report), filtered by `filter`:
+/// JSON lines when `json` (what log pipelines want), human-readable otherwise.
+pub fn init_tracing(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }

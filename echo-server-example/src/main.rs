@@ -8,8 +8,7 @@ use echo_server_example::cli::Cli;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    echo_server_example::init_tracing(&cli.log);
-    match echo_server_example::commands::dispatch(cli.command).await {
+    match echo_server_example::commands::dispatch(cli.command, cli.log.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -80,6 +80,38 @@ pub fn build(
     echo_providers::build(kind, settings).map_err(|e| CliError::Usage(format!("{kind}: {e}")))
 }
 
+/// The real providers whose configuration is in the environment (a key, or for the
+/// OpenAI-compatible client a base URL), for a server that runs many experiments. Providers
+/// that fail to build are logged and skipped.
+pub fn from_environment() -> Vec<Arc<DynProvider>> {
+    let mut clients = Vec::new();
+    for &kind in ProviderKind::ALL {
+        if kind == ProviderKind::Simulated {
+            continue;
+        }
+        let configured = match kind {
+            ProviderKind::OpenAiCompatible => {
+                std::env::var("ECHO_OPENAI_COMPATIBLE_BASE_URL").is_ok_and(|v| !v.trim().is_empty())
+            }
+            _ => key_variable(kind)
+                .and_then(|var| std::env::var(var).ok())
+                .is_some_and(|v| !v.trim().is_empty()),
+        };
+        if !configured {
+            continue;
+        }
+        // Brands only matter to the simulator, which is not built here.
+        match echo_core::model::BrandName::parse("unused") {
+            Ok(name) => match build(kind, 0, &Brand::new(name), &[]) {
+                Ok(client) => clients.push(client),
+                Err(e) => tracing::warn!(provider = %kind, error = %e, "provider not available"),
+            },
+            Err(_) => continue,
+        }
+    }
+    clients
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod run;
+mod serve;
 
 use echo_core::model::{Brand, BrandName, ValidationError};
 
@@ -35,9 +36,16 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-/// Runs one subcommand.
-pub async fn dispatch(command: Command) -> Result<(), CliError> {
+/// Runs one subcommand; `log` is the `--log` filter, if given.
+pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliError> {
     match command {
+        Command::Serve(args) => return serve::run_serve(args, log).await,
+        Command::Worker(args) => return serve::run_worker(args, log).await,
+        _ => crate::init_tracing(log.unwrap_or("warn"), false),
+    }
+    match command {
+        Command::Serve(_) | Command::Worker(_) => Ok(()),
+        Command::User(crate::cli::UserCommand::Create(args)) => serve::user_create(args).await,
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
         Command::Migrate(args) => {

@@ -1,0 +1,730 @@
+//! Server configuration: typed defaults, then an optional TOML file, then environment
+//! variables, then command-line flags; validated once at start, with errors that name the
+//! setting.
+//!
+//! | setting | env | default |
+//! |---|---|---|
+//! | `listen` | `ECHO_LISTEN` | `127.0.0.1:8080` |
+//! | `database` | `ECHO_DATABASE` | `./echo.db` |
+//! | `security.pepper` | `ECHO_PEPPER` | none: an ephemeral one is generated with a warning |
+//! | `security.previous_pepper` | `ECHO_PREVIOUS_PEPPER` | none |
+//! | `security.dev_insecure_cookies` | `ECHO_DEV_INSECURE_COOKIES` | `false` |
+//! | `security.hsts` | `ECHO_HSTS` | `true` |
+//! | `security.cors_origins` | `ECHO_CORS_ORIGINS` (comma-separated) | none: CORS off |
+//! | `security.trust_forwarded_for` | `ECHO_TRUST_FORWARDED_FOR` | `false` |
+//! | `security.accept_test_keys` | `ECHO_ACCEPT_TEST_KEYS` | `false` |
+//! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
+//! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
+//! | `sessions.ttl_secs` | `ECHO_SESSION_TTL_SECS` | 43,200 (12 h) |
+//! | `workers.concurrency` | `ECHO_WORKER_CONCURRENCY` | the machine's cores |
+//! | `workers.min_concurrency` | `ECHO_WORKER_MIN_CONCURRENCY` | 1 |
+//! | `workers.lease_secs` | `ECHO_WORKER_LEASE_SECS` | 30 |
+//! | `workers.shutdown_grace_secs` | `ECHO_SHUTDOWN_GRACE_SECS` | 30 |
+//! | `workers.hard_time_limit_secs` | `ECHO_JOB_HARD_LIMIT_SECS` | 7,200 |
+//! | `workers.run_timeout_secs` | `ECHO_RUN_TIMEOUT_SECS` | 1,800 (the soft limit) |
+//! | `scheduler.interval_secs` | `ECHO_SCHEDULER_INTERVAL_SECS` | 10 |
+//! | `simulated.seed` | `ECHO_SIMULATED_SEED` | 42 |
+//! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
+//! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
+//! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per key |
+//! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per key |
+//!
+//! Secrets (the pepper) are held in [`SecretValue`], whose `Debug` is redacted.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A configuration error, naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting has a bad value.
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid {
+        /// The setting's name (file key or environment variable).
+        setting: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for these settings.
+    #[error("configuration file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+}
+
+fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret setting: redacted in `Debug`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret: only to build the key material from it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// Everything the server reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// SQLite path / `sqlite://` URL or `postgres://` URL.
+    pub database: String,
+    /// Security settings.
+    pub security: SecurityConfig,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// Login sessions.
+    pub sessions: SessionsConfig,
+    /// The job workers.
+    pub workers: WorkersConfig,
+    /// The recurring-experiment scheduler.
+    pub scheduler: SchedulerSettings,
+    /// The simulated provider.
+    pub simulated: SimulatedSettings,
+    /// The PostgreSQL pool (ignored on SQLite).
+    pub postgres: PostgresSettings,
+    /// Logging.
+    pub log: LogConfig,
+    /// Per-key rate limits (requests per minute), per replica.
+    pub rate_limits: RateLimitSettings,
+}
+
+/// Per-key rate limits in requests per minute (GCRA, burst = the per-minute figure). They are
+/// per replica: with N replicas behind a non-sticky balancer, divide by N.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Every authenticated request, free tier.
+    pub free: u32,
+    /// Every authenticated request, pro tier.
+    pub pro: u32,
+    /// Every authenticated request, enterprise tier.
+    pub enterprise: u32,
+    /// Experiment creation and re-runs, every tier.
+    pub experiments: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            free: 60,
+            pro: 600,
+            enterprise: 3_000,
+            experiments: 10,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// The limiter configuration.
+    pub fn to_config(&self) -> Result<echo_core::auth::RateLimitConfig, ConfigError> {
+        use echo_core::auth::{Quota, RateLimitConfig, TierQuotas};
+        let q = |name: &str, n: u32| Quota::per_minute(n).map_err(|e| invalid(name, e.to_string()));
+        Ok(RateLimitConfig {
+            general: TierQuotas {
+                free: q("rate_limits.free (ECHO_RATE_LIMIT_FREE)", self.free)?,
+                pro: q("rate_limits.pro (ECHO_RATE_LIMIT_PRO)", self.pro)?,
+                enterprise: q(
+                    "rate_limits.enterprise (ECHO_RATE_LIMIT_ENTERPRISE)",
+                    self.enterprise,
+                )?,
+            },
+            experiment_creation: TierQuotas::uniform(q(
+                "rate_limits.experiments (ECHO_RATE_LIMIT_EXPERIMENTS)",
+                self.experiments,
+            )?),
+            ..RateLimitConfig::default()
+        })
+    }
+}
+
+/// Security settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Server-side secret mixed into API-key and session digests (at least 32 bytes).
+    pub pepper: Option<SecretValue>,
+    /// The pepper before a rotation: keys digested with it keep working.
+    pub previous_pepper: Option<SecretValue>,
+    /// Plain-HTTP localhost development: the session cookie drops `Secure` and the `__Host-`
+    /// prefix, and HSTS is not sent. Never in production.
+    pub dev_insecure_cookies: bool,
+    /// Send `Strict-Transport-Security`.
+    pub hsts: bool,
+    /// HSTS max-age in seconds.
+    pub hsts_max_age_secs: u64,
+    /// Origins allowed by CORS; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+    /// Take the client IP from the first `X-Forwarded-For` entry (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+    /// Accept `echo1_test_` keys as well as live ones.
+    pub accept_test_keys: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            pepper: None,
+            previous_pepper: None,
+            dev_insecure_cookies: false,
+            hsts: true,
+            hsts_max_age_secs: 31_536_000,
+            cors_origins: Vec::new(),
+            trust_forwarded_for: false,
+            accept_test_keys: false,
+        }
+    }
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Per-request time limit (seconds); slower requests get 408.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Login sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Lifetime of a session (seconds).
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+/// Job workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Most jobs executed at once (the pool scales up to it with queue depth).
+    pub concurrency: usize,
+    /// Fewest job slots kept open.
+    pub min_concurrency: usize,
+    /// Lease length (seconds); heartbeats renew it every third of it.
+    pub lease_secs: u64,
+    /// On shutdown, how long in-flight jobs may finish before they are released (seconds).
+    pub shutdown_grace_secs: u64,
+    /// A job running longer is stopped and failed (seconds).
+    pub hard_time_limit_secs: u64,
+    /// A batch run running longer fails and refunds its unrun iterations (seconds).
+    pub run_timeout_secs: u64,
+    /// Provider calls in flight per provider, across the jobs of this process.
+    pub provider_concurrency: usize,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            min_concurrency: 1,
+            lease_secs: 30,
+            shutdown_grace_secs: 30,
+            hard_time_limit_secs: 2 * 3600,
+            run_timeout_secs: 30 * 60,
+            provider_concurrency: 16,
+        }
+    }
+}
+
+/// The scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Seconds between scheduler ticks.
+    pub interval_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self { interval_secs: 10 }
+    }
+}
+
+/// The simulated provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatedSettings {
+    /// Seed: same seed, same answers.
+    pub seed: u64,
+}
+
+impl Default for SimulatedSettings {
+    fn default() -> Self {
+        Self { seed: 42 }
+    }
+}
+
+/// PostgreSQL pool settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// Connections kept open.
+    pub pool_size: u32,
+    /// Extra connections opened under load.
+    pub max_overflow: u32,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 20,
+            max_overflow: 10,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// JSON lines, unless standard error is a terminal.
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database: "./echo.db".into(),
+            security: SecurityConfig::default(),
+            http: HttpConfig::default(),
+            sessions: SessionsConfig::default(),
+            workers: WorkersConfig::default(),
+            scheduler: SchedulerSettings::default(),
+            simulated: SimulatedSettings::default(),
+            postgres: PostgresSettings::default(),
+            log: LogConfig::default(),
+            rate_limits: RateLimitSettings::default(),
+        }
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(name, format!("{value:?}: {e}")))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(invalid(name, format!("{other:?} is not a boolean"))),
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the TOML file (if any), then the environment (`env` looks a variable
+    /// up; pass `|k| std::env::var(k).ok()`), validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message,
+                })?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("ECHO_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("ECHO_DATABASE") {
+            self.database = v;
+        }
+        if let Some(v) = get("ECHO_PEPPER") {
+            self.security.pepper = Some(SecretValue::new(v));
+        }
+        if let Some(v) = get("ECHO_PREVIOUS_PEPPER") {
+            self.security.previous_pepper = Some(SecretValue::new(v));
+        }
+        let bools: [(&str, &mut bool); 4] = [
+            (
+                "ECHO_DEV_INSECURE_COOKIES",
+                &mut self.security.dev_insecure_cookies,
+            ),
+            ("ECHO_HSTS", &mut self.security.hsts),
+            (
+                "ECHO_TRUST_FORWARDED_FOR",
+                &mut self.security.trust_forwarded_for,
+            ),
+            ("ECHO_ACCEPT_TEST_KEYS", &mut self.security.accept_test_keys),
+        ];
+        for (name, slot) in bools {
+            if let Some(v) = get(name) {
+                *slot = parse_bool(name, &v)?;
+            }
+        }
+        if let Some(v) = get("ECHO_CORS_ORIGINS") {
+            self.security.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        let u64s: [(&str, &mut u64); 8] = [
+            (
+                "ECHO_REQUEST_TIMEOUT_SECS",
+                &mut self.http.request_timeout_secs,
+            ),
+            ("ECHO_SESSION_TTL_SECS", &mut self.sessions.ttl_secs),
+            ("ECHO_WORKER_LEASE_SECS", &mut self.workers.lease_secs),
+            (
+                "ECHO_SHUTDOWN_GRACE_SECS",
+                &mut self.workers.shutdown_grace_secs,
+            ),
+            (
+                "ECHO_JOB_HARD_LIMIT_SECS",
+                &mut self.workers.hard_time_limit_secs,
+            ),
+            ("ECHO_RUN_TIMEOUT_SECS", &mut self.workers.run_timeout_secs),
+            (
+                "ECHO_SCHEDULER_INTERVAL_SECS",
+                &mut self.scheduler.interval_secs,
+            ),
+            ("ECHO_SIMULATED_SEED", &mut self.simulated.seed),
+        ];
+        for (name, slot) in u64s {
+            if let Some(v) = get(name) {
+                *slot = parse_env(name, &v)?;
+            }
+        }
+        let usizes: [(&str, &mut usize); 4] = [
+            ("ECHO_BODY_LIMIT_BYTES", &mut self.http.body_limit_bytes),
+            ("ECHO_WORKER_CONCURRENCY", &mut self.workers.concurrency),
+            (
+                "ECHO_WORKER_MIN_CONCURRENCY",
+                &mut self.workers.min_concurrency,
+            ),
+            (
+                "ECHO_PROVIDER_CONCURRENCY",
+                &mut self.workers.provider_concurrency,
+            ),
+        ];
+        for (name, slot) in usizes {
+            if let Some(v) = get(name) {
+                *slot = parse_env(name, &v)?;
+            }
+        }
+        let u32s: [(&str, &mut u32); 6] = [
+            ("ECHO_PG_POOL_SIZE", &mut self.postgres.pool_size),
+            ("ECHO_PG_MAX_OVERFLOW", &mut self.postgres.max_overflow),
+            ("ECHO_RATE_LIMIT_FREE", &mut self.rate_limits.free),
+            ("ECHO_RATE_LIMIT_PRO", &mut self.rate_limits.pro),
+            (
+                "ECHO_RATE_LIMIT_ENTERPRISE",
+                &mut self.rate_limits.enterprise,
+            ),
+            (
+                "ECHO_RATE_LIMIT_EXPERIMENTS",
+                &mut self.rate_limits.experiments,
+            ),
+        ];
+        for (name, slot) in u32s {
+            if let Some(v) = get(name) {
+                *slot = parse_env(name, &v)?;
+            }
+        }
+        if let Some(v) = get("ECHO_LOG_FORMAT") {
+            self.log.format = match v.trim() {
+                "auto" => LogFormat::Auto,
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => {
+                    return Err(invalid(
+                        "ECHO_LOG_FORMAT",
+                        format!("{other:?} is not one of auto, json, pretty"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.database.trim().is_empty() {
+            return Err(invalid("database (ECHO_DATABASE)", "must not be empty"));
+        }
+        for (name, pepper) in [
+            ("security.pepper (ECHO_PEPPER)", &self.security.pepper),
+            (
+                "security.previous_pepper (ECHO_PREVIOUS_PEPPER)",
+                &self.security.previous_pepper,
+            ),
+        ] {
+            if let Some(p) = pepper
+                && p.expose().len() < echo_core::auth::MIN_PEPPER_LEN
+            {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "must be at least {} bytes (e.g. `openssl rand -base64 48`)",
+                        echo_core::auth::MIN_PEPPER_LEN
+                    ),
+                ));
+            }
+        }
+        for origin in &self.security.cors_origins {
+            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && origin.parse::<axum::http::HeaderValue>().is_ok();
+            if !ok {
+                return Err(invalid(
+                    "security.cors_origins (ECHO_CORS_ORIGINS)",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        let ranges: [(&str, u64, u64, u64); 8] = [
+            (
+                "http.body_limit_bytes (ECHO_BODY_LIMIT_BYTES)",
+                self.http.body_limit_bytes as u64,
+                1024,
+                1 << 30,
+            ),
+            (
+                "http.request_timeout_secs (ECHO_REQUEST_TIMEOUT_SECS)",
+                self.http.request_timeout_secs,
+                1,
+                3600,
+            ),
+            (
+                "sessions.ttl_secs (ECHO_SESSION_TTL_SECS)",
+                self.sessions.ttl_secs,
+                60,
+                90 * 86_400,
+            ),
+            (
+                "workers.concurrency (ECHO_WORKER_CONCURRENCY)",
+                self.workers.concurrency as u64,
+                1,
+                1024,
+            ),
+            (
+                "workers.lease_secs (ECHO_WORKER_LEASE_SECS)",
+                self.workers.lease_secs,
+                3,
+                3600,
+            ),
+            (
+                "workers.hard_time_limit_secs (ECHO_JOB_HARD_LIMIT_SECS)",
+                self.workers.hard_time_limit_secs,
+                1,
+                7 * 86_400,
+            ),
+            (
+                "scheduler.interval_secs (ECHO_SCHEDULER_INTERVAL_SECS)",
+                self.scheduler.interval_secs,
+                1,
+                3600,
+            ),
+            (
+                "workers.provider_concurrency (ECHO_PROVIDER_CONCURRENCY)",
+                self.workers.provider_concurrency as u64,
+                1,
+                10_000,
+            ),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(name, format!("must be between {min} and {max}")));
+            }
+        }
+        if self.workers.min_concurrency > self.workers.concurrency {
+            return Err(invalid(
+                "workers.min_concurrency (ECHO_WORKER_MIN_CONCURRENCY)",
+                "must not exceed workers.concurrency",
+            ));
+        }
+        self.rate_limits.to_config()?;
+        if self.postgres.pool_size == 0 {
+            return Err(invalid(
+                "postgres.pool_size (ECHO_PG_POOL_SIZE)",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            invalid(
+                "listen (ECHO_LISTEN)",
+                format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = ServerConfig::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert!(c.security.hsts);
+        assert!(c.workers.concurrency >= 1);
+    }
+
+    #[test]
+    fn env_overrides_file_and_bad_values_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echo.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[workers]\nconcurrency = 3\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load(Some(&path), env(&[("ECHO_WORKER_CONCURRENCY", "5")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.workers.concurrency, 5);
+
+        let e = ServerConfig::load(None, env(&[("ECHO_WORKER_CONCURRENCY", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ECHO_WORKER_CONCURRENCY"), "{e}");
+        let e = ServerConfig::load(None, env(&[("ECHO_PEPPER", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ECHO_PEPPER") && !e.contains("short"), "{e}");
+        let e = ServerConfig::load(None, env(&[("ECHO_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ECHO_LISTEN"), "{e}");
+        let e = ServerConfig::load(None, env(&[("ECHO_HSTS", "perhaps")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ECHO_HSTS"), "{e}");
+
+        std::fs::write(&path, "[workers]\nconcurency = 3\n").unwrap();
+        let e = ServerConfig::load(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn pepper_is_redacted() {
+        let c = ServerConfig::load(
+            None,
+            env(&[("ECHO_PEPPER", "a-very-secret-pepper-of-at-least-32-bytes")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+}

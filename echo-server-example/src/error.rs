@@ -1,0 +1,366 @@
+//! The one error type of the HTTP API: every error response is `application/problem+json`
+//! (RFC 9457) with a stable `type`.
+//!
+//! `type` is `urn:echo:problem:<slug>`; clients switch on it, never on `title` or `detail`.
+//! Internal failures are logged with their cause chain (the log line carries the request id)
+//! and answered with a generic body: no internal detail reaches the client.
+
+use axum::Json;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use echo_core::model::ValidationError;
+use echo_core::store::StoreError;
+use serde::Serialize;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The stable problem types, by slug.
+pub mod types {
+    /// Malformed JSON or a body that is not JSON.
+    pub const MALFORMED_BODY: &str = "malformed-body";
+    /// Well-formed input that fails validation (unknown field, bad value).
+    pub const INVALID_INPUT: &str = "invalid-input";
+    /// The body needs `Content-Type: application/json`.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
+    /// No credentials, or credentials that are not valid now.
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    /// Wrong email or password.
+    pub const INVALID_CREDENTIALS: &str = "invalid-credentials";
+    /// A cookie-authenticated unsafe request without a valid CSRF token, or cross-site.
+    pub const CSRF: &str = "csrf-check-failed";
+    /// The resource does not exist or is not the caller's.
+    pub const NOT_FOUND: &str = "not-found";
+    /// The method is not allowed on this route.
+    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
+    /// The request conflicts with the resource's state.
+    pub const CONFLICT: &str = "conflict";
+    /// The monthly prompt quota would be exceeded; nothing was stored.
+    pub const QUOTA_EXCEEDED: &str = "quota-exceeded";
+    /// Too many requests; retry after `Retry-After`.
+    pub const RATE_LIMITED: &str = "rate-limited";
+    /// Too many failed logins; retry after `Retry-After`.
+    pub const LOGIN_THROTTLED: &str = "login-throttled";
+    /// The request body is larger than the server accepts.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload-too-large";
+    /// The request took longer than the server's time limit.
+    pub const TIMEOUT: &str = "request-timeout";
+    /// A dependency (the database) is temporarily unavailable; retry.
+    pub const UNAVAILABLE: &str = "service-unavailable";
+    /// An unexpected server error.
+    pub const INTERNAL: &str = "internal-error";
+    /// The caller is authenticated but may not do this.
+    pub const FORBIDDEN: &str = "forbidden";
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct InvalidParam {
+    /// The field.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// An error answered as problem+json. Boxed: handlers return it in every `Result`, and the
+/// happy path should not carry a large error's size.
+#[derive(Debug)]
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+    invalid_params: Vec<InvalidParam>,
+    extra: Option<serde_json::Value>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(rename = "invalid-params", skip_serializing_if = "<[_]>::is_empty")]
+    invalid_params: &'a [InvalidParam],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a status, a stable slug (see [`types`]), a title and a detail for people.
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(Inner {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            retry_after: None,
+            invalid_params: Vec::new(),
+            extra: None,
+            headers: Vec::new(),
+        }))
+    }
+
+    /// 404: the same answer for "missing" and "someone else's".
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            types::NOT_FOUND,
+            "Not found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 401.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            types::UNAUTHENTICATED,
+            "Authentication required",
+            detail,
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"echo\""),
+        )
+    }
+
+    /// 403 for a failed CSRF check.
+    pub fn csrf(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            types::CSRF,
+            "CSRF check failed",
+            detail,
+        )
+    }
+
+    /// 422 for input that fails validation.
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        let name = name.into();
+        let reason = reason.into();
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            types::INVALID_INPUT,
+            "Invalid input",
+            format!("{name} {reason}"),
+        );
+        e.0.invalid_params.push(InvalidParam { name, reason });
+        e
+    }
+
+    /// 400 for a body that is not valid JSON.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            types::MALFORMED_BODY,
+            "Malformed request body",
+            detail,
+        )
+    }
+
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, types::CONFLICT, "Conflict", detail)
+    }
+
+    /// 500: the detail is generic; log the cause before returning this.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            types::INTERNAL,
+            "Internal server error",
+            "an unexpected error occurred; the request id identifies it in the server's logs",
+        )
+    }
+
+    /// 503, retryable.
+    pub fn unavailable(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            types::UNAVAILABLE,
+            "Service unavailable",
+            "a dependency is temporarily unavailable; retry shortly",
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
+    /// 429 from a rate limit, with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            types::RATE_LIMITED,
+            "Too many requests",
+            format!("rate limit exceeded; retry in {retry_after_secs} s"),
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
+    /// Adds `Retry-After` (header and body field).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        let secs = secs.max(1);
+        self.0.retry_after = Some(secs);
+        self.0
+            .headers
+            .push((header::RETRY_AFTER, HeaderValue::from(secs)));
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.0.headers.push((name, value));
+        self
+    }
+
+    /// Adds extension members to the body (an object's fields are merged in).
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.0.extra = Some(extra);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The stable slug.
+    pub fn slug(&self) -> &'static str {
+        self.0.slug
+    }
+
+    /// The full `type` URI of a slug.
+    pub fn type_uri(slug: &str) -> String {
+        format!("urn:echo:problem:{slug}")
+    }
+
+    /// Maps a store error, logging what the client must not see.
+    pub fn from_store(e: StoreError, what: &str) -> Self {
+        match e {
+            StoreError::NotFound { .. } => Self::not_found(what),
+            StoreError::Conflict { message } => Self::conflict(message),
+            StoreError::QuotaExceeded {
+                used,
+                requested,
+                limit,
+            } => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                types::QUOTA_EXCEEDED,
+                "Monthly quota exceeded",
+                format!(
+                    "this needs {requested} prompts but {} of your {limit} monthly prompts are left; nothing was stored",
+                    limit.saturating_sub(used)
+                ),
+            )
+            .with_extra(serde_json::json!({
+                "quota": {"used": used, "requested": requested, "limit": limit}
+            })),
+            StoreError::Invalid(v) => Self::from(v),
+            StoreError::Unavailable {
+                retry_after,
+                ref source,
+            } => {
+                log_chain("storage unavailable", Some(source.as_ref()));
+                Self::unavailable(retry_after.map_or(1, |d| d.as_secs().max(1)))
+            }
+            other => {
+                log_chain("storage error", Some(&other));
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// Logs `error` with its whole cause chain at error level (inside the request's span, so the
+/// line carries the request id).
+pub fn log_chain(message: &str, error: Option<&(dyn std::error::Error + 'static)>) {
+    let mut chain = String::new();
+    let mut next = error;
+    while let Some(e) = next {
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&e.to_string());
+        next = e.source();
+    }
+    tracing::error!(error = %chain, "{message}");
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> Self {
+        Self::invalid(v.field, v.reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let this = *self.0;
+        let body = ProblemBody {
+            kind: Self::type_uri(this.slug),
+            title: this.title,
+            status: this.status.as_u16(),
+            detail: &this.detail,
+            invalid_params: &this.invalid_params,
+            retry_after: this.retry_after,
+            extra: this.extra.as_ref(),
+        };
+        let mut response = (this.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in this.headers {
+            headers.append(name, value);
+        }
+        response
+    }
+}
+
+/// The problem for a bare error status produced outside the handlers (the body limit,
+/// the timeout, an unknown route or method), so every error is problem+json.
+pub fn for_status(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("route"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            types::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "this route does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            types::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            "the request body is larger than this server accepts",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            types::TIMEOUT,
+            "Request timeout",
+            "the request took longer than this server allows",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            types::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "send the body as application/json",
+        ),
+        s if s.is_server_error() => ApiError::internal(),
+        s => ApiError::new(
+            s,
+            types::MALFORMED_BODY,
+            "Bad request",
+            "the request is invalid",
+        ),
+    }
+}

@@ -1,0 +1,399 @@
+//! Registration, login, logout and the CSRF token.
+
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use echo_core::auth::{PasswordCheck, PasswordError};
+use echo_core::model::{Email, PricingTier, Timestamp, User};
+use echo_core::store::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiJson;
+use crate::audit::{AuditContext, audit};
+use crate::auth::{
+    CSRF_COOKIE, Caller, DEV_CSRF_COOKIE, check_fetch_site, client_ip, session_cookie_name,
+};
+use crate::error::{ApiError, log_chain, types};
+use crate::state::AppState;
+
+/// `POST /api/v1/auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email address (case-insensitive).
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+/// A user as shown to themselves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// User id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Pricing tier.
+    #[schema(value_type = String, example = "free")]
+    pub tier: PricingTier,
+    /// Prompts used this period.
+    pub prompts_used: u32,
+    /// Monthly prompt quota.
+    pub monthly_quota: u32,
+    /// When the quota resets (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub quota_resets_at: Timestamp,
+    /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl UserView {
+    /// The view of `user`.
+    pub fn of(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.as_str().to_owned(),
+            tier: user.tier,
+            prompts_used: user.quota.prompts_used,
+            monthly_quota: user.tier.default_monthly_quota(),
+            quota_resets_at: user.quota.resets_at,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session token: send as `Authorization: Bearer`; also set as an HttpOnly cookie.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the session expires.
+    pub expires_in: u64,
+    /// The CSRF token for cookie-authenticated unsafe requests (`X-CSRF-Token`).
+    pub csrf_token: String,
+}
+
+/// The session's CSRF token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CsrfResponse {
+    /// Send it as `X-CSRF-Token` on cookie-authenticated POST, PUT and DELETE requests.
+    pub csrf_token: String,
+}
+
+fn hashing_failed(e: PasswordError) -> ApiError {
+    log_chain("password hashing failed", Some(&e));
+    ApiError::internal()
+}
+
+/// Runs argon2 off the async workers: it takes milliseconds of CPU by design.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        log_chain("blocking task failed", Some(&e));
+        ApiError::internal()
+    })
+}
+
+/// Creates an account on the free tier.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserView),
+        (status = 409, description = "Email taken", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email or password", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: AuditContext,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    check_fetch_site(&headers)?;
+    let email = Email::parse(&body.email)?;
+    state
+        .passwords
+        .policy()
+        .check(&body.password)
+        .map_err(|e| ApiError::invalid("password", e.to_string()))?;
+    let hasher = state.passwords.clone();
+    let password = body.password;
+    let hash = blocking(move || hasher.hash(&password))
+        .await?
+        .map_err(hashing_failed)?;
+    let user = User::new(email, hash, PricingTier::Free, Timestamp::now());
+    match state.store.create_user(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(ApiError::conflict("an account with this email exists"));
+        }
+        Err(e) => return Err(ApiError::from_store(e, "user")),
+    }
+    tracing::info!(event = "user_registered", user_id = %user.id, "user registered");
+    audit(
+        &state,
+        &ctx,
+        Some(user.id),
+        "register",
+        "user",
+        Some(user.id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, axum::Json(UserView::of(&user))).into_response())
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        types::INVALID_CREDENTIALS,
+        "Invalid credentials",
+        "the email or password is wrong",
+    )
+}
+
+/// Logs in with email and password: a session token in the body and an HttpOnly cookie.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 401, description = "Wrong email or password", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: AuditContext,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    check_fetch_site(&headers)?;
+    let ip = client_ip(&state, &headers, ctx.peer);
+    let account = body.email.trim().to_lowercase();
+    if let Err(t) = state.throttle.check(&account, ip, Instant::now()) {
+        tracing::warn!(event = "login_throttled", "login throttled");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            types::LOGIN_THROTTLED,
+            "Too many failed logins",
+            "too many failed logins; retry later",
+        )
+        .with_retry_after(t.retry_after.as_secs_f64().ceil() as u64));
+    }
+    let user = match Email::parse(&body.email) {
+        Ok(email) => state
+            .store
+            .find_user_by_email(&email)
+            .await
+            .map_err(|e| ApiError::from_store(e, "user"))?,
+        Err(_) => None,
+    };
+    let hasher = state.passwords.clone();
+    let password = body.password;
+    let (user, check) = match user {
+        Some(user) => {
+            let stored = user.password_hash.clone();
+            let pw = password.clone();
+            let check = blocking(move || hasher.verify(&pw, &stored)).await?;
+            (Some(user), check)
+        }
+        None => {
+            // The same argon2 work as a real check: no user enumeration by timing.
+            let pw = password.clone();
+            blocking(move || hasher.verify_dummy(&pw)).await?;
+            (None, Ok(PasswordCheck::Invalid))
+        }
+    };
+    let (user, needs_rehash) = match (user, check) {
+        (Some(user), Ok(PasswordCheck::Valid { needs_rehash })) if user.is_active => {
+            (user, needs_rehash)
+        }
+        (user, check) => {
+            if let Err(e) = &check {
+                // An unreadable stored hash refuses the login like a wrong password would.
+                log_chain("stored password hash unusable", Some(e));
+            }
+            state.throttle.record_failure(&account, ip, Instant::now());
+            tracing::warn!(event = "login_failed", "login failed");
+            audit(
+                &state,
+                &ctx,
+                user.as_ref().map(|u| u.id),
+                "login_failure",
+                "user",
+                user.as_ref().map(|u| u.id.to_string()),
+                serde_json::json!({}),
+            )
+            .await;
+            return Err(invalid_credentials());
+        }
+    };
+    state.throttle.record_success(&account);
+    if needs_rehash {
+        let hasher = state.passwords.clone();
+        let pw = password.clone();
+        if let Ok(Ok(hash)) = blocking(move || hasher.hash(&pw)).await {
+            let mut updated = user.clone();
+            updated.password_hash = hash;
+            updated.updated_at = Timestamp::now();
+            if let Err(e) = state.store.update_user(&updated).await {
+                log_chain("password rehash not stored", Some(&e));
+            }
+        }
+    }
+    let issued = state
+        .sessions
+        .issue(&user, Timestamp::now())
+        .await
+        .map_err(|e| match e {
+            echo_core::auth::SessionError::Unavailable { source } => {
+                ApiError::from_store(source, "session")
+            }
+            _ => ApiError::internal(),
+        })?;
+    tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
+    audit(
+        &state,
+        &ctx,
+        Some(user.id),
+        "login_success",
+        "user",
+        Some(user.id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    let ttl = state.sessions.ttl().as_secs();
+    let body = LoginResponse {
+        access_token: issued.token.expose().to_owned(),
+        token_type: "bearer",
+        expires_in: ttl,
+        csrf_token: issued.csrf_token.clone(),
+    };
+    let mut response = axum::Json(body).into_response();
+    set_session_cookies(
+        &state,
+        response.headers_mut(),
+        Some((issued.token.expose(), &issued.csrf_token)),
+        ttl,
+    );
+    Ok(response)
+}
+
+/// Sets (or, with `None`, clears) the session and CSRF cookies.
+fn set_session_cookies(
+    state: &AppState,
+    headers: &mut HeaderMap,
+    values: Option<(&str, &str)>,
+    ttl: u64,
+) {
+    let dev = state.config.security.dev_insecure_cookies;
+    let secure = if dev { "" } else { "; Secure" };
+    let (session, csrf, max_age) = match values {
+        Some((s, c)) => (s, c, ttl),
+        None => ("", "", 0),
+    };
+    let csrf_name = if dev { DEV_CSRF_COOKIE } else { CSRF_COOKIE };
+    let cookies = [
+        format!(
+            "{}={session}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            session_cookie_name(state)
+        ),
+        format!("{csrf_name}={csrf}; Path=/; Max-Age={max_age}; SameSite=Lax{secure}"),
+    ];
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Ends the session (when the caller used one) and clears the cookies.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Logged out"),
+        (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+) -> Result<Response, ApiError> {
+    if let Some(session) = caller.credential.session() {
+        state
+            .sessions
+            .revoke(caller.user_id, session, Timestamp::now())
+            .await
+            .map_err(|e| match e {
+                echo_core::auth::SessionError::Unavailable { source } => {
+                    ApiError::from_store(source, "session")
+                }
+                _ => ApiError::not_found("session"),
+            })?;
+    }
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "logout",
+        "user",
+        Some(caller.user_id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_session_cookies(&state, response.headers_mut(), None, 0);
+    Ok(response)
+}
+
+/// The CSRF token bound to the caller's session.
+#[utoipa::path(get, path = "/api/v1/csrf-token", tag = "auth",
+    security(("cookie" = []), ("bearer" = [])),
+    responses((status = 200, description = "The token", body = CsrfResponse),
+        (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "API-key callers need no CSRF token", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn csrf_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<CsrfResponse>, ApiError> {
+    let session = caller.credential.session().ok_or_else(|| {
+        ApiError::invalid(
+            "credential",
+            "is an API key: requests authenticated by API key need no CSRF token",
+        )
+    })?;
+    Ok(axum::Json(CsrfResponse {
+        csrf_token: state.sessions.csrf_token(session),
+    }))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The caller", body = UserView),
+        (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<UserView>, ApiError> {
+    let user = state
+        .store
+        .get_user(caller.user_id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "user"))?;
+    Ok(axum::Json(UserView::of(&user)))
+}

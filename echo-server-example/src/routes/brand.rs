@@ -1,0 +1,221 @@
+//! The caller's brand profile: their own brand, its domain and default competitors.
+
+use axum::Extension;
+use axum::extract::State;
+use echo_core::model::{Brand, BrandName, BrandProfile, MatchMode, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiJson;
+use crate::audit::{AuditContext, audit};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A brand: a name, or a name with aliases and a matching mode.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BrandInput {
+    /// Just the name (case-insensitive matching, no aliases).
+    Name(String),
+    /// Name, aliases and matching mode.
+    Full(BrandSpec),
+}
+
+/// A brand with aliases.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrandSpec {
+    /// Canonical name.
+    pub name: String,
+    /// Other spellings that count as the brand.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `case_insensitive` (default), `case_sensitive` (brands named by ordinary words, like
+    /// "Close"), or `aliases_only`.
+    #[serde(default)]
+    pub match_mode: Option<String>,
+}
+
+impl BrandInput {
+    /// Validates into a [`Brand`]; `field` names it in errors.
+    pub fn into_brand(self, extra_aliases: &[String], field: &str) -> Result<Brand, ApiError> {
+        let spec = match self {
+            BrandInput::Name(name) => BrandSpec {
+                name,
+                aliases: Vec::new(),
+                match_mode: None,
+            },
+            BrandInput::Full(spec) => spec,
+        };
+        let named = |e: echo_core::model::ValidationError| ApiError::invalid(field, e.to_string());
+        let mut brand = Brand::new(BrandName::parse(&spec.name).map_err(named)?);
+        brand.aliases = spec
+            .aliases
+            .iter()
+            .chain(extra_aliases)
+            .map(BrandName::parse)
+            .collect::<Result<_, _>>()
+            .map_err(named)?;
+        if let Some(mode) = spec.match_mode {
+            brand.match_mode = mode.parse::<MatchMode>().map_err(named)?;
+        }
+        brand.validate().map_err(named)?;
+        Ok(brand)
+    }
+}
+
+/// The view of a brand.
+pub fn brand_view(b: &Brand) -> BrandSpec {
+    BrandSpec {
+        name: b.name.as_str().to_owned(),
+        aliases: b.aliases.iter().map(|a| a.as_str().to_owned()).collect(),
+        match_mode: Some(b.match_mode.as_str().to_owned()),
+    }
+}
+
+/// `PUT /api/v1/brand/profile`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrandProfileRequest {
+    /// The caller's brand.
+    pub brand: BrandInput,
+    /// Its web domain, e.g. `hubspot.com`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Competitors used when an experiment names none.
+    #[serde(default)]
+    pub default_competitors: Vec<BrandInput>,
+}
+
+/// The brand profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandProfileView {
+    /// The brand.
+    pub brand: BrandSpec,
+    /// Its domain.
+    pub domain: Option<String>,
+    /// Default competitors.
+    pub default_competitors: Vec<BrandSpec>,
+    /// Last change.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl BrandProfileView {
+    fn of(p: &BrandProfile) -> Self {
+        Self {
+            brand: brand_view(&p.brand),
+            domain: p.domain.clone(),
+            default_competitors: p.default_competitors.iter().map(brand_view).collect(),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    let d = d.trim();
+    !d.is_empty()
+        && d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The caller's brand profile.
+#[utoipa::path(get, path = "/api/v1/brand/profile", tag = "brand",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The profile", body = BrandProfileView),
+        (status = 404, description = "No profile yet", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn get_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<BrandProfileView>, ApiError> {
+    let p = state
+        .store
+        .get_brand_profile(caller.user_id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "brand profile"))?;
+    Ok(axum::Json(BrandProfileView::of(&p)))
+}
+
+/// Creates or replaces the caller's brand profile.
+#[utoipa::path(put, path = "/api/v1/brand/profile", tag = "brand",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    request_body = BrandProfileRequest,
+    responses((status = 200, description = "Stored", body = BrandProfileView),
+        (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn put_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+    ApiJson(body): ApiJson<BrandProfileRequest>,
+) -> Result<axum::Json<BrandProfileView>, ApiError> {
+    let brand = body.brand.into_brand(&[], "brand")?;
+    if body.default_competitors.len() > echo_core::model::Experiment::MAX_COMPETITORS {
+        return Err(ApiError::invalid(
+            "default_competitors",
+            "has too many brands",
+        ));
+    }
+    let default_competitors = body
+        .default_competitors
+        .into_iter()
+        .map(|c| c.into_brand(&[], "default_competitors"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let domain = match body.domain {
+        Some(d) if valid_domain(&d) => Some(d.trim().to_lowercase()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "domain",
+                "must be a domain like example.com",
+            ));
+        }
+        None => None,
+    };
+    let profile = BrandProfile {
+        user_id: caller.user_id,
+        brand,
+        domain,
+        default_competitors,
+        updated_at: Timestamp::now(),
+    };
+    state
+        .store
+        .put_brand_profile(&profile)
+        .await
+        .map_err(|e| ApiError::from_store(e, "brand profile"))?;
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "update_brand_profile",
+        "brand_profile",
+        Some(caller.user_id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(axum::Json(BrandProfileView::of(&profile)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains() {
+        assert!(valid_domain("hubspot.com"));
+        assert!(valid_domain("a-b.co.uk"));
+        assert!(!valid_domain("nodot"));
+        assert!(!valid_domain("-a.com"));
+        assert!(!valid_domain("a..com"));
+        assert!(!valid_domain("http://a.com"));
+    }
+}

@@ -1,0 +1,768 @@
+//! Experiments: create (quota debit, experiment and job in one transaction), list, show with
+//! metrics, re-run, cancel, delete, and the significance test between two runs.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use echo_core::analysis::{Proportion, ProportionChange};
+use echo_core::auth::LimitKind;
+use echo_core::model::{
+    BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, Prompt, ProviderConfig,
+    ProviderKind, QuotaDebit, Recurrence, Timestamp,
+};
+use echo_core::runner::{CronSchedule, RunExperimentPayload, StoredRunMetrics};
+use echo_core::store::{ExperimentCursor, ExperimentQuery, PageSize};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::brand::{BrandInput, BrandSpec, brand_view};
+use super::{ApiJson, ApiPath, ApiQuery, parse_id};
+use crate::audit::{AuditContext, audit};
+use crate::auth::{Caller, add_rate_limit_headers, rate_limited};
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+use crate::report::Report;
+use crate::state::AppState;
+
+/// Provider settings of a new experiment (the original API's `config`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfigInput {
+    /// Providers to query (`simulated`, `openai`, `anthropic`, `gemini`, `perplexity`,
+    /// `openai_compatible`); default `["simulated"]`.
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// Model for every provider; default a sensible model per provider.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Model per provider, overriding `model`.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+    /// Sampling temperature, 0.0 to 2.0 (default 0.7).
+    #[serde(default)]
+    pub temperature: Option<f32>,
+}
+
+/// `POST /api/v1/experiments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExperimentRequest {
+    /// The prompt sent to every provider.
+    pub prompt: String,
+    /// The brand measured: a name or `{name, aliases, match_mode}`.
+    pub target_brand: BrandInput,
+    /// More aliases of the target.
+    #[serde(default)]
+    pub target_aliases: Vec<String>,
+    /// Competitors measured alongside (names or objects).
+    #[serde(default)]
+    pub competitor_brands: Vec<BrandInput>,
+    /// Samples per provider (1 to 10,000; default 50).
+    #[serde(default)]
+    pub iterations: Option<u32>,
+    /// Providers, model and temperature.
+    #[serde(default)]
+    pub config: ExperimentConfigInput,
+    /// A cron expression (UTC) to run the experiment again on; the first run starts now.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// The answer to a create or re-run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentAccepted {
+    /// The experiment.
+    pub experiment_id: String,
+    /// The queued job that runs it.
+    pub job_id: String,
+    /// `queued`.
+    pub status: String,
+    /// Prompts debited from the monthly quota.
+    pub prompts_debited: u32,
+    /// Next scheduled run, when recurring.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<Timestamp>,
+}
+
+/// One experiment in a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentSummary {
+    /// Id.
+    pub id: String,
+    /// The prompt.
+    pub prompt: String,
+    /// The brand measured.
+    pub target_brand: BrandSpec,
+    /// Competitors.
+    pub competitor_brands: Vec<BrandSpec>,
+    /// Samples per provider.
+    pub iterations: u32,
+    /// Providers.
+    pub providers: Vec<ProviderView>,
+    /// Status.
+    pub status: String,
+    /// Cron schedule, when recurring.
+    pub schedule: Option<String>,
+    /// Next scheduled run.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<Timestamp>,
+    /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Last change.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// A provider of an experiment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderView {
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Temperature.
+    pub temperature: f32,
+}
+
+impl ExperimentSummary {
+    fn of(e: &Experiment) -> Self {
+        Self {
+            id: e.id.to_string(),
+            prompt: e.prompt.as_str().to_owned(),
+            target_brand: brand_view(&e.target),
+            competitor_brands: e.competitors.iter().map(brand_view).collect(),
+            iterations: e.iterations.get(),
+            providers: e
+                .providers
+                .iter()
+                .map(|p| ProviderView {
+                    provider: p.provider.as_str().to_owned(),
+                    model: p.model.clone(),
+                    temperature: p.temperature,
+                })
+                .collect(),
+            status: e.status.as_str().to_owned(),
+            schedule: e.recurrence.as_ref().map(|r| r.schedule.clone()),
+            next_run_at: e.recurrence.as_ref().and_then(|r| r.next_run_at),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// A page of experiments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentPage {
+    /// Newest first.
+    pub items: Vec<ExperimentSummary>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /api/v1/experiments`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Rows per page (1 to 100, default 20).
+    pub limit: Option<u32>,
+}
+
+/// An experiment with its batch runs and their metrics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentDetail {
+    /// The experiment.
+    pub experiment: ExperimentSummary,
+    /// The latest execution's report per provider, with intervals (the README's JSON report).
+    #[schema(value_type = Object)]
+    pub report: Report,
+    /// Every batch run, oldest first (id, provider, status, counts), for `compare`.
+    pub batch_runs: Vec<RunView>,
+}
+
+/// One batch run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    /// Id.
+    pub id: String,
+    /// Provider.
+    pub provider: String,
+    /// Model requested.
+    pub model: String,
+    /// Status.
+    pub status: String,
+    /// Planned iterations.
+    pub planned: u32,
+    /// Recorded iterations.
+    pub recorded: u32,
+    /// Successful iterations.
+    pub succeeded: u32,
+    /// Target visibility rate (0..1), when computed.
+    pub visibility_rate: Option<f64>,
+    /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// End time.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<Timestamp>,
+}
+
+fn parse_provider(name: &str) -> Result<ProviderKind, ApiError> {
+    name.trim()
+        .to_lowercase()
+        .replace('-', "_")
+        .parse()
+        .map_err(|_| {
+            let valid: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::invalid(
+                "config.providers",
+                format!(
+                    "has unknown provider {name:?}; expected one of {}",
+                    valid.join(", ")
+                ),
+            )
+        })
+}
+
+fn build_experiment(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateExperimentRequest,
+    now: Timestamp,
+) -> Result<Experiment, ApiError> {
+    let prompt = Prompt::parse(&body.prompt)?;
+    let target = body
+        .target_brand
+        .into_brand(&body.target_aliases, "target_brand")?;
+    if body.competitor_brands.len() > Experiment::MAX_COMPETITORS {
+        return Err(ApiError::invalid(
+            "competitor_brands",
+            format!("must be at most {}", Experiment::MAX_COMPETITORS),
+        ));
+    }
+    let competitors = body
+        .competitor_brands
+        .into_iter()
+        .map(|c| c.into_brand(&[], "competitor_brands"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let iterations = Iterations::new(body.iterations.unwrap_or(50))?;
+    let names = if body.config.providers.is_empty() {
+        vec!["simulated".to_owned()]
+    } else {
+        body.config.providers
+    };
+    let mut kinds: Vec<ProviderKind> = Vec::new();
+    for name in &names {
+        let kind = parse_provider(name)?;
+        if !state.providers.contains(&kind) {
+            return Err(ApiError::invalid(
+                "config.providers",
+                format!("names {kind}, which is not configured on this server"),
+            ));
+        }
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut models = BTreeMap::new();
+    for (name, model) in body.config.models {
+        models.insert(parse_provider(&name)?, model);
+    }
+    let temperature = body.config.temperature.unwrap_or(0.7);
+    let providers = kinds
+        .into_iter()
+        .map(|provider| ProviderConfig {
+            provider,
+            model: models
+                .get(&provider)
+                .cloned()
+                .or_else(|| body.config.model.clone())
+                .unwrap_or_else(|| crate::providers::default_model(provider).to_owned()),
+            temperature,
+        })
+        .collect();
+    let recurrence = match body.schedule {
+        Some(expr) => {
+            let schedule = CronSchedule::parse(&expr)?;
+            Some(Recurrence {
+                schedule: schedule.as_str().to_owned(),
+                next_run_at: schedule.next_after(now),
+            })
+        }
+        None => None,
+    };
+    let experiment = Experiment {
+        id: ExperimentId::new(),
+        user_id: caller.user_id,
+        prompt,
+        target,
+        competitors,
+        iterations,
+        providers,
+        status: ExperimentStatus::Queued,
+        recurrence,
+        created_at: now,
+        updated_at: now,
+    };
+    experiment.validate()?;
+    Ok(experiment)
+}
+
+async fn debit_for(
+    state: &AppState,
+    caller: &Caller,
+    experiment: &Experiment,
+) -> Result<QuotaDebit, ApiError> {
+    let user = state
+        .store
+        .get_user(caller.user_id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "user"))?;
+    Ok(QuotaDebit {
+        user_id: caller.user_id,
+        amount: experiment.prompts_per_run(),
+        limit: user.tier.default_monthly_quota(),
+    })
+}
+
+fn quota_refusal(e: echo_core::store::StoreError, caller: &Caller) -> ApiError {
+    if matches!(e, echo_core::store::StoreError::QuotaExceeded { .. }) {
+        tracing::warn!(event = "quota_exceeded", user_id = %caller.user_id, "quota exceeded");
+    }
+    ApiError::from_store(e, "experiment")
+}
+
+/// Creates an experiment and queues its first run.
+#[utoipa::path(post, path = "/api/v1/experiments", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    request_body = CreateExperimentRequest,
+    responses((status = 202, description = "Stored and queued", body = ExperimentAccepted),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Over the monthly quota; nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Experiment-creation rate limit", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    ctx: AuditContext,
+    ApiJson(body): ApiJson<CreateExperimentRequest>,
+) -> Result<Response, ApiError> {
+    let decision = state.limiter.check(
+        caller.limit_key(),
+        caller.tier,
+        LimitKind::ExperimentCreation,
+        Instant::now(),
+    );
+    if !decision.allowed {
+        tracing::warn!(event = "rate_limited", user_id = %caller.user_id, policy = decision.policy, "rate limited");
+        return Err(rate_limited(&[decision]));
+    }
+    let now = Timestamp::now();
+    let experiment = build_experiment(&state, &caller, body, now)?;
+    let debit = debit_for(&state, &caller, &experiment).await?;
+    let mut job = RunExperimentPayload {
+        user_id: caller.user_id,
+        experiment_id: experiment.id,
+    }
+    .into_job(now);
+    job.request_id = Some(request_id.0.clone());
+    state
+        .store
+        .create_experiment(&experiment, debit, &job)
+        .await
+        .map_err(|e| quota_refusal(e, &caller))?;
+    tracing::info!(event = "experiment_created", user_id = %caller.user_id, experiment_id = %experiment.id, job_id = %job.id, prompts = debit.amount, "experiment created");
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "create_experiment",
+        "experiment",
+        Some(experiment.id.to_string()),
+        serde_json::json!({"prompts_debited": debit.amount}),
+    )
+    .await;
+    let body = ExperimentAccepted {
+        experiment_id: experiment.id.to_string(),
+        job_id: job.id.to_string(),
+        status: ExperimentStatus::Queued.as_str().to_owned(),
+        prompts_debited: debit.amount,
+        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    add_rate_limit_headers(response.headers_mut(), &[decision]);
+    Ok(response)
+}
+
+/// Lists the caller's experiments, newest first.
+#[utoipa::path(get, path = "/api/v1/experiments", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "A page", body = ExperimentPage),
+        (status = 422, description = "Bad status, cursor or limit", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<axum::Json<ExperimentPage>, ApiError> {
+    let query = ExperimentQuery {
+        status: q.status.as_deref().map(str::parse).transpose()?,
+        after: q
+            .cursor
+            .as_deref()
+            .map(ExperimentCursor::decode)
+            .transpose()?,
+        limit: q.limit.map(PageSize::new).transpose()?.unwrap_or_default(),
+    };
+    let page = state
+        .store
+        .list_experiments(caller.user_id, &query)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    Ok(axum::Json(ExperimentPage {
+        items: page.items.iter().map(ExperimentSummary::of).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+/// One experiment with its runs' metrics and intervals.
+#[utoipa::path(get, path = "/api/v1/experiments/{id}", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Experiment id")),
+    responses((status = 200, description = "The experiment", body = ExperimentDetail),
+        (status = 404, description = "No such experiment of yours", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::Json<ExperimentDetail>, ApiError> {
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    let experiment = state
+        .store
+        .get_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let runs = state
+        .store
+        .list_batch_runs(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    // The report covers the latest execution: one run per provider, the newest.
+    let mut latest: BTreeMap<ProviderKind, &echo_core::model::BatchRun> = BTreeMap::new();
+    for run in &runs {
+        latest.insert(run.provider, run);
+    }
+    let latest: Vec<_> = latest.into_values().cloned().collect();
+    let report = Report::new(&experiment, &latest).map_err(|_| ApiError::internal())?;
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "view_experiment",
+        "experiment",
+        Some(id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(axum::Json(ExperimentDetail {
+        experiment: ExperimentSummary::of(&experiment),
+        report,
+        batch_runs: runs
+            .iter()
+            .map(|r| RunView {
+                id: r.id.to_string(),
+                provider: r.provider.as_str().to_owned(),
+                model: r.model.clone(),
+                status: r.status.as_str().to_owned(),
+                planned: r.iterations_planned,
+                recorded: r.iterations_recorded,
+                succeeded: r.iterations_succeeded,
+                visibility_rate: r.visibility_rate,
+                created_at: r.created_at,
+                completed_at: r.completed_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Queues another run of an experiment (debiting the quota).
+#[utoipa::path(post, path = "/api/v1/experiments/{id}/run", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Experiment id")),
+    responses((status = 202, description = "Queued", body = ExperimentAccepted),
+        (status = 402, description = "Over the monthly quota", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such experiment of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Queued, running or cancelled", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    ctx: AuditContext,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    let decision = state.limiter.check(
+        caller.limit_key(),
+        caller.tier,
+        LimitKind::ExperimentCreation,
+        Instant::now(),
+    );
+    if !decision.allowed {
+        return Err(rate_limited(&[decision]));
+    }
+    let experiment = state
+        .store
+        .get_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let debit = debit_for(&state, &caller, &experiment).await?;
+    let now = Timestamp::now();
+    let mut job = RunExperimentPayload {
+        user_id: caller.user_id,
+        experiment_id: id,
+    }
+    .into_job(now);
+    job.request_id = Some(request_id.0.clone());
+    state
+        .store
+        .request_run(caller.user_id, id, debit, &job, now)
+        .await
+        .map_err(|e| quota_refusal(e, &caller))?;
+    tracing::info!(event = "experiment_run_requested", user_id = %caller.user_id, experiment_id = %id, job_id = %job.id, "run requested");
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "run_experiment",
+        "experiment",
+        Some(id.to_string()),
+        serde_json::json!({"prompts_debited": debit.amount}),
+    )
+    .await;
+    let body = ExperimentAccepted {
+        experiment_id: id.to_string(),
+        job_id: job.id.to_string(),
+        status: ExperimentStatus::Queued.as_str().to_owned(),
+        prompts_debited: debit.amount,
+        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    add_rate_limit_headers(response.headers_mut(), &[decision]);
+    Ok(response)
+}
+
+/// The state after a cancel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelView {
+    /// The experiment.
+    pub experiment_id: String,
+    /// `cancelled`.
+    pub status: String,
+}
+
+/// Cancels an experiment: a queued or running execution stops (the answers so far are kept
+/// and the unrun iterations refunded) and a recurrence ends.
+#[utoipa::path(post, path = "/api/v1/experiments/{id}/cancel", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Experiment id")),
+    responses((status = 200, description = "Cancelled", body = CancelView),
+        (status = 404, description = "No such experiment of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished and not recurring", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::Json<CancelView>, ApiError> {
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    let experiment = state
+        .store
+        .get_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let active = matches!(
+        experiment.status,
+        ExperimentStatus::Pending | ExperimentStatus::Queued | ExperimentStatus::Running
+    );
+    let recurring = experiment
+        .recurrence
+        .as_ref()
+        .is_some_and(|r| r.next_run_at.is_some());
+    if experiment.status != ExperimentStatus::Cancelled && !active && !recurring {
+        return Err(ApiError::conflict(format!(
+            "the experiment is {} and has nothing to cancel",
+            experiment.status
+        )));
+    }
+    state
+        .store
+        .set_experiment_status(
+            caller.user_id,
+            id,
+            ExperimentStatus::Cancelled,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    tracing::info!(event = "experiment_cancelled", user_id = %caller.user_id, experiment_id = %id, "experiment cancelled");
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "cancel_experiment",
+        "experiment",
+        Some(id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(axum::Json(CancelView {
+        experiment_id: id.to_string(),
+        status: ExperimentStatus::Cancelled.as_str().to_owned(),
+    }))
+}
+
+/// Deletes an experiment with its runs and answers.
+#[utoipa::path(delete, path = "/api/v1/experiments/{id}", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Experiment id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such experiment of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Queued or running: cancel it first", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    let experiment = state
+        .store
+        .get_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    if matches!(
+        experiment.status,
+        ExperimentStatus::Queued | ExperimentStatus::Running
+    ) {
+        return Err(ApiError::conflict(
+            "the experiment is queued or running: cancel it first",
+        ));
+    }
+    state
+        .store
+        .delete_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    tracing::info!(event = "experiment_deleted", user_id = %caller.user_id, experiment_id = %id, "experiment deleted");
+    audit(
+        &state,
+        &ctx,
+        Some(caller.user_id),
+        "delete_experiment",
+        "experiment",
+        Some(id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `compare`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    /// The earlier batch run.
+    pub a: String,
+    /// The later batch run.
+    pub b: String,
+}
+
+/// One brand's visibility in two runs and the test of the difference.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrandChange {
+    /// Brand.
+    pub brand: String,
+    /// Whether it is the experiment's target.
+    pub is_target: bool,
+    /// Visibility in run `a` and `b`, the difference, two-proportion z-test and Newcombe
+    /// 95% interval of the difference.
+    #[schema(value_type = Object)]
+    pub change: ProportionChange,
+    /// `p < 0.05`.
+    pub significant: bool,
+}
+
+/// Two runs compared.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Comparison {
+    /// Run `a`.
+    pub a: String,
+    /// Run `b`.
+    pub b: String,
+    /// Per brand present in both runs, target first.
+    pub brands: Vec<BrandChange>,
+}
+
+/// Compares the visibility of two of the experiment's runs: is the change significant?
+#[utoipa::path(get, path = "/api/v1/experiments/{id}/compare", tag = "experiments",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Experiment id"), CompareQuery),
+    responses((status = 200, description = "The comparison", body = Comparison),
+        (status = 404, description = "No such experiment or run of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A run has no metrics yet", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn compare(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CompareQuery>,
+) -> Result<axum::Json<Comparison>, ApiError> {
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    let mut metrics = Vec::with_capacity(2);
+    for run_id in [&q.a, &q.b] {
+        let run_id: BatchRunId = parse_id(run_id, "batch run")?;
+        let run = state
+            .store
+            .get_batch_run(caller.user_id, run_id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "batch run"))?;
+        if run.experiment_id != id {
+            return Err(ApiError::not_found("batch run"));
+        }
+        let stored = StoredRunMetrics::from_run(&run)
+            .ok_or_else(|| ApiError::conflict(format!("batch run {run_id} has no metrics yet")))?;
+        metrics.push(stored.metrics);
+    }
+    let (a, b) = (&metrics[0], &metrics[1]);
+    let brands = a
+        .brands
+        .iter()
+        .filter_map(|ba| {
+            let bb = b.brands.iter().find(|bb| bb.brand == ba.brand)?;
+            let change = ProportionChange::between(
+                Proportion::new(ba.visibility.successes, ba.visibility.n),
+                Proportion::new(bb.visibility.successes, bb.visibility.n),
+            );
+            Some(BrandChange {
+                brand: ba.brand.clone(),
+                is_target: ba.is_target,
+                significant: change.p_value.is_some_and(|p| p < 0.05),
+                change,
+            })
+        })
+        .collect();
+    Ok(axum::Json(Comparison {
+        a: q.a,
+        b: q.b,
+        brands,
+    }))
+}

@@ -1,0 +1,102 @@
+//! The HTTP routes. Handlers parse, authenticate (through [`crate::auth::require_auth`]) and
+//! call `echo-core`; every store call is scoped to the caller.
+
+pub mod account;
+pub mod brand;
+pub mod dashboard;
+pub mod experiments;
+pub mod keys;
+pub mod system;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, for_status};
+
+/// `Json` whose rejections are problem+json: syntax errors 400, unknown fields and bad values
+/// 422 (naming the field), a missing JSON content type 415, an oversized body 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::invalid(
+                "body",
+                // serde's message names the field and what was expected; it holds no secrets
+                // beyond what the client sent.
+                e.body_text()
+                    .trim_start_matches(
+                        "Failed to deserialize the JSON body into the target type: ",
+                    )
+                    .to_owned(),
+            )),
+            Err(JsonRejection::JsonSyntaxError(_)) => {
+                Err(ApiError::malformed("the request body is not valid JSON"))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+            }
+            Err(other) => Err(for_status(other.status())),
+        }
+    }
+}
+
+/// `Path` whose rejection is a 404: an id that does not parse names nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::not_found("resource"))
+            }
+            Err(other) => Err(for_status(other.status())),
+        }
+    }
+}
+
+/// `Query` whose rejection is a 422 naming the problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::invalid("query", e.body_text()))
+            }
+            Err(other) => Err(for_status(other.status())),
+        }
+    }
+}
+
+/// Parses a typed id from a path segment, answering 404 for garbage.
+pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found(what))
+}

@@ -1,0 +1,71 @@
+//! Outside `/api/v1`: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use echo_core::model::Timestamp;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers and its schema is this build's.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Store unreachable or not migrated", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    if let Err(e) = state.store.queue_stats(Timestamp::now()).await {
+        crate::error::log_chain("readiness: store unreachable", Some(&e));
+        return Err(ApiError::unavailable(1));
+    }
+    if let Some(check) = &state.schema_check
+        && let Err(reason) = check().await
+    {
+        tracing::warn!(%reason, "readiness: schema not current");
+        return Err(ApiError::unavailable(5));
+    }
+    Ok(axum::Json(Health { status: "ok" }))
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let queue = state.store.queue_stats(Timestamp::now()).await.ok();
+    let pool = state.pool_stats.as_ref().map(|f| f());
+    let workers = state
+        .worker_stats
+        .read()
+        .ok()
+        .and_then(|slot| slot.as_ref().map(|f| f()));
+    let body = state.metrics.render(queue, pool, workers);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi() -> Response {
+    let doc = crate::openapi::ApiDoc::openapi();
+    axum::Json(doc).into_response()
+}

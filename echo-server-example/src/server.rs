@@ -1,0 +1,313 @@
+//! `echoai serve` and `echoai worker`: the store, the runner, the worker pool, the scheduler
+//! and the HTTP API in one process (or workers alone), with graceful shutdown.
+//!
+//! On SIGTERM or SIGINT the API stops accepting connections and finishes in-flight requests,
+//! the pool stops claiming and gives in-flight jobs `workers.shutdown_grace_secs` to finish
+//! before releasing them to other workers, and the last `last_used_at` uses are flushed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use echo_core::model::ProviderKind;
+use echo_core::runner::{
+    ExperimentRunner, JobEvent, JobExecutor, JobSignal, RunnerConfig, Scheduler, SchedulerConfig,
+    WorkerPool, WorkerPoolConfig,
+};
+use echo_core::store::DynStore;
+use echo_store_postgres::{PgConfig, PgStore};
+use echo_store_sqlite::{SqliteConfig, SqliteStore};
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::CliError;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::state::{AppState, StateOptions, StoreExtras};
+
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The HTTP API.
+    pub api: bool,
+    /// Job workers.
+    pub workers: bool,
+    /// The recurring-experiment scheduler (and quota resets, job pruning).
+    pub scheduler: bool,
+}
+
+/// The opened store with what the server needs of its backend.
+#[derive(Debug)]
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<DynStore>,
+    /// Pool statistics and schema check.
+    pub extras: StoreExtras,
+    /// The PostgreSQL store, for LISTEN/NOTIFY wake-ups.
+    pub postgres: Option<PgStore>,
+}
+
+/// Opens (and migrates) the store `database` names, sized by `config`.
+pub async fn open(config: &ServerConfig) -> Result<OpenedStore, CliError> {
+    let database = config.database.as_str();
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let pg = PgStore::connect(
+            database,
+            PgConfig {
+                pool_size: config.postgres.pool_size,
+                max_overflow: config.postgres.max_overflow,
+                ..PgConfig::default()
+            },
+        )
+        .await?;
+        pg.migrate().await?;
+        let stats = pg.clone();
+        let check = pg.clone();
+        let extras = StoreExtras {
+            pool_stats: Some(Arc::new(move || stats.pool_stats())),
+            schema_check: Some(Arc::new(move || {
+                let pg = check.clone();
+                Box::pin(async move {
+                    let applied = pg.applied_migrations().await.map_err(|e| e.to_string())?;
+                    let expected = echo_store_postgres::schema_version();
+                    if applied >= expected {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{applied} migrations applied, this build needs {expected}"
+                        ))
+                    }
+                })
+            })),
+        };
+        return Ok(OpenedStore {
+            store: Arc::new(pg.clone()),
+            extras,
+            postgres: Some(pg),
+        });
+    }
+    let path = database.strip_prefix("sqlite://").unwrap_or(database);
+    let store = SqliteStore::open(path, SqliteConfig::default()).await?;
+    Ok(OpenedStore {
+        store: Arc::new(store),
+        // SQLite migrates on open: an opened store is current.
+        extras: StoreExtras::default(),
+        postgres: None,
+    })
+}
+
+/// Builds the runner with every provider this process can call: the simulator (seeded per
+/// experiment) and each real provider whose key is in the environment.
+pub fn build_runner(
+    store: Arc<DynStore>,
+    config: &ServerConfig,
+) -> (ExperimentRunner, Vec<ProviderKind>) {
+    let runner_config = RunnerConfig {
+        provider_concurrency: config.workers.provider_concurrency,
+        run_timeout: Some(Duration::from_secs(config.workers.run_timeout_secs)),
+        ..RunnerConfig::default()
+    };
+    let mut runner = ExperimentRunner::new(store, runner_config)
+        .with_simulated_per_experiment(config.simulated.seed);
+    let mut kinds = vec![ProviderKind::Simulated];
+    for client in crate::providers::from_environment() {
+        kinds.push(client.kind());
+        runner = runner.with_provider(client);
+    }
+    (runner, kinds)
+}
+
+/// The pool observer: job metrics and the `run_completed` / `run_failed` business events.
+fn observer(metrics: Arc<Metrics>) -> Arc<dyn Fn(JobEvent) + Send + Sync> {
+    Arc::new(move |event: JobEvent| {
+        let outcome = event.outcome.as_str();
+        metrics.observe_job(&event.kind, outcome, event.duration);
+        let request_id = event.request_id.as_deref().unwrap_or("");
+        match outcome {
+            "succeeded" => {
+                tracing::info!(event = "run_completed", job_id = %event.job_id, request_id, duration_ms = event.duration.as_millis() as u64, "job completed")
+            }
+            "failed" | "retrying" => {
+                tracing::warn!(event = "run_failed", job_id = %event.job_id, request_id, outcome, "job failed")
+            }
+            _ => {
+                tracing::info!(event = "job_settled", job_id = %event.job_id, request_id, outcome, "job settled")
+            }
+        }
+    })
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Runs the roles until `shutdown` is cancelled. With the API, `listener` must be bound.
+pub async fn serve(
+    config: ServerConfig,
+    roles: Roles,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
+    let opened = open(&config).await?;
+    let store = opened.store.clone();
+    let (runner, providers) = build_runner(store.clone(), &config);
+    let state = AppState::build(
+        store.clone(),
+        config.clone(),
+        StateOptions {
+            providers,
+            rate_limits: config
+                .rate_limits
+                .to_config()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+            ..StateOptions::default()
+        },
+        opened.extras.clone(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if roles.workers {
+        let executor = Arc::new(JobExecutor::new(
+            store.clone(),
+            Arc::new(runner),
+            Duration::from_secs(config.workers.lease_secs),
+        ));
+        let worker_id = format!("{}-{}", hostname(), std::process::id());
+        let mut pool = WorkerPool::new(
+            store.clone(),
+            executor,
+            WorkerPoolConfig {
+                worker_id,
+                min_concurrency: config.workers.min_concurrency,
+                max_concurrency: config.workers.concurrency,
+                lease: Duration::from_secs(config.workers.lease_secs),
+                shutdown_grace: Duration::from_secs(config.workers.shutdown_grace_secs),
+                hard_time_limit: Some(Duration::from_secs(config.workers.hard_time_limit_secs)),
+                ..WorkerPoolConfig::default()
+            },
+        )
+        .with_observer(observer(state.metrics.clone()));
+        if let Some(pg) = &opened.postgres {
+            let signal: Arc<dyn JobSignal> = Arc::new(echo_core::runner::PollingSignal);
+            let _ = pg;
+            pool = pool.with_signal(signal);
+        }
+        let pool = Arc::new(pool);
+        let stats = pool.clone();
+        state.set_worker_stats(Arc::new(move || stats.stats()));
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = pool.run(token).await {
+                crate::error::log_chain("worker pool stopped", Some(&e));
+            }
+        });
+    }
+    if roles.scheduler {
+        let scheduler = Scheduler::new(
+            store.clone(),
+            SchedulerConfig {
+                interval: Duration::from_secs(config.scheduler.interval_secs),
+                ..SchedulerConfig::default()
+            },
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move { scheduler.run(token).await });
+    }
+    {
+        // Housekeeping: coalesced last-used writes, in-memory limiter and throttle pruning.
+        let verifier = state.verifier.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            verifier
+                .run_last_used_flusher(Duration::from_secs(30), token.cancelled_owned())
+                .await;
+        });
+        let state = state.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                state.limiter.prune(Instant::now());
+                state.throttle.prune(Instant::now());
+                let now = echo_core::model::Timestamp::now();
+                if let Err(e) = state.store.prune_sessions(now, 1_000).await {
+                    crate::error::log_chain("session pruning failed", Some(&e));
+                }
+            }
+        });
+    }
+
+    if roles.api {
+        let listener = listener.ok_or_else(|| CliError::Usage("no listener".into()))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, database = %redact_url(&config.database), "echoai serving");
+        let app = crate::build_app(state.clone());
+        let token = shutdown.clone();
+        crate::run(listener, app, async move { token.cancelled().await }).await?;
+    } else {
+        tracing::info!(database = %redact_url(&config.database), "echoai worker running");
+        shutdown.cancelled().await;
+    }
+    // The API has drained; wait for the pool's grace period and the final flush.
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "echo".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("./echo.db"), "./echo.db");
+    }
+}

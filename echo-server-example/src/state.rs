@@ -1,0 +1,231 @@
+//! The shared state handlers see: the store and the services built on it, all behind `Arc`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use echo_core::auth::{
+    AcceptedEnvironments, ApiKeyService, ApiRateLimiter, CacheConfig, KeyHasher, KeyServiceConfig,
+    LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy, Pepper, RateLimitConfig,
+    SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig, VerifiedKeyCache,
+    VerifierConfig,
+};
+use echo_core::model::ProviderKind;
+use echo_core::store::DynStore;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+
+/// Reads a connection pool's statistics for `/metrics` (the PostgreSQL store has them).
+pub type PoolStatsFn = Arc<dyn Fn() -> echo_store_postgres::PoolStats + Send + Sync>;
+
+/// Checks that the store's schema is the one this build expects (readiness).
+pub type SchemaCheckFn =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What a backend can offer beyond the store traits.
+#[derive(Clone, Default)]
+pub struct StoreExtras {
+    /// Connection-pool statistics.
+    pub pool_stats: Option<PoolStatsFn>,
+    /// Schema check for `/readyz`.
+    pub schema_check: Option<SchemaCheckFn>,
+}
+
+impl std::fmt::Debug for StoreExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreExtras")
+            .field("pool_stats", &self.pool_stats.is_some())
+            .field("schema_check", &self.schema_check.is_some())
+            .finish()
+    }
+}
+
+/// Reads the worker pool's counters for `/metrics`, when this process runs workers.
+pub type WorkerStatsFn = Arc<dyn Fn() -> echo_core::runner::PoolSnapshot + Send + Sync>;
+
+/// Everything the handlers share.
+pub struct Services {
+    /// The store.
+    pub store: Arc<DynStore>,
+    /// API-key verification (with the verified-key cache).
+    pub verifier: Arc<StoreKeyVerifier>,
+    /// API-key lifecycle.
+    pub keys: ApiKeyService,
+    /// Login sessions and CSRF tokens.
+    pub sessions: SessionService,
+    /// Password hashing (argon2id).
+    pub passwords: Arc<PasswordHasher>,
+    /// Failed-login backoff per account and IP.
+    pub throttle: LoginThrottle,
+    /// Per-key rate limits.
+    pub limiter: ApiRateLimiter,
+    /// Request, job and pool metrics.
+    pub metrics: Arc<Metrics>,
+    /// The validated configuration.
+    pub config: ServerConfig,
+    /// Providers experiments may use on this server.
+    pub providers: Vec<ProviderKind>,
+    /// Connection-pool statistics, when the store has them.
+    pub pool_stats: Option<PoolStatsFn>,
+    /// Schema check for readiness, when the store has one.
+    pub schema_check: Option<SchemaCheckFn>,
+    /// Worker-pool counters, when this process runs workers.
+    pub worker_stats: std::sync::RwLock<Option<WorkerStatsFn>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state handed to every handler: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Services>);
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A secret is unusable.
+    #[error("invalid security.pepper: {0}")]
+    Pepper(#[from] echo_core::auth::PepperError),
+    /// Password parameters are invalid.
+    #[error("invalid password parameters")]
+    Password(#[from] echo_core::auth::PasswordError),
+    /// No randomness for an ephemeral pepper.
+    #[error("cannot read the OS random number generator")]
+    Entropy(#[source] getrandom::Error),
+}
+
+/// Options beyond the configuration file (for tests and embedders).
+#[derive(Debug, Clone)]
+pub struct StateOptions {
+    /// argon2id parameters (tests use cheap ones).
+    pub password_params: PasswordParams,
+    /// Rate limits.
+    pub rate_limits: RateLimitConfig,
+    /// Login throttle.
+    pub throttle: ThrottleConfig,
+    /// Providers experiments may use.
+    pub providers: Vec<ProviderKind>,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        Self {
+            password_params: PasswordParams::default(),
+            rate_limits: RateLimitConfig::default(),
+            throttle: ThrottleConfig::default(),
+            providers: vec![ProviderKind::Simulated],
+        }
+    }
+}
+
+impl AppState {
+    /// Builds the services over `store` from `config`.
+    ///
+    /// Without a configured pepper an ephemeral one is drawn (with a warning): keys and
+    /// sessions then stop working at restart, which is right for a throwaway local server and
+    /// wrong for production, where `ECHO_PEPPER` must be set.
+    pub fn build(
+        store: Arc<DynStore>,
+        config: ServerConfig,
+        options: StateOptions,
+        extras: StoreExtras,
+    ) -> Result<Self, StateError> {
+        let pepper_bytes = match &config.security.pepper {
+            Some(p) => p.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!(
+                    "ECHO_PEPPER is not set: using an ephemeral pepper, so API keys and sessions will not survive a restart"
+                );
+                let mut bytes = vec![0u8; 48];
+                getrandom::fill(&mut bytes).map_err(StateError::Entropy)?;
+                bytes
+            }
+        };
+        // Separate keys per purpose, derived from the one configured secret, so a CSRF token
+        // can never be mistaken for a digest and vice versa.
+        let csrf_key = derive(&pepper_bytes, b"echo.csrf-key.v1");
+        let mut hasher = KeyHasher::new(Pepper::new(pepper_bytes)?);
+        if let Some(previous) = &config.security.previous_pepper {
+            hasher = hasher.with_previous(Pepper::new(previous.expose().as_bytes().to_vec())?);
+        }
+        let hasher = Arc::new(hasher);
+        let cache = Arc::new(VerifiedKeyCache::new(CacheConfig::default()));
+        let verifier_config = VerifierConfig {
+            environments: if config.security.accept_test_keys {
+                AcceptedEnvironments::Both
+            } else {
+                AcceptedEnvironments::Live
+            },
+            ..VerifierConfig::default()
+        };
+        let verifier = Arc::new(
+            StoreKeyVerifier::new(store.clone(), hasher.clone(), verifier_config)
+                .with_cache(cache.clone()),
+        );
+        let keys = ApiKeyService::new(store.clone(), hasher.clone(), KeyServiceConfig::default())
+            .with_cache(cache);
+        let sessions = SessionService::new(
+            store.clone(),
+            hasher,
+            Pepper::new(csrf_key)?,
+            SessionConfig {
+                ttl: Duration::from_secs(config.sessions.ttl_secs),
+            },
+        );
+        let passwords = Arc::new(PasswordHasher::new(
+            options.password_params,
+            PasswordPolicy::default(),
+        )?);
+        Ok(Self(Arc::new(Services {
+            store,
+            verifier,
+            keys,
+            sessions,
+            passwords,
+            throttle: LoginThrottle::new(options.throttle),
+            limiter: ApiRateLimiter::new(options.rate_limits),
+            metrics: Arc::new(Metrics::new()),
+            config,
+            providers: options.providers,
+            pool_stats: extras.pool_stats,
+            schema_check: extras.schema_check,
+            worker_stats: std::sync::RwLock::new(None),
+        })))
+    }
+
+    /// Lets `/metrics` report this process's worker pool.
+    pub fn set_worker_stats(&self, f: WorkerStatsFn) {
+        if let Ok(mut slot) = self.worker_stats.write() {
+            *slot = Some(f);
+        }
+    }
+}
+
+fn derive(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail; an empty result would be caught
+    // by `Pepper::new`.
+    match <Hmac<Sha256> as KeyInit>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(purpose);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,232 @@
+//! A real server for tests: the router on a port-0 listener over a SQLite file, with the
+//! worker pool available on demand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use echo_core::auth::{PasswordParams, RateLimitConfig};
+use echo_core::model::ProviderKind;
+use echo_core::provider::{Completion, CompletionRequest, PermanentKind, Provider, ProviderError};
+use echo_core::runner::{
+    ExperimentRunner, JobExecutor, RunnerConfig, WorkerPool, WorkerPoolConfig,
+};
+use echo_core::store::DynStore;
+use echo_server_example::config::ServerConfig;
+use echo_server_example::{AppState, StateOptions, StoreExtras};
+use echo_store_sqlite::{SqliteConfig, SqliteStore};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A provider that always fails permanently (a revoked upstream key): its runs fail and
+/// refund their quota.
+#[derive(Debug)]
+pub struct BrokenProvider;
+
+#[async_trait]
+impl Provider for BrokenProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::OpenAi
+    }
+    async fn complete(&self, _: &CompletionRequest) -> Result<Completion, ProviderError> {
+        Err(ProviderError::Permanent {
+            kind: PermanentKind::Authentication,
+            status: Some(401),
+            message: "invalid upstream key".into(),
+        })
+    }
+}
+
+/// Test-server options.
+pub struct Options {
+    pub rate_limits: RateLimitConfig,
+    pub config: ServerConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut config = ServerConfig::default();
+        config.security.pepper = Some(echo_server_example::config::SecretValue::new(
+            "test pepper that is long enough for the check",
+        ));
+        Self {
+            rate_limits: RateLimitConfig::default(),
+            config,
+        }
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub store: Arc<DynStore>,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echo.db");
+        let store: Arc<DynStore> = Arc::new(
+            SqliteStore::open(&path, SqliteConfig::default())
+                .await
+                .unwrap(),
+        );
+        let state = AppState::build(
+            store.clone(),
+            options.config,
+            StateOptions {
+                // Cheap argon2 for tests; production parameters are measured in the benches.
+                password_params: PasswordParams {
+                    memory_kib: 1024,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+                rate_limits: options.rate_limits,
+                providers: vec![ProviderKind::Simulated, ProviderKind::OpenAi],
+                ..StateOptions::default()
+            },
+            StoreExtras::default(),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = echo_server_example::build_app(state.clone());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            echo_server_example::run(listener, app, async move { token.cancelled().await })
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            state,
+            store,
+            client: reqwest::Client::new(),
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A worker pool over this server's store (simulated provider per experiment, and the
+    /// broken "openai"); cancel the token to stop it.
+    pub fn start_workers(
+        &self,
+        lease: Duration,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let runner = ExperimentRunner::new(self.store.clone(), RunnerConfig::default())
+            .with_simulated_per_experiment(7)
+            .with_provider(Arc::new(BrokenProvider));
+        let executor = Arc::new(JobExecutor::new(
+            self.store.clone(),
+            Arc::new(runner),
+            lease,
+        ));
+        let pool = WorkerPool::new(
+            self.store.clone(),
+            executor,
+            WorkerPoolConfig {
+                worker_id: format!("test-{}", uuid::Uuid::now_v7()),
+                min_concurrency: 1,
+                max_concurrency: 2,
+                lease,
+                poll_interval: Duration::from_millis(50),
+                shutdown_grace: Duration::from_secs(5),
+                ..WorkerPoolConfig::default()
+            },
+        );
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let handle = tokio::spawn(async move {
+            pool.run(t).await.unwrap();
+        });
+        (token, handle)
+    }
+
+    /// Registers `email`, logs in and creates an API key; returns (key, session token, csrf).
+    pub async fn user(&self, email: &str) -> Account {
+        let r = self
+            .client
+            .post(self.url("/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let login: Value = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["access_token"].as_str().unwrap().to_owned();
+        let csrf = login["csrf_token"].as_str().unwrap().to_owned();
+        let created: Value = self
+            .client
+            .post(self.url("/api/v1/auth/api-keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "tests"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Account {
+            key: created["key"].as_str().unwrap().to_owned(),
+            key_id: created["id"].as_str().unwrap().to_owned(),
+            token,
+            csrf,
+        }
+    }
+
+    /// Polls the experiment until it leaves queued/running.
+    pub async fn wait_finished(&self, key: &str, id: &str) -> Value {
+        for _ in 0..600 {
+            let v: Value = self
+                .client
+                .get(self.url(&format!("/api/v1/experiments/{id}")))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let status = v["experiment"]["status"].as_str().unwrap_or("").to_owned();
+            if !matches!(status.as_str(), "queued" | "running" | "pending") {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("experiment {id} did not finish");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub struct Account {
+    pub key: String,
+    pub key_id: String,
+    pub token: String,
+    pub csrf: String,
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the `echoai` commands, and the HTTP server through its real router, a
+//! real listener on port 0 and a real SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod harness;
+mod server;
