@@ -69,7 +69,10 @@
 //! ### Waking workers
 //! Enqueues wake idle workers without a polling delay through `LISTEN`/`NOTIFY` on the channel
 //! `echo_jobs`: a worker awaits [`PgStore::job_notifications`] with a timeout as its polling
-//! fallback, then claims. A transaction that carries a `NOTIFY` takes a cluster-wide lock while
+//! fallback, then claims. [`PgJobSignal`] wraps it as `echo-core`'s
+//! [`JobSignal`](echo_core::runner::JobSignal), so a
+//! [`WorkerPool`](echo_core::runner::WorkerPool) wakes on enqueues (and reconnects, polling
+//! meanwhile, when the listening connection fails). A transaction that carries a `NOTIFY` takes a cluster-wide lock while
 //! it commits, which serialises commits under heavy write load; so enqueueing transactions
 //! never notify. After they commit they poke a per-process notifier that sends one `pg_notify`
 //! in its own short transaction, at most once per `notify_debounce` (5 ms): the first enqueue
@@ -98,6 +101,7 @@ pub mod queries;
 mod rows;
 mod runs;
 mod sessions;
+mod signal;
 mod users;
 
 use std::fmt;
@@ -112,6 +116,7 @@ use sqlx::{Postgres, Transaction};
 pub use config::PgConfig;
 pub use db::{ACQUIRE_BUCKETS_SECONDS, PoolStats};
 pub use migrations::schema_version;
+pub use signal::PgJobSignal;
 
 use crate::db::{Db, Notifier};
 use crate::error::SqlResultExt;

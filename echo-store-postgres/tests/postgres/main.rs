@@ -1,5 +1,6 @@
 //! Integration tests of the PostgreSQL store: the shared conformance suite, query plans,
-//! migrations, multi-process queue and scheduler races, and backend-specific behaviour.
+//! migrations, multi-process queue and scheduler races, backend-specific behaviour, and
+//! echo-core's worker pool and scheduler running on PostgreSQL.
 //!
 //! # Finding the server
 //! The server is `DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`), used as
@@ -21,6 +22,7 @@ mod conformance;
 mod explain;
 mod migrations;
 mod multiprocess;
+mod pool;
 
 use std::io::Write;
 use std::str::FromStr;
