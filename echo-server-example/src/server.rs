@@ -14,7 +14,7 @@ use echo_core::runner::{
     WorkerPool, WorkerPoolConfig,
 };
 use echo_core::store::DynStore;
-use echo_store_postgres::{PgConfig, PgStore};
+use echo_store_postgres::{PgConfig, PgJobSignal, PgStore};
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
@@ -206,8 +206,7 @@ pub async fn serve(
         )
         .with_observer(observer(state.metrics.clone()));
         if let Some(pg) = &opened.postgres {
-            let signal: Arc<dyn JobSignal> = Arc::new(echo_core::runner::PollingSignal);
-            let _ = pg;
+            let signal: Arc<dyn JobSignal> = Arc::new(PgJobSignal::new(pg.clone()));
             pool = pool.with_signal(signal);
         }
         let pool = Arc::new(pool);
