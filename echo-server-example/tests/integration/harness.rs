@@ -37,10 +37,18 @@ impl Provider for BrokenProvider {
     }
 }
 
+/// Which store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Test-server options.
 pub struct Options {
     pub rate_limits: RateLimitConfig,
     pub config: ServerConfig,
+    pub backend: Backend,
 }
 
 impl Default for Options {
@@ -52,6 +60,7 @@ impl Default for Options {
         Self {
             rate_limits: RateLimitConfig::default(),
             config,
+            backend: Backend::Sqlite,
         }
     }
 }
@@ -70,14 +79,32 @@ impl TestServer {
         Self::start_with(Options::default()).await
     }
 
+    /// A server on `backend`; `None` when PostgreSQL is not available outside CI.
+    pub async fn on(backend: Backend) -> Option<Self> {
+        Self::try_start_with(Options {
+            backend,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn start_with(options: Options) -> Self {
+        Self::try_start_with(options).await.unwrap()
+    }
+
+    async fn try_start_with(options: Options) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("echo.db");
-        let store: Arc<DynStore> = Arc::new(
-            SqliteStore::open(&path, SqliteConfig::default())
-                .await
-                .unwrap(),
-        );
+        let store: Arc<DynStore> = match options.backend {
+            Backend::Sqlite => {
+                let path = dir.path().join("echo.db");
+                Arc::new(
+                    SqliteStore::open(&path, SqliteConfig::default())
+                        .await
+                        .unwrap(),
+                )
+            }
+            Backend::Postgres => Arc::new(postgres_store().await?),
+        };
         let state = AppState::build(
             store.clone(),
             options.config,
@@ -105,14 +132,14 @@ impl TestServer {
                 .await
                 .unwrap();
         });
-        Self {
+        Some(Self {
             base,
             state,
             store,
             client: reqwest::Client::new(),
             shutdown,
             _dir: dir,
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,4 +256,65 @@ pub struct Account {
     pub key_id: String,
     pub token: String,
     pub csrf: String,
+}
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A fresh, migrated PostgreSQL store in a database of its own on `DATABASE_URL`'s server.
+/// Without the server it prints why and returns `None` (the test is skipped), except under
+/// `CI=true`, where it fails.
+async fn postgres_store() -> Option<echo_store_postgres::PgStore> {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let skip = |why: String| {
+        assert!(
+            !under_ci(),
+            "CI=true but the PostgreSQL server tests cannot run: {why}"
+        );
+        eprintln!("SKIPPED: server test on PostgreSQL: {why}");
+        None
+    };
+    let Some(admin) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return skip("DATABASE_URL is not set".into());
+    };
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => return skip(format!("the server is unreachable: {e}")),
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    // The store crate's tests drop `echo_test_<pid>_…` databases of dead processes.
+    let name = format!(
+        "echo_test_{}_srv{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) if server.contains("://") && !server.ends_with('/') => {
+            format!("{server}/{name}")
+        }
+        _ => panic!("DATABASE_URL must end with /DBNAME"),
+    };
+    let store = echo_store_postgres::PgStore::connect(
+        &url,
+        echo_store_postgres::PgConfig {
+            pool_size: 2,
+            max_overflow: 8,
+            ..echo_store_postgres::PgConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
 }

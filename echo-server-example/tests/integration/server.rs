@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::harness::{Options, TestServer};
+use crate::harness::{Backend, Options, TestServer};
 
 fn experiment_body() -> Value {
     json!({
@@ -73,8 +73,20 @@ fn assert_security_headers(h: &HeaderMap) {
 }
 
 #[tokio::test]
-async fn full_lifecycle_register_key_experiment_worker_metrics_dashboard() {
-    let s = TestServer::start().await;
+async fn full_lifecycle_on_sqlite() {
+    lifecycle(TestServer::on(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn full_lifecycle_on_postgres() {
+    if let Some(s) = TestServer::on(Backend::Postgres).await {
+        lifecycle(s).await;
+    }
+}
+
+/// Register → key → experiment → a worker runs it → metrics → a re-run and the significance
+/// test → dashboard → delete.
+async fn lifecycle(s: TestServer) {
     let a = s.user("ada@example.com").await;
     let (workers, handle) = s.start_workers(Duration::from_secs(30));
 
@@ -295,8 +307,19 @@ async fn bad_credentials_are_401_problems() {
 }
 
 #[tokio::test]
-async fn another_users_objects_are_not_found_on_every_route() {
-    let s = TestServer::start().await;
+async fn another_users_objects_are_not_found_on_sqlite() {
+    isolation(TestServer::on(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn another_users_objects_are_not_found_on_postgres() {
+    if let Some(s) = TestServer::on(Backend::Postgres).await {
+        isolation(s).await;
+    }
+}
+
+/// Another user's object answers 404 on every resource route.
+async fn isolation(s: TestServer) {
     let a = s.user("owner@example.com").await;
     let b = s.user("other@example.com").await;
     let (_, _, created) = send(
@@ -506,8 +529,19 @@ async fn experiment_creation_is_rate_limited_with_retry_after() {
 }
 
 #[tokio::test]
-async fn over_quota_is_refused_with_nothing_stored_and_failed_runs_are_refunded() {
-    let s = TestServer::start().await;
+async fn quotas_on_sqlite() {
+    quotas(TestServer::on(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn quotas_on_postgres() {
+    if let Some(s) = TestServer::on(Backend::Postgres).await {
+        quotas(s).await;
+    }
+}
+
+/// Over quota: refused with nothing stored; a failed run is refunded.
+async fn quotas(s: TestServer) {
     let a = s.user("fay@example.com").await;
     // The free tier allows 500 prompts a month: 2 providers × 300 is 600.
     let mut body = experiment_body();
