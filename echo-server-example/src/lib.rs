@@ -46,7 +46,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::error::ApiError;
-use crate::routes::{account, brand, dashboard, experiments, keys, system};
+use crate::routes::{account, admin, brand, dashboard, experiments, keys, system};
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
 /// and OpenAPI routes, and the middleware every response goes through.
@@ -74,6 +74,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/experiments/{id}/compare", get(experiments::compare))
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/csrf-token", get(account::csrf_token))
+        .route("/admin/users/{id}", get(admin::get_user))
         // `route_layer`: unknown routes answer 404, not 401.
         .route_layer(from_fn_with_state(state.clone(), auth::require_auth));
     let api = Router::new()

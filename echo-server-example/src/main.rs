@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use echo_server_example::cli::Cli;
+use echo_server_example::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+        echo_server_example::init_tracing(cli.log.as_deref().unwrap_or("warn"), false);
+    }
     match echo_server_example::commands::dispatch(cli.command, cli.log.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -248,6 +248,7 @@ pub async fn serve(
                     () = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
                 state.limiter.prune(Instant::now());
+                state.account_limiter.prune(Instant::now());
                 state.throttle.prune(Instant::now());
                 let now = echo_core::model::Timestamp::now();
                 if let Err(e) = state.store.prune_sessions(now, 1_000).await {

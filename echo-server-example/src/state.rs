@@ -1,14 +1,15 @@
 //! The shared state handlers see: the store and the services built on it, all behind `Arc`.
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use echo_core::auth::{
     AcceptedEnvironments, ApiKeyService, ApiRateLimiter, CacheConfig, KeyHasher, KeyServiceConfig,
-    LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy, Pepper, RateLimitConfig,
-    SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig, VerifiedKeyCache,
-    VerifierConfig,
+    KeyedGcra, LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy, Pepper, Quota,
+    RateLimitConfig, SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig,
+    VerifiedKeyCache, VerifierConfig,
 };
 use echo_core::model::ProviderKind;
 use echo_core::store::DynStore;
@@ -62,6 +63,11 @@ pub struct Services {
     pub throttle: LoginThrottle,
     /// Per-key rate limits.
     pub limiter: ApiRateLimiter,
+    /// Per-IP limit of the unauthenticated account routes (register, login): each costs an
+    /// argon2 hash, so unlimited calls would be a cheap CPU denial of service.
+    pub account_limiter: KeyedGcra<IpAddr>,
+    /// The quota of [`Services::account_limiter`].
+    pub account_quota: Quota,
     /// Request, job and pool metrics.
     pub metrics: Arc<Metrics>,
     /// The validated configuration.
@@ -106,6 +112,9 @@ pub enum StateError {
     /// Password parameters are invalid.
     #[error("invalid password parameters")]
     Password(#[from] echo_core::auth::PasswordError),
+    /// A rate-limit quota is invalid.
+    #[error("invalid rate limit")]
+    Quota(#[from] echo_core::auth::QuotaError),
     /// No randomness for an ephemeral pepper.
     #[error("cannot read the OS random number generator")]
     Entropy(#[source] getrandom::Error),
@@ -122,6 +131,8 @@ pub struct StateOptions {
     pub throttle: ThrottleConfig,
     /// Providers experiments may use.
     pub providers: Vec<ProviderKind>,
+    /// Register and login calls per client IP and minute.
+    pub account_per_minute: u32,
 }
 
 impl Default for StateOptions {
@@ -131,6 +142,9 @@ impl Default for StateOptions {
             rate_limits: RateLimitConfig::default(),
             throttle: ThrottleConfig::default(),
             providers: vec![ProviderKind::Simulated],
+            // Generous for people behind one NAT, and it caps the argon2 work one address can
+            // demand at about a hundredth of a core.
+            account_per_minute: 30,
         }
     }
 }
@@ -201,6 +215,8 @@ impl AppState {
             passwords,
             throttle: LoginThrottle::new(options.throttle),
             limiter: ApiRateLimiter::new(options.rate_limits),
+            account_limiter: KeyedGcra::new(100_000),
+            account_quota: Quota::per_minute(options.account_per_minute)?,
             metrics: Arc::new(Metrics::new()),
             config,
             providers: options.providers,

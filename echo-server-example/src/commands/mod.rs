@@ -36,15 +36,12 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-/// Runs one subcommand; `log` is the `--log` filter, if given.
+/// Runs one subcommand; `log` is the `--log` filter, if given. `serve` and `worker` set up
+/// their own logging (its format is configuration); for the others `main` does.
 pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliError> {
     match command {
-        Command::Serve(args) => return serve::run_serve(args, log).await,
-        Command::Worker(args) => return serve::run_worker(args, log).await,
-        _ => crate::init_tracing(log.unwrap_or("warn"), false),
-    }
-    match command {
-        Command::Serve(_) | Command::Worker(_) => Ok(()),
+        Command::Serve(args) => serve::run_serve(args, log).await,
+        Command::Worker(args) => serve::run_worker(args, log).await,
         Command::User(crate::cli::UserCommand::Create(args)) => serve::user_create(args).await,
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,

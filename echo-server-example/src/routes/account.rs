@@ -97,6 +97,27 @@ pub struct CsrfResponse {
     pub csrf_token: String,
 }
 
+/// The per-IP limit of register and login, checked before any argon2 work.
+fn check_account_limit(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    let decision = state.account_limiter.check(
+        &ip,
+        &state.account_quota,
+        echo_core::auth::LimitKind::General,
+        Instant::now(),
+    );
+    if decision.allowed {
+        return Ok(());
+    }
+    tracing::warn!(
+        event = "rate_limited",
+        policy = "accounts",
+        "account route rate limited"
+    );
+    Err(ApiError::rate_limited(
+        decision.retry_after_secs.unwrap_or(1),
+    ))
+}
+
 fn hashing_failed(e: PasswordError) -> ApiError {
     log_chain("password hashing failed", Some(&e));
     ApiError::internal()
@@ -127,6 +148,7 @@ pub async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     check_fetch_site(&headers)?;
+    check_account_limit(&state, client_ip(&state, &headers, ctx.peer))?;
     let email = Email::parse(&body.email)?;
     state
         .passwords
@@ -185,6 +207,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     check_fetch_site(&headers)?;
     let ip = client_ip(&state, &headers, ctx.peer);
+    check_account_limit(&state, ip)?;
     let account = body.email.trim().to_lowercase();
     if let Err(t) = state.throttle.check(&account, ip, Instant::now()) {
         tracing::warn!(event = "login_throttled", "login throttled");

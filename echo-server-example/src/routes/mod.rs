@@ -2,6 +2,7 @@
 //! call `echo-core`; every store call is scoped to the caller.
 
 pub mod account;
+pub mod admin;
 pub mod brand;
 pub mod dashboard;
 pub mod experiments;

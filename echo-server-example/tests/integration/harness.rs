@@ -15,6 +15,8 @@ use echo_core::store::DynStore;
 use echo_server_example::config::ServerConfig;
 use echo_server_example::{AppState, StateOptions, StoreExtras};
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -317,4 +319,26 @@ async fn postgres_store() -> Option<echo_store_postgres::PgStore> {
     .unwrap();
     store.migrate().await.unwrap();
     Some(store)
+}
+
+/// A typical experiment: 20 simulated answers, three brands.
+pub fn experiment_body() -> Value {
+    json!({
+        "prompt": "Best CRM for startups?",
+        "target_brand": "HubSpot",
+        "target_aliases": ["HubSpot CRM"],
+        "competitor_brands": ["Salesforce", {"name": "Pipedrive", "aliases": ["Pipedrive CRM"]}],
+        "iterations": 20,
+        "config": {"providers": ["simulated"], "temperature": 0.5}
+    })
+}
+
+/// Sends and returns status, headers and the body as JSON (or a JSON string).
+pub async fn send(r: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, Value) {
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
 }

@@ -9,18 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Options, TestServer};
-
-fn experiment_body() -> Value {
-    json!({
-        "prompt": "Best CRM for startups?",
-        "target_brand": "HubSpot",
-        "target_aliases": ["HubSpot CRM"],
-        "competitor_brands": ["Salesforce", {"name": "Pipedrive", "aliases": ["Pipedrive CRM"]}],
-        "iterations": 20,
-        "config": {"providers": ["simulated"], "temperature": 0.5}
-    })
-}
+use crate::harness::{Backend, Options, TestServer, experiment_body, send};
 
 fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
     assert_eq!(
@@ -32,15 +21,6 @@ fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
         body["status"].is_u64() && body["title"].is_string(),
         "{body}"
     );
-}
-
-async fn send(r: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, Value) {
-    let r = r.send().await.unwrap();
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, headers, body)
 }
 
 fn assert_security_headers(h: &HeaderMap) {
@@ -924,6 +904,7 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/experiments/{id}/compare"),
         ("get", "/api/v1/dashboard/stats"),
         ("get", "/api/v1/csrf-token"),
+        ("get", "/api/v1/admin/users/{id}"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -969,79 +950,50 @@ async fn a_user_id_guess_never_reaches_another_tenant() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+#[tokio::test]
+async fn admin_routes_are_404_for_tenants_and_audited_for_admins() {
+    let s = TestServer::start().await;
+    let admin = s.user("root@example.com").await;
+    let tenant = s.user("tenant@example.com").await;
+    let (_, _, me) = send(
+        s.client
+            .get(s.url("/api/v1/auth/me"))
+            .header("x-api-key", &tenant.key),
+    )
+    .await;
+    let tenant_id = me["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/admin/users/{tenant_id}");
 
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+    let (status, h, b) = send(s.client.get(s.url(&path)).header("x-api-key", &tenant.key)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_problem(&h, &b, "not-found");
+    let (status, _, _) = send(s.client.get(s.url(&path)).header("x-api-key", &admin.key)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not an admin yet");
 
-#[test]
-fn logs_are_json_with_the_request_id_and_never_a_secret() {
-    let buffer = LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // One thread: the server's tasks log through this test's subscriber.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let mut user = s
+        .store
+        .find_user_by_email(&echo_core::model::Email::parse("root@example.com").unwrap())
+        .await
+        .unwrap()
         .unwrap();
-    let secrets = rt.block_on(async {
-        let s = TestServer::start().await;
-        let a = s.user("log@example.com").await;
-        let (status, _, _) = send(
-            s.client
-                .post(s.url("/api/v1/experiments"))
-                .header("x-api-key", &a.key)
-                .header("x-request-id", "log-req-1")
-                .json(&experiment_body()),
-        )
-        .await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        let (status, _, _) = send(
-            s.client
-                .post(s.url("/api/v1/auth/login"))
-                .json(&json!({"email": "log@example.com", "password": "a wrong password"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        vec![a.key, a.token, a.csrf, "correct horse battery".to_owned()]
-    });
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect();
-    let created = lines
-        .iter()
-        .find(|l| l["fields"]["event"] == "experiment_created")
-        .expect("experiment_created logged");
-    assert_eq!(created["span"]["request_id"], "log-req-1", "{created}");
-    assert!(
-        lines.iter().any(|l| l["fields"]["event"] == "login_failed"),
-        "login_failed logged"
+    user.is_admin = true;
+    s.store.update_user(&user).await.unwrap();
+    let (status, _, viewed) =
+        send(s.client.get(s.url(&path)).header("x-api-key", &admin.key)).await;
+    assert_eq!(status, StatusCode::OK, "{viewed}");
+    assert_eq!(viewed["email"], "tenant@example.com");
+    let events = s
+        .store
+        .list_audit(&echo_core::store::AuditQuery {
+            action: Some("admin_view_user".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].event.actor_user_id, Some(user.id));
+    assert_eq!(
+        events.items[0].event.resource_id.as_deref(),
+        Some(tenant_id.as_str())
     );
-    assert!(
-        lines
-            .iter()
-            .filter(|l| l["fields"]["message"] == "request finished")
-            .all(|l| l["span"]["request_id"].is_string()),
-        "every request line has its id"
-    );
-    for secret in secrets {
-        assert!(!logs.contains(&secret), "a secret reached the logs");
-    }
 }
