@@ -784,3 +784,32 @@ async fn a_hard_deadline_fails_the_runs_and_refunds_the_rest() {
     );
     assert_eq!(outcome.refunded, 17);
 }
+
+#[tokio::test]
+async fn a_finished_experiment_is_not_run_again() {
+    let f = fixture(10, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(provider.clone());
+    let first = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(first.status, ExperimentStatus::Completed);
+    let again = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.status, again.refunded),
+        (ExperimentStatus::Completed, 0)
+    );
+    assert!(again.batch_runs.is_empty());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 10);
+    let runs = f
+        .store
+        .list_batch_runs(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+}
