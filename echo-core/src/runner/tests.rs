@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{JobExecutor, RunExperimentPayload};
+use super::jobs::{ExecuteOptions, JobExecutor, JobOutcome, RunExperimentPayload};
 use super::*;
 use crate::model::*;
 use crate::provider::simulated::{SimulatedConfig, SimulatedProvider};
@@ -812,4 +812,91 @@ async fn a_finished_experiment_is_not_run_again() {
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_stops_the_work_resumably_instead_of_cancelling_it() {
+    let f = fixture(500, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        delay: Duration::from_millis(10),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        write_batch: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = Arc::new(ExperimentRunner::new(f.store.clone(), config).with_provider(provider));
+    let lease = Duration::from_millis(150);
+    let executor = JobExecutor::new(f.store.clone(), runner, lease);
+    let claimed = f
+        .store
+        .claim("zombie", 1, lease, Timestamp::now())
+        .await
+        .unwrap()
+        .remove(0);
+    let running = tokio::spawn({
+        let claimed = claimed.clone();
+        async move {
+            executor
+                .execute_with(&claimed, ExecuteOptions::default())
+                .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = f
+            .store
+            .list_batch_runs(f.user.id, f.experiment.id)
+            .await
+            .unwrap();
+        if runs.first().is_some_and(|r| r.iterations_recorded >= 3) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another worker takes the job over (as after a partition outlasting the lease).
+    f.store
+        .release(claimed.lease(), Timestamp::now())
+        .await
+        .unwrap();
+    let thief = f
+        .store
+        .claim("thief", 1, Duration::from_secs(60), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(thief.len(), 1);
+    let execution = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the zombie stops within a heartbeat")
+        .unwrap()
+        .unwrap();
+    assert_eq!(execution.outcome, JobOutcome::LeaseLost);
+    let run = &f
+        .store
+        .list_batch_runs(f.user.id, f.experiment.id)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        run.status,
+        BatchRunStatus::Running,
+        "left for the new owner to resume"
+    );
+    assert!(run.iterations_recorded < 500);
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        500,
+        "nothing refunded"
+    );
+    let job = f.store.get_job(claimed.id).await.unwrap();
+    assert_eq!(job.lease_owner.as_deref(), Some("thief"));
 }
