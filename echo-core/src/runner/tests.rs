@@ -121,6 +121,46 @@ pub(super) fn simulated_for(experiment: &Experiment) -> Arc<DynProvider> {
     )))
 }
 
+/// A running OpenAI batch run of 20 with its first 8 iterations stored, as an attempt that
+/// died would leave it.
+async fn half_done_run(f: &Fixture) -> BatchRun {
+    let mut run = BatchRun::new(
+        f.experiment.id,
+        ProviderKind::OpenAi,
+        "m",
+        20,
+        Timestamp::now(),
+    );
+    run.status = BatchRunStatus::Running;
+    f.store.create_batch_run(&run).await.unwrap();
+    f.store
+        .record_iterations(&answered(run.id, 0..8))
+        .await
+        .unwrap();
+    run
+}
+
+/// Successful iterations at `indexes`, as an earlier attempt would have stored them.
+fn answered(run: BatchRunId, indexes: std::ops::Range<u32>) -> Vec<Iteration> {
+    indexes
+        .map(|index| Iteration {
+            id: IterationId::new(),
+            batch_run_id: run,
+            index,
+            raw_response: Some("HubSpot".into()),
+            mentions: Some(vec![]),
+            is_success: true,
+            error: None,
+            latency_ms: 1,
+            input_tokens: 1,
+            output_tokens: 1,
+            created_at: Timestamp::now(),
+            is_anonymized: false,
+            anonymized_at: None,
+        })
+        .collect()
+}
+
 /// A provider whose behaviour per call is scripted, counting calls and peak concurrency.
 #[derive(Debug, Default)]
 pub(super) struct Scripted {
@@ -245,33 +285,7 @@ async fn full_run_records_every_iteration_and_metrics() {
 #[tokio::test]
 async fn resumed_run_skips_recorded_iterations() {
     let f = fixture(20, &[ProviderKind::OpenAi]).await;
-    let mut run = BatchRun::new(
-        f.experiment.id,
-        ProviderKind::OpenAi,
-        "m",
-        20,
-        Timestamp::now(),
-    );
-    run.status = BatchRunStatus::Running;
-    f.store.create_batch_run(&run).await.unwrap();
-    let earlier: Vec<Iteration> = (0..8)
-        .map(|index| Iteration {
-            id: IterationId::new(),
-            batch_run_id: run.id,
-            index,
-            raw_response: Some("HubSpot".into()),
-            mentions: Some(vec![]),
-            is_success: true,
-            error: None,
-            latency_ms: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            created_at: Timestamp::now(),
-            is_anonymized: false,
-            anonymized_at: None,
-        })
-        .collect();
-    f.store.record_iterations(&earlier).await.unwrap();
+    let run = half_done_run(&f).await;
 
     let provider = Arc::new(Scripted::default());
     let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
@@ -615,33 +629,7 @@ async fn an_already_cancelled_experiment_is_not_started_and_its_run_is_refunded(
 #[tokio::test]
 async fn a_cancelled_experiment_with_a_half_done_run_ends_it_and_refunds_only_the_rest() {
     let f = fixture(20, &[ProviderKind::OpenAi]).await;
-    let mut run = BatchRun::new(
-        f.experiment.id,
-        ProviderKind::OpenAi,
-        "m",
-        20,
-        Timestamp::now(),
-    );
-    run.status = BatchRunStatus::Running;
-    f.store.create_batch_run(&run).await.unwrap();
-    let earlier: Vec<Iteration> = (0..8)
-        .map(|index| Iteration {
-            id: IterationId::new(),
-            batch_run_id: run.id,
-            index,
-            raw_response: Some("HubSpot".into()),
-            mentions: Some(vec![]),
-            is_success: true,
-            error: None,
-            latency_ms: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            created_at: Timestamp::now(),
-            is_anonymized: false,
-            anonymized_at: None,
-        })
-        .collect();
-    f.store.record_iterations(&earlier).await.unwrap();
+    half_done_run(&f).await;
     f.store
         .set_experiment_status(
             f.user.id,
