@@ -278,7 +278,7 @@ impl JobExecutor {
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
-                _ = &mut keep_alive, if !lost => {
+                () = &mut keep_alive, if !lost => {
                     // The job belongs to someone else now: stop the work (its iteration writes
                     // are idempotent, so what it flushes is safe) and settle nothing.
                     lost = true;

@@ -396,6 +396,11 @@ impl ExperimentRunner {
     /// skipping the iterations they stored; otherwise one new batch run per provider is created.
     /// Quota for iterations that never ran is refunded when a run fails or is cancelled.
     ///
+    /// An experiment that is already `completed` or `failed` with no unfinished batch run was
+    /// finished by an earlier execution (a worker that died before settling its job): nothing
+    /// runs again and the outcome has no batch runs. A re-run must first set it `queued`
+    /// ([`request_run`](crate::store::ExperimentStore::request_run) does).
+    ///
     /// An experiment its owner already cancelled is not started and its status is left as it
     /// is: when no earlier attempt began this execution, the whole run's quota
     /// ([`Experiment::prompts_per_run`](crate::model::Experiment::prompts_per_run)) is refunded
@@ -428,6 +433,22 @@ impl ExperimentRunner {
                 status: ExperimentStatus::Cancelled,
                 batch_runs: Vec::new(),
                 refunded,
+            });
+        }
+        if unfinished.is_empty()
+            && matches!(
+                experiment.status,
+                ExperimentStatus::Completed | ExperimentStatus::Failed
+            )
+        {
+            // An earlier execution of this job finished every run, and its worker died before
+            // settling the job. Running again would repeat (and pay for) the whole experiment
+            // without a debit; a real re-run goes through `request_run`, which queues it first.
+            tracing::info!(experiment_id = %experiment_id, status = %experiment.status, "experiment already finished: nothing to run");
+            return Ok(ExperimentOutcome {
+                status: experiment.status,
+                batch_runs: Vec::new(),
+                refunded: 0,
             });
         }
         for p in &experiment.providers {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{JobExecutor, RunExperimentPayload};
+use super::jobs::{ExecuteOptions, JobExecutor, JobOutcome, RunExperimentPayload};
 use super::*;
 use crate::model::*;
 use crate::provider::simulated::{SimulatedConfig, SimulatedProvider};
@@ -119,6 +119,46 @@ pub(super) fn simulated_for(experiment: &Experiment) -> Arc<DynProvider> {
         &experiment.target,
         &experiment.competitors,
     )))
+}
+
+/// A running OpenAI batch run of 20 with its first 8 iterations stored, as an attempt that
+/// died would leave it.
+async fn half_done_run(f: &Fixture) -> BatchRun {
+    let mut run = BatchRun::new(
+        f.experiment.id,
+        ProviderKind::OpenAi,
+        "m",
+        20,
+        Timestamp::now(),
+    );
+    run.status = BatchRunStatus::Running;
+    f.store.create_batch_run(&run).await.unwrap();
+    f.store
+        .record_iterations(&answered(run.id, 0..8))
+        .await
+        .unwrap();
+    run
+}
+
+/// Successful iterations at `indexes`, as an earlier attempt would have stored them.
+fn answered(run: BatchRunId, indexes: std::ops::Range<u32>) -> Vec<Iteration> {
+    indexes
+        .map(|index| Iteration {
+            id: IterationId::new(),
+            batch_run_id: run,
+            index,
+            raw_response: Some("HubSpot".into()),
+            mentions: Some(vec![]),
+            is_success: true,
+            error: None,
+            latency_ms: 1,
+            input_tokens: 1,
+            output_tokens: 1,
+            created_at: Timestamp::now(),
+            is_anonymized: false,
+            anonymized_at: None,
+        })
+        .collect()
 }
 
 /// A provider whose behaviour per call is scripted, counting calls and peak concurrency.
@@ -245,33 +285,7 @@ async fn full_run_records_every_iteration_and_metrics() {
 #[tokio::test]
 async fn resumed_run_skips_recorded_iterations() {
     let f = fixture(20, &[ProviderKind::OpenAi]).await;
-    let mut run = BatchRun::new(
-        f.experiment.id,
-        ProviderKind::OpenAi,
-        "m",
-        20,
-        Timestamp::now(),
-    );
-    run.status = BatchRunStatus::Running;
-    f.store.create_batch_run(&run).await.unwrap();
-    let earlier: Vec<Iteration> = (0..8)
-        .map(|index| Iteration {
-            id: IterationId::new(),
-            batch_run_id: run.id,
-            index,
-            raw_response: Some("HubSpot".into()),
-            mentions: Some(vec![]),
-            is_success: true,
-            error: None,
-            latency_ms: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            created_at: Timestamp::now(),
-            is_anonymized: false,
-            anonymized_at: None,
-        })
-        .collect();
-    f.store.record_iterations(&earlier).await.unwrap();
+    let run = half_done_run(&f).await;
 
     let provider = Arc::new(Scripted::default());
     let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
@@ -615,33 +629,7 @@ async fn an_already_cancelled_experiment_is_not_started_and_its_run_is_refunded(
 #[tokio::test]
 async fn a_cancelled_experiment_with_a_half_done_run_ends_it_and_refunds_only_the_rest() {
     let f = fixture(20, &[ProviderKind::OpenAi]).await;
-    let mut run = BatchRun::new(
-        f.experiment.id,
-        ProviderKind::OpenAi,
-        "m",
-        20,
-        Timestamp::now(),
-    );
-    run.status = BatchRunStatus::Running;
-    f.store.create_batch_run(&run).await.unwrap();
-    let earlier: Vec<Iteration> = (0..8)
-        .map(|index| Iteration {
-            id: IterationId::new(),
-            batch_run_id: run.id,
-            index,
-            raw_response: Some("HubSpot".into()),
-            mentions: Some(vec![]),
-            is_success: true,
-            error: None,
-            latency_ms: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            created_at: Timestamp::now(),
-            is_anonymized: false,
-            anonymized_at: None,
-        })
-        .collect();
-    f.store.record_iterations(&earlier).await.unwrap();
+    half_done_run(&f).await;
     f.store
         .set_experiment_status(
             f.user.id,
@@ -783,4 +771,120 @@ async fn a_hard_deadline_fails_the_runs_and_refunds_the_rest() {
             .contains("hard time limit")
     );
     assert_eq!(outcome.refunded, 17);
+}
+
+#[tokio::test]
+async fn a_finished_experiment_is_not_run_again() {
+    let f = fixture(10, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted::default());
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_provider(provider.clone());
+    let first = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(first.status, ExperimentStatus::Completed);
+    let again = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.status, again.refunded),
+        (ExperimentStatus::Completed, 0)
+    );
+    assert!(again.batch_runs.is_empty());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 10);
+    let runs = f
+        .store
+        .list_batch_runs(f.user.id, f.experiment.id)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_stops_the_work_resumably_instead_of_cancelling_it() {
+    let f = fixture(500, &[ProviderKind::OpenAi]).await;
+    let provider = Arc::new(Scripted {
+        delay: Duration::from_millis(10),
+        ..Scripted::default()
+    });
+    let config = RunnerConfig {
+        provider_concurrency: 1,
+        write_batch: 1,
+        ..RunnerConfig::default()
+    };
+    let runner = Arc::new(ExperimentRunner::new(f.store.clone(), config).with_provider(provider));
+    let lease = Duration::from_millis(150);
+    let executor = JobExecutor::new(f.store.clone(), runner, lease);
+    let claimed = f
+        .store
+        .claim("zombie", 1, lease, Timestamp::now())
+        .await
+        .unwrap()
+        .remove(0);
+    let running = tokio::spawn({
+        let claimed = claimed.clone();
+        async move {
+            executor
+                .execute_with(&claimed, ExecuteOptions::default())
+                .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = f
+            .store
+            .list_batch_runs(f.user.id, f.experiment.id)
+            .await
+            .unwrap();
+        if runs.first().is_some_and(|r| r.iterations_recorded >= 3) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another worker takes the job over (as after a partition outlasting the lease).
+    f.store
+        .release(claimed.lease(), Timestamp::now())
+        .await
+        .unwrap();
+    let thief = f
+        .store
+        .claim("thief", 1, Duration::from_secs(60), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(thief.len(), 1);
+    let execution = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the zombie stops within a heartbeat")
+        .unwrap()
+        .unwrap();
+    assert_eq!(execution.outcome, JobOutcome::LeaseLost);
+    let run = &f
+        .store
+        .list_batch_runs(f.user.id, f.experiment.id)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        run.status,
+        BatchRunStatus::Running,
+        "left for the new owner to resume"
+    );
+    assert!(run.iterations_recorded < 500);
+    assert_eq!(
+        f.store
+            .get_user(f.user.id)
+            .await
+            .unwrap()
+            .quota
+            .prompts_used,
+        500,
+        "nothing refunded"
+    );
+    let job = f.store.get_job(claimed.id).await.unwrap();
+    assert_eq!(job.lease_owner.as_deref(), Some("thief"));
 }

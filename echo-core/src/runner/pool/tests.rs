@@ -302,7 +302,7 @@ async fn target_concurrency_grows_with_depth_and_stays_within_bounds() {
 async fn a_killed_workers_job_is_claimed_again_after_its_lease_and_counted_once() {
     let store = memory_store();
     let user = add_user(&store).await;
-    let (experiment, queued) = add_experiment(&store, &user, 60, &[ProviderKind::OpenAi]).await;
+    let (experiment, queued) = add_experiment(&store, &user, 200, &[ProviderKind::OpenAi]).await;
     let slow = Arc::new(Scripted {
         delay: Duration::from_millis(20),
         ..Scripted::default()
@@ -337,7 +337,7 @@ async fn a_killed_workers_job_is_claimed_again_after_its_lease_and_counted_once(
     assert_eq!(held.lease_owner.as_deref(), Some("doomed"));
     let recorded_by_first =
         store.list_batch_runs(user.id, experiment.id).await.unwrap()[0].iterations_recorded;
-    assert!(recorded_by_first < 60, "killed mid-job");
+    assert!(recorded_by_first < 200, "killed mid-job");
 
     let fast = Arc::new(Scripted::default());
     let second = start(WorkerPool::new(
@@ -364,11 +364,11 @@ async fn a_killed_workers_job_is_claimed_again_after_its_lease_and_counted_once(
     assert_eq!(stored.status, ExperimentStatus::Completed);
     assert_each_iteration_once(&store, &user, &experiment).await;
     // The second worker only ran what the first had not stored.
-    let recorded_after_kill = 60 - fast.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let recorded_after_kill = 200 - fast.calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(recorded_after_kill >= recorded_by_first);
     assert_eq!(
         store.get_user(user.id).await.unwrap().quota.prompts_used,
-        60,
+        200,
         "no refund, no double debit"
     );
 }
@@ -736,8 +736,38 @@ async fn a_job_for_an_already_cancelled_experiment_does_nothing_and_refunds() {
     assert_eq!(stored.status, ExperimentStatus::Cancelled);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_spans_carry_the_request_id() {
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+// One thread, so the thread-local subscriber sees the job's task too.
+#[tokio::test(flavor = "current_thread")]
+async fn job_log_lines_carry_the_request_id_of_the_enqueuing_request() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let store = memory_store();
     let user = add_user(&store).await;
     let experiment = crate::runner::tests::experiment_of(&user, 3, &[ProviderKind::OpenAi]);
@@ -767,9 +797,22 @@ async fn job_spans_carry_the_request_id() {
     })
     .await;
     started.stop().await;
-    let events = events.lock().unwrap();
-    assert_eq!(events[0].request_id.as_deref(), Some("req-7f3a"));
-    assert_eq!(events[0].attempt, 1);
+    {
+        let events = events.lock().unwrap();
+        assert_eq!(events[0].request_id.as_deref(), Some("req-7f3a"));
+        assert_eq!(events[0].attempt, 1);
+    }
+    let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let finished = output
+        .lines()
+        .find(|l| l.contains("job finished"))
+        .unwrap_or_else(|| panic!("no job line in {output}"));
+    assert!(finished.contains("request_id=\"req-7f3a\""), "{finished}");
+    assert!(
+        finished.contains(&format!("job_id={}", queued.id)),
+        "{finished}"
+    );
+    assert!(finished.contains("kind=run_experiment"), "{finished}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -825,4 +868,46 @@ async fn a_zero_lease_is_refused_before_claiming() {
     );
     let err = pool.run(CancellationToken::new()).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_runs_finished_before_its_worker_died_completes_without_rerunning() {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let (experiment, queued) = add_experiment(&store, &user, 10, &[ProviderKind::OpenAi]).await;
+    // The dead worker: claimed with a short lease, ran everything, never settled the job.
+    let lease = Duration::from_millis(200);
+    let claimed = store
+        .claim("dead", 1, lease, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let first = Arc::new(Scripted::default());
+    ExperimentRunner::new(store.clone(), RunnerConfig::default())
+        .with_provider(first.clone())
+        .run(user.id, experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+
+    let second = Arc::new(Scripted::default());
+    let started = start(WorkerPool::new(
+        store.clone(),
+        executor(&store, second.clone(), RunnerConfig::default()),
+        WorkerPoolConfig {
+            lease,
+            ..config("heir")
+        },
+    ));
+    eventually("the job to be completed", || {
+        let store = store.clone();
+        async move { job(&store, queued.id).await.status == JobStatus::Succeeded }
+    })
+    .await;
+    started.stop().await;
+    assert_eq!(second.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_each_iteration_once(&store, &user, &experiment).await;
+    assert_eq!(
+        store.get_user(user.id).await.unwrap().quota.prompts_used,
+        10
+    );
 }
