@@ -19,6 +19,8 @@
 //! - [`auth`]: API-key format and verification, password hashing, login throttling and per-key
 //!   rate limits.
 //! - [`audit`]: the audit log's hash chain.
+//! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
+//!   addresses) in answers before they are stored.
 //!
 //! ## Quick start
 //! Create a user and an experiment, debiting the quota and enqueueing the run job in one
@@ -104,6 +106,7 @@ pub mod auth;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod model;
+pub mod privacy;
 pub mod provider;
 mod rng;
 pub mod runner;
