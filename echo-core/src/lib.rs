@@ -18,7 +18,8 @@
 //!   resumable writes, cancellation, refunds) and the [`runner::JobExecutor`] for queue jobs.
 //! - [`auth`]: API-key format and verification, password hashing, login throttling and per-key
 //!   rate limits.
-//! - [`audit`]: the audit log's hash chain.
+//! - [`audit`]: the audit log's hash chain, its streaming verifier, Ed25519-signed checkpoints
+//!   and JSON Lines archives.
 //! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
 //!   addresses) in answers before they are stored.
 //!
