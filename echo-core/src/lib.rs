@@ -22,7 +22,10 @@
 //! - [`auth`]: API-key format and verification, server-side login sessions
 //!   ([`auth::SessionService`]: revocable session tokens and CSRF tokens), password hashing,
 //!   login throttling and per-key rate limits.
-//! - [`audit`]: the audit log's hash chain.
+//! - [`audit`]: the audit log's hash chain, its streaming verifier, Ed25519-signed checkpoints
+//!   and JSON Lines archives.
+//! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
+//!   addresses) in answers before they are stored.
 //!
 //! ## Quick start
 //! Create a user and an experiment, debiting the quota and enqueueing the run job in one
@@ -108,6 +111,7 @@ pub mod auth;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod model;
+pub mod privacy;
 pub mod provider;
 mod rng;
 pub mod runner;

@@ -1,11 +1,32 @@
-//! The audit log's hash chain.
+//! The audit log's hash chain, its verification, signed checkpoints and archives.
 //!
-//! Every event stores the hash of its predecessor and its own hash over a canonical encoding, so
-//! editing, deleting, inserting or reordering a stored event breaks the chain at that point.
+//! Every event stores the hash of its predecessor and its own hash over a canonical encoding
+//! ([`chain_hash`]), so editing, deleting, inserting or reordering a stored event breaks the chain
+//! at that point; [`ChainVerifier`] walks a chain (streaming) and names the first break.
+//!
+//! Whoever can write the table can also recompute every hash after an edit. Signed
+//! [`AuditCheckpoint`]s close that gap: an Ed25519 signature over `(seq, hash, time)`, made with a
+//! key the database does not hold and kept elsewhere, pins every event up to its seq
+//! ([`CheckpointPolicy`] says when to make the next one). Old ranges move to JSON Lines archives
+//! ([`write_archive`]) whose manifest lets the chain be verified across the archive boundary.
 
 use sha2::{Digest, Sha256};
 
 use crate::model::NewAuditEvent;
+
+mod archive;
+mod checkpoint;
+mod verify;
+
+pub use archive::{
+    ARCHIVE_FORMAT, ArchiveError, ArchiveManifest, ArchiveReader, read_archive, verify_archive,
+    write_archive,
+};
+pub use checkpoint::{
+    AuditCheckpoint, CHECKPOINT_DOMAIN, CHECKPOINT_MESSAGE_LEN, CheckpointError, CheckpointPolicy,
+    CheckpointSigner, CheckpointVerifier,
+};
+pub use verify::{BreakKind, ChainBreak, ChainStart, ChainVerifier, VerifyReport, verify_chain};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -75,6 +96,9 @@ fn put_opt(h: &mut Sha256, bytes: Option<&[u8]>) {
         }
     }
 }
+
+#[cfg(test)]
+mod chain_tests;
 
 #[cfg(test)]
 mod tests {
