@@ -316,6 +316,39 @@ fn build_experiment(
     Ok(experiment)
 }
 
+/// The caller's experiment `id` (a path segment): 404 for garbage, missing or another's.
+async fn owned_experiment(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Experiment, ApiError> {
+    let id: ExperimentId = parse_id(id, "experiment")?;
+    state
+        .store
+        .get_experiment(caller.user_id, id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "experiment"))
+}
+
+/// The experiment-creation limit (creations and re-runs spend provider money).
+fn check_creation_limit(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<echo_core::auth::RateLimitDecision, ApiError> {
+    let decision = state.limiter.check(
+        caller.limit_key(),
+        caller.tier,
+        LimitKind::ExperimentCreation,
+        Instant::now(),
+    );
+    if decision.allowed {
+        Ok(decision)
+    } else {
+        tracing::warn!(event = "rate_limited", user_id = %caller.user_id, policy = decision.policy, "rate limited");
+        Err(rate_limited(&[decision]))
+    }
+}
+
 async fn debit_for(
     state: &AppState,
     caller: &Caller,
@@ -356,16 +389,7 @@ pub async fn create(
     ctx: AuditContext,
     ApiJson(body): ApiJson<CreateExperimentRequest>,
 ) -> Result<Response, ApiError> {
-    let decision = state.limiter.check(
-        caller.limit_key(),
-        caller.tier,
-        LimitKind::ExperimentCreation,
-        Instant::now(),
-    );
-    if !decision.allowed {
-        tracing::warn!(event = "rate_limited", user_id = %caller.user_id, policy = decision.policy, "rate limited");
-        return Err(rate_limited(&[decision]));
-    }
+    let decision = check_creation_limit(&state, &caller)?;
     let now = Timestamp::now();
     let experiment = build_experiment(&state, &caller, body, now)?;
     let debit = debit_for(&state, &caller, &experiment).await?;
@@ -446,12 +470,8 @@ pub async fn get(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<ExperimentDetail>, ApiError> {
-    let id: ExperimentId = parse_id(&id, "experiment")?;
-    let experiment = state
-        .store
-        .get_experiment(caller.user_id, id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let experiment = owned_experiment(&state, &caller, &id).await?;
+    let id = experiment.id;
     let runs = state
         .store
         .list_batch_runs(caller.user_id, id)
@@ -510,21 +530,9 @@ pub async fn run(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let id: ExperimentId = parse_id(&id, "experiment")?;
-    let decision = state.limiter.check(
-        caller.limit_key(),
-        caller.tier,
-        LimitKind::ExperimentCreation,
-        Instant::now(),
-    );
-    if !decision.allowed {
-        return Err(rate_limited(&[decision]));
-    }
-    let experiment = state
-        .store
-        .get_experiment(caller.user_id, id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let experiment = owned_experiment(&state, &caller, &id).await?;
+    let decision = check_creation_limit(&state, &caller)?;
+    let id = experiment.id;
     let debit = debit_for(&state, &caller, &experiment).await?;
     let now = Timestamp::now();
     let mut job = RunExperimentPayload {
@@ -584,12 +592,8 @@ pub async fn cancel(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<CancelView>, ApiError> {
-    let id: ExperimentId = parse_id(&id, "experiment")?;
-    let experiment = state
-        .store
-        .get_experiment(caller.user_id, id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let experiment = owned_experiment(&state, &caller, &id).await?;
+    let id = experiment.id;
     let active = matches!(
         experiment.status,
         ExperimentStatus::Pending | ExperimentStatus::Queued | ExperimentStatus::Running
@@ -644,12 +648,8 @@ pub async fn delete(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id: ExperimentId = parse_id(&id, "experiment")?;
-    let experiment = state
-        .store
-        .get_experiment(caller.user_id, id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let experiment = owned_experiment(&state, &caller, &id).await?;
+    let id = experiment.id;
     if matches!(
         experiment.status,
         ExperimentStatus::Queued | ExperimentStatus::Running

@@ -167,3 +167,162 @@ async fn migrate_is_idempotent_on_sqlite() {
         .unwrap();
     }
 }
+
+/// The `echoai` binary itself, for the contracts scripts rely on.
+fn echoai() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_echoai"))
+}
+
+#[tokio::test]
+async fn user_create_prints_a_working_password_or_reads_one_from_stdin() {
+    use echo_core::auth::{PasswordCheck, PasswordHasher, PasswordParams, PasswordPolicy};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("u.db");
+    let db = db.to_str().unwrap();
+
+    let out = echoai()
+        .args(["user", "create", "--email", "Root@Example.com", "--admin"])
+        .args(["--tier", "pro", "--database", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a generated password is printed");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(password));
+
+    let mut child = echoai()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ])
+        .args(["--database", db])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a password from stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"));
+
+    let (store, _) = echo_server_example::open_store(db).await.unwrap();
+    let hasher = PasswordHasher::new(PasswordParams::default(), PasswordPolicy::default()).unwrap();
+    let root = store
+        .find_user_by_email(&Email::parse("root@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(root.is_admin);
+    assert_eq!(root.tier, echo_core::model::PricingTier::Pro);
+    assert!(matches!(
+        hasher.verify(password, &root.password_hash).unwrap(),
+        PasswordCheck::Valid { .. }
+    ));
+    let ops = store
+        .find_user_by_email(&Email::parse("ops@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ops.is_admin);
+    assert!(matches!(
+        hasher
+            .verify("a password from stdin", &ops.password_hash)
+            .unwrap(),
+        PasswordCheck::Valid { .. }
+    ));
+
+    // A taken email fails with a message and a non-zero exit.
+    let out = echoai()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--database",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut child = echoai()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .env("ECHO_LOG_FORMAT", "json")
+        .env("ECHO_PEPPER", "a test pepper of at least thirty-two bytes")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["fields"]["message"] == "echoai serving" {
+            break v["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(body["status"], "ok");
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}
+
+#[test]
+fn a_bad_setting_stops_serve_with_its_name() {
+    let out = echoai()
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ECHO_LISTEN"), "{stderr}");
+    let out = echoai()
+        .args(["serve", "--database", "/tmp/x.db"])
+        .env("ECHO_WORKER_CONCURRENCY", "zero")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ECHO_WORKER_CONCURRENCY"));
+}

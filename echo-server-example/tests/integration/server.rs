@@ -997,3 +997,44 @@ async fn admin_routes_are_404_for_tenants_and_audited_for_admins() {
         Some(tenant_id.as_str())
     );
 }
+
+#[tokio::test]
+async fn cors_is_off_unless_an_origin_is_configured() {
+    let s = TestServer::start().await;
+    let r = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/experiments"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+
+    let mut options = Options::default();
+    options.config.security.cors_origins = vec!["https://app.example.com".into()];
+    let s = TestServer::start_with(options).await;
+    let r = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/experiments"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-api-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let r = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/experiments"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+}
