@@ -39,6 +39,9 @@ pub(super) struct BatchContext<'a> {
     /// The hard limit of the whole execution (see `RunOptions::deadline`).
     pub deadline: Option<tokio::time::Instant>,
     pub progress: Option<ProgressFn>,
+    /// Redacts personal data from answers before they are stored (extraction sees the
+    /// original).
+    pub redactor: Option<&'a crate::privacy::Redactor>,
 }
 
 enum Stop {
@@ -354,7 +357,10 @@ async fn call_one(
     match result {
         Ok(completion) => {
             iteration.mentions = Some(matcher.extract(&completion.text).to_mentions());
-            iteration.raw_response = Some(completion.text);
+            iteration.raw_response = Some(match ctx.redactor {
+                Some(r) => r.redact(&completion.text).into_owned(),
+                None => completion.text,
+            });
             iteration.is_success = true;
             iteration.input_tokens = completion.input_tokens;
             iteration.output_tokens = completion.output_tokens;

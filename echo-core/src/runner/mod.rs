@@ -286,6 +286,7 @@ pub struct ExperimentRunner {
     config: RunnerConfig,
     global: Arc<Semaphore>,
     simulated_seed: Option<u64>,
+    redactor: Option<Arc<crate::privacy::Redactor>>,
 }
 
 impl ExperimentRunner {
@@ -298,7 +299,18 @@ impl ExperimentRunner {
             global: Arc::new(Semaphore::new(config.global_concurrency.max(1))),
             config,
             simulated_seed: None,
+            redactor: None,
         }
+    }
+
+    /// Redacts personal data (emails, phone numbers, IBANs, card numbers, IP addresses) from
+    /// every answer before it is stored. Brand extraction runs on the original answer, so
+    /// mentions, ranks and visibility are unchanged; mention offsets refer to the original
+    /// text, and the position-adjusted word count (computed from the stored text) sees each
+    /// placeholder as one word.
+    pub fn with_redaction(mut self, redactor: Arc<crate::privacy::Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
     }
 
     /// Registers the [simulated](crate::provider::simulated) provider for every experiment,
@@ -523,6 +535,7 @@ impl ExperimentRunner {
                                 stop,
                                 deadline: options.deadline,
                                 progress,
+                                redactor: self.redactor.as_deref(),
                             },
                             run.clone(),
                         )

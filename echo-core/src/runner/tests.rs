@@ -888,3 +888,70 @@ async fn a_lost_lease_stops_the_work_resumably_instead_of_cancelling_it() {
     let job = f.store.get_job(claimed.id).await.unwrap();
     assert_eq!(job.lease_owner.as_deref(), Some("thief"));
 }
+
+/// Answers with personal data next to brand names.
+#[derive(Debug)]
+struct ChattyProvider;
+
+#[async_trait]
+impl Provider for ChattyProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::OpenAi
+    }
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        Ok(Completion {
+            text: "1. **HubSpot**: ask jane.doe@example.com or call +1 (415) 555-2671.\n\
+                   2. Salesforce, from 192.168.1.20."
+                .into(),
+            model: request.model.clone(),
+            input_tokens: 1,
+            output_tokens: 1,
+            latency: Duration::ZERO,
+            finish_reason: FinishReason::Stop,
+            citations: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn redaction_removes_personal_data_before_storage_but_not_from_extraction() {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let experiment = experiment_of(&user, 3, &[ProviderKind::OpenAi]);
+    let job = RunExperimentPayload {
+        user_id: user.id,
+        experiment_id: experiment.id,
+    }
+    .into_job(Timestamp::now());
+    create_with_job(&store, &experiment, &job).await;
+    let runner = ExperimentRunner::new(store.clone(), RunnerConfig::default())
+        .with_provider(Arc::new(ChattyProvider))
+        .with_redaction(Arc::new(crate::privacy::Redactor::new().unwrap()));
+    let outcome = runner
+        .run(user.id, experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    let run = &outcome.batch_runs[0];
+    let stored = store.list_iterations(user.id, run.id, 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    for it in &stored {
+        let text = it.raw_response.as_deref().unwrap();
+        assert!(
+            !text.contains("jane.doe") && !text.contains("555-2671"),
+            "{text}"
+        );
+        assert!(!text.contains("192.168.1.20"), "{text}");
+        assert!(text.contains("[EMAIL]") && text.contains("[PHONE]") && text.contains("[IP]"));
+        let brands: Vec<&str> = it
+            .mentions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.brand.as_str())
+            .collect();
+        assert_eq!(brands, ["HubSpot", "Salesforce"]);
+    }
+    let metrics = StoredRunMetrics::from_run(run).unwrap().metrics;
+    assert_eq!(metrics.brands[0].visibility.successes, 3);
+}
