@@ -24,6 +24,8 @@
 //!   login throttling and per-key rate limits.
 //! - [`audit`]: the audit log's hash chain, its streaming verifier, Ed25519-signed checkpoints
 //!   and JSON Lines archives.
+//! - [`mail`]: the [`mail::Mailer`] trait and an outbox-directory mailer (account-deletion
+//!   confirmations).
 //! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
 //!   addresses) in answers before they are stored.
 //!
@@ -110,6 +112,7 @@ pub mod audit;
 pub mod auth;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod mail;
 pub mod model;
 pub mod privacy;
 pub mod provider;
