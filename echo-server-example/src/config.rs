@@ -27,6 +27,14 @@
 //! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
 //! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
 //! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per key |
+//! | `privacy.policy_version` | `ECHO_PRIVACY_POLICY_VERSION` | `2026-12-01` |
+//! | `privacy.deletion_grace_days` | `ECHO_DELETION_GRACE_DAYS` | 30 |
+//! | `privacy.retention_days_free` / `_pro` / `_enterprise` | `ECHO_RETENTION_DAYS_FREE` / `_PRO` / `_ENTERPRISE` | 90 |
+//! | `privacy.redaction` | `ECHO_REDACTION` (`off`, `redact`) | `off` |
+//! | `privacy.outbox_dir` | `ECHO_OUTBOX_DIR` | `./echo-outbox` |
+//! | `privacy.audit_signing_key` | `ECHO_AUDIT_SIGNING_KEY` (64 hex characters) | none: checkpoints unsigned, with a warning |
+//! | `privacy.audit_retention_days` | `ECHO_AUDIT_RETENTION_DAYS` | 730 |
+//! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
 //! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per key |
 //!
 //! Secrets (the pepper) are held in [`SecretValue`], whose `Debug` is redacted.
@@ -123,6 +131,90 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// Per-key rate limits (requests per minute), per replica.
     pub rate_limits: RateLimitSettings,
+    /// Privacy: policy version, consent, deletion, retention, redaction, audit signing.
+    pub privacy: PrivacySettings,
+}
+
+/// Privacy and accountability settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    /// The current privacy-policy version: registration must accept exactly it, and users who
+    /// accepted another are asked to accept again (`consent_required`).
+    pub policy_version: String,
+    /// Where the policy is published.
+    pub policy_url: Option<String>,
+    /// Whether registration requires `privacy_policy_version`.
+    pub require_policy_on_register: bool,
+    /// Days between an account-deletion request and the purge (logging in before cancels it).
+    pub deletion_grace_days: u32,
+    /// Raw answers older than this many days are anonymized (per tier).
+    pub retention_days_free: u32,
+    /// Retention of raw answers, pro tier (days).
+    pub retention_days_pro: u32,
+    /// Retention of raw answers, enterprise tier (days).
+    pub retention_days_enterprise: u32,
+    /// `off` or `redact`: replace emails, phone numbers, IBANs, card numbers and IP
+    /// addresses in answers before storage.
+    pub redaction: echo_core::privacy::RedactionMode,
+    /// Directory the default mailer writes messages to.
+    pub outbox_dir: String,
+    /// Sender of outgoing mail.
+    pub mail_from: String,
+    /// Hex of a 32-byte Ed25519 seed that signs audit checkpoints; without it checkpoints are
+    /// not signed (a warning says so).
+    pub audit_signing_key: Option<SecretValue>,
+    /// Days audit events are kept in the database before they are archived.
+    pub audit_retention_days: u32,
+    /// Directory of audit archives (JSON Lines).
+    pub audit_archive_dir: String,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            policy_version: "2026-12-01".into(),
+            policy_url: None,
+            require_policy_on_register: true,
+            deletion_grace_days: 30,
+            retention_days_free: 90,
+            retention_days_pro: 90,
+            retention_days_enterprise: 90,
+            redaction: echo_core::privacy::RedactionMode::Off,
+            outbox_dir: "./echo-outbox".into(),
+            mail_from: "Echo <no-reply@echo.localhost>".into(),
+            audit_signing_key: None,
+            audit_retention_days: 730,
+            audit_archive_dir: "./echo-audit-archive".into(),
+        }
+    }
+}
+
+impl PrivacySettings {
+    /// Retention of raw answers for `tier`.
+    pub fn retention_days(&self, tier: echo_core::model::PricingTier) -> u32 {
+        use echo_core::model::PricingTier;
+        match tier {
+            PricingTier::Free => self.retention_days_free,
+            PricingTier::Pro => self.retention_days_pro,
+            PricingTier::Enterprise => self.retention_days_enterprise,
+        }
+    }
+
+    /// The audit signing seed, when configured.
+    pub fn signing_seed(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(key) = &self.audit_signing_key else {
+            return Ok(None);
+        };
+        let bad = || {
+            invalid(
+                "privacy.audit_signing_key (ECHO_AUDIT_SIGNING_KEY)",
+                "must be 64 hex characters (32 bytes, e.g. `openssl rand -hex 32`)",
+            )
+        };
+        let bytes = hex::decode(key.expose().trim()).map_err(|_| bad())?;
+        bytes.try_into().map(Some).map_err(|_| bad())
+    }
 }
 
 /// Per-key rate limits in requests per minute (GCRA, burst = the per-minute figure). They are
@@ -372,6 +464,7 @@ impl Default for ServerConfig {
             postgres: PostgresSettings::default(),
             log: LogConfig::default(),
             rate_limits: RateLimitSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }
@@ -526,6 +619,57 @@ impl ServerConfig {
                 *slot = parse_env(name, &v)?;
             }
         }
+        if let Some(v) = get("ECHO_PRIVACY_POLICY_VERSION") {
+            self.privacy.policy_version = v;
+        }
+        if let Some(v) = get("ECHO_AUDIT_SIGNING_KEY") {
+            self.privacy.audit_signing_key = Some(SecretValue::new(v));
+        }
+        if let Some(v) = get("ECHO_OUTBOX_DIR") {
+            self.privacy.outbox_dir = v;
+        }
+        if let Some(v) = get("ECHO_AUDIT_ARCHIVE_DIR") {
+            self.privacy.audit_archive_dir = v;
+        }
+        if let Some(v) = get("ECHO_REDACTION") {
+            self.privacy.redaction = match v.trim() {
+                "off" => echo_core::privacy::RedactionMode::Off,
+                "redact" => echo_core::privacy::RedactionMode::Redact,
+                other => {
+                    return Err(invalid(
+                        "ECHO_REDACTION",
+                        format!("{other:?} is not one of off, redact"),
+                    ));
+                }
+            };
+        }
+        let days: [(&str, &mut u32); 5] = [
+            (
+                "ECHO_DELETION_GRACE_DAYS",
+                &mut self.privacy.deletion_grace_days,
+            ),
+            (
+                "ECHO_RETENTION_DAYS_FREE",
+                &mut self.privacy.retention_days_free,
+            ),
+            (
+                "ECHO_RETENTION_DAYS_PRO",
+                &mut self.privacy.retention_days_pro,
+            ),
+            (
+                "ECHO_RETENTION_DAYS_ENTERPRISE",
+                &mut self.privacy.retention_days_enterprise,
+            ),
+            (
+                "ECHO_AUDIT_RETENTION_DAYS",
+                &mut self.privacy.audit_retention_days,
+            ),
+        ];
+        for (name, slot) in days {
+            if let Some(v) = get(name) {
+                *slot = parse_env(name, &v)?;
+            }
+        }
         if let Some(v) = get("ECHO_LOG_FORMAT") {
             self.log.format = match v.trim() {
                 "auto" => LogFormat::Auto,
@@ -640,6 +784,48 @@ impl ServerConfig {
             ));
         }
         self.rate_limits.to_config()?;
+        self.privacy.signing_seed()?;
+        let p = &self.privacy;
+        if p.policy_version.trim().is_empty() || p.policy_version.len() > 64 {
+            return Err(invalid(
+                "privacy.policy_version (ECHO_PRIVACY_POLICY_VERSION)",
+                "must be 1 to 64 characters",
+            ));
+        }
+        for (name, days, min) in [
+            (
+                "privacy.deletion_grace_days (ECHO_DELETION_GRACE_DAYS)",
+                p.deletion_grace_days,
+                0,
+            ),
+            (
+                "privacy.retention_days_free (ECHO_RETENTION_DAYS_FREE)",
+                p.retention_days_free,
+                1,
+            ),
+            (
+                "privacy.retention_days_pro (ECHO_RETENTION_DAYS_PRO)",
+                p.retention_days_pro,
+                1,
+            ),
+            (
+                "privacy.retention_days_enterprise (ECHO_RETENTION_DAYS_ENTERPRISE)",
+                p.retention_days_enterprise,
+                1,
+            ),
+            (
+                "privacy.audit_retention_days (ECHO_AUDIT_RETENTION_DAYS)",
+                p.audit_retention_days,
+                1,
+            ),
+        ] {
+            if !(min..=36_500).contains(&days) {
+                return Err(invalid(
+                    name,
+                    format!("must be between {min} and 36500 days"),
+                ));
+            }
+        }
         if self.postgres.pool_size == 0 {
             return Err(invalid(
                 "postgres.pool_size (ECHO_PG_POOL_SIZE)",

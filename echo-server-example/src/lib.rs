@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -46,7 +47,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::error::ApiError;
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, system};
+use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, system};
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
 /// and OpenAPI routes, and the middleware every response goes through.
@@ -75,11 +76,19 @@ pub fn build_app(state: AppState) -> Router {
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))
+        .route("/admin/audit-logs", get(admin::audit_logs))
+        .route("/user/consent", post(privacy::consent))
+        .route("/user/data-export", get(privacy::export))
+        .route(
+            "/user/account",
+            axum::routing::delete(privacy::delete_account),
+        )
         // `route_layer`: unknown routes answer 404, not 401.
         .route_layer(from_fn_with_state(state.clone(), auth::require_auth));
     let api = Router::new()
         .route("/auth/register", post(account::register))
         .route("/auth/login", post(account::login))
+        .route("/privacy-policy", get(privacy::policy))
         .merge(protected);
     let limit = state.config.http.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);

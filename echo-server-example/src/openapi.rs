@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, system};
+use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, system};
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,7 +58,8 @@ impl Modify for Security {
         experiments::create, experiments::list, experiments::get, experiments::run,
         experiments::cancel, experiments::delete, experiments::compare,
         dashboard::stats,
-        admin::get_user,
+        admin::get_user, admin::audit_logs,
+        privacy::policy, privacy::consent, privacy::export, privacy::delete_account,
         system::healthz, system::readyz, system::metrics, system::openapi,
     ),
     components(schemas(Problem, crate::error::InvalidParam)),

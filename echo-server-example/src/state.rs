@@ -78,6 +78,8 @@ pub struct Services {
     pub pool_stats: Option<PoolStatsFn>,
     /// Schema check for readiness, when the store has one.
     pub schema_check: Option<SchemaCheckFn>,
+    /// Outgoing mail (account-deletion confirmations).
+    pub mailer: Arc<echo_core::mail::DynMailer>,
     /// Worker-pool counters, when this process runs workers.
     pub worker_stats: std::sync::RwLock<Option<WorkerStatsFn>>,
 }
@@ -133,6 +135,8 @@ pub struct StateOptions {
     pub providers: Vec<ProviderKind>,
     /// Register and login calls per client IP and minute.
     pub account_per_minute: u32,
+    /// The mailer; default: an outbox directory (`privacy.outbox_dir`).
+    pub mailer: Option<Arc<echo_core::mail::DynMailer>>,
 }
 
 impl Default for StateOptions {
@@ -145,6 +149,7 @@ impl Default for StateOptions {
             // Generous for people behind one NAT, and it caps the argon2 work one address can
             // demand at about a hundredth of a core.
             account_per_minute: 30,
+            mailer: None,
         }
     }
 }
@@ -207,7 +212,14 @@ impl AppState {
             options.password_params,
             PasswordPolicy::default(),
         )?);
+        let mailer = options.mailer.unwrap_or_else(|| {
+            Arc::new(echo_core::mail::OutboxMailer::new(
+                &config.privacy.outbox_dir,
+                config.privacy.mail_from.clone(),
+            ))
+        });
         Ok(Self(Arc::new(Services {
+            mailer,
             store,
             verifier,
             keys,

@@ -28,6 +28,12 @@ pub struct RegisterRequest {
     pub email: String,
     /// 8 to 128 characters.
     pub password: String,
+    /// The privacy-policy version accepted (`GET /api/v1/privacy-policy`); required, and must
+    /// be the current one, unless the server is configured otherwise.
+    pub privacy_policy_version: Option<String>,
+    /// Consent to product and marketing email (default no).
+    #[serde(default)]
+    pub marketing_consent: bool,
 }
 
 /// A user as shown to themselves.
@@ -50,6 +56,10 @@ pub struct UserView {
     /// Creation time.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// Whether the account is an administrator.
+    pub is_admin: bool,
+    /// Accepted policy version, when any.
+    pub privacy_policy_version: Option<String>,
 }
 
 impl UserView {
@@ -63,6 +73,8 @@ impl UserView {
             monthly_quota: user.tier.default_monthly_quota(),
             quota_resets_at: user.quota.resets_at,
             created_at: user.created_at,
+            is_admin: user.is_admin,
+            privacy_policy_version: user.consents.privacy_policy_version.clone(),
         }
     }
 }
@@ -88,6 +100,11 @@ pub struct LoginResponse {
     pub expires_in: u64,
     /// The CSRF token for cookie-authenticated unsafe requests (`X-CSRF-Token`).
     pub csrf_token: String,
+    /// This login cancelled a pending account deletion.
+    pub account_restored: bool,
+    /// The accepted privacy policy is not the current one: ask the user to accept it
+    /// (`POST /api/v1/user/consent`).
+    pub consent_required: bool,
 }
 
 /// The session's CSRF token.
@@ -150,6 +167,25 @@ pub async fn register(
     check_fetch_site(&headers)?;
     check_account_limit(&state, client_ip(&state, &headers, ctx.peer))?;
     let email = Email::parse(&body.email)?;
+    let current = &state.config.privacy.policy_version;
+    match body.privacy_policy_version.as_deref() {
+        Some(v) if v == current => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "privacy_policy_version",
+                format!("must be the current version {current:?} (GET /api/v1/privacy-policy)"),
+            ));
+        }
+        None if state.config.privacy.require_policy_on_register => {
+            return Err(ApiError::invalid(
+                "privacy_policy_version",
+                format!(
+                    "is required: accept the current version {current:?} (GET /api/v1/privacy-policy)"
+                ),
+            ));
+        }
+        None => {}
+    }
     state
         .passwords
         .policy()
@@ -160,7 +196,18 @@ pub async fn register(
     let hash = blocking(move || hasher.hash(&password))
         .await?
         .map_err(hashing_failed)?;
-    let user = User::new(email, hash, PricingTier::Free, Timestamp::now());
+    let now = Timestamp::now();
+    let mut user = User::new(email, hash, PricingTier::Free, now);
+    if let Some(version) = &body.privacy_policy_version {
+        user.consents.privacy_policy_version = Some(version.clone());
+        user.consents.privacy_policy_accepted_at = Some(now);
+        // Accepting the policy is accepting the processing it describes: an experiment's
+        // prompts and answers are the service itself.
+        user.consents.data_processing_consent_at = Some(now);
+    }
+    if body.marketing_consent {
+        user.consents.marketing_consent_at = Some(now);
+    }
     match state.store.create_user(&user).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => {
@@ -243,9 +290,35 @@ pub async fn login(
             (None, Ok(PasswordCheck::Invalid))
         }
     };
-    let (user, needs_rehash) = match (user, check) {
+    let now = Timestamp::now();
+    let (user, needs_rehash, restored) = match (user, check) {
         (Some(user), Ok(PasswordCheck::Valid { needs_rehash })) if user.is_active => {
-            (user, needs_rehash)
+            (user, needs_rehash, false)
+        }
+        // A login during the deletion grace period cancels the deletion.
+        (Some(mut user), Ok(PasswordCheck::Valid { needs_rehash }))
+            if user.scheduled_deletion_at.is_some_and(|at| at > now) =>
+        {
+            user.is_active = true;
+            user.scheduled_deletion_at = None;
+            user.updated_at = now;
+            state
+                .store
+                .update_user(&user)
+                .await
+                .map_err(|e| ApiError::from_store(e, "user"))?;
+            tracing::info!(event = "account_deletion_cancelled", user_id = %user.id, "account restored");
+            audit(
+                &state,
+                &ctx,
+                Some(user.id),
+                "cancel_account_deletion",
+                "user",
+                Some(user.id.to_string()),
+                serde_json::json!({}),
+            )
+            .await;
+            (user, needs_rehash, true)
         }
         (user, check) => {
             if let Err(e) = &check {
@@ -307,6 +380,9 @@ pub async fn login(
         token_type: "bearer",
         expires_in: ttl,
         csrf_token: issued.csrf_token.clone(),
+        account_restored: restored,
+        consent_required: user.consents.privacy_policy_version.as_deref()
+            != Some(state.config.privacy.policy_version.as_str()),
     };
     let mut response = axum::Json(body).into_response();
     set_session_cookies(

@@ -7,6 +7,7 @@ pub mod brand;
 pub mod dashboard;
 pub mod experiments;
 pub mod keys;
+pub mod privacy;
 pub mod system;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -94,8 +94,9 @@ impl TestServer {
         Self::try_start_with(options).await.unwrap()
     }
 
-    async fn try_start_with(options: Options) -> Option<Self> {
+    async fn try_start_with(mut options: Options) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
+        options.config.privacy.outbox_dir = dir.path().join("outbox").display().to_string();
         let store: Arc<DynStore> = match options.backend {
             Backend::Sqlite => {
                 let path = dir.path().join("echo.db");
@@ -144,6 +145,19 @@ impl TestServer {
         })
     }
 
+    /// The messages the server mailed, oldest first.
+    pub fn outbox(&self) -> Vec<String> {
+        let dir = std::path::Path::new(&self.state.config.privacy.outbox_dir);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -188,7 +202,11 @@ impl TestServer {
         let r = self
             .client
             .post(self.url("/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .json(&json!({
+                "email": email,
+                "password": "correct horse battery",
+                "privacy_policy_version": self.state.config.privacy.policy_version,
+            }))
             .send()
             .await
             .unwrap();

@@ -679,7 +679,7 @@ async fn bad_bodies_and_routes_are_problems() {
     let (status, h, b) = send(
         s.client
             .post(s.url("/api/v1/auth/register"))
-            .json(&json!({"email": "GUS@example.com", "password": "long enough password"})),
+            .json(&json!({"email": "GUS@example.com", "password": "long enough password", "privacy_policy_version": "2026-12-01"})),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -687,7 +687,7 @@ async fn bad_bodies_and_routes_are_problems() {
     let (status, _, _) = send(
         s.client
             .post(s.url("/api/v1/auth/register"))
-            .json(&json!({"email": "new@example.com", "password": "short"})),
+            .json(&json!({"email": "new@example.com", "password": "short", "privacy_policy_version": "2026-12-01"})),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -905,6 +905,11 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/dashboard/stats"),
         ("get", "/api/v1/csrf-token"),
         ("get", "/api/v1/admin/users/{id}"),
+        ("get", "/api/v1/admin/audit-logs"),
+        ("get", "/api/v1/privacy-policy"),
+        ("post", "/api/v1/user/consent"),
+        ("get", "/api/v1/user/data-export"),
+        ("delete", "/api/v1/user/account"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
