@@ -6,6 +6,8 @@
 # 2. the maximum throughput (wrk, closed loop).
 # The load generator shares the machine's cores with the server: figures are pessimistic.
 # Usage: benches/load/run.sh [rate] [seconds]    (installs wrk and oha when missing)
+# ECHO_LOAD_DATABASE=postgres://…/db runs it on PostgreSQL (the database is created fresh;
+# afterwards the pool gauges must show every connection back to idle).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE="${1:-1000}"
@@ -24,7 +26,13 @@ command -v jq >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninte
 cargo build --release -q -p echo-server-example --bin echoai
 BIN=target/release/echoai
 WORK="$(mktemp -d)"
-DB="${WORK}/echo.db"
+DB="${ECHO_LOAD_DATABASE:-${WORK}/echo.db}"
+case "${DB}" in
+  postgres://*|postgresql://*)
+    ADMIN="${DB%/*}/postgres"
+    NAME="${DB##*/}"
+    psql -q "${ADMIN}" -c "DROP DATABASE IF EXISTS ${NAME} WITH (FORCE)" -c "CREATE DATABASE ${NAME}" ;;
+esac
 cleanup() { [ -n "${SERVER:-}" ] && kill "${SERVER}" 2>/dev/null; wait 2>/dev/null; rm -rf "${WORK}"; }
 trap cleanup EXIT
 
@@ -61,4 +69,5 @@ jq -r '"rps \(.summary.requestsPerSec | floor)  p50 \(.latencyPercentiles.p50 * 
 echo "== maximum throughput: wrk, 2 threads, 64 connections, ${SECS} s"
 wrk -t2 -c64 -d"${SECS}s" --latency -H "x-api-key: ${KEY}" "${URL}"
 echo "== server after the load"
-curl -fsS "${BASE}/metrics" | grep -E '^echo_http_requests_total\{route="/api/v1/experiments",method="GET"' || true
+sleep 2
+curl -fsS "${BASE}/metrics" | grep -E '^echo_http_requests_total\{route="/api/v1/experiments",method="GET"|^echo_db_pool_connections' || true

@@ -46,8 +46,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let queue = state.store.queue_stats(Timestamp::now()).await.ok();
+    // Pool first: the queue query below takes a connection, which would count as in use.
     let pool = state.pool_stats.as_ref().map(|f| f());
+    let queue = state.store.queue_stats(Timestamp::now()).await.ok();
     let workers = state
         .worker_stats
         .read()
