@@ -86,6 +86,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use config::SqliteConfig;
+#[doc(hidden)]
+pub use migrations::MIGRATIONS;
 pub use migrations::SCHEMA_VERSION;
 
 use crate::db::Db;

@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use echo_core::model::{
-    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, RecordOutcome,
-    Timestamp, UserId,
+    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
+    RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use rusqlite::params;
@@ -303,5 +303,53 @@ impl RunStore for SqliteStore {
             .await?;
 
         Ok(DashboardStats::from_parts(by_status, groups, trend))
+    }
+
+    async fn anonymize_iterations(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        // One statement under the write lock: concurrent callers (other connections or
+        // processes) queue on the lock and each sees the rows its predecessor flagged as done.
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::ITERATIONS_ANONYMIZE,
+                    params![
+                        tier.as_str(),
+                        created_before.unix_micros(),
+                        limit,
+                        now.unix_micros()
+                    ],
+                )
+                .db()?;
+                Ok(changed as u64)
+            })
+            .await
+    }
+
+    async fn count_anonymizable(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                query_opt(
+                    conn,
+                    q::ITERATIONS_ANONYMIZABLE_COUNT,
+                    params![tier.as_str(), created_before.unix_micros()],
+                    |row| Cols::new(row).u64("count"),
+                )
+            })
+            .await
+            .map(Option::unwrap_or_default)
     }
 }
