@@ -383,14 +383,16 @@ macro_rules! anonymizable_from {
     };
 }
 
-/// Anonymizes up to `$3` iterations of the retention pass, oldest first, at `$4`. The batch is
+/// Anonymizes up to `$3` iterations of the retention pass at `$4`, newest first below the
+/// cut-off: in steady state the rows a pass has to do lie just below it, while the rows that
+/// other tiers keep longer lie further down, so a batch meets few of those. The batch is
 /// locked with `SKIP LOCKED`, so concurrent passes take disjoint rows instead of queueing on
 /// each other's; a row another pass anonymized since this statement's snapshot fails the
 /// re-checked `NOT is_anonymized` when locked, so no row is counted twice.
 pub const ITERATIONS_ANONYMIZE: &str = concat!(
     "WITH batch AS (SELECT i.id",
     anonymizable_from!(),
-    " ORDER BY i.created_at LIMIT $3 FOR UPDATE OF i SKIP LOCKED) \
+    " ORDER BY i.created_at DESC LIMIT $3 FOR UPDATE OF i SKIP LOCKED) \
      UPDATE iterations AS i SET raw_response = NULL, is_anonymized = true, anonymized_at = $4 \
      FROM batch WHERE i.id = batch.id"
 );

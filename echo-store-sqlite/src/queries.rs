@@ -335,10 +335,10 @@ pub const ITERATIONS_FOR_ANALYSIS: &str = "SELECT idx, mentions FROM iterations 
 
 /// The iterations of the retention pass: not yet anonymized, created before `?2`, of runs
 /// whose owner is on tier `?1`. `CROSS JOIN` fixes the join order (SQLite never reorders it):
-/// the scan starts from the partial `iterations_anonymize_idx`, oldest first, so a batch reads
-/// about as many entries as it changes (plus other tiers' rows it passes over). Left to the
-/// planner, a rare tier could make it start from the tier's users and read every iteration of
-/// theirs, anonymized or not.
+/// the scan starts from the partial `iterations_anonymize_idx`, so a batch reads about as many
+/// entries as it takes (plus other tiers' rows it passes over). Left to the planner, a rare
+/// tier could make it start from the tier's users and read every iteration of theirs,
+/// anonymized or not.
 macro_rules! anonymizable_from {
     () => {
         " FROM iterations AS i CROSS JOIN batch_runs AS b ON b.id = i.batch_run_id \
@@ -347,13 +347,21 @@ macro_rules! anonymizable_from {
     };
 }
 
-/// Anonymizes up to `?3` iterations of the retention pass (oldest first) at `?4`, by rowid.
-pub const ITERATIONS_ANONYMIZE: &str = concat!(
-    "UPDATE iterations SET raw_response = NULL, is_anonymized = 1, anonymized_at = ?4 \
-     WHERE rowid IN (SELECT i.rowid",
+/// Up to `?3` rowids of the retention pass, newest first below the cut-off: in steady state
+/// the rows a pass has to do lie just below it, while the rows that other tiers keep longer
+/// lie further down, so a batch meets few of those. Read outside the write lock.
+pub const ITERATIONS_ANONYMIZABLE: &str = concat!(
+    "SELECT i.rowid",
     anonymizable_from!(),
-    " ORDER BY i.created_at LIMIT ?3)"
+    " ORDER BY i.created_at DESC LIMIT ?3"
 );
+/// Anonymizes iteration `?1` at `?2` if it still qualifies (`?3` tier, `?4` cut-off): another
+/// pass may have taken it, or its owner may have changed tier, since it was read.
+pub const ITERATION_ANONYMIZE: &str = "UPDATE iterations \
+     SET raw_response = NULL, is_anonymized = 1, anonymized_at = ?2 \
+     WHERE rowid = ?1 AND NOT is_anonymized AND created_at < ?4 AND EXISTS (SELECT 1 \
+     FROM batch_runs AS b JOIN users AS u ON u.id = b.user_id \
+     WHERE b.id = iterations.batch_run_id AND u.pricing_tier = ?3)";
 /// How many iterations the retention pass would anonymize.
 pub const ITERATIONS_ANONYMIZABLE_COUNT: &str = concat!("SELECT count(*)", anonymizable_from!());
 

@@ -315,24 +315,46 @@ impl RunStore for SqliteStore {
         if limit == 0 {
             return Ok(0);
         }
-        // One statement under the write lock: concurrent callers (other connections or
-        // processes) queue on the lock and each sees the rows its predecessor flagged as done.
-        self.db
-            .write(move |tx| {
-                let changed = execute(
-                    tx,
-                    q::ITERATIONS_ANONYMIZE,
-                    params![
-                        tier.as_str(),
-                        created_before.unix_micros(),
-                        limit,
-                        now.unix_micros()
-                    ],
-                )
-                .db()?;
-                Ok(changed as u64)
-            })
-            .await
+        let (tier, before) = (tier.as_str(), created_before.unix_micros());
+        loop {
+            // The batch is found in a read snapshot, without the write lock: a pass's last call
+            // reads every row it passes over (other tiers' retained rows) to find nothing, and
+            // writers must not wait for that.
+            let batch = self
+                .db
+                .read_single(move |conn| {
+                    query_all(
+                        conn,
+                        q::ITERATIONS_ANONYMIZABLE,
+                        params![tier, before, limit],
+                        |row| Cols::new(row).i64("iterations.rowid"),
+                    )
+                })
+                .await?;
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            // One short write transaction: each row is re-checked, so a row another pass took
+            // since the read is neither changed nor counted again.
+            let changed = self
+                .db
+                .write(move |tx| {
+                    let mut update = tx.prepare_cached(q::ITERATION_ANONYMIZE).db()?;
+                    let mut changed = 0u64;
+                    for rowid in &batch {
+                        changed += update
+                            .execute(params![rowid, now.unix_micros(), tier, before])
+                            .db()? as u64;
+                    }
+                    Ok(changed)
+                })
+                .await?;
+            // Zero means concurrent passes took the whole batch first: they made progress, so
+            // read again rather than report a pass done that may not be.
+            if changed > 0 {
+                return Ok(changed);
+            }
+        }
     }
 
     async fn count_anonymizable(

@@ -173,7 +173,8 @@ impl State {
         Some(self.users.get(&experiment.user_id)?.tier)
     }
 
-    /// Keys of the iterations `anonymize_iterations` may change, oldest first.
+    /// Keys of the iterations `anonymize_iterations` may change, newest first (the order of
+    /// the SQL backends).
     fn anonymizable(&self, tier: PricingTier, created_before: Timestamp) -> Vec<(BatchRunId, u32)> {
         let mut found: Vec<(Timestamp, IterationId, (BatchRunId, u32))> = self
             .iterations
@@ -182,7 +183,7 @@ impl State {
             .filter(|(_, it)| self.run_owner_tier(it.batch_run_id) == Some(tier))
             .map(|(key, it)| (it.created_at, it.id, *key))
             .collect();
-        found.sort();
+        found.sort_by(|a, b| b.cmp(a));
         found.into_iter().map(|(_, _, key)| key).collect()
     }
 

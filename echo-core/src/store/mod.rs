@@ -354,17 +354,19 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     ///
     /// Made for bounded batches: the caller repeats the call (with e.g. `limit` 2,000) until it
     /// returns 0, so no lock is held for long and nothing between calls. Which qualifying
-    /// iterations go first is unspecified (the SQL backends take the oldest first). Calls are
-    /// safe to run concurrently from several processes: no iteration is anonymized by two
-    /// calls (the returns add up to the rows changed), and contention is not an error (a
-    /// backend may skip rows another call holds, leaving them to a later call). A call that
-    /// fails, or a process that dies, writes nothing and leaves its rows to the next call. A
-    /// `limit` of 0 changes nothing.
+    /// iterations go first is unspecified. Calls are safe to run concurrently from several
+    /// processes: no iteration is anonymized by two calls (the returns add up to the rows
+    /// changed), and contention is not an error. A backend may skip rows another call holds,
+    /// so under concurrency a 0 can mean "the rest is being done by others": the pass is
+    /// complete once every caller has seen 0. A call that fails, or a process that dies,
+    /// writes nothing and leaves its rows to the next call. A `limit` of 0 changes nothing.
     ///
-    /// Backends find candidates through an index of the not-yet-anonymized iterations by
-    /// `created_at`, so a call reads about `limit` entries, plus the not-yet-anonymized
-    /// iterations of *other* tiers created before `created_before` (those of a tier kept
-    /// longer), which it passes over.
+    /// Cost: backends find candidates through an index of the not-yet-anonymized iterations by
+    /// `created_at`, newest first below `created_before`. In steady state (a pass a day) the
+    /// rows to do lie just below the cut-off and a call reads about `limit` entries; what it
+    /// passes over are the not-yet-anonymized iterations of *other* tiers in the same range
+    /// (tiers kept longer). The call that finds nothing, ending a pass, reads all of those:
+    /// backends do that read without blocking writers.
     async fn anonymize_iterations(
         &self,
         tier: PricingTier,

@@ -570,20 +570,29 @@ fn cases(s: &Seeded) -> Vec<Case> {
             false,
         ),
         Case::new(
-            "anonymize iterations",
-            q::ITERATIONS_ANONYMIZE,
-            vec![
-                text("free"),
-                int(at(1_000 * 60).unix_micros()),
-                int(2_000),
-                int(at(2).unix_micros()),
-            ],
+            "retention batch",
+            q::ITERATIONS_ANONYMIZABLE,
+            vec![text("free"), int(at(1_000 * 60).unix_micros()), int(2_000)],
             &[
                 "SEARCH i USING COVERING INDEX iterations_anonymize_idx (created_at<?)",
                 "SEARCH b USING INDEX sqlite_autoindex_batch_runs_1 (id=?)",
                 "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
-                // The batch is written by rowid, straight from the index entries.
+            ],
+            false,
+        ),
+        Case::new(
+            "anonymize an iteration of the batch",
+            q::ITERATION_ANONYMIZE,
+            vec![
+                int(1),
+                int(at(2).unix_micros()),
+                text("free"),
+                int(at(1_000 * 60).unix_micros()),
+            ],
+            &[
                 "SEARCH iterations USING INTEGER PRIMARY KEY (rowid=?)",
+                "SEARCH b USING INDEX sqlite_autoindex_batch_runs_1 (id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
             ],
             false,
         ),
