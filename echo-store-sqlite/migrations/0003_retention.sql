@@ -6,8 +6,9 @@
 -- reads the tables once (about a second per million iterations), which is acceptable for the
 -- single-node store; the PostgreSQL store builds its equivalents CONCURRENTLY instead.
 
--- The retention pass: iterations not yet anonymized, oldest first. Anonymized rows leave the
--- index, so it holds only the pass's remaining work and the recent rows. The trailing columns
+-- The retention pass: iterations not yet anonymized, by creation time (a pass reads it newest
+-- first below its cut-off). Anonymized rows leave the index, so it holds only the pass's
+-- remaining work, the rows tiers keep longer, and the recent rows. The trailing columns
 -- make it covering for the batch's selection: `batch_run_id` for the join that finds each
 -- row's owner, and `is_anonymized` because SQLite does not treat the index's own condition as
 -- known, and would otherwise read each row past its (large) answer to check the flag.
