@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 use echo_core::audit::chain_hash;
-use echo_core::model::{AuditEvent, NewAuditEvent};
+use echo_core::model::{
+    AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, Timestamp, UserId,
+};
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
 
 use crate::PgStore;
@@ -58,6 +60,7 @@ impl AuditStore for PgStore {
         Ok(AuditEvent {
             seq,
             event: event.clone(),
+            actor_pseudonym: None,
             prev_hash,
             hash,
         })
@@ -91,5 +94,107 @@ impl AuditStore for PgStore {
             rows::audit_event,
         )
         .await
+    }
+
+    async fn pseudonymize_actor(
+        &self,
+        user: UserId,
+        pseudonym: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.db().begin().await?;
+        execute(&mut tx, sqlx::query(q::AUDIT_MAINTENANCE_ON)).await?;
+        // One statement: the erased events and their records cannot part, and a concurrent
+        // erasure of the same user waits on the rows, then finds no actor left to erase.
+        let erased = execute(
+            &mut tx,
+            sqlx::query(q::AUDIT_ERASE_ACTOR)
+                .bind(*user.as_uuid())
+                .bind(pseudonym)
+                .bind(dt(now)),
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(erased)
+    }
+
+    async fn audit_erasures(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditErasure>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::AUDIT_ERASURES_RANGE)
+                .bind(q::seq_bound(from_seq))
+                .bind(i64::from(limit)),
+            rows::audit_erasure,
+        )
+        .await
+    }
+
+    async fn put_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError> {
+        let seq = to_i64("audit checkpoint sequence", checkpoint.seq)?;
+        let mut conn = self.db().conn().await?;
+        execute(
+            &mut conn,
+            sqlx::query(q::AUDIT_CHECKPOINT_INSERT)
+                .bind(seq)
+                .bind(checkpoint.head_hash.to_vec())
+                .bind(dt(checkpoint.created_at))
+                .bind(checkpoint.signature.as_slice()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::AUDIT_CHECKPOINT_LATEST),
+            rows::audit_checkpoint,
+        )
+        .await
+    }
+
+    async fn audit_checkpoints(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::AUDIT_CHECKPOINTS_RANGE)
+                .bind(q::seq_bound(from_seq))
+                .bind(i64::from(limit)),
+            rows::audit_checkpoint,
+        )
+        .await
+    }
+
+    async fn delete_audit_through(&self, seq: u64) -> Result<u64, StoreError> {
+        let mut tx = self.db().begin().await?;
+        execute(&mut tx, sqlx::query(q::AUDIT_MAINTENANCE_ON)).await?;
+        let deleted = execute(
+            &mut tx,
+            sqlx::query(q::AUDIT_DELETE_THROUGH).bind(q::seq_bound(seq)),
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(deleted)
+    }
+
+    async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(&mut conn, sqlx::query(q::AUDIT_BOUNDS), |row| {
+            let mut c = Cols::new(row);
+            Ok(c.opt_u64("first audit seq")?
+                .zip(c.opt_u64("last audit seq")?))
+        })
+        .await
+        .map(Option::flatten)
     }
 }

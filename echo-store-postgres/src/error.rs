@@ -15,6 +15,11 @@ const CONFLICTS: &[(&str, &str)] = &[
     ("iterations_pkey", "iteration id already exists"),
     ("jobs_pkey", "a job with this id already exists"),
     ("audit_events_pkey", "audit sequence number already exists"),
+    ("audit_erasures_pkey", "audit event already erased"),
+    (
+        "audit_checkpoints_pkey",
+        "an audit checkpoint with this sequence number already exists",
+    ),
 ];
 
 /// The parent a foreign key points at, keyed by constraint name: a violation means it does

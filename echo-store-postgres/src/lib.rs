@@ -37,7 +37,10 @@
 //! adding them never blocks writes; an invalid index left by a failed concurrent build is
 //! dropped and rebuilt on the next run. A migration that adds a new table (such as
 //! `0011_sessions.sql`) builds its indexes in the same transaction: the table is empty, so
-//! there is nothing to block.
+//! there is nothing to block. One that alters a populated table (such as
+//! `0015_audit_erasures_checkpoints.sql`, adding a nullable column, a catalog-only change) sets
+//! a short `lock_timeout`, so it fails and is retried on the next run rather than queue behind
+//! a long reader while holding up every writer.
 //!
 //! ## Consistency
 //! Every method runs in one transaction at PostgreSQL's default isolation (READ COMMITTED),
@@ -50,7 +53,25 @@
 //! - audit appends lock the one-row chain head (`SELECT … FOR UPDATE`), so concurrent appends
 //!   from any number of servers form one chain without gaps;
 //! - a schedule is claimed by a compare-and-set on `next_run_at`: of racing schedulers exactly
-//!   one wins.
+//!   one wins;
+//! - the retention pass (`anonymize_iterations`) is one statement that locks its batch
+//!   `FOR UPDATE SKIP LOCKED`: passes on several servers take disjoint rows, and a row another
+//!   pass committed meanwhile fails the re-checked condition, so none is counted twice.
+//!
+//! ## The audit log is append-only
+//! A statement-level trigger (migration `0016_audit_events_append_only.sql`) refuses every
+//! `UPDATE`, `DELETE` and `TRUNCATE` of `audit_events` unless the transaction ran
+//! `SET LOCAL echo.audit_maintenance = 'on'`, which only the two sanctioned rewrites do:
+//! `pseudonymize_actor` (GDPR erasure) and `delete_audit_through` (archiving). A stray
+//! statement from a migration, a support session or a bug fails with SQLSTATE 42501 instead of
+//! rewriting history. The setting is a guard rail, not a security boundary: any session of the
+//! application's role may set it. A deployment that wants a boundary can give the application
+//! a role without `UPDATE`, `DELETE` and `TRUNCATE` on `audit_events` and run erasure and
+//! archiving as a separate maintenance role. That needs two roles and grants set up outside the
+//! migrations, which the store cannot assume of every deployment (many run as the one role that
+//! owns the schema), so the trigger is the portable default. The chain head lives in its own
+//! one-row table, so appends continue the chain after the oldest events, the head included,
+//! are archived and deleted.
 //!
 //! Errors keep their source: a unique violation is `Conflict` with a user-safe message, a
 //! foreign-key violation `NotFound` of the missing parent, serialization failures, deadlocks,

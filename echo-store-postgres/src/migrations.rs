@@ -31,6 +31,9 @@ const CONCURRENT_INDEXES: &[&str] = &[
     "api_keys_active_public_id_idx",
     "users_tier_quota_reset_idx",
     "experiments_due_recurring_idx",
+    "iterations_anonymize_idx",
+    "users_scheduled_deletion_idx",
+    "jobs_payload_user_idx",
 ];
 
 /// The number of embedded migrations (the schema version this build expects).

@@ -63,10 +63,24 @@ macro_rules! job_columns {
     };
 }
 
-macro_rules! audit_columns {
+/// What an append writes: the chained fields and the links.
+macro_rules! audit_insert_columns {
     () => {
         "seq, actor_user_id, action, resource_type, resource_id, ip, user_agent, request_id, \
          details, created_at, prev_hash, hash"
+    };
+}
+
+/// What a read returns: the appended columns, then what an erasure sets.
+macro_rules! audit_columns {
+    () => {
+        concat!(audit_insert_columns!(), ", actor_pseudonym")
+    };
+}
+
+macro_rules! audit_checkpoint_columns {
+    () => {
+        "seq, head_hash, created_at, signature"
     };
 }
 
@@ -90,6 +104,13 @@ pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = $2, password_has
      updated_at = $13 WHERE id = $1";
 /// Deletes a user; the foreign keys cascade to everything they own.
 pub const USER_DELETE: &str = "DELETE FROM users WHERE id = $1";
+/// Deletes the jobs whose payload names user `$1` (its id as text, as serde writes it). The
+/// expression is the one of `jobs_payload_user_idx`.
+pub const JOBS_DELETE_BY_PAYLOAD_USER: &str = "DELETE FROM jobs WHERE payload ->> 'user_id' = $1";
+/// Inactive users whose deletion date has come (`<= $1`), earliest first, at most `$2`.
+pub const USERS_DUE_FOR_DELETION: &str = "SELECT id FROM users \
+     WHERE scheduled_deletion_at <= $1 AND NOT is_active \
+     ORDER BY scheduled_deletion_at, id LIMIT $2";
 /// The conditional quota debit: changes nothing when it would exceed the limit. Under READ
 /// COMMITTED a concurrent debit's row lock makes this wait and then re-check the condition
 /// against the committed count, so racing debits can never overspend.
@@ -352,6 +373,32 @@ pub const ITERATION_INDEXES: &str =
 pub const ITERATIONS_FOR_ANALYSIS: &str = "SELECT idx, mentions FROM iterations \
      WHERE batch_run_id = $1 AND is_success AND mentions IS NOT NULL";
 
+/// The iterations of the retention pass: not yet anonymized, created before `$2`, of runs
+/// whose owner is on tier `$1`.
+macro_rules! anonymizable_from {
+    () => {
+        " FROM iterations AS i JOIN batch_runs AS b ON b.id = i.batch_run_id \
+         JOIN users AS u ON u.id = b.user_id \
+         WHERE NOT i.is_anonymized AND i.created_at < $2 AND u.pricing_tier = $1"
+    };
+}
+
+/// Anonymizes up to `$3` iterations of the retention pass at `$4`, newest first below the
+/// cut-off: in steady state the rows a pass has to do lie just below it, while the rows that
+/// other tiers keep longer lie further down, so a batch meets few of those. The batch is
+/// locked with `SKIP LOCKED`, so concurrent passes take disjoint rows instead of queueing on
+/// each other's; a row another pass anonymized since this statement's snapshot fails the
+/// re-checked `NOT is_anonymized` when locked, so no row is counted twice.
+pub const ITERATIONS_ANONYMIZE: &str = concat!(
+    "WITH batch AS (SELECT i.id",
+    anonymizable_from!(),
+    " ORDER BY i.created_at DESC LIMIT $3 FOR UPDATE OF i SKIP LOCKED) \
+     UPDATE iterations AS i SET raw_response = NULL, is_anonymized = true, anonymized_at = $4 \
+     FROM batch WHERE i.id = batch.id"
+);
+/// How many iterations the retention pass would anonymize.
+pub const ITERATIONS_ANONYMIZABLE_COUNT: &str = concat!("SELECT count(*)", anonymizable_from!());
+
 /// Dashboard, part 1: the user's experiments by status, from the index alone.
 pub const DASHBOARD_EXPERIMENTS_BY_STATUS: &str =
     "SELECT status, count(*) FROM experiments WHERE user_id = $1 GROUP BY status";
@@ -383,7 +430,7 @@ pub const AUDIT_HEAD_SET: &str = "UPDATE audit_chain_head SET seq = $1, hash = $
 /// Appends an event.
 pub const AUDIT_INSERT: &str = concat!(
     "INSERT INTO audit_events (",
-    audit_columns!(),
+    audit_insert_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)"
 );
 /// Events from `$1`, ascending, at most `$2`.
@@ -392,6 +439,39 @@ pub const AUDIT_RANGE: &str = concat!(
     audit_columns!(),
     " FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2"
 );
+/// Lets this transaction update and delete audit events (see migration 0016's trigger).
+pub const AUDIT_MAINTENANCE_ON: &str = "SET LOCAL echo.audit_maintenance = 'on'";
+/// Clears actor `$1`, IP and user agent of the actor's events, setting pseudonym `$2`, and
+/// records each erasure at `$3`; returns one row per erased event.
+pub const AUDIT_ERASE_ACTOR: &str = "WITH erased AS (UPDATE audit_events SET \
+     actor_user_id = NULL, ip = NULL, user_agent = NULL, actor_pseudonym = $2 \
+     WHERE actor_user_id = $1 RETURNING seq) \
+     INSERT INTO audit_erasures (seq, erased_at, pseudonym) SELECT seq, $3, $2 FROM erased";
+/// Erasure records from `$1`, ascending, at most `$2`.
+pub const AUDIT_ERASURES_RANGE: &str = "SELECT seq, erased_at, pseudonym FROM audit_erasures \
+     WHERE seq >= $1 ORDER BY seq LIMIT $2";
+/// Stores a checkpoint.
+pub const AUDIT_CHECKPOINT_INSERT: &str = concat!(
+    "INSERT INTO audit_checkpoints (",
+    audit_checkpoint_columns!(),
+    ") VALUES ($1, $2, $3, $4)"
+);
+/// The checkpoint with the highest `seq`.
+pub const AUDIT_CHECKPOINT_LATEST: &str = concat!(
+    "SELECT ",
+    audit_checkpoint_columns!(),
+    " FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+);
+/// Checkpoints from `$1`, ascending, at most `$2`.
+pub const AUDIT_CHECKPOINTS_RANGE: &str = concat!(
+    "SELECT ",
+    audit_checkpoint_columns!(),
+    " FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2"
+);
+/// Deletes the archived events up to `$1`.
+pub const AUDIT_DELETE_THROUGH: &str = "DELETE FROM audit_events WHERE seq <= $1";
+/// The first and last stored `seq` (NULLs when empty), each from one end of the primary key.
+pub const AUDIT_BOUNDS: &str = "SELECT min(seq), max(seq) FROM audit_events";
 const AUDIT_LIST_PREFIX: &str =
     concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE true");
 

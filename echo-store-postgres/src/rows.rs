@@ -5,9 +5,9 @@
 use std::str::FromStr;
 
 use echo_core::model::{
-    ApiKeyRecord, AuditEvent, BatchRun, BrandProfile, Consents, Experiment, Iteration, Iterations,
-    Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, SessionRecord,
-    Timestamp, User, ValidationError,
+    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BrandProfile, Consents,
+    Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence,
+    SecretDigest, SessionRecord, Timestamp, User, ValidationError,
 };
 use echo_core::store::{ApiKeyAuth, SessionAuth, StoreError};
 use serde::Serialize;
@@ -116,9 +116,14 @@ impl<'a> Cols<'a> {
         u32::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})")))
     }
 
+    pub(crate) fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, StoreError> {
+        self.opt_i64(field)?
+            .map(|i| u64::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})"))))
+            .transpose()
+    }
+
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, StoreError> {
-        let i = self.i64(field)?;
-        u64::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})")))
+        self.opt_u64(field)?.ok_or_else(|| null(field))
     }
 
     pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, StoreError> {
@@ -147,6 +152,12 @@ impl<'a> Cols<'a> {
         let len = bytes.len();
         <[u8; N]>::try_from(bytes)
             .map_err(|_| invalid(field, format!("must be {N} bytes (got {len})")))
+    }
+
+    /// A `bytea` of any length.
+    pub(crate) fn byte_vec(&mut self, field: &'static str) -> Result<Vec<u8>, StoreError> {
+        self.next::<Option<Vec<u8>>>(field)?
+            .ok_or_else(|| null(field))
     }
 
     pub(crate) fn id<T: From<Uuid>>(&mut self, field: &'static str) -> Result<T, StoreError> {
@@ -422,5 +433,25 @@ pub(crate) fn audit_event(row: &PgRow) -> Result<AuditEvent, StoreError> {
         },
         prev_hash: c.bytes("audit_events.prev_hash")?,
         hash: c.bytes("audit_events.hash")?,
+        actor_pseudonym: c.opt_text("audit_events.actor_pseudonym")?,
+    })
+}
+
+pub(crate) fn audit_erasure(row: &PgRow) -> Result<AuditErasure, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(AuditErasure {
+        seq: c.u64("audit_erasures.seq")?,
+        erased_at: c.ts("audit_erasures.erased_at")?,
+        pseudonym: c.text("audit_erasures.pseudonym")?,
+    })
+}
+
+pub(crate) fn audit_checkpoint(row: &PgRow) -> Result<AuditCheckpoint, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(AuditCheckpoint {
+        seq: c.u64("audit_checkpoints.seq")?,
+        head_hash: c.bytes("audit_checkpoints.head_hash")?,
+        created_at: c.ts("audit_checkpoints.created_at")?,
+        signature: c.byte_vec("audit_checkpoints.signature")?,
     })
 }

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, RecordOutcome,
-    Timestamp, UserId,
+    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
+    RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use sqlx::PgConnection;
@@ -354,5 +354,45 @@ impl RunStore for PgStore {
         commit(tx).await?;
 
         Ok(DashboardStats::from_parts(by_status, groups, trend))
+    }
+
+    async fn anonymize_iterations(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        // One statement is its own transaction: the batch's row locks last only as long as it.
+        let mut conn = self.db().conn().await?;
+        execute(
+            &mut conn,
+            sqlx::query(q::ITERATIONS_ANONYMIZE)
+                .bind(tier.as_str())
+                .bind(dt(created_before))
+                .bind(i64::from(limit))
+                .bind(dt(now)),
+        )
+        .await
+    }
+
+    async fn count_anonymizable(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::ITERATIONS_ANONYMIZABLE_COUNT)
+                .bind(tier.as_str())
+                .bind(dt(created_before)),
+            |row| Cols::new(row).u64("count"),
+        )
+        .await
+        .map(Option::unwrap_or_default)
     }
 }

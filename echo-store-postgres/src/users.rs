@@ -124,9 +124,34 @@ impl UserStore for PgStore {
     }
 
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await?;
+        let changed = execute(&mut tx, sqlx::query(q::USER_DELETE).bind(*id.as_uuid())).await?;
+        found(changed, "user")?;
+        // Jobs have no foreign key to their user (payloads are free-form), so the cascade
+        // does not reach them. A job a worker holds goes too: its next heartbeat or settle
+        // finds no job and reports the lease lost.
+        execute(
+            &mut tx,
+            sqlx::query(q::JOBS_DELETE_BY_PAYLOAD_USER).bind(id.to_string()),
+        )
+        .await?;
+        commit(tx).await
+    }
+
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
         let mut conn = self.db().conn().await?;
-        let changed = execute(&mut conn, sqlx::query(q::USER_DELETE).bind(*id.as_uuid())).await?;
-        found(changed, "user")
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::USERS_DUE_FOR_DELETION)
+                .bind(dt(now))
+                .bind(i64::from(limit)),
+            |row| Cols::new(row).id("users.id"),
+        )
+        .await
     }
 
     async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {

@@ -1,12 +1,14 @@
 use async_trait::async_trait;
-use echo_core::audit::{GENESIS_HASH, chain_hash};
-use echo_core::model::{AuditEvent, NewAuditEvent};
+use echo_core::audit::chain_hash;
+use echo_core::model::{
+    AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, Timestamp, UserId,
+};
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
 use rusqlite::{params, params_from_iter};
 
 use crate::SqliteStore;
 use crate::db::{execute, query_all, query_opt};
-use crate::error::SqlResultExt;
+use crate::error::{SqlResultExt, invalid};
 use crate::queries as q;
 use crate::rows::{self, Cols, to_i64, to_json};
 
@@ -16,25 +18,26 @@ impl AuditStore for SqliteStore {
         let details = to_json("audit details", &event.details)?;
         let event = event.clone();
         // The write lock taken by BEGIN IMMEDIATE serialises appenders between reading the
-        // head and inserting after it, so the chain cannot fork.
+        // head and moving it, so the chain cannot fork.
         self.db
             .write(move |tx| {
-                let head = query_opt(tx, q::AUDIT_LAST, [], |row| {
+                let (prev_seq, prev_hash) = query_opt(tx, q::AUDIT_HEAD, [], |row| {
                     let mut c = Cols::new(row);
                     Ok((
-                        c.u64("audit_events.seq")?,
-                        c.blob::<32>("audit_events.hash")?,
+                        c.u64("audit_chain_head.seq")?,
+                        c.blob::<32>("audit_chain_head.hash")?,
                     ))
-                })?;
-                let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS_HASH));
+                })?
+                .ok_or_else(|| invalid("audit_chain_head", "is missing its row"))?;
                 let seq = prev_seq + 1;
+                let seq_i = to_i64("audit sequence", seq)?;
                 let hash = chain_hash(&prev_hash, seq, &event);
                 let e = &event;
                 execute(
                     tx,
                     q::AUDIT_INSERT,
                     params![
-                        to_i64("audit sequence", seq)?,
+                        seq_i,
                         e.actor_user_id.map(|id| *id.as_uuid().as_bytes()),
                         e.action,
                         e.resource_type,
@@ -49,9 +52,11 @@ impl AuditStore for SqliteStore {
                     ],
                 )
                 .db()?;
+                execute(tx, q::AUDIT_HEAD_SET, params![seq_i, hash]).db()?;
                 Ok(AuditEvent {
                     seq,
                     event,
+                    actor_pseudonym: None,
                     prev_hash,
                     hash,
                 })
@@ -80,5 +85,107 @@ impl AuditStore for SqliteStore {
                 )
             })
             .await
+    }
+
+    async fn pseudonymize_actor(
+        &self,
+        user: UserId,
+        pseudonym: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let pseudonym = pseudonym.to_owned();
+        self.db
+            .write(move |tx| {
+                let actor = user.as_uuid().as_bytes();
+                execute(
+                    tx,
+                    q::AUDIT_ERASURES_RECORD,
+                    params![actor, now.unix_micros(), pseudonym],
+                )
+                .db()?;
+                let erased = execute(tx, q::AUDIT_ERASE_ACTOR, params![actor, pseudonym]).db()?;
+                Ok(erased as u64)
+            })
+            .await
+    }
+
+    async fn audit_erasures(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditErasure>, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                query_all(
+                    conn,
+                    q::AUDIT_ERASURES_RANGE,
+                    params![q::seq_bound(from_seq), limit],
+                    rows::audit_erasure,
+                )
+            })
+            .await
+    }
+
+    async fn put_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError> {
+        let seq = to_i64("audit checkpoint sequence", checkpoint.seq)?;
+        let cp = checkpoint.clone();
+        self.db
+            .write(move |tx| {
+                execute(
+                    tx,
+                    q::AUDIT_CHECKPOINT_INSERT,
+                    params![seq, cp.head_hash, cp.created_at.unix_micros(), cp.signature],
+                )
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.db
+            .read_single(|conn| {
+                query_opt(conn, q::AUDIT_CHECKPOINT_LATEST, [], rows::audit_checkpoint)
+            })
+            .await
+    }
+
+    async fn audit_checkpoints(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                query_all(
+                    conn,
+                    q::AUDIT_CHECKPOINTS_RANGE,
+                    params![q::seq_bound(from_seq), limit],
+                    rows::audit_checkpoint,
+                )
+            })
+            .await
+    }
+
+    async fn delete_audit_through(&self, seq: u64) -> Result<u64, StoreError> {
+        self.db
+            .write(move |tx| {
+                let deleted = execute(tx, q::AUDIT_DELETE_THROUGH, [q::seq_bound(seq)]).db()?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
+
+    async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        self.db
+            .read_single(|conn| {
+                query_opt(conn, q::AUDIT_BOUNDS, [], |row| {
+                    let mut c = Cols::new(row);
+                    Ok(c.opt_u64("first audit seq")?
+                        .zip(c.opt_u64("last audit seq")?))
+                })
+            })
+            .await
+            .map(Option::flatten)
     }
 }

@@ -16,6 +16,11 @@ const CONFLICTS: &[(&str, &str)] = &[
     ("iterations.id", "iteration id already exists"),
     ("jobs.id", "a job with this id already exists"),
     ("audit_events.seq", "audit sequence number already exists"),
+    ("audit_erasures.seq", "audit event already erased"),
+    (
+        "audit_checkpoints.seq",
+        "an audit checkpoint with this sequence number already exists",
+    ),
 ];
 
 /// Problems of this backend that SQLite itself does not report.

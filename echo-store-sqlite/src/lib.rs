@@ -45,7 +45,10 @@
 //! connection or none, WAL readers never wait for the writer, a zero busy timeout that falls
 //! back to the blocking pool).
 //! Writes use `BEGIN IMMEDIATE`, taking the write lock before the first read, which rules out the read-then-write upgrade that makes SQLite
-//! fail with `SQLITE_BUSY` instead of waiting.
+//! fail with `SQLITE_BUSY` instead of waiting. The retention pass (`anonymize_iterations`) finds
+//! its batch in a read snapshot first and then takes the write lock only to update those rows
+//! by rowid, each re-checked: the call that ends a pass reads past every row other tiers keep,
+//! and writers must not wait for that read.
 //!
 //! ## Schema
 //! Migrations are embedded (`migrations/*.sql`), tracked in `PRAGMA user_version` and applied
@@ -53,7 +56,10 @@
 //! refused. Ids are 16-byte UUID blobs, timestamps integer unix microseconds, enums text
 //! (validated when read: an unknown value is `StoreError::Invalid`), structured values JSON
 //! text. Batch runs carry a copy of their experiment's owner so a user's dashboard is one index
-//! range per figure, without a join.
+//! range per figure, without a join. The audit chain's head (last `seq` and `hash`) is a
+//! one-row table of its own, so appends continue the chain after archived events, the head
+//! included, are deleted. Unlike the PostgreSQL store, nothing enforces that audit events are
+//! append-only: whoever can write the file can rewrite it, which the hash chain detects.
 //!
 //! ## Bulk loading
 //! [`SqliteStore::import_experiments`] stores many experiments in one transaction without the
@@ -86,6 +92,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use config::SqliteConfig;
+#[doc(hidden)]
+pub use migrations::MIGRATIONS;
 pub use migrations::SCHEMA_VERSION;
 
 use crate::db::Db;

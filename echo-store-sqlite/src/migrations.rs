@@ -8,9 +8,13 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{SqlResultExt, SqliteStoreError};
 
-const MIGRATIONS: &[&str] = &[
+/// The migrations' SQL, in order. Public (hidden) so tests can build a file as an older
+/// build left it; not a stable API.
+#[doc(hidden)]
+pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_sessions.sql"),
+    include_str!("../migrations/0003_retention.sql"),
 ];
 
 /// The schema version this build creates and expects (the number of migrations).

@@ -64,10 +64,24 @@ macro_rules! job_columns {
     };
 }
 
-macro_rules! audit_columns {
+/// What an append writes: the chained fields and the links.
+macro_rules! audit_insert_columns {
     () => {
         "seq, actor_user_id, action, resource_type, resource_id, ip, user_agent, request_id, \
          details, created_at, prev_hash, hash"
+    };
+}
+
+/// What a read returns: the appended columns, then what an erasure sets.
+macro_rules! audit_columns {
+    () => {
+        concat!(audit_insert_columns!(), ", actor_pseudonym")
+    };
+}
+
+macro_rules! audit_checkpoint_columns {
+    () => {
+        "seq, head_hash, created_at, signature"
     };
 }
 
@@ -91,6 +105,15 @@ pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = ?2, password_has
      updated_at = ?13 WHERE id = ?1";
 /// Deletes a user; the foreign keys cascade to everything they own.
 pub const USER_DELETE: &str = "DELETE FROM users WHERE id = ?1";
+/// Deletes the jobs whose payload names user `?1` (its id as text, as serde writes it). The
+/// expression must stay token for token the one of `jobs_payload_user_idx`.
+pub const JOBS_DELETE_BY_PAYLOAD_USER: &str =
+    "DELETE FROM jobs WHERE json_extract(payload, '$.user_id') = ?1";
+/// Inactive users whose deletion date has come (`<= ?1`), earliest first, at most `?2`. The
+/// comparison implies the partial index's `IS NOT NULL`, so the index serves it in order.
+pub const USERS_DUE_FOR_DELETION: &str = "SELECT id FROM users \
+     WHERE scheduled_deletion_at <= ?1 AND NOT is_active \
+     ORDER BY scheduled_deletion_at, id LIMIT ?2";
 /// The conditional quota debit: changes nothing when it would exceed the limit.
 pub const USER_DEBIT_QUOTA: &str = "UPDATE users SET prompts_used = prompts_used + ?2 \
      WHERE id = ?1 AND prompts_used + ?2 <= ?3";
@@ -310,6 +333,38 @@ pub const ITERATION_INDEXES: &str =
 pub const ITERATIONS_FOR_ANALYSIS: &str = "SELECT idx, mentions FROM iterations \
      WHERE batch_run_id = ?1 AND is_success = 1 AND mentions IS NOT NULL";
 
+/// The iterations of the retention pass: not yet anonymized, created before `?2`, of runs
+/// whose owner is on tier `?1`. `CROSS JOIN` fixes the join order (SQLite never reorders it):
+/// the scan starts from the partial `iterations_anonymize_idx`, so a batch reads about as many
+/// entries as it takes (plus other tiers' rows it passes over). Left to the planner, a rare
+/// tier could make it start from the tier's users and read every iteration of theirs,
+/// anonymized or not.
+macro_rules! anonymizable_from {
+    () => {
+        " FROM iterations AS i CROSS JOIN batch_runs AS b ON b.id = i.batch_run_id \
+         CROSS JOIN users AS u ON u.id = b.user_id \
+         WHERE NOT i.is_anonymized AND i.created_at < ?2 AND u.pricing_tier = ?1"
+    };
+}
+
+/// Up to `?3` rowids of the retention pass, newest first below the cut-off: in steady state
+/// the rows a pass has to do lie just below it, while the rows that other tiers keep longer
+/// lie further down, so a batch meets few of those. Read outside the write lock.
+pub const ITERATIONS_ANONYMIZABLE: &str = concat!(
+    "SELECT i.rowid",
+    anonymizable_from!(),
+    " ORDER BY i.created_at DESC LIMIT ?3"
+);
+/// Anonymizes iteration `?1` at `?2` if it still qualifies (`?3` tier, `?4` cut-off): another
+/// pass may have taken it, or its owner may have changed tier, since it was read.
+pub const ITERATION_ANONYMIZE: &str = "UPDATE iterations \
+     SET raw_response = NULL, is_anonymized = 1, anonymized_at = ?2 \
+     WHERE rowid = ?1 AND NOT is_anonymized AND created_at < ?4 AND EXISTS (SELECT 1 \
+     FROM batch_runs AS b JOIN users AS u ON u.id = b.user_id \
+     WHERE b.id = iterations.batch_run_id AND u.pricing_tier = ?3)";
+/// How many iterations the retention pass would anonymize.
+pub const ITERATIONS_ANONYMIZABLE_COUNT: &str = concat!("SELECT count(*)", anonymizable_from!());
+
 /// Dashboard, part 1: the user's experiments by status, from the index alone.
 pub const DASHBOARD_EXPERIMENTS_BY_STATUS: &str =
     "SELECT status, count(*) FROM experiments WHERE user_id = ?1 GROUP BY status";
@@ -333,13 +388,15 @@ pub const DASHBOARD_TREND: &str = "SELECT \
 
 // ---- audit -----------------------------------------------------------------------------------
 
-/// The chain's head.
-pub const AUDIT_LAST: &str = "SELECT seq, hash FROM audit_events \
-     WHERE seq = (SELECT max(seq) FROM audit_events)";
+/// The chain's head: the last appended `seq` and `hash`, kept even when that event is deleted.
+pub const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_chain_head WHERE singleton = 1";
+/// Moves the chain's head.
+pub const AUDIT_HEAD_SET: &str =
+    "UPDATE audit_chain_head SET seq = ?1, hash = ?2 WHERE singleton = 1";
 /// Appends an event.
 pub const AUDIT_INSERT: &str = concat!(
     "INSERT INTO audit_events (",
-    audit_columns!(),
+    audit_insert_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 /// Events from `?1`, ascending, at most `?2`.
@@ -348,6 +405,41 @@ pub const AUDIT_RANGE: &str = concat!(
     audit_columns!(),
     " FROM audit_events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
 );
+/// Records the erasure, at `?2` with pseudonym `?3`, of every event of actor `?1`; run before
+/// [`AUDIT_ERASE_ACTOR`] in the same transaction.
+pub const AUDIT_ERASURES_RECORD: &str = "INSERT INTO audit_erasures (seq, erased_at, pseudonym) \
+     SELECT seq, ?2, ?3 FROM audit_events WHERE actor_user_id = ?1";
+/// Clears actor `?1`, IP and user agent of the actor's events, setting pseudonym `?2`.
+pub const AUDIT_ERASE_ACTOR: &str = "UPDATE audit_events SET actor_user_id = NULL, ip = NULL, \
+     user_agent = NULL, actor_pseudonym = ?2 WHERE actor_user_id = ?1";
+/// Erasure records from `?1`, ascending, at most `?2`.
+pub const AUDIT_ERASURES_RANGE: &str = "SELECT seq, erased_at, pseudonym FROM audit_erasures \
+     WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+/// Stores a checkpoint.
+pub const AUDIT_CHECKPOINT_INSERT: &str = concat!(
+    "INSERT INTO audit_checkpoints (",
+    audit_checkpoint_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4)"
+);
+/// The checkpoint with the highest `seq`: two probes of the primary key (`max` is answered
+/// from the end of the B-tree).
+pub const AUDIT_CHECKPOINT_LATEST: &str = concat!(
+    "SELECT ",
+    audit_checkpoint_columns!(),
+    " FROM audit_checkpoints WHERE seq = (SELECT max(seq) FROM audit_checkpoints)"
+);
+/// Checkpoints from `?1`, ascending, at most `?2`.
+pub const AUDIT_CHECKPOINTS_RANGE: &str = concat!(
+    "SELECT ",
+    audit_checkpoint_columns!(),
+    " FROM audit_checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+);
+/// Deletes the archived events up to `?1`.
+pub const AUDIT_DELETE_THROUGH: &str = "DELETE FROM audit_events WHERE seq <= ?1";
+/// The first and last stored `seq` (NULLs when empty). Two subqueries, because SQLite only
+/// answers a `min` or a `max` from the index when it is the query's sole aggregate.
+pub const AUDIT_BOUNDS: &str =
+    "SELECT (SELECT min(seq) FROM audit_events), (SELECT max(seq) FROM audit_events)";
 const AUDIT_LIST_PREFIX: &str = concat!(
     "SELECT ",
     audit_columns!(),

@@ -5,9 +5,9 @@
 use std::str::FromStr;
 
 use echo_core::model::{
-    ApiKeyRecord, AuditEvent, BatchRun, BrandProfile, Consents, Experiment, Iteration, Iterations,
-    Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, SessionRecord,
-    Timestamp, User, ValidationError,
+    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BrandProfile, Consents,
+    Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence,
+    SecretDigest, SessionRecord, Timestamp, User, ValidationError,
 };
 use echo_core::store::{ApiKeyAuth, SessionAuth, StoreError};
 use rusqlite::Row;
@@ -52,9 +52,14 @@ impl<'a, 'stmt> Cols<'a, 'stmt> {
         u32::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})")))
     }
 
+    pub(crate) fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, StoreError> {
+        self.opt_i64(field)?
+            .map(|i| u64::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})"))))
+            .transpose()
+    }
+
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, StoreError> {
-        let i = self.i64(field)?;
-        u64::try_from(i).map_err(|_| invalid(field, format!("is out of range ({i})")))
+        self.opt_u64(field)?.ok_or_else(|| null(field))
     }
 
     pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, StoreError> {
@@ -107,6 +112,15 @@ impl<'a, 'stmt> Cols<'a, 'stmt> {
         field: &'static str,
     ) -> Result<[u8; N], StoreError> {
         self.opt_blob(field)?.ok_or_else(|| null(field))
+    }
+
+    /// A blob of any length.
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, StoreError> {
+        match self.next()? {
+            ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
+            ValueRef::Null => Err(null(field)),
+            other => Err(wrong_type(field, "a blob", other)),
+        }
     }
 
     pub(crate) fn id<T: From<Uuid>>(&mut self, field: &'static str) -> Result<T, StoreError> {
@@ -387,5 +401,25 @@ pub(crate) fn audit_event(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
         },
         prev_hash: c.blob("audit_events.prev_hash")?,
         hash: c.blob("audit_events.hash")?,
+        actor_pseudonym: c.opt_text("audit_events.actor_pseudonym")?,
+    })
+}
+
+pub(crate) fn audit_erasure(row: &Row<'_>) -> Result<AuditErasure, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(AuditErasure {
+        seq: c.u64("audit_erasures.seq")?,
+        erased_at: c.ts("audit_erasures.erased_at")?,
+        pseudonym: c.text("audit_erasures.pseudonym")?,
+    })
+}
+
+pub(crate) fn audit_checkpoint(row: &Row<'_>) -> Result<AuditCheckpoint, StoreError> {
+    let mut c = Cols::new(row);
+    Ok(AuditCheckpoint {
+        seq: c.u64("audit_checkpoints.seq")?,
+        head_hash: c.blob("audit_checkpoints.head_hash")?,
+        created_at: c.ts("audit_checkpoints.created_at")?,
+        signature: c.bytes("audit_checkpoints.signature")?,
     })
 }

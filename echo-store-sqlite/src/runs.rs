@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use echo_core::model::{
-    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, RecordOutcome,
-    Timestamp, UserId,
+    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
+    RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use rusqlite::params;
@@ -303,5 +303,75 @@ impl RunStore for SqliteStore {
             .await?;
 
         Ok(DashboardStats::from_parts(by_status, groups, trend))
+    }
+
+    async fn anonymize_iterations(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let (tier, before) = (tier.as_str(), created_before.unix_micros());
+        loop {
+            // The batch is found in a read snapshot, without the write lock: a pass's last call
+            // reads every row it passes over (other tiers' retained rows) to find nothing, and
+            // writers must not wait for that.
+            let batch = self
+                .db
+                .read_single(move |conn| {
+                    query_all(
+                        conn,
+                        q::ITERATIONS_ANONYMIZABLE,
+                        params![tier, before, limit],
+                        |row| Cols::new(row).i64("iterations.rowid"),
+                    )
+                })
+                .await?;
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            // One short write transaction: each row is re-checked, so a row another pass took
+            // since the read is neither changed nor counted again.
+            let changed = self
+                .db
+                .write(move |tx| {
+                    let mut update = tx.prepare_cached(q::ITERATION_ANONYMIZE).db()?;
+                    let mut changed = 0u64;
+                    for rowid in &batch {
+                        changed += update
+                            .execute(params![rowid, now.unix_micros(), tier, before])
+                            .db()? as u64;
+                    }
+                    Ok(changed)
+                })
+                .await?;
+            // Zero means concurrent passes took the whole batch first: they made progress, so
+            // read again rather than report a pass done that may not be.
+            if changed > 0 {
+                return Ok(changed);
+            }
+        }
+    }
+
+    async fn count_anonymizable(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                query_opt(
+                    conn,
+                    q::ITERATIONS_ANONYMIZABLE_COUNT,
+                    params![tier.as_str(), created_before.unix_micros()],
+                    |row| Cols::new(row).u64("count"),
+                )
+            })
+            .await
+            .map(Option::unwrap_or_default)
     }
 }

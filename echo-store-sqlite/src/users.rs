@@ -122,7 +122,28 @@ impl UserStore for SqliteStore {
         self.db
             .write(move |tx| {
                 let changed = execute(tx, q::USER_DELETE, [id.as_uuid().as_bytes()]).db()?;
-                found(changed, "user")
+                found(changed, "user")?;
+                // Jobs have no foreign key to their user (payloads are free-form), so the
+                // cascade does not reach them.
+                execute(tx, q::JOBS_DELETE_BY_PAYLOAD_USER, [id.to_string()]).db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                crate::db::query_all(
+                    conn,
+                    q::USERS_DUE_FOR_DELETION,
+                    params![now.unix_micros(), limit],
+                    |row| Cols::new(row).id("users.id"),
+                )
             })
             .await
     }

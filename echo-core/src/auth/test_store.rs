@@ -157,6 +157,13 @@ impl UserStore for TestStore {
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         self.inner.delete_user(id).await
     }
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.inner.users_due_for_deletion(now, limit).await
+    }
     async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
         self.inner.refund_quota(user, amount).await
     }
@@ -191,12 +198,21 @@ delegate!(RunStore {
     list_iterations(owner: UserId, run: BatchRunId, from_index: u32, limit: u32) -> Result<Vec<Iteration>, StoreError>;
     recorded_indexes(run: BatchRunId) -> Result<Vec<u32>, StoreError>;
     dashboard(owner: UserId, trend_since: Timestamp) -> Result<DashboardStats, StoreError>;
+    anonymize_iterations(tier: PricingTier, created_before: Timestamp, limit: u32, now: Timestamp) -> Result<u64, StoreError>;
+    count_anonymizable(tier: PricingTier, created_before: Timestamp) -> Result<u64, StoreError>;
 });
 
 delegate!(AuditStore {
     append_audit(event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
     list_audit(query: &AuditQuery) -> Result<Page<AuditEvent, u64>, StoreError>;
     audit_range(from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    pseudonymize_actor(user: UserId, pseudonym: &str, now: Timestamp) -> Result<u64, StoreError>;
+    audit_erasures(from_seq: u64, limit: u32) -> Result<Vec<AuditErasure>, StoreError>;
+    put_audit_checkpoint(checkpoint: &AuditCheckpoint) -> Result<(), StoreError>;
+    latest_audit_checkpoint() -> Result<Option<AuditCheckpoint>, StoreError>;
+    audit_checkpoints(from_seq: u64, limit: u32) -> Result<Vec<AuditCheckpoint>, StoreError>;
+    delete_audit_through(seq: u64) -> Result<u64, StoreError>;
+    audit_bounds() -> Result<Option<(u64, u64)>, StoreError>;
 });
 
 impl TestStore {

@@ -1,21 +1,30 @@
-//! [`AuditStore`](crate::store::AuditStore): the hash-chained, append-only audit log.
+//! [`AuditStore`](crate::store::AuditStore): the hash-chained, append-only audit log, the
+//! erasure of an actor, checkpoints, and the deletion of archived events.
 //!
 //! These scenarios assume a fresh store: the first appended event has `seq` 1.
 
 use futures::future::join_all;
 
-use super::fixtures::{at, audit_event, new_user, page_size, yield_now};
+use super::fixtures::{
+    assert_conflict, at, at_micros, audit_event, new_user, page_size, yield_now,
+};
 use crate::audit::{GENESIS_HASH, chain_hash};
-use crate::model::{AuditEvent, NewAuditEvent};
+use crate::model::{AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, UserId};
 use crate::store::{AuditQuery, DynStore};
 
 /// Checks that `events` (ascending) form the chain from seq 1: no gap, each linked to its
 /// predecessor, each hash recomputable from the stored fields.
 #[track_caller]
 fn assert_valid_chain(events: &[AuditEvent]) {
-    let mut prev = GENESIS_HASH;
+    assert_chain_from(events, 1, GENESIS_HASH);
+}
+
+/// Checks that `events` (ascending) continue a chain whose next event is `first_seq` and whose
+/// head hash is `prev`: no gap, each linked to its predecessor, each hash recomputable.
+#[track_caller]
+fn assert_chain_from(events: &[AuditEvent], first_seq: u64, mut prev: [u8; 32]) {
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.seq, i as u64 + 1, "seq without gaps");
+        assert_eq!(e.seq, first_seq + i as u64, "seq without gaps");
         assert_eq!(e.prev_hash, prev, "prev_hash of seq {}", e.seq);
         assert_eq!(
             e.hash,
@@ -23,7 +32,39 @@ fn assert_valid_chain(events: &[AuditEvent]) {
             "hash of seq {}",
             e.seq
         );
+        assert_eq!(e.actor_pseudonym, None, "seq {} is not erased", e.seq);
         prev = e.hash;
+    }
+}
+
+/// Appends `n` events created at `at(0)`, `at(1)`… and returns them as stored.
+async fn append_n(store: &DynStore, n: i64) -> Vec<AuditEvent> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            store
+                .append_audit(&audit_event("login", at(i)))
+                .await
+                .expect("append_audit"),
+        );
+    }
+    out
+}
+
+/// An event by `actor`.
+fn by(actor: UserId, action: &str, secs: i64) -> NewAuditEvent {
+    let mut e = audit_event(action, at(secs));
+    e.actor_user_id = Some(actor);
+    e
+}
+
+/// A checkpoint of `seq` with a signature of `len` distinct bytes.
+fn checkpoint(seq: u64, head_hash: [u8; 32], len: u8) -> AuditCheckpoint {
+    AuditCheckpoint {
+        seq,
+        head_hash,
+        created_at: at_micros(1_000_003 + i64::from(len)),
+        signature: (0..len).map(|b| b.wrapping_mul(37)).collect(),
     }
 }
 
@@ -246,4 +287,295 @@ pub async fn audit_range_ascending(store: &DynStore) {
             .expect("past the end")
             .is_empty()
     );
+}
+
+/// `pseudonymize_actor` clears the actor, IP and user agent of exactly the user's events, sets
+/// the pseudonym, keeps every other field (hashes included), records one erasure per event,
+/// and changes nothing on a second call; the links between events still verify and only the
+/// erased events' own hashes no longer recompute.
+pub async fn pseudonymize_actor_erases_and_records(store: &DynStore) {
+    let alice = new_user(store).await;
+    let bob = new_user(store).await;
+    let mut system = audit_event("quota_reset", at(2));
+    system.actor_user_id = None;
+    let inputs = [
+        by(alice.id, "login", 0),
+        by(bob.id, "login", 1),
+        system,
+        by(alice.id, "create_experiment", 3),
+        by(alice.id, "logout", 4),
+    ];
+    let mut before = Vec::new();
+    for e in &inputs {
+        before.push(store.append_audit(e).await.expect("append_audit"));
+    }
+    let now = at_micros(9_000_001);
+
+    assert_eq!(
+        store
+            .pseudonymize_actor(UserId::new(), "nobody", now)
+            .await
+            .expect("unknown user"),
+        0
+    );
+    assert_eq!(
+        store
+            .pseudonymize_actor(alice.id, "hmac:alice", now)
+            .await
+            .expect("pseudonymize_actor"),
+        3
+    );
+    let after = store.audit_range(1, 100).await.expect("audit_range");
+    let erased_seqs = [1u64, 4, 5];
+    let expected: Vec<AuditEvent> = before
+        .iter()
+        .map(|e| {
+            if !erased_seqs.contains(&e.seq) {
+                return e.clone();
+            }
+            let mut x = e.clone();
+            x.event.actor_user_id = None;
+            x.event.ip = None;
+            x.event.user_agent = None;
+            x.actor_pseudonym = Some("hmac:alice".into());
+            x
+        })
+        .collect();
+    assert_eq!(after, expected);
+    let mut prev = GENESIS_HASH;
+    for e in &after {
+        assert_eq!(e.prev_hash, prev, "links still hold at seq {}", e.seq);
+        let recomputes = e.hash == chain_hash(&prev, e.seq, &e.event);
+        assert_eq!(
+            recomputes,
+            !erased_seqs.contains(&e.seq),
+            "only erased events fail to recompute (seq {})",
+            e.seq
+        );
+        prev = e.hash;
+    }
+    let records: Vec<AuditErasure> = erased_seqs
+        .iter()
+        .map(|seq| AuditErasure {
+            seq: *seq,
+            erased_at: now,
+            pseudonym: "hmac:alice".into(),
+        })
+        .collect();
+    assert_eq!(
+        store.audit_erasures(0, 100).await.expect("audit_erasures"),
+        records
+    );
+    assert_eq!(
+        store.audit_erasures(2, 1).await.expect("from 2, one"),
+        records[1..2].to_vec()
+    );
+    assert!(
+        store
+            .audit_erasures(6, 100)
+            .await
+            .expect("past the end")
+            .is_empty()
+    );
+
+    assert_eq!(
+        store
+            .pseudonymize_actor(alice.id, "hmac:alice", at(99))
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        store.audit_erasures(0, 100).await.expect("unchanged"),
+        records
+    );
+    let by_alice = AuditQuery {
+        actor_user_id: Some(alice.id),
+        ..AuditQuery::default()
+    };
+    assert!(
+        store
+            .list_audit(&by_alice)
+            .await
+            .expect("list_audit")
+            .items
+            .is_empty(),
+        "the actor filter no longer finds the erased events"
+    );
+    let later = store
+        .append_audit(&by(alice.id, "login", 10))
+        .await
+        .expect("append after erasure");
+    assert_eq!(later.event.actor_user_id, Some(alice.id));
+    assert_eq!(later.prev_hash, after[4].hash, "the chain continues");
+    assert_eq!(
+        store.list_audit(&by_alice).await.expect("list_audit").items,
+        vec![later],
+        "later events keep their actor"
+    );
+}
+
+/// Checkpoints round-trip exactly (any signature bytes, none included), list ascending from a
+/// `seq` with a limit, `latest` is the highest `seq`, and a second checkpoint of a `seq` is a
+/// Conflict that keeps the first.
+pub async fn audit_checkpoints_round_trip_and_conflict(store: &DynStore) {
+    assert_eq!(
+        store
+            .latest_audit_checkpoint()
+            .await
+            .expect("latest of none"),
+        None
+    );
+    assert!(
+        store
+            .audit_checkpoints(0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    let events = append_n(store, 3).await;
+    let c10 = checkpoint(10, [0xab; 32], 64);
+    let c5 = checkpoint(5, [0; 32], 0);
+    let c20 = checkpoint(20, events[2].hash, 255);
+    for c in [&c10, &c5, &c20] {
+        store.put_audit_checkpoint(c).await.expect("put");
+    }
+    assert_eq!(
+        store.latest_audit_checkpoint().await.expect("latest"),
+        Some(c20.clone())
+    );
+    assert_eq!(
+        store.audit_checkpoints(0, 10).await.expect("all"),
+        vec![c5.clone(), c10.clone(), c20.clone()]
+    );
+    assert_eq!(
+        store.audit_checkpoints(6, 1).await.expect("from 6, one"),
+        vec![c10.clone()]
+    );
+    assert_eq!(
+        store.audit_checkpoints(20, 10).await.expect("from 20"),
+        vec![c20.clone()]
+    );
+
+    let mut clash = checkpoint(10, [0xcd; 32], 3);
+    clash.created_at = at(500);
+    assert_conflict(store.put_audit_checkpoint(&clash).await, "same seq");
+    assert_eq!(
+        store.audit_checkpoints(10, 1).await.expect("first kept"),
+        vec![c10]
+    );
+}
+
+/// `delete_audit_through` deletes exactly the events up to a `seq` (0 when there are none),
+/// `audit_bounds` follows; after deleting every event, the head included, the next append
+/// continues the chain from the deleted head. Erasure records and checkpoints are kept.
+pub async fn delete_audit_through_keeps_the_chain(store: &DynStore) {
+    assert_eq!(store.audit_bounds().await.expect("bounds of none"), None);
+    assert_eq!(
+        store.delete_audit_through(5).await.expect("delete of none"),
+        0
+    );
+    let actor = new_user(store).await;
+    let mut events = append_n(store, 9).await;
+    events.push(
+        store
+            .append_audit(&by(actor.id, "login", 9))
+            .await
+            .expect("append"),
+    );
+    assert_eq!(
+        store
+            .pseudonymize_actor(actor.id, "p", at(20))
+            .await
+            .expect("erase"),
+        1
+    );
+    let head = checkpoint(10, events[9].hash, 64);
+    store.put_audit_checkpoint(&head).await.expect("checkpoint");
+    assert_eq!(store.audit_bounds().await.expect("bounds"), Some((1, 10)));
+
+    assert_eq!(store.delete_audit_through(0).await.expect("through 0"), 0);
+    assert_eq!(store.delete_audit_through(4).await.expect("through 4"), 4);
+    assert_eq!(store.audit_bounds().await.expect("bounds"), Some((5, 10)));
+    let rest = store.audit_range(1, 100).await.expect("audit_range");
+    assert_eq!(rest.first().map(|e| e.seq), Some(5));
+    assert_eq!(rest.len(), 6);
+    assert_eq!(
+        rest[..5],
+        events[4..9],
+        "the remaining events are untouched"
+    );
+    assert_eq!(store.delete_audit_through(4).await.expect("again"), 0);
+    let page = store
+        .list_audit(&AuditQuery {
+            limit: page_size(4),
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("list_audit");
+    assert_eq!(
+        page.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![10, 9, 8, 7]
+    );
+
+    assert_eq!(store.delete_audit_through(10).await.expect("everything"), 6);
+    assert_eq!(store.audit_bounds().await.expect("bounds"), None);
+    assert!(store.audit_range(0, 100).await.expect("empty").is_empty());
+    let next = store
+        .append_audit(&audit_event("login", at(30)))
+        .await
+        .expect("append after deleting everything");
+    assert_eq!(next.seq, 11, "seq continues");
+    assert_eq!(next.prev_hash, events[9].hash, "linked to the deleted head");
+    assert_chain_from(std::slice::from_ref(&next), 11, events[9].hash);
+    assert_eq!(store.audit_bounds().await.expect("bounds"), Some((11, 11)));
+
+    assert_eq!(
+        store.audit_erasures(0, 10).await.expect("erasures kept"),
+        vec![AuditErasure {
+            seq: 10,
+            erased_at: at(20),
+            pseudonym: "p".into()
+        }]
+    );
+    assert_eq!(
+        store
+            .latest_audit_checkpoint()
+            .await
+            .expect("checkpoint kept"),
+        Some(head)
+    );
+}
+
+/// Appends racing a `delete_audit_through` of the archived prefix, and after it, still form
+/// one chain: no fork, no gap, linked to the last event before the deletion.
+pub async fn concurrent_appends_after_delete_keep_one_chain(store: &DynStore) {
+    let archived = append_n(store, 10).await;
+    let head = archived[9].hash;
+    let events: Vec<NewAuditEvent> = (0..30).map(|i| audit_event("login", at(100 + i))).collect();
+    let delete = async {
+        yield_now().await;
+        store.delete_audit_through(10).await
+    };
+    let appends = join_all(events.iter().map(|e| async move {
+        yield_now().await;
+        store.append_audit(e).await
+    }));
+    let (deleted, appended) = futures::future::join(delete, appends).await;
+    assert_eq!(deleted.expect("delete_audit_through"), 10);
+    for r in appended {
+        r.expect("append_audit");
+    }
+    let more = join_all(events.iter().take(10).map(|e| async move {
+        yield_now().await;
+        store.append_audit(e).await
+    }))
+    .await;
+    for r in more {
+        r.expect("append_audit after the delete");
+    }
+    let stored = store.audit_range(0, 1_000).await.expect("audit_range");
+    assert_eq!(stored.len(), 40);
+    assert_chain_from(&stored, 11, head);
+    assert_eq!(store.audit_bounds().await.expect("bounds"), Some((11, 50)));
 }

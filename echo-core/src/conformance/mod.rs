@@ -36,13 +36,15 @@
 //!
 //! # What a fresh store means
 //! Some scenarios count store-wide state: the audit log's first `seq` is 1, queue statistics,
-//! `reset_due_quotas`' return value, `due_recurring`. A store shared between scenarios would fail
+//! `reset_due_quotas`' return value, `due_recurring`, the retention counts and
+//! `users_due_for_deletion`. A store shared between scenarios would fail
 //! them; a fresh database (or schema, or file) per call is required.
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`], and
-//! [`edge`] for edge inputs across them). It panics when the store breaks the contract and has no other
+//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`],
+//! [`retention`] for anonymization and account purge across them, and [`edge`] for edge inputs
+//! across them). It panics when the store breaks the contract and has no other
 //! requirements on its executor: concurrency scenarios drive concurrent calls with
 //! `futures::future::join_all` on the calling task, which exercises real contention in backends
 //! that run their work on blocking threads or a connection pool. Scenario futures are `Send`
@@ -64,6 +66,7 @@ pub mod edge;
 pub mod experiments;
 pub mod fixtures;
 pub mod jobs;
+pub mod retention;
 pub mod runs;
 pub mod sessions;
 pub mod users;
@@ -173,6 +176,10 @@ macro_rules! store_conformance_tests {
                 concurrent_appends_keep_one_chain,
                 list_audit_filters_and_pages,
                 audit_range_ascending,
+                pseudonymize_actor_erases_and_records,
+                audit_checkpoints_round_trip_and_conflict,
+                delete_audit_through_keeps_the_chain,
+                concurrent_appends_after_delete_keep_one_chain,
             }
             jobs {
                 enqueue_and_get,
@@ -188,6 +195,15 @@ macro_rules! store_conformance_tests {
                 expired_last_attempt_fails,
                 queue_stats_counts_by_state,
                 prune_jobs_deletes_old_finished_only,
+            }
+            retention {
+                anonymize_iterations_by_age_keeps_the_rest,
+                anonymize_iterations_touches_only_the_tier,
+                anonymize_iterations_honours_limit_until_done,
+                anonymize_iterations_flags_failed_and_skips_done,
+                concurrent_anonymize_calls_never_overlap,
+                users_due_for_deletion_filters_and_orders,
+                delete_user_leaves_nothing_readable,
             }
             edge {
                 unicode_text_round_trips_byte_exact,

@@ -1,4 +1,4 @@
-//! Audit events.
+//! Audit events, the erasures rewritten into them, and signed checkpoints of the chain.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +30,56 @@ pub struct NewAuditEvent {
 /// A stored audit event, with its place in the hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// Position in the log, from 1, without gaps.
+    /// Position in the log, from 1, without gaps. The oldest events may have been archived
+    /// and deleted ([`AuditStore::delete_audit_through`](crate::store::AuditStore::delete_audit_through)),
+    /// so the first stored `seq` is not always 1.
     pub seq: u64,
-    /// The event.
+    /// The event, as appended, except for the fields an erasure cleared (see
+    /// `actor_pseudonym`).
     #[serde(flatten)]
     pub event: NewAuditEvent,
+    /// Set when the actor was erased
+    /// ([`AuditStore::pseudonymize_actor`](crate::store::AuditStore::pseudonymize_actor)):
+    /// `actor_user_id`, `ip` and `user_agent` were then cleared and this keyed hash of the
+    /// actor, computed by the caller, stands in for them. Never part of the chain's input, and
+    /// always `None` on a fresh append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_pseudonym: Option<String>,
     /// Hash of the previous event (zeros for the first).
     pub prev_hash: [u8; 32],
-    /// Hash of this event: see [`crate::audit::chain_hash`].
+    /// Hash of this event as appended: see [`crate::audit::chain_hash`]. An erasure leaves it
+    /// (and `prev_hash`) unchanged, so the links still verify while the erased event's own
+    /// hash can no longer be recomputed from its fields.
     pub hash: [u8; 32],
+}
+
+/// The record of one erased event: its `actor_user_id`, `ip` and `user_agent` were cleared at
+/// `erased_at` and replaced by `pseudonym`. A chain verifier accepts exactly these events'
+/// three fields as erased instead of reporting tampering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditErasure {
+    /// The erased event.
+    pub seq: u64,
+    /// When it was erased.
+    pub erased_at: Timestamp,
+    /// The pseudonym written into the event's `actor_pseudonym`.
+    pub pseudonym: String,
+}
+
+/// A signed statement that the chain's head was `head_hash` at `seq`, made before events are
+/// archived and deleted so that what remains (and the archive) can be verified against it.
+///
+/// The store keeps the bytes as given: it checks neither the signature (an Ed25519 signature
+/// made elsewhere, over a message of the signer's choosing) nor that `head_hash` matches the
+/// stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    /// The sequence number of the head event it covers.
+    pub seq: u64,
+    /// That event's `hash`.
+    pub head_hash: [u8; 32],
+    /// When the checkpoint was made.
+    pub created_at: Timestamp,
+    /// The signer's signature.
+    pub signature: Vec<u8>,
 }

@@ -18,10 +18,11 @@ use super::{
 };
 use crate::audit::{GENESIS_HASH, chain_hash};
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate,
-    BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration, IterationId, Job,
-    JobId, JobLease, JobStatus, NewAuditEvent, ProviderKind, QuotaDebit, RecordOutcome, SessionId,
-    SessionRecord, Timestamp, User, UserId, ValidationError,
+    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
+    BatchRunStatus, BatchRunUpdate, BrandProfile, Email, Experiment, ExperimentId,
+    ExperimentStatus, Iteration, IterationId, Job, JobId, JobLease, JobStatus, NewAuditEvent,
+    PricingTier, ProviderKind, QuotaDebit, RecordOutcome, SessionId, SessionRecord, Timestamp,
+    User, UserId, ValidationError,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -43,7 +44,13 @@ struct State {
     iterations: BTreeMap<(BatchRunId, u32), Iteration>,
     /// Where each stored iteration id lives: ids are unique across runs, as a primary key is.
     iteration_slots: HashMap<IterationId, (BatchRunId, u32)>,
+    /// Ascending by `seq`; the oldest may have been deleted after archiving.
     audit: Vec<AuditEvent>,
+    /// The last appended `(seq, hash)`, kept apart from `audit` so the chain survives the
+    /// deletion of its head event. `None` before the first append.
+    audit_head: Option<(u64, [u8; 32])>,
+    audit_erasures: BTreeMap<u64, AuditErasure>,
+    audit_checkpoints: BTreeMap<u64, AuditCheckpoint>,
     jobs: HashMap<JobId, Job>,
 }
 
@@ -160,6 +167,26 @@ impl State {
         Some(job.clone())
     }
 
+    /// The tier of the owner of `run`'s experiment, if all three exist.
+    fn run_owner_tier(&self, run: BatchRunId) -> Option<PricingTier> {
+        let experiment = self.experiments.get(&self.runs.get(&run)?.experiment_id)?;
+        Some(self.users.get(&experiment.user_id)?.tier)
+    }
+
+    /// Keys of the iterations `anonymize_iterations` may change, newest first (the order of
+    /// the SQL backends).
+    fn anonymizable(&self, tier: PricingTier, created_before: Timestamp) -> Vec<(BatchRunId, u32)> {
+        let mut found: Vec<(Timestamp, IterationId, (BatchRunId, u32))> = self
+            .iterations
+            .iter()
+            .filter(|(_, it)| !it.is_anonymized && it.created_at < created_before)
+            .filter(|(_, it)| self.run_owner_tier(it.batch_run_id) == Some(tier))
+            .map(|(key, it)| (it.created_at, it.id, *key))
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        found.into_iter().map(|(_, _, key)| key).collect()
+    }
+
     fn remove_experiment_cascade(&mut self, id: ExperimentId) {
         self.experiments.remove(&id);
         let runs: Vec<BatchRunId> = self
@@ -174,6 +201,15 @@ impl State {
             self.iteration_slots.retain(|_, (r, _)| *r != run);
         }
     }
+}
+
+/// Whether a job's payload names the user whose id's canonical text is `user`, the way
+/// `delete_user` documents: a top-level `"user_id"` equal to it.
+fn payload_names_user(job: &Job, user: &str) -> bool {
+    job.payload
+        .get("user_id")
+        .and_then(serde_json::Value::as_str)
+        == Some(user)
 }
 
 fn is_claimable(job: &Job, now: Timestamp) -> bool {
@@ -269,7 +305,29 @@ impl UserStore for MemoryStore {
         for experiment in experiments {
             s.remove_experiment_cascade(experiment);
         }
+        let name = id.to_string();
+        s.jobs.retain(|_, job| !payload_names_user(job, &name));
         Ok(())
+    }
+
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let s = self.state()?;
+        let mut due: Vec<(Timestamp, UserId)> = s
+            .users
+            .values()
+            .filter(|u| !u.is_active)
+            .filter_map(|u| Some((u.scheduled_deletion_at.filter(|at| *at <= now)?, u.id)))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
     }
 
     async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
@@ -837,23 +895,53 @@ impl RunStore for MemoryStore {
             trend,
         ))
     }
+
+    async fn anonymize_iterations(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut s = self.state()?;
+        let batch: Vec<(BatchRunId, u32)> = s
+            .anonymizable(tier, created_before)
+            .into_iter()
+            .take(limit as usize)
+            .collect();
+        for key in &batch {
+            if let Some(it) = s.iterations.get_mut(key) {
+                it.raw_response = None;
+                it.is_anonymized = true;
+                it.anonymized_at = Some(now);
+            }
+        }
+        Ok(batch.len() as u64)
+    }
+
+    async fn count_anonymizable(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        Ok(self.state()?.anonymizable(tier, created_before).len() as u64)
+    }
 }
 
 #[async_trait]
 impl AuditStore for MemoryStore {
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
         let mut s = self.state()?;
-        let (prev_seq, prev_hash) = s
-            .audit
-            .last()
-            .map_or((0, GENESIS_HASH), |last| (last.seq, last.hash));
+        let (prev_seq, prev_hash) = s.audit_head.unwrap_or((0, GENESIS_HASH));
         let seq = prev_seq + 1;
         let stored = AuditEvent {
             seq,
             event: event.clone(),
+            actor_pseudonym: None,
             prev_hash,
             hash: chain_hash(&prev_hash, seq, event),
         };
+        s.audit_head = Some((seq, stored.hash));
         s.audit.push(stored.clone());
         Ok(stored)
     }
@@ -898,6 +986,96 @@ impl AuditStore for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn pseudonymize_actor(
+        &self,
+        user: UserId,
+        pseudonym: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut guard = self.state()?;
+        let s = &mut *guard;
+        let mut erased = 0;
+        for e in s
+            .audit
+            .iter_mut()
+            .filter(|e| e.event.actor_user_id == Some(user))
+        {
+            e.event.actor_user_id = None;
+            e.event.ip = None;
+            e.event.user_agent = None;
+            e.actor_pseudonym = Some(pseudonym.to_owned());
+            s.audit_erasures.insert(
+                e.seq,
+                AuditErasure {
+                    seq: e.seq,
+                    erased_at: now,
+                    pseudonym: pseudonym.to_owned(),
+                },
+            );
+            erased += 1;
+        }
+        Ok(erased)
+    }
+
+    async fn audit_erasures(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditErasure>, StoreError> {
+        let s = self.state()?;
+        Ok(s.audit_erasures
+            .range(from_seq..)
+            .take(limit as usize)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn put_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if s.audit_checkpoints.contains_key(&checkpoint.seq) {
+            return Err(StoreError::conflict(
+                "an audit checkpoint with this sequence number already exists",
+            ));
+        }
+        s.audit_checkpoints
+            .insert(checkpoint.seq, checkpoint.clone());
+        Ok(())
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        let s = self.state()?;
+        Ok(s.audit_checkpoints.values().next_back().cloned())
+    }
+
+    async fn audit_checkpoints(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        let s = self.state()?;
+        Ok(s.audit_checkpoints
+            .range(from_seq..)
+            .take(limit as usize)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    async fn delete_audit_through(&self, seq: u64) -> Result<u64, StoreError> {
+        let mut s = self.state()?;
+        // `audit` is ascending, so the deleted events are a prefix.
+        let end = s.audit.partition_point(|e| e.seq <= seq);
+        s.audit.drain(..end);
+        Ok(end as u64)
+    }
+
+    async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let s = self.state()?;
+        Ok(s.audit
+            .first()
+            .zip(s.audit.last())
+            .map(|(a, b)| (a.seq, b.seq)))
     }
 }
 

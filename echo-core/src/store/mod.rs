@@ -33,9 +33,10 @@ pub use types::{
 };
 
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditEvent, BatchRun, BatchRunId, BatchRunUpdate, BrandProfile, Email,
-    Experiment, ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus,
-    NewAuditEvent, QuotaDebit, RecordOutcome, SessionId, SessionRecord, Timestamp, User, UserId,
+    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
+    BatchRunUpdate, BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
+    Job, JobId, JobLease, JobStatus, NewAuditEvent, PricingTier, QuotaDebit, RecordOutcome,
+    SessionId, SessionRecord, Timestamp, User, UserId,
 };
 
 /// Accounts, their quota counters and brand profiles.
@@ -59,9 +60,32 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// [`StoreError::NotFound`] when absent, [`StoreError::Conflict`] when the new email is taken.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
 
-    /// Deletes the user and every row they own (brand profile, keys, sessions, experiments,
-    /// runs, iterations). Audit events are kept. [`StoreError::NotFound`] when absent.
+    /// Deletes the user and, in the same transaction, every row they own: brand profile, API
+    /// keys, sessions, experiments with their runs and iterations, and every job whose payload
+    /// names the user, whatever its state (a worker executing one loses its lease). A payload
+    /// names the user when it is an object whose top-level `"user_id"` is the id as serde
+    /// writes a [`UserId`] (lower-case hyphenated), as `run_experiment` payloads do; jobs that
+    /// refer to the user only indirectly (an experiment id alone) are left, fail as
+    /// [`StoreError::NotFound`] if run, and go with [`JobQueue::prune_jobs`]. Afterwards no
+    /// trait method reads anything of the user back, except the audit log: its events are
+    /// kept, actor included, until [`AuditStore::pseudonymize_actor`] erases them.
+    /// [`StoreError::NotFound`] when absent.
+    ///
+    /// One transaction, however much the user owns: an account with millions of iterations
+    /// makes a long one (run the retention pass first to keep it short).
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+
+    /// The accounts the purge deletes now: up to `limit` users that are **inactive** and
+    /// whose `scheduled_deletion_at <= now`, earliest due first (ties by id). An active user is
+    /// never returned, whatever its date (a deletion cancelled by restoring the account), nor
+    /// a date after `now`. Reading claims nothing: replicas racing to purge the same user get
+    /// [`StoreError::NotFound`] from all but the first [`UserStore::delete_user`]. A `limit` of
+    /// 0 returns none.
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError>;
 
     /// Gives back `amount` prompts (iterations that never ran). Saturates at zero used.
     /// [`StoreError::NotFound`] when the user does not exist.
@@ -313,14 +337,88 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         owner: UserId,
         trend_since: Timestamp,
     ) -> Result<DashboardStats, StoreError>;
+
+    /// Data retention: anonymizes up to `limit` iterations that qualify, in **one short
+    /// transaction**, and returns how many changed (0 once none qualify). An iteration
+    /// qualifies when
+    /// - `created_at < created_before`,
+    /// - the owner of its batch run is on `tier` at the time of the call, and
+    /// - it is not anonymized yet (`is_anonymized == false`).
+    ///
+    /// Anonymizing sets `raw_response = None`, `is_anonymized = true` and
+    /// `anonymized_at = Some(now)`; nothing else changes (mentions, error, tokens, latency, and
+    /// the run's counters and metrics stay as they were, so reports do not move). Iterations of
+    /// failed calls, whose `raw_response` is already `None`, qualify too and are flagged the
+    /// same way: `is_anonymized` means "the retention pass has done this row", which makes the
+    /// pass converge to 0 instead of finding them again on every call.
+    ///
+    /// Made for bounded batches: the caller repeats the call (with e.g. `limit` 2,000) until it
+    /// returns 0, so no lock is held for long and nothing between calls. Which qualifying
+    /// iterations go first is unspecified. Calls are safe to run concurrently from several
+    /// processes: no iteration is anonymized by two calls (the returns add up to the rows
+    /// changed), and contention is not an error. A backend may skip rows another call holds,
+    /// so under concurrency a 0 can mean "the rest is being done by others": the pass is
+    /// complete once every caller has seen 0. A call that fails, or a process that dies,
+    /// writes nothing and leaves its rows to the next call. A `limit` of 0 changes nothing.
+    ///
+    /// Cost: backends find candidates through an index of the not-yet-anonymized iterations by
+    /// `created_at`, newest first below `created_before`. In steady state (a pass a day) the
+    /// rows to do lie just below the cut-off and a call reads about `limit` entries; what it
+    /// passes over are the not-yet-anonymized iterations of *other* tiers in the same range
+    /// (tiers kept longer). The call that finds nothing, ending a pass, reads all of those:
+    /// backends do that read without blocking writers.
+    async fn anonymize_iterations(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// The dry run of [`RunStore::anonymize_iterations`]: how many iterations qualify now, in
+    /// all (what the repeated calls would change together, absent concurrent writes). It
+    /// counts every qualifying row, so it costs about what the whole pass reads.
+    async fn count_anonymizable(
+        &self,
+        tier: PricingTier,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
-/// The audit log's storage: an append-only sequence with a hash chain.
+/// The audit log's storage: an append-only sequence with a hash chain, with two sanctioned
+/// exceptions (the erasure of an actor, the deletion of archived events) and the signed
+/// checkpoints that keep the log verifiable across both.
+///
+/// # The chain
+/// Every event links to its predecessor through `prev_hash`, and its `hash` is
+/// [`crate::audit::chain_hash`] over the previous hash, its `seq` and the event as appended.
+/// The store keeps the **chain head** (the last appended `seq` and `hash`) apart from the
+/// events, so the chain continues across [`AuditStore::delete_audit_through`], even when the
+/// head event itself was archived and deleted.
+///
+/// # Rewritten and removed events
+/// [`AuditStore::pseudonymize_actor`] rewrites three fields that are **inputs of the chain**
+/// (`actor_user_id`, `ip`, `user_agent`): afterwards the erased events' hashes can no longer be
+/// recomputed from their fields. It keeps `prev_hash` and `hash` as they were (so the links
+/// between events still verify) and records each erased event in
+/// [`AuditStore::audit_erasures`], which a verifier must be given: it then accepts exactly
+/// those events' three fields as erased, and reports any other mismatch as tampering.
+/// [`AuditStore::delete_audit_through`] removes the oldest events after the caller archived
+/// them, usually with a checkpoint ([`AuditStore::put_audit_checkpoint`]) of the archived
+/// head so that the remaining log verifies from a signed starting point. Erasure records and
+/// checkpoints are never deleted with the events: an archive made before an erasure holds the
+/// original fields and verifies as is, one made after needs the erasure records of its range.
+///
+/// A backend may enforce the exceptions: PostgreSQL refuses any other UPDATE or DELETE of
+/// audit events by trigger.
 #[async_trait]
 pub trait AuditStore: Send + Sync + Debug + 'static {
-    /// Appends one event. The store assigns the next sequence number and computes the chain
-    /// with [`crate::audit::chain_hash`] over the previous event's hash, **serialising
-    /// concurrent appends** so the chain has no fork or gap.
+    /// Appends one event. The store assigns the next sequence number (the head's plus one) and
+    /// computes the chain with [`crate::audit::chain_hash`] over the head's hash, **serialising
+    /// concurrent appends** so the chain has no fork or gap. The head is kept apart from the
+    /// events: after [`AuditStore::delete_audit_through`] removed every stored event, the next
+    /// append still continues the chain (its `prev_hash` is the deleted head's `hash`). The
+    /// returned event has `actor_pseudonym: None`.
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
 
     /// Events matching the query, newest (highest `seq`) first; the cursor is the last `seq`.
@@ -329,6 +427,69 @@ pub trait AuditStore: Send + Sync + Debug + 'static {
     /// Events with `seq >= from_seq` in ascending order, at most `limit`: for chain
     /// verification and archiving.
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// GDPR erasure of an actor: in one transaction, for every stored event whose
+    /// `actor_user_id` is `user`, clears `actor_user_id`, `ip` and `user_agent` and sets
+    /// `actor_pseudonym = Some(pseudonym)` (a keyed hash of the user, computed by the caller,
+    /// so that the erased user's events can still be told apart from others'), and records
+    /// one [`AuditErasure`] `{ seq, erased_at: now, pseudonym }` per changed event. Returns how
+    /// many events changed; a second call for the same user changes none (0), as does a user
+    /// with no events. Nothing else of the event changes, `prev_hash` and `hash` included.
+    ///
+    /// **This rewrites chained fields**: the changed events no longer match their `hash`, and
+    /// a verifier must be told about them through [`AuditStore::audit_erasures`] (see the
+    /// trait docs). Events already archived and deleted are not reached: erasing the archive
+    /// is its keeper's job. Concurrent appends are not blocked, and events appended after the
+    /// call keep their actor.
+    async fn pseudonymize_actor(
+        &self,
+        user: UserId,
+        pseudonym: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// The erasure records with `seq >= from_seq`, ascending by `seq`, at most `limit`: one
+    /// per event [`AuditStore::pseudonymize_actor`] changed, kept after the event itself is
+    /// deleted, for the chain verifier.
+    async fn audit_erasures(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditErasure>, StoreError>;
+
+    /// Stores a checkpoint exactly as given. [`StoreError::Conflict`] when one with the same
+    /// `seq` exists (the first is kept). The store checks neither the signature nor that the
+    /// checkpoint matches a stored event (the event may already be archived); backends may
+    /// refuse a `seq` beyond their integer range (above `i64::MAX`) as
+    /// [`StoreError::Invalid`].
+    async fn put_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError>;
+
+    /// The checkpoint with the highest `seq`, if any.
+    async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError>;
+
+    /// Checkpoints with `seq >= from_seq`, ascending by `seq`, at most `limit`.
+    async fn audit_checkpoints(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError>;
+
+    /// Deletes every stored event with `seq <= seq`, once the caller has archived them
+    /// (read with [`AuditStore::audit_range`], written to a file, typically with a checkpoint
+    /// of the archived head). Returns how many were deleted; a `seq` below the first stored
+    /// event deletes nothing (0). The chain head, the erasure records and the checkpoints are
+    /// kept, so appends continue the chain and archives stay verifiable.
+    ///
+    /// One transaction whose work is proportional to the events deleted: pass moderate ranges
+    /// (e.g. 10,000 events a call, from the first stored `seq` on) to keep it short. Appends
+    /// are not blocked. Pass only what was archived: a `seq` beyond the head also deletes
+    /// events appended while the call runs.
+    async fn delete_audit_through(&self, seq: u64) -> Result<u64, StoreError>;
+
+    /// The first and last `seq` of the stored events; `None` when none are stored (a new log,
+    /// or one whose every event was archived and deleted: the chain head is then only visible
+    /// in the next append's `seq` and `prev_hash`).
+    async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError>;
 }
 
 /// A durable job queue with leases.

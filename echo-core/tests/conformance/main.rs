@@ -26,6 +26,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../src/conformance/experiments.rs"),
     ),
     ("jobs", include_str!("../../src/conformance/jobs.rs")),
+    (
+        "retention",
+        include_str!("../../src/conformance/retention.rs"),
+    ),
     ("runs", include_str!("../../src/conformance/runs.rs")),
     (
         "sessions",

@@ -1,6 +1,6 @@
 //! Integration tests of the PostgreSQL store: the shared conformance suite, query plans,
-//! migrations, multi-process queue and scheduler races, backend-specific behaviour, and
-//! echo-core's worker pool and scheduler running on PostgreSQL.
+//! migrations, multi-process queue and scheduler races, the audit log's append-only trigger,
+//! backend-specific behaviour, and echo-core's worker pool and scheduler running on PostgreSQL.
 //!
 //! # Finding the server
 //! The server is `DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`), used as
@@ -17,6 +17,7 @@
 // Test code reports failures by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod behaviour;
 mod conformance;
 mod explain;

@@ -66,6 +66,18 @@ const BACKLOG: &[(&str, &[&str])] = &[
         "experiments_due_recurring_idx",
         &["(next_run_at, id) WHERE ((schedule IS NOT NULL) AND (status <> 'cancelled'"],
     ),
+    (
+        "iterations_anonymize_idx",
+        &["(created_at) INCLUDE (batch_run_id) WHERE (NOT is_anonymized)"],
+    ),
+    (
+        "users_scheduled_deletion_idx",
+        &["(scheduled_deletion_at, id) WHERE (scheduled_deletion_at IS NOT NULL)"],
+    ),
+    (
+        "jobs_payload_user_idx",
+        &["(((payload ->> 'user_id'::text))) WHERE ((payload ->> 'user_id'::text) IS NOT NULL)"],
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

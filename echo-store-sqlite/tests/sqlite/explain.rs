@@ -5,7 +5,9 @@ use echo_core::conformance::fixtures::{
     api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
     job, recurring, session, user,
 };
-use echo_core::model::{ExperimentStatus, JobStatus, ProviderKind, UserId};
+use echo_core::model::{
+    AuditCheckpoint, ExperimentStatus, JobStatus, PricingTier, ProviderKind, UserId,
+};
 use echo_core::store::{
     ApiKeyStore, AuditQuery, AuditStore, JobQueue, RunStore, SessionStore, UserStore,
 };
@@ -33,8 +35,15 @@ async fn seeded(analyze: bool) -> Seeded {
     let store = crate::temp_store().await;
     let statuses = ExperimentStatus::ALL;
     let mut owners = Vec::new();
-    for _ in 0..21 {
-        let u = user();
+    for n in 0..21 {
+        let mut u = user();
+        // The heavy user is on the free tier; the light ones are spread over all three, and a
+        // few are inactive and due for deletion.
+        u.tier = [PricingTier::Free, PricingTier::Pro, PricingTier::Enterprise][n % 3];
+        if n % 7 == 6 {
+            u.is_active = false;
+            u.scheduled_deletion_at = Some(at(n as i64 * 3_600));
+        }
         store.create_user(&u).await.unwrap();
         owners.push(u.id);
     }
@@ -78,6 +87,25 @@ async fn seeded(analyze: bool) -> Seeded {
         }
     }
 
+    // The light users' old iterations: a run each, of other tiers than the heavy user's.
+    for e in experiments
+        .iter()
+        .filter(|e| e.user_id != heavy && e.created_at == at(0))
+    {
+        let run = batch_run(e, ProviderKind::Gemini, e.created_at);
+        store.create_batch_run(&run).await.unwrap();
+        let its: Vec<_> = (0..20).map(|i| iteration(run.id, i, at(-86_400))).collect();
+        store.record_iterations(&its).await.unwrap();
+    }
+    // A retention pass half done: the oldest half of the heavy user's iterations anonymized,
+    // so the partial index holds the remaining work and the recent rows.
+    while store
+        .anonymize_iterations(PricingTier::Free, at(100 * 60), 500, at(1))
+        .await
+        .unwrap()
+        > 0
+    {}
+
     let mut public_id = String::new();
     let mut last_key = (Value::Null, Value::Null);
     for (n, owner) in owners.iter().enumerate() {
@@ -104,6 +132,9 @@ async fn seeded(analyze: bool) -> Seeded {
     }
     for i in 0..400 {
         let mut j = job(at(i), 3);
+        if i % 2 == 0 {
+            j.payload = serde_json::json!({ "user_id": owners[i as usize % owners.len()] });
+        }
         j.status = match i % 8 {
             0 => JobStatus::Queued,
             1 => JobStatus::Running,
@@ -126,6 +157,19 @@ async fn seeded(analyze: bool) -> Seeded {
         );
         event.actor_user_id = Some(owners[i as usize % owners.len()]);
         store.append_audit(&event).await.unwrap();
+    }
+    store
+        .pseudonymize_actor(owners[1], "hmac:one", at(300))
+        .await
+        .unwrap();
+    for seq in (10..200).step_by(10) {
+        let cp = AuditCheckpoint {
+            seq,
+            head_hash: [7; 32],
+            created_at: at(seq as i64),
+            signature: vec![1; 64],
+        };
+        store.put_audit_checkpoint(&cp).await.unwrap();
     }
     if analyze {
         crate::raw(&store).execute_batch("ANALYZE").unwrap();
@@ -460,9 +504,121 @@ fn cases(s: &Seeded) -> Vec<Case> {
         ),
         Case::new(
             "audit chain head",
-            q::AUDIT_LAST,
+            q::AUDIT_HEAD,
             vec![],
-            &["USING INTEGER PRIMARY KEY (rowid=?)"],
+            &["SEARCH audit_chain_head USING INTEGER PRIMARY KEY (rowid=?)"],
+            false,
+        ),
+        Case::new(
+            "move the audit chain head",
+            q::AUDIT_HEAD_SET,
+            vec![int(201), Value::Blob(vec![0; 32])],
+            &["SEARCH audit_chain_head USING INTEGER PRIMARY KEY (rowid=?)"],
+            false,
+        ),
+        Case::new(
+            "record an actor's erasures",
+            q::AUDIT_ERASURES_RECORD,
+            vec![
+                heavy.clone(),
+                int(at(400).unix_micros()),
+                text("hmac:heavy"),
+            ],
+            &["SEARCH audit_events USING COVERING INDEX audit_events_actor_idx (actor_user_id=?)"],
+            false,
+        ),
+        Case::new(
+            "erase an actor",
+            q::AUDIT_ERASE_ACTOR,
+            vec![heavy.clone(), text("hmac:heavy")],
+            &["SEARCH audit_events USING INDEX audit_events_actor_idx (actor_user_id=?)"],
+            false,
+        ),
+        Case::new(
+            "audit erasures from a seq",
+            q::AUDIT_ERASURES_RANGE,
+            vec![int(50), int(100)],
+            &["SEARCH audit_erasures USING INTEGER PRIMARY KEY (rowid>?)"],
+            false,
+        ),
+        Case::new(
+            "latest audit checkpoint",
+            q::AUDIT_CHECKPOINT_LATEST,
+            vec![],
+            &["SEARCH audit_checkpoints USING INTEGER PRIMARY KEY (rowid=?)"],
+            false,
+        ),
+        Case::new(
+            "audit checkpoints from a seq",
+            q::AUDIT_CHECKPOINTS_RANGE,
+            vec![int(50), int(100)],
+            &["SEARCH audit_checkpoints USING INTEGER PRIMARY KEY (rowid>?)"],
+            false,
+        ),
+        Case::new(
+            "delete archived audit events",
+            q::AUDIT_DELETE_THROUGH,
+            vec![int(100)],
+            &["SEARCH audit_events USING INTEGER PRIMARY KEY (rowid<?)"],
+            false,
+        ),
+        Case::new(
+            "audit bounds",
+            q::AUDIT_BOUNDS,
+            vec![],
+            &["SEARCH audit_events"],
+            false,
+        ),
+        Case::new(
+            "retention batch",
+            q::ITERATIONS_ANONYMIZABLE,
+            vec![text("free"), int(at(1_000 * 60).unix_micros()), int(2_000)],
+            &[
+                "SEARCH i USING COVERING INDEX iterations_anonymize_idx (created_at<?)",
+                "SEARCH b USING INDEX sqlite_autoindex_batch_runs_1 (id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
+            ],
+            false,
+        ),
+        Case::new(
+            "anonymize an iteration of the batch",
+            q::ITERATION_ANONYMIZE,
+            vec![
+                int(1),
+                int(at(2).unix_micros()),
+                text("free"),
+                int(at(1_000 * 60).unix_micros()),
+            ],
+            &[
+                "SEARCH iterations USING INTEGER PRIMARY KEY (rowid=?)",
+                "SEARCH b USING INDEX sqlite_autoindex_batch_runs_1 (id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
+            ],
+            false,
+        ),
+        Case::new(
+            "count anonymizable iterations",
+            q::ITERATIONS_ANONYMIZABLE_COUNT,
+            vec![text("pro"), int(at(1_000 * 60).unix_micros())],
+            &[
+                "SEARCH i USING COVERING INDEX iterations_anonymize_idx (created_at<?)",
+                "SEARCH b USING INDEX sqlite_autoindex_batch_runs_1 (id=?)",
+                "SEARCH u USING INDEX sqlite_autoindex_users_1 (id=?)",
+            ],
+            false,
+        ),
+        Case::new(
+            "users due for deletion",
+            q::USERS_DUE_FOR_DELETION,
+            vec![int(at(86_400).unix_micros()), int(100)],
+            &["SEARCH users USING INDEX users_scheduled_deletion_idx (scheduled_deletion_at<?)"],
+            false,
+        ),
+        Case::new(
+            "delete a user's jobs",
+            q::JOBS_DELETE_BY_PAYLOAD_USER,
+            vec![text(&s.heavy.to_string())],
+            &["SEARCH jobs USING INDEX jobs_payload_user_idx (<expr>=?)"],
             false,
         ),
         Case::new(

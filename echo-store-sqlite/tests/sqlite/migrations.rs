@@ -1,8 +1,11 @@
 //! Opening, re-opening and migrating.
 
+use echo_core::audit::{GENESIS_HASH, chain_hash};
 use echo_core::conformance::fixtures;
-use echo_core::store::{SessionStore, StoreError, UserStore};
-use echo_store_sqlite::{SCHEMA_VERSION, SqliteConfig, SqliteStore};
+use echo_core::model::{AuditEvent, User};
+use echo_core::store::{AuditStore, SessionStore, StoreError, UserStore};
+use echo_store_sqlite::queries as q;
+use echo_store_sqlite::{MIGRATIONS, SCHEMA_VERSION, SqliteConfig, SqliteStore};
 
 fn schema_objects(conn: &rusqlite::Connection) -> Vec<(String, String)> {
     let mut stmt = conn
@@ -71,6 +74,44 @@ async fn journal_mode_is_wal_and_schema_is_current() {
     assert_eq!(user_version(&conn), SCHEMA_VERSION);
 }
 
+/// A database file as a build with the first `version` migrations left it.
+fn file_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+        .unwrap();
+    conn
+}
+
+/// Stores `user` with raw SQL (the users table has not changed since version 1).
+fn insert_user(conn: &rusqlite::Connection, u: &User) {
+    let c = &u.consents;
+    let micros = |t: Option<echo_core::model::Timestamp>| t.map(|t| t.unix_micros());
+    conn.execute(
+        q::USER_INSERT,
+        rusqlite::params![
+            u.id.as_uuid().as_bytes(),
+            u.email.as_str(),
+            u.password_hash.expose(),
+            u.tier.as_str(),
+            u.quota.prompts_used,
+            u.quota.resets_at.unix_micros(),
+            u.is_active,
+            u.is_admin,
+            c.privacy_policy_version,
+            micros(c.privacy_policy_accepted_at),
+            micros(c.data_processing_consent_at),
+            micros(c.marketing_consent_at),
+            micros(u.scheduled_deletion_at),
+            u.created_at.unix_micros(),
+            u.updated_at.unix_micros(),
+        ],
+    )
+    .unwrap();
+}
+
 /// A file written before sessions existed (schema version 1, with data) gains the sessions
 /// table on open and keeps its data.
 #[tokio::test]
@@ -78,15 +119,8 @@ async fn a_version_1_file_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.db");
     let user = fixtures::user();
-    {
-        let store = SqliteStore::open(&path, SqliteConfig::default())
-            .await
-            .unwrap();
-        store.create_user(&user).await.unwrap();
-    }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE sessions; PRAGMA user_version = 1;")
-        .unwrap();
+    let conn = file_at_version(&path, 1);
+    insert_user(&conn, &user);
     assert!(
         !schema_objects(&conn)
             .iter()
@@ -123,6 +157,93 @@ async fn a_version_1_file_is_upgraded_in_place() {
             "{name} exists: {objects:?}"
         );
     }
+}
+
+/// A version 2 file with an audit log gains the retention indexes and the audit tables on open;
+/// the chain head is seeded from the log, so the next append continues the chain, and the old
+/// events read back unerased.
+#[tokio::test]
+async fn a_version_2_file_keeps_its_audit_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.db");
+    let conn = file_at_version(&path, 2);
+    let mut prev = GENESIS_HASH;
+    let mut old = Vec::new();
+    for seq in 1..=3u64 {
+        let event = fixtures::audit_event("login", fixtures::at(seq as i64));
+        let hash = chain_hash(&prev, seq, &event);
+        conn.execute(
+            q::AUDIT_INSERT,
+            rusqlite::params![
+                seq as i64,
+                Option::<Vec<u8>>::None,
+                event.action,
+                event.resource_type,
+                event.resource_id,
+                event.ip,
+                event.user_agent,
+                event.request_id,
+                event.details.to_string(),
+                event.created_at.unix_micros(),
+                prev,
+                hash,
+            ],
+        )
+        .unwrap();
+        old.push(AuditEvent {
+            seq,
+            event,
+            actor_pseudonym: None,
+            prev_hash: prev,
+            hash,
+        });
+        prev = hash;
+    }
+    drop(conn);
+
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(store.audit_range(1, 10).await.unwrap(), old);
+    let next = store
+        .append_audit(&fixtures::audit_event("login", fixtures::at(9)))
+        .await
+        .unwrap();
+    assert_eq!((next.seq, next.prev_hash), (4, prev), "the chain continues");
+    assert_eq!(store.audit_bounds().await.unwrap(), Some((1, 4)));
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(user_version(&conn), SCHEMA_VERSION);
+    let objects = schema_objects(&conn);
+    for name in [
+        "iterations_anonymize_idx",
+        "users_scheduled_deletion_idx",
+        "jobs_payload_user_idx",
+        "audit_chain_head",
+        "audit_erasures",
+        "audit_checkpoints",
+    ] {
+        assert!(
+            objects.iter().any(|(_, n)| n == name),
+            "{name} exists: {objects:?}"
+        );
+    }
+}
+
+/// An empty version 2 file starts its chain at the genesis hash.
+#[tokio::test]
+async fn a_version_2_file_without_audit_events_starts_at_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.db");
+    drop(file_at_version(&path, 2));
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    let first = store
+        .append_audit(&fixtures::audit_event("login", fixtures::at(0)))
+        .await
+        .unwrap();
+    assert_eq!((first.seq, first.prev_hash), (1, GENESIS_HASH));
 }
 
 #[tokio::test]
