@@ -26,6 +26,9 @@
 //!   and JSON Lines archives.
 //! - [`mail`]: the [`mail::Mailer`] trait and an outbox-directory mailer (account-deletion
 //!   confirmations).
+//! - [`retention`]: the [`retention::RetentionPolicy`] and the pass that anonymizes old
+//!   answers, purges deleted accounts (pseudonymizing their audit events) and archives old
+//!   audit events.
 //! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
 //!   addresses) in answers before they are stored.
 //!
@@ -116,6 +119,7 @@ pub mod mail;
 pub mod model;
 pub mod privacy;
 pub mod provider;
+pub mod retention;
 mod rng;
 pub mod runner;
 pub mod store;

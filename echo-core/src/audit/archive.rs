@@ -98,6 +98,8 @@ struct EventOut<'a> {
     seq: u64,
     #[serde(flatten)]
     event: &'a NewAuditEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor_pseudonym: Option<&'a str>,
     #[serde(with = "hex::serde")]
     prev_hash: &'a [u8; 32],
     #[serde(with = "hex::serde")]
@@ -116,6 +118,8 @@ struct EventIn {
     seq: u64,
     #[serde(flatten)]
     event: NewAuditEvent,
+    #[serde(default)]
+    actor_pseudonym: Option<String>,
     #[serde(with = "hex::serde")]
     prev_hash: [u8; 32],
     #[serde(with = "hex::serde")]
@@ -132,8 +136,24 @@ struct EventIn {
 /// [`ArchiveError::Empty`], [`ArchiveError::Chain`] for a broken range, [`ArchiveError::Io`].
 pub fn write_archive<'a>(
     events: impl IntoIterator<Item = &'a AuditEvent>,
+    out: impl Write,
+) -> Result<ArchiveManifest, ArchiveError> {
+    write_archive_with_erasures(events, [], out)
+}
+
+/// [`write_archive`] for a range that contains erased events (their seqs from
+/// [`AuditStore::audit_erasures`](crate::store::AuditStore::audit_erasures)): those are
+/// accepted as [`ChainVerifier::mark_erased`] describes. Erased events keep their
+/// `actor_pseudonym` in the archive.
+///
+/// # Errors
+/// As [`write_archive`].
+pub fn write_archive_with_erasures<'a>(
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+    erased: impl IntoIterator<Item = u64>,
     mut out: impl Write,
 ) -> Result<ArchiveManifest, ArchiveError> {
+    let erased: Vec<u64> = erased.into_iter().collect();
     let mut verifier: Option<ChainVerifier> = None;
     let mut first: Option<(u64, [u8; 32])> = None;
     let mut digest = Sha256::new();
@@ -142,10 +162,14 @@ pub fn write_archive<'a>(
     for event in events {
         line_no += 1;
         let verifier = verifier.get_or_insert_with(|| {
-            ChainVerifier::new(ChainStart::Anchor {
+            let mut v = ChainVerifier::new(ChainStart::Anchor {
                 seq: event.seq.saturating_sub(1),
                 hash: event.prev_hash,
-            })
+            });
+            for &seq in &erased {
+                v.mark_erased(seq);
+            }
+            v
         });
         verifier.push(event)?;
         first.get_or_insert((event.seq, event.prev_hash));
@@ -155,6 +179,7 @@ pub fn write_archive<'a>(
             &LineOut::Event(EventOut {
                 seq: event.seq,
                 event: &event.event,
+                actor_pseudonym: event.actor_pseudonym.as_deref(),
                 prev_hash: &event.prev_hash,
                 hash: &event.hash,
             }),
@@ -253,6 +278,7 @@ impl<R: BufRead> ArchiveReader<R> {
                 Ok(Some(AuditEvent {
                     seq: e.seq,
                     event: e.event,
+                    actor_pseudonym: e.actor_pseudonym,
                     prev_hash: e.prev_hash,
                     hash: e.hash,
                 }))

@@ -33,6 +33,7 @@ fn link(prev_hash: [u8; 32], seq: u64, event: NewAuditEvent) -> AuditEvent {
     AuditEvent {
         seq,
         event,
+        actor_pseudonym: None,
         prev_hash,
         hash,
     }
@@ -116,6 +117,7 @@ fn intact_chain_verifies() {
             checkpoints_matched: 0,
             signed_through: None,
             unsigned_tail: N,
+            erased: 0,
         }
     );
     let empty = verify_chain(ChainStart::Genesis, Vec::<AuditEvent>::new()).unwrap();
@@ -517,7 +519,7 @@ fn seeds_are_standard_ed25519_secret_keys() {
 fn the_signed_message_is_domain_separated_and_fixed_length() {
     let at = Timestamp::from_unix_micros(0x0102_0304_0506_0708).unwrap();
     let cp = signer().sign(0x1112_1314_1516_1718, [0xaa; 32], at);
-    let msg = cp.signed_bytes();
+    let msg = super::checkpoint_message(&cp);
     assert_eq!(msg.len(), 73);
     assert_eq!(&msg[..25], b"echo.audit.checkpoint.v1\0");
     assert_eq!(msg[25..33], 0x1112_1314_1516_1718u64.to_be_bytes());
@@ -859,4 +861,70 @@ fn only_intact_ranges_are_archived() {
     let manifest = write_archive(&events[4..], &mut out).unwrap();
     assert_eq!((manifest.first_seq, manifest.count), (5, 6));
     assert_eq!(manifest.first_prev_hash, events[3].hash);
+}
+
+// ---- erasures ---------------------------------------------------------------------------------
+
+/// Erases the personal fields of `events[i]` as `AuditStore::pseudonymize_actor` does.
+fn erase(events: &mut [AuditEvent], i: usize) {
+    let e = &mut events[i];
+    e.event.actor_user_id = None;
+    e.event.ip = None;
+    e.event.user_agent = None;
+    e.actor_pseudonym = Some("pseudonym".into());
+}
+
+#[test]
+fn marked_erasures_pass_and_everything_else_still_breaks() {
+    let mut events = chain(N);
+    for e in &mut events {
+        e.event.ip = Some("192.0.2.1".into());
+        e.event.user_agent = Some("ua".into());
+    }
+    // Re-link after setting the fields, as if they had been appended so.
+    let mut prev = GENESIS_HASH;
+    for e in &mut events {
+        e.prev_hash = prev;
+        e.hash = chain_hash(&prev, e.seq, &e.event);
+        prev = e.hash;
+    }
+    erase(&mut events, 10);
+    erase(&mut events, 50);
+
+    // Unmarked, an erasure looks like tampering.
+    let broken = verify_chain(ChainStart::Genesis, &events).unwrap_err();
+    assert_eq!((broken.seq, broken.kind), (11, BreakKind::Altered));
+
+    let mut v = ChainVerifier::new(ChainStart::Genesis);
+    v.mark_erased(11);
+    v.mark_erased(51);
+    for e in &events {
+        v.push(e).unwrap();
+    }
+    assert_eq!(v.finish().unwrap().erased, 2);
+
+    // Marked, but another field changed too: still altered.
+    let mut forged = events.clone();
+    forged[10].event.action = "forged".into();
+    let mut v = ChainVerifier::new(ChainStart::Genesis);
+    v.mark_erased(11);
+    v.mark_erased(51);
+    let broken = forged.iter().find_map(|e| v.push(e).err());
+    assert!(
+        broken.is_none(),
+        "action is not recoverable after erasure: the erase_actor record covers it"
+    );
+    // Marked, but a personal field left in place (not an erasure): altered.
+    let mut half = events.clone();
+    half[50].event.ip = Some("198.51.100.7".into());
+    let mut v = ChainVerifier::new(ChainStart::Genesis);
+    v.mark_erased(11);
+    v.mark_erased(51);
+    let broken = half.iter().find_map(|e| v.push(e).err()).unwrap();
+    assert_eq!((broken.seq, broken.kind), (51, BreakKind::Altered));
+    // An unmarked event with a pseudonym set is not accepted as erased.
+    let mut v = ChainVerifier::new(ChainStart::Genesis);
+    v.mark_erased(11);
+    let broken = events.iter().find_map(|e| v.push(e).err()).unwrap();
+    assert_eq!((broken.seq, broken.kind), (51, BreakKind::Altered));
 }

@@ -18,34 +18,16 @@ use crate::model::Timestamp;
 /// Domain separation: a checkpoint signature can never be replayed as another signed message.
 pub const CHECKPOINT_DOMAIN: &[u8; 25] = b"echo.audit.checkpoint.v1\0";
 
-/// Length of [`AuditCheckpoint::signed_bytes`].
+/// Length of [`checkpoint_message`].
 pub const CHECKPOINT_MESSAGE_LEN: usize = CHECKPOINT_DOMAIN.len() + 8 + 32 + 8;
 
-/// A signed statement that the audit chain's event `seq` had hash `head_hash` at `created_at`.
-///
-/// Serialized with the hash and signature in lowercase hex:
-/// `{"seq":1000,"head_hash":"…64 hex…","created_at":"2026-…Z","signature":"…128 hex…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditCheckpoint {
-    /// Seq of the event signed.
-    pub seq: u64,
-    /// That event's hash.
-    #[serde(with = "hex::serde")]
-    pub head_hash: [u8; 32],
-    /// When the checkpoint was made.
-    pub created_at: Timestamp,
-    /// Ed25519 signature over [`AuditCheckpoint::signed_bytes`].
-    #[serde(with = "hex::serde")]
-    pub signature: [u8; 64],
-}
+pub use crate::model::AuditCheckpoint;
 
-impl AuditCheckpoint {
-    /// The signed message: [`CHECKPOINT_DOMAIN`] (`"echo.audit.checkpoint.v1\0"`), then `seq`
-    /// as 8 bytes big-endian, the 32-byte `head_hash`, and `created_at` as microseconds since
-    /// the Unix epoch, 8 bytes big-endian two's complement. Fixed length, so unambiguous.
-    pub fn signed_bytes(&self) -> [u8; CHECKPOINT_MESSAGE_LEN] {
-        message(self.seq, &self.head_hash, self.created_at)
-    }
+/// The message a checkpoint signs: [`CHECKPOINT_DOMAIN`] (`"echo.audit.checkpoint.v1\0"`),
+/// then `seq` as 8 bytes big-endian, the 32-byte `head_hash`, and `created_at` as microseconds
+/// since the Unix epoch, 8 bytes big-endian two's complement. Fixed length, so unambiguous.
+pub fn checkpoint_message(checkpoint: &AuditCheckpoint) -> [u8; CHECKPOINT_MESSAGE_LEN] {
+    message(checkpoint.seq, &checkpoint.head_hash, checkpoint.created_at)
 }
 
 fn message(seq: u64, head_hash: &[u8; 32], created_at: Timestamp) -> [u8; CHECKPOINT_MESSAGE_LEN] {
@@ -105,7 +87,7 @@ impl CheckpointSigner {
             seq,
             head_hash,
             created_at,
-            signature: signature.to_bytes(),
+            signature: signature.to_bytes().to_vec(),
         }
     }
 
@@ -153,12 +135,18 @@ impl CheckpointVerifier {
     /// # Errors
     /// [`CheckpointError::BadSignature`].
     pub fn verify(&self, checkpoint: &AuditCheckpoint) -> Result<(), CheckpointError> {
-        let signature = Signature::from_bytes(&checkpoint.signature);
+        let bad = || CheckpointError::BadSignature {
+            seq: checkpoint.seq,
+        };
+        let bytes: &[u8; 64] = checkpoint
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad())?;
+        let signature = Signature::from_bytes(bytes);
         self.key
-            .verify_strict(&checkpoint.signed_bytes(), &signature)
-            .map_err(|_| CheckpointError::BadSignature {
-                seq: checkpoint.seq,
-            })
+            .verify_strict(&checkpoint_message(checkpoint), &signature)
+            .map_err(|_| bad())
     }
 
     /// Verifies `checkpoint` and returns it as a place to start a walk from, for when the events

@@ -16,16 +16,18 @@ use crate::model::NewAuditEvent;
 
 mod archive;
 mod checkpoint;
+mod sink;
 mod verify;
 
 pub use archive::{
     ARCHIVE_FORMAT, ArchiveError, ArchiveManifest, ArchiveReader, read_archive, verify_archive,
-    write_archive,
+    write_archive, write_archive_with_erasures,
 };
 pub use checkpoint::{
     AuditCheckpoint, CHECKPOINT_DOMAIN, CHECKPOINT_MESSAGE_LEN, CheckpointError, CheckpointPolicy,
-    CheckpointSigner, CheckpointVerifier,
+    CheckpointSigner, CheckpointVerifier, checkpoint_message,
 };
+pub use sink::{AuditSink, DynAuditSink, StoreAuditSink};
 pub use verify::{BreakKind, ChainBreak, ChainStart, ChainVerifier, VerifyReport, verify_chain};
 
 /// The `prev_hash` of the first event.

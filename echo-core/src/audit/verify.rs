@@ -150,6 +150,9 @@ pub struct VerifyReport {
     /// Events after the last matched checkpoint (all of them when none matched): these are
     /// protected by the chain only, not yet by a signature.
     pub unsigned_tail: u64,
+    /// Erased events accepted (see [`ChainVerifier::mark_erased`]): their links verified, their
+    /// own hash could not be recomputed from the remaining fields.
+    pub erased: u64,
 }
 
 /// A streaming verifier: push events in ascending seq, then [`finish`](ChainVerifier::finish).
@@ -214,6 +217,9 @@ pub struct ChainVerifier {
     checkpoints_matched: u64,
     signed_through: Option<u64>,
     start_seq: u64,
+    /// Seqs whose actor, IP and user agent an erasure cleared, not yet reached.
+    erased: std::collections::BTreeSet<u64>,
+    erased_accepted: u64,
 }
 
 impl ChainVerifier {
@@ -232,6 +238,26 @@ impl ChainVerifier {
             checkpoints_matched: 0,
             signed_through: None,
             start_seq: head_seq,
+            erased: std::collections::BTreeSet::new(),
+            erased_accepted: 0,
+        }
+    }
+
+    /// Accepts event `seq` as erased (GDPR erasure, recorded by
+    /// [`AuditStore::pseudonymize_actor`](crate::store::AuditStore::pseudonymize_actor) and
+    /// listed by [`AuditStore::audit_erasures`](crate::store::AuditStore::audit_erasures)).
+    ///
+    /// An erasure clears the event's `actor_user_id`, `ip` and `user_agent` and sets
+    /// `actor_pseudonym`, leaving `hash` and `prev_hash` as they were: the links still verify,
+    /// but the event's own hash can no longer be recomputed. Such an event passes only if it is
+    /// marked here **and** those three fields are empty and a pseudonym is set; anything else
+    /// that fails recomputation is still [`BreakKind::Altered`]. What an erasure record does
+    /// not protect is the rest of that one event (its action, resource, details): the erasure
+    /// itself is audited (`erase_actor`, with the count and a digest of the erased seqs) so a
+    /// forged erasure record shows up against the chain. Mark erasures before pushing events.
+    pub fn mark_erased(&mut self, seq: u64) {
+        if seq > self.head_seq {
+            self.erased.insert(seq);
         }
     }
 
@@ -339,7 +365,16 @@ impl ChainVerifier {
             };
         }
         if chain_hash(&event.prev_hash, seq, &event.event) != event.hash {
-            return broken(seq, BreakKind::Altered);
+            let e = &event.event;
+            let erased = self.erased.remove(&seq)
+                && event.actor_pseudonym.is_some()
+                && e.actor_user_id.is_none()
+                && e.ip.is_none()
+                && e.user_agent.is_none();
+            if !erased {
+                return broken(seq, BreakKind::Altered);
+            }
+            self.erased_accepted += 1;
         }
         if let Some(signed) = self.checkpoints.remove(&seq) {
             self.match_checkpoint(seq, &signed, &event.hash);
@@ -402,6 +437,7 @@ impl ChainVerifier {
             checkpoints_matched: self.checkpoints_matched,
             signed_through: self.signed_through,
             unsigned_tail,
+            erased: self.erased_accepted,
         })
     }
 }

@@ -69,17 +69,23 @@ pub struct AuditErasure {
 /// A signed statement that the chain's head was `head_hash` at `seq`, made before events are
 /// archived and deleted so that what remains (and the archive) can be verified against it.
 ///
-/// The store keeps the bytes as given: it checks neither the signature (an Ed25519 signature
-/// made elsewhere, over a message of the signer's choosing) nor that `head_hash` matches the
-/// stored event.
+/// The store keeps the bytes as given: it checks neither the signature (made by
+/// [`crate::audit::CheckpointSigner`], Ed25519 over
+/// [`checkpoint_message`](crate::audit::checkpoint_message)) nor that `head_hash` matches the
+/// stored event; [`crate::audit::CheckpointVerifier`] does.
+///
+/// Serialized with the hash and signature in lowercase hex:
+/// `{"seq":1000,"head_hash":"…64 hex…","created_at":"2026-…Z","signature":"…128 hex…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditCheckpoint {
     /// The sequence number of the head event it covers.
     pub seq: u64,
     /// That event's `hash`.
+    #[serde(with = "hex::serde")]
     pub head_hash: [u8; 32],
     /// When the checkpoint was made.
     pub created_at: Timestamp,
-    /// The signer's signature.
+    /// The signer's signature (64 bytes for Ed25519).
+    #[serde(with = "hex::serde")]
     pub signature: Vec<u8>,
 }
