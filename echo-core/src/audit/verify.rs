@@ -185,7 +185,7 @@ pub struct VerifyReport {
 ///         created_at: Timestamp::now(),
 ///     };
 ///     let hash = chain_hash(&prev, seq, &event);
-///     events.push(AuditEvent { seq, event, prev_hash: prev, hash });
+///     events.push(AuditEvent { seq, event, actor_pseudonym: None, prev_hash: prev, hash });
 ///     prev = hash;
 /// }
 ///
