@@ -1,5 +1,6 @@
 //! Audit events of HTTP actions: who (actor), what (action, resource), from where (IP, user
-//! agent) and which request (request id).
+//! agent) and which request (request id), recorded through the [`AuditSink`] (which signs
+//! checkpoints of the chain).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use axum::http::request::Parts;
 use echo_core::model::{NewAuditEvent, Timestamp, UserId};
 
 use crate::auth::{client_ip, peer};
+use echo_core::audit::AuditSink;
+
 use crate::error::log_chain;
 use crate::middleware::RequestId;
 use crate::state::AppState;
@@ -71,7 +74,7 @@ pub async fn audit(
         details,
         created_at: Timestamp::now(),
     };
-    if let Err(e) = state.store.append_audit(&event).await {
+    if let Err(e) = state.audit_sink.record(event).await {
         log_chain("audit append failed", Some(&e));
     }
 }

@@ -35,6 +35,73 @@ pub enum Command {
     /// Manage accounts (operators).
     #[command(subcommand)]
     User(UserCommand),
+    /// Data retention (operators).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// The audit log (operators).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Write everything Echo holds about one user as JSON (GDPR Art. 15/20).
+    Export(ExportArgs),
+}
+
+/// `echoai retention …`.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Run the retention pass now: anonymize old answers, purge accounts past their grace
+    /// period, archive old audit events.
+    Run(RetentionRunArgs),
+}
+
+/// `echoai retention run`.
+#[derive(Debug, Args)]
+pub struct RetentionRunArgs {
+    /// Count what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE")]
+    pub database: Option<String>,
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "ECHO_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `echoai audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain (archives, then the database) and report the first altered,
+    /// inserted, deleted or reordered event; checks signed checkpoints with the public key.
+    Verify(AuditVerifyArgs),
+}
+
+/// `echoai audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
+    /// Directory of audit archives (`audit-*.jsonl`), walked before the database.
+    #[arg(long, env = "ECHO_AUDIT_ARCHIVE_DIR")]
+    pub archives: Option<PathBuf>,
+    /// Hex of the checkpoint public key (Ed25519); default: derived from
+    /// ECHO_AUDIT_SIGNING_KEY when set. Without either, checkpoints are not checked.
+    #[arg(long)]
+    pub public_key: Option<String>,
+}
+
+/// `echoai export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The user's email.
+    #[arg(long)]
+    pub user: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
 }
 
 /// `echoai serve`.

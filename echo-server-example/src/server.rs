@@ -99,7 +99,7 @@ pub async fn open(config: &ServerConfig) -> Result<OpenedStore, CliError> {
 pub fn build_runner(
     store: Arc<DynStore>,
     config: &ServerConfig,
-) -> (ExperimentRunner, Vec<ProviderKind>) {
+) -> Result<(ExperimentRunner, Vec<ProviderKind>), CliError> {
     let runner_config = RunnerConfig {
         provider_concurrency: config.workers.provider_concurrency,
         run_timeout: Some(Duration::from_secs(config.workers.run_timeout_secs)),
@@ -107,12 +107,18 @@ pub fn build_runner(
     };
     let mut runner = ExperimentRunner::new(store, runner_config)
         .with_simulated_per_experiment(config.simulated.seed);
+    if config.privacy.redaction == echo_core::privacy::RedactionMode::Redact {
+        // Refusing to start beats storing unredacted answers against the configuration.
+        let redactor = echo_core::privacy::Redactor::new()
+            .map_err(|e| CliError::Usage(format!("privacy.redaction: {e}")))?;
+        runner = runner.with_redaction(Arc::new(redactor));
+    }
     let mut kinds = vec![ProviderKind::Simulated];
     for client in crate::providers::from_environment() {
         kinds.push(client.kind());
         runner = runner.with_provider(client);
     }
-    (runner, kinds)
+    Ok((runner, kinds))
 }
 
 /// The pool observer: job metrics and the `run_completed` / `run_failed` business events.
@@ -167,7 +173,7 @@ pub async fn serve(
 ) -> Result<(), CliError> {
     let opened = open(&config).await?;
     let store = opened.store.clone();
-    let (runner, providers) = build_runner(store.clone(), &config);
+    let (runner, providers) = build_runner(store.clone(), &config)?;
     let state = AppState::build(
         store.clone(),
         config.clone(),
@@ -220,6 +226,30 @@ pub async fn serve(
         });
     }
     if roles.scheduler {
+        // Data retention, daily (first a minute after start, so a restart loop does not
+        // hammer the database).
+        let task = retention_task(&state, &config);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let mut wait = Duration::from_secs(60);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = Duration::from_secs(24 * 3600);
+                match task.run(echo_core::model::Timestamp::now(), false).await {
+                    Ok(report) => tracing::info!(
+                        event = "retention_run",
+                        anonymized = report.anonymized.values().sum::<u64>(),
+                        purged_users = report.purged_users,
+                        archived_audit_events = report.archived_audit_events,
+                        "retention pass"
+                    ),
+                    Err(e) => crate::error::log_chain("retention pass failed", Some(&e)),
+                }
+            }
+        });
         let scheduler = Scheduler::new(
             store.clone(),
             SchedulerConfig {
@@ -248,6 +278,13 @@ pub async fn serve(
                     () = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
                 state.limiter.prune(Instant::now());
+                if let Err(e) = state
+                    .audit_sink
+                    .checkpoint_if_due(echo_core::model::Timestamp::now())
+                    .await
+                {
+                    crate::error::log_chain("audit checkpoint failed", Some(&e));
+                }
                 state.account_limiter.prune(Instant::now());
                 state.throttle.prune(Instant::now());
                 let now = echo_core::model::Timestamp::now();
@@ -273,6 +310,38 @@ pub async fn serve(
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The retention pass as configured: per-tier answer retention, account purge, and audit
+/// archiving into `privacy.audit_archive_dir` with checkpoints signed by the audit key.
+pub fn retention_task(
+    state: &AppState,
+    config: &ServerConfig,
+) -> echo_core::retention::RetentionTask {
+    use echo_core::model::PricingTier;
+    use echo_core::retention::{DefaultRetentionPolicy, RetentionTask};
+    let day = Duration::from_secs(86_400);
+    let policy = DefaultRetentionPolicy {
+        raw_answers: PricingTier::ALL
+            .iter()
+            .map(|&t| (t, day * config.privacy.retention_days(t)))
+            .collect(),
+        audit_events: Some(day * config.privacy.audit_retention_days),
+    };
+    let signer = config
+        .privacy
+        .signing_seed()
+        .ok()
+        .flatten()
+        .map(|seed| echo_core::audit::CheckpointSigner::from_seed(&seed));
+    let sink: Arc<dyn echo_core::audit::AuditSink> = state.audit_sink.clone();
+    RetentionTask::new(
+        state.store.clone(),
+        Arc::new(policy),
+        state.pseudonym_key.clone(),
+    )
+    .with_audit_archive(config.privacy.audit_archive_dir.clone().into(), signer)
+    .with_audit(sink)
 }
 
 /// A database URL without its password, for logs.

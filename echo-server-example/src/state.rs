@@ -78,6 +78,10 @@ pub struct Services {
     pub pool_stats: Option<PoolStatsFn>,
     /// Schema check for readiness, when the store has one.
     pub schema_check: Option<SchemaCheckFn>,
+    /// The audit log: appends and signed checkpoints.
+    pub audit_sink: Arc<echo_core::audit::StoreAuditSink>,
+    /// Keys the pseudonyms of purged accounts in audit events (derived from the pepper).
+    pub pseudonym_key: Vec<u8>,
     /// Outgoing mail (account-deletion confirmations).
     pub mailer: Arc<echo_core::mail::DynMailer>,
     /// Worker-pool counters, when this process runs workers.
@@ -114,6 +118,9 @@ pub enum StateError {
     /// Password parameters are invalid.
     #[error("invalid password parameters")]
     Password(#[from] echo_core::auth::PasswordError),
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A rate-limit quota is invalid.
     #[error("invalid rate limit")]
     Quota(#[from] echo_core::auth::QuotaError),
@@ -180,6 +187,20 @@ impl AppState {
         // Separate keys per purpose, derived from the one configured secret, so a CSRF token
         // can never be mistaken for a digest and vice versa.
         let csrf_key = derive(&pepper_bytes, b"echo.csrf-key.v1");
+        let pseudonym_key = derive(&pepper_bytes, b"echo.pseudonym-key.v1");
+        let mut audit_sink = echo_core::audit::StoreAuditSink::new(store.clone());
+        match config.privacy.signing_seed() {
+            Ok(Some(seed)) => {
+                audit_sink = audit_sink.with_signer(
+                    echo_core::audit::CheckpointSigner::from_seed(&seed),
+                    echo_core::audit::CheckpointPolicy::default(),
+                );
+            }
+            Ok(None) => tracing::warn!(
+                "ECHO_AUDIT_SIGNING_KEY is not set: audit checkpoints are not signed, so a rewrite of the whole log tail would go unnoticed"
+            ),
+            Err(e) => return Err(StateError::Config(e)),
+        }
         let mut hasher = KeyHasher::new(Pepper::new(pepper_bytes)?);
         if let Some(previous) = &config.security.previous_pepper {
             hasher = hasher.with_previous(Pepper::new(previous.expose().as_bytes().to_vec())?);
@@ -220,6 +241,8 @@ impl AppState {
         });
         Ok(Self(Arc::new(Services {
             mailer,
+            audit_sink: Arc::new(audit_sink),
+            pseudonym_key,
             store,
             verifier,
             keys,

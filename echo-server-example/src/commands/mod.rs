@@ -1,6 +1,7 @@
 //! The subcommands' implementations.
 
 mod analyze;
+mod privacy;
 mod run;
 mod serve;
 
@@ -43,6 +44,11 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Serve(args) => serve::run_serve(args, log).await,
         Command::Worker(args) => serve::run_worker(args, log).await,
         Command::User(crate::cli::UserCommand::Create(args)) => serve::user_create(args).await,
+        Command::Retention(crate::cli::RetentionCommand::Run(args)) => {
+            privacy::retention_run(args).await
+        }
+        Command::Audit(crate::cli::AuditCommand::Verify(args)) => privacy::audit_verify(args).await,
+        Command::Export(args) => privacy::export(args).await,
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
         Command::Migrate(args) => {

@@ -326,3 +326,148 @@ fn a_bad_setting_stops_serve_with_its_name() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ECHO_WORKER_CONCURRENCY"));
 }
+
+/// An SQLite file with `n` audit events appended through a signing sink (every 5th event
+/// checkpointed), and the key's public half.
+async fn audited_file(db: &str, n: u64) -> String {
+    use echo_core::audit::{AuditSink, CheckpointPolicy, CheckpointSigner, StoreAuditSink};
+    let (store, _) = echo_server_example::open_store(db).await.unwrap();
+    let signer = CheckpointSigner::from_seed(&[5; 32]);
+    let public = hex_encode(&signer.verifying_key());
+    let sink = StoreAuditSink::new(store.clone()).with_signer(
+        signer,
+        CheckpointPolicy {
+            every_events: 5,
+            ..CheckpointPolicy::default()
+        },
+    );
+    for i in 0..n {
+        sink.record(echo_core::model::NewAuditEvent {
+            actor_user_id: None,
+            action: format!("action_{i}"),
+            resource_type: "user".into(),
+            resource_id: None,
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+            request_id: None,
+            details: serde_json::json!({"i": i}),
+            created_at: echo_core::model::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    }
+    public
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn verify(db: &str, key: &str) -> Result<(), CliError> {
+    dispatch(
+        Command::Audit(echo_server_example::cli::AuditCommand::Verify(
+            echo_server_example::cli::AuditVerifyArgs {
+                database: db.into(),
+                archives: None,
+                public_key: Some(key.into()),
+            },
+        )),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_altered_deleted_or_reordered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            "altered",
+            "UPDATE audit_events SET action = 'forged' WHERE seq = 7",
+            "seq 7",
+        ),
+        ("deleted", "DELETE FROM audit_events WHERE seq = 9", "seq 9"),
+        (
+            "reordered",
+            "UPDATE audit_events SET details = (SELECT details FROM audit_events WHERE seq = 12) WHERE seq = 11",
+            "seq 11",
+        ),
+        // The checkpoint of seq 16 no longer finds its event: truncation is caught up to the
+        // last checkpoint (events after it are protected by the chain alone).
+        (
+            "tail truncated",
+            "DELETE FROM audit_events WHERE seq > 13",
+            "seq 14",
+        ),
+    ];
+    for (what, sql, expected) in cases {
+        let path = dir.path().join(format!("{}.db", what.replace(' ', "_")));
+        let db = path.to_str().unwrap();
+        let key = audited_file(db, 20).await;
+        verify(db, &key)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: intact log: {e}"));
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(sql, [])
+            .unwrap();
+        let err = verify(db, &key).await.expect_err(what).to_string();
+        assert!(
+            err.contains("FAILED") && err.contains(expected),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retention_run_and_export_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let db = db.to_str().unwrap();
+    dispatch(Command::Run(run_args(db)), None).await.unwrap();
+    // SAFETY of the environment: these variables are read by the command in this process;
+    // no other test reads ECHO_PEPPER.
+    let args = |dry_run| {
+        Command::Retention(echo_server_example::cli::RetentionCommand::Run(
+            echo_server_example::cli::RetentionRunArgs {
+                dry_run,
+                database: Some(db.into()),
+                config: None,
+            },
+        ))
+    };
+    dispatch(args(true), None).await.unwrap();
+
+    let out = dir.path().join("export.json");
+    dispatch(
+        Command::Export(echo_server_example::cli::ExportArgs {
+            user: "cli@echo.localhost".into(),
+            output: Some(out.clone()),
+            database: db.into(),
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(export["user"]["email"], "cli@echo.localhost");
+    assert_eq!(
+        export["experiments"][0]["batch_runs"][0]["iterations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    let err = dispatch(
+        Command::Export(echo_server_example::cli::ExportArgs {
+            user: "nobody@echo.localhost".into(),
+            output: None,
+            database: db.into(),
+        }),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no user"));
+}

@@ -1,0 +1,204 @@
+//! `echoai retention run`, `echoai audit verify` and `echoai export`.
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+
+use echo_core::audit::{
+    ChainStart, ChainVerifier, CheckpointSigner, CheckpointVerifier, verify_archive,
+};
+use echo_core::model::{Email, Timestamp};
+
+use super::CliError;
+use crate::cli::{AuditVerifyArgs, ExportArgs, RetentionRunArgs};
+use crate::config::ServerConfig;
+
+/// Executes `echoai retention run`.
+pub async fn retention_run(args: RetentionRunArgs) -> Result<(), CliError> {
+    let mut config = ServerConfig::load(args.config.as_deref(), |k| std::env::var(k).ok())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(d) = args.database {
+        config.database = d;
+    }
+    if config.security.pepper.is_none() && !args.dry_run {
+        return Err(CliError::Usage(
+            "ECHO_PEPPER (security.pepper) must be set: the pseudonyms of purged accounts are keyed by it, and must match the server's".into(),
+        ));
+    }
+    let opened = crate::server::open(&config).await?;
+    let state = crate::state::AppState::build(
+        opened.store,
+        config.clone(),
+        crate::state::StateOptions::default(),
+        opened.extras,
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let task = crate::server::retention_task(&state, &config);
+    let report = task
+        .run(Timestamp::now(), args.dry_run)
+        .await
+        .map_err(|e| CliError::Usage(format!("retention pass failed: {e}")))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn public_key(args: &AuditVerifyArgs) -> Result<Option<CheckpointVerifier>, CliError> {
+    let bytes: Option<[u8; 32]> = match &args.public_key {
+        Some(hex) => Some(
+            hex::decode(hex.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| CliError::Usage("--public-key must be 64 hex characters".into()))?,
+        ),
+        None => {
+            let config = ServerConfig::load(None, |k| std::env::var(k).ok())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            config
+                .privacy
+                .signing_seed()
+                .map_err(|e| CliError::Usage(e.to_string()))?
+                .map(|seed| CheckpointSigner::from_seed(&seed).verifying_key())
+        }
+    };
+    bytes
+        .map(|b| CheckpointVerifier::new(&b).map_err(|e| CliError::Usage(e.to_string())))
+        .transpose()
+}
+
+/// Executes `echoai audit verify`: archives in name order (seq order), then the database;
+/// prints a JSON report, or the first break and a non-zero exit.
+pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
+    let key = public_key(&args)?;
+    let (store, _) = crate::open_store(&args.database).await?;
+    let mut verifier = ChainVerifier::new(ChainStart::Genesis);
+    let broken =
+        |e: &dyn std::fmt::Display| CliError::Usage(format!("audit log verification FAILED: {e}"));
+    if let Some(key) = &key {
+        let mut from = 0;
+        loop {
+            let page = store.audit_checkpoints(from, 1_000).await?;
+            for cp in &page {
+                verifier.add_checkpoint(key, cp).map_err(|e| broken(&e))?;
+            }
+            match page.last() {
+                Some(last) if page.len() == 1_000 => from = last.seq + 1,
+                _ => break,
+            }
+        }
+    }
+    let mut from = 0;
+    loop {
+        let page = store.audit_erasures(from, 10_000).await?;
+        for er in &page {
+            verifier.mark_erased(er.seq);
+        }
+        match page.last() {
+            Some(last) if page.len() == 10_000 => from = last.seq + 1,
+            _ => break,
+        }
+    }
+    let mut archives = 0;
+    if let Some(dir) = &args.archives
+        && Path::new(dir).exists()
+    {
+        let mut files: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            verify_archive(BufReader::new(std::fs::File::open(&file)?), &mut verifier)
+                .map_err(|e| broken(&format!("{}: {e}", file.display())))?;
+            archives += 1;
+        }
+    }
+    let mut from = match store.audit_bounds().await? {
+        Some((first, _)) => first,
+        None => 1,
+    };
+    if archives == 0 && from > 1 {
+        // The database starts after archived events that were not given: start from the
+        // first stored event's link, and say so.
+        let first = store.audit_range(from, 1).await?;
+        if let Some(e) = first.first() {
+            eprintln!(
+                "note: events before seq {from} are archived; pass --archives to verify them too"
+            );
+            verifier = ChainVerifier::new(ChainStart::Anchor {
+                seq: e.seq - 1,
+                hash: e.prev_hash,
+            });
+            if let Some(key) = &key {
+                for cp in store.audit_checkpoints(from, u32::MAX).await? {
+                    verifier.add_checkpoint(key, &cp).map_err(|e| broken(&e))?;
+                }
+            }
+            for er in store.audit_erasures(from, u32::MAX).await? {
+                verifier.mark_erased(er.seq);
+            }
+        }
+    }
+    loop {
+        let page = store.audit_range(from, 10_000).await?;
+        for e in &page {
+            verifier.push(e).map_err(|e| broken(&e))?;
+        }
+        match page.last() {
+            Some(last) if page.len() == 10_000 => from = last.seq + 1,
+            _ => break,
+        }
+    }
+    let report = verifier.finish().map_err(|e| broken(&e))?;
+    let out = serde_json::json!({
+        "result": "ok",
+        "events": report.events,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "head_hash": hex::encode(report.head_hash),
+        "archives": archives,
+        "checkpoints_matched": report.checkpoints_matched,
+        "signed_through": report.signed_through,
+        "unsigned_tail": report.unsigned_tail,
+        "erased_events": report.erased,
+        "checkpoint_key": key.is_some(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if key.is_none() {
+        eprintln!("note: no checkpoint key given: only the chain was checked, not its signatures");
+    }
+    Ok(())
+}
+
+/// Executes `echoai export`.
+pub async fn export(args: ExportArgs) -> Result<(), CliError> {
+    let email = Email::parse(&args.user)?;
+    let (store, _) = crate::open_store(&args.database).await?;
+    let user = store
+        .find_user_by_email(&email)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let producer = {
+        let store = store.clone();
+        let user = user.clone();
+        tokio::spawn(async move { crate::export::export_user(store.as_ref(), &user, tx).await })
+    };
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    while let Some(chunk) = rx.recv().await {
+        out.write_all(&chunk)?;
+    }
+    out.write_all(b"\n")?;
+    out.flush()?;
+    producer
+        .await
+        .map_err(|e| CliError::Usage(format!("export task failed: {e}")))?
+        .map_err(|e| CliError::Usage(format!("export failed: {e}")))?;
+    Ok(())
+}
