@@ -79,8 +79,10 @@ async fn kill_9_mid_job_loses_nothing_and_commits_once() {
         .collect();
     store.enqueue_many(&jobs).await.unwrap();
 
-    // A lease of 1.5 s: the killed worker's jobs come back quickly.
-    let mut victim = spawn(&url, &["work", "w0", "1500", "3"]);
+    // A lease of 1.5 s: the killed worker's jobs come back quickly. The victim works slowly
+    // (100 ms a job, claims of 5) so that it still holds jobs when the kill lands: on a loaded
+    // machine the time between seeing it hold one and the kill can exceed a fast job.
+    let mut victim = spawn(&url, &["work", "w0", "1500", "100"]);
     let w1 = spawn(&url, &["work", "w1", "1500", "3"]);
     let w2 = spawn(&url, &["work", "w2", "1500", "3"]);
 
