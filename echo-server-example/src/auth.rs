@@ -140,14 +140,15 @@ pub fn check_fetch_site(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The client's IP: the socket peer, or the first `X-Forwarded-For` hop when configured to
-/// trust a proxy.
+/// The client's IP: the socket peer, or, when configured to trust one proxy in front, the
+/// last `X-Forwarded-For` entry (the address that proxy saw; earlier entries are whatever the
+/// client chose to send).
 pub fn client_ip(state: &AppState, req_headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
     if state.config.security.trust_forwarded_for
         && let Some(ip) = req_headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok())
     {
         return ip;

@@ -283,7 +283,8 @@ pub struct SecurityConfig {
     pub hsts_max_age_secs: u64,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
-    /// Take the client IP from the first `X-Forwarded-For` entry (behind a trusted proxy only).
+    /// Take the client IP from the last `X-Forwarded-For` entry, as appended by one trusted
+    /// proxy in front of the server (never enable it without such a proxy).
     pub trust_forwarded_for: bool,
     /// Accept `echo1_test_` keys as well as live ones.
     pub accept_test_keys: bool,
