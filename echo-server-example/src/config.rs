@@ -32,6 +32,7 @@
 //! | `privacy.retention_days_free` / `_pro` / `_enterprise` | `ECHO_RETENTION_DAYS_FREE` / `_PRO` / `_ENTERPRISE` | 90 |
 //! | `privacy.redaction` | `ECHO_REDACTION` (`off`, `redact`) | `off` |
 //! | `privacy.outbox_dir` | `ECHO_OUTBOX_DIR` | `./echo-outbox` |
+//! | `privacy.smtp_url` | `ECHO_SMTP_URL` (`smtps://user:password@host`, feature `smtp`) | none: mail goes to the outbox |
 //! | `privacy.audit_signing_key` | `ECHO_AUDIT_SIGNING_KEY` (64 hex characters) | none: checkpoints unsigned, with a warning |
 //! | `privacy.audit_retention_days` | `ECHO_AUDIT_RETENTION_DAYS` | 730 |
 //! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
@@ -161,6 +162,9 @@ pub struct PrivacySettings {
     pub outbox_dir: String,
     /// Sender of outgoing mail.
     pub mail_from: String,
+    /// SMTP relay URL (`smtps://user:password@host`); needs the `smtp` feature. Without it
+    /// mail goes to `outbox_dir`.
+    pub smtp_url: Option<SecretValue>,
     /// Hex of a 32-byte Ed25519 seed that signs audit checkpoints; without it checkpoints are
     /// not signed (a warning says so).
     pub audit_signing_key: Option<SecretValue>,
@@ -183,6 +187,7 @@ impl Default for PrivacySettings {
             redaction: echo_core::privacy::RedactionMode::Off,
             outbox_dir: "./echo-outbox".into(),
             mail_from: "Echo <no-reply@echo.localhost>".into(),
+            smtp_url: None,
             audit_signing_key: None,
             audit_retention_days: 730,
             audit_archive_dir: "./echo-audit-archive".into(),
@@ -625,6 +630,9 @@ impl ServerConfig {
         }
         if let Some(v) = get("ECHO_AUDIT_SIGNING_KEY") {
             self.privacy.audit_signing_key = Some(SecretValue::new(v));
+        }
+        if let Some(v) = get("ECHO_SMTP_URL") {
+            self.privacy.smtp_url = Some(SecretValue::new(v));
         }
         if let Some(v) = get("ECHO_OUTBOX_DIR") {
             self.privacy.outbox_dir = v;

@@ -25,6 +25,8 @@ pub mod providers;
 pub mod report;
 pub mod routes;
 pub mod server;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 pub mod state;
 
 use std::future::Future;

@@ -121,6 +121,9 @@ pub enum StateError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The mailer cannot be built.
+    #[error("{0}")]
+    Mail(String),
     /// A rate-limit quota is invalid.
     #[error("invalid rate limit")]
     Quota(#[from] echo_core::auth::QuotaError),
@@ -233,12 +236,24 @@ impl AppState {
             options.password_params,
             PasswordPolicy::default(),
         )?);
-        let mailer = options.mailer.unwrap_or_else(|| {
-            Arc::new(echo_core::mail::OutboxMailer::new(
+        let mailer = match (options.mailer, &config.privacy.smtp_url) {
+            (Some(m), _) => m,
+            #[cfg(feature = "smtp")]
+            (None, Some(url)) => Arc::new(
+                crate::smtp::SmtpMailer::from_url(url.expose(), &config.privacy.mail_from)
+                    .map_err(|e| StateError::Mail(e.to_string()))?,
+            ),
+            #[cfg(not(feature = "smtp"))]
+            (None, Some(_)) => {
+                return Err(StateError::Mail(
+                    "ECHO_SMTP_URL is set but this build has no SMTP support (build with --features smtp)".into(),
+                ));
+            }
+            (None, None) => Arc::new(echo_core::mail::OutboxMailer::new(
                 &config.privacy.outbox_dir,
                 config.privacy.mail_from.clone(),
-            ))
-        });
+            )),
+        };
         Ok(Self(Arc::new(Services {
             mailer,
             audit_sink: Arc::new(audit_sink),
