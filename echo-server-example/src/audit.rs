@@ -78,3 +78,24 @@ pub async fn audit(
         log_chain("audit append failed", Some(&e));
     }
 }
+
+/// [`audit`] of `actor` acting on one resource, without details: the common case.
+pub async fn audit_action(
+    state: &AppState,
+    ctx: &AuditContext,
+    actor: UserId,
+    action: &str,
+    resource_type: &str,
+    resource_id: impl std::fmt::Display,
+) {
+    audit(
+        state,
+        ctx,
+        Some(actor),
+        action,
+        resource_type,
+        Some(resource_id.to_string()),
+        serde_json::json!({}),
+    )
+    .await;
+}

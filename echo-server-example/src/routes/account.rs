@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit, audit_action};
 use crate::auth::{
     CSRF_COOKIE, Caller, DEV_CSRF_COOKIE, check_fetch_site, client_ip, session_cookie_name,
 };
@@ -216,16 +216,7 @@ pub async fn register(
         Err(e) => return Err(ApiError::from_store(e, "user")),
     }
     tracing::info!(event = "user_registered", user_id = %user.id, "user registered");
-    audit(
-        &state,
-        &ctx,
-        Some(user.id),
-        "register",
-        "user",
-        Some(user.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
+    audit_action(&state, &ctx, user.id, "register", "user", user.id).await;
     Ok((StatusCode::CREATED, axum::Json(UserView::of(&user))).into_response())
 }
 
@@ -308,14 +299,13 @@ pub async fn login(
                 .await
                 .map_err(|e| ApiError::from_store(e, "user"))?;
             tracing::info!(event = "account_deletion_cancelled", user_id = %user.id, "account restored");
-            audit(
+            audit_action(
                 &state,
                 &ctx,
-                Some(user.id),
+                user.id,
                 "cancel_account_deletion",
                 "user",
-                Some(user.id.to_string()),
-                serde_json::json!({}),
+                user.id,
             )
             .await;
             (user, needs_rehash, true)
@@ -364,16 +354,7 @@ pub async fn login(
             _ => ApiError::internal(),
         })?;
     tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
-    audit(
-        &state,
-        &ctx,
-        Some(user.id),
-        "login_success",
-        "user",
-        Some(user.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
+    audit_action(&state, &ctx, user.id, "login_success", "user", user.id).await;
     let ttl = state.sessions.ttl().as_secs();
     let body = LoginResponse {
         access_token: issued.token.expose().to_owned(),
@@ -444,14 +425,13 @@ pub async fn logout(
                 _ => ApiError::not_found("session"),
             })?;
     }
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "logout",
         "user",
-        Some(caller.user_id.to_string()),
-        serde_json::json!({}),
+        caller.user_id,
     )
     .await;
     let mut response = StatusCode::NO_CONTENT.into_response();

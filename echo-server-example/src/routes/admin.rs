@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::account::UserView;
 use super::{ApiPath, ApiQuery, parse_id};
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit, audit_action};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,16 +49,7 @@ pub async fn get_user(
         .get_user(id)
         .await
         .map_err(|e| ApiError::from_store(e, "user"))?;
-    audit(
-        &state,
-        &ctx,
-        Some(caller.user_id),
-        "admin_view_user",
-        "user",
-        Some(id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
+    audit_action(&state, &ctx, caller.user_id, "admin_view_user", "user", id).await;
     Ok(axum::Json(UserView::of(&user)))
 }
 

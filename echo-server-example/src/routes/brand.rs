@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit_action};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -192,14 +192,13 @@ pub async fn put_profile(
         .put_brand_profile(&profile)
         .await
         .map_err(|e| ApiError::from_store(e, "brand profile"))?;
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "update_brand_profile",
         "brand_profile",
-        Some(caller.user_id.to_string()),
-        serde_json::json!({}),
+        caller.user_id,
     )
     .await;
     Ok(axum::Json(BrandProfileView::of(&profile)))

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::brand::{BrandInput, BrandSpec, brand_view};
 use super::{ApiJson, ApiPath, ApiQuery, parse_id};
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit, audit_action};
 use crate::auth::{Caller, add_rate_limit_headers, rate_limited};
 use crate::error::ApiError;
 use crate::middleware::RequestId;
@@ -484,14 +484,13 @@ pub async fn get(
     }
     let latest: Vec<_> = latest.into_values().cloned().collect();
     let report = Report::new(&experiment, &latest).map_err(|_| ApiError::internal())?;
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "view_experiment",
         "experiment",
-        Some(id.to_string()),
-        serde_json::json!({}),
+        id,
     )
     .await;
     Ok(axum::Json(ExperimentDetail {
@@ -619,14 +618,13 @@ pub async fn cancel(
         .await
         .map_err(|e| ApiError::from_store(e, "experiment"))?;
     tracing::info!(event = "experiment_cancelled", user_id = %caller.user_id, experiment_id = %id, "experiment cancelled");
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "cancel_experiment",
         "experiment",
-        Some(id.to_string()),
-        serde_json::json!({}),
+        id,
     )
     .await;
     Ok(axum::Json(CancelView {
@@ -664,14 +662,13 @@ pub async fn delete(
         .await
         .map_err(|e| ApiError::from_store(e, "experiment"))?;
     tracing::info!(event = "experiment_deleted", user_id = %caller.user_id, experiment_id = %id, "experiment deleted");
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "delete_experiment",
         "experiment",
-        Some(id.to_string()),
-        serde_json::json!({}),
+        id,
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiJson, ApiPath, parse_id};
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit, audit_action};
 use crate::auth::Caller;
 use crate::error::{ApiError, log_chain};
 use crate::state::AppState;
@@ -188,14 +188,13 @@ pub async fn revoke(
         .await
         .map_err(key_error)?;
     tracing::info!(event = "api_key_revoked", user_id = %caller.user_id, key_id = %id, "API key revoked");
-    audit(
+    audit_action(
         &state,
         &ctx,
-        Some(caller.user_id),
+        caller.user_id,
         "revoke_api_key",
         "api_key",
-        Some(id.to_string()),
-        serde_json::json!({}),
+        id,
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiJson;
-use crate::audit::{AuditContext, audit};
+use crate::audit::{AuditContext, audit, audit_action};
 use crate::auth::Caller;
 use crate::error::{ApiError, log_chain};
 use crate::state::AppState;
@@ -156,16 +156,7 @@ pub async fn export(
     ctx: AuditContext,
 ) -> Result<Response, ApiError> {
     let user = current_user(&state, &caller).await?;
-    audit(
-        &state,
-        &ctx,
-        Some(user.id),
-        "export_user_data",
-        "user",
-        Some(user.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
+    audit_action(&state, &ctx, user.id, "export_user_data", "user", user.id).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let store = state.store.clone();
     tokio::spawn(async move {

@@ -145,6 +145,19 @@ impl TestServer {
         })
     }
 
+    /// Makes the account with `email` an administrator; returns it.
+    pub async fn make_admin(&self, email: &str) -> echo_core::model::User {
+        let mut user = self
+            .store
+            .find_user_by_email(&echo_core::model::Email::parse(email).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        user.is_admin = true;
+        self.store.update_user(&user).await.unwrap();
+        user
+    }
+
     /// The messages the server mailed, oldest first.
     pub fn outbox(&self) -> Vec<String> {
         let dir = std::path::Path::new(&self.state.config.privacy.outbox_dir);

@@ -267,14 +267,7 @@ async fn the_admin_audit_log_filters_pages_and_audits_itself() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let mut boss = s
-        .store
-        .find_user_by_email(&echo_core::model::Email::parse("boss@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    boss.is_admin = true;
-    s.store.update_user(&boss).await.unwrap();
+    s.make_admin("boss@example.com").await;
     let (_, _, me) = send(
         s.client
             .get(s.url("/api/v1/auth/me"))

@@ -975,14 +975,7 @@ async fn admin_routes_are_404_for_tenants_and_audited_for_admins() {
     let (status, _, _) = send(s.client.get(s.url(&path)).header("x-api-key", &admin.key)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not an admin yet");
 
-    let mut user = s
-        .store
-        .find_user_by_email(&echo_core::model::Email::parse("root@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    user.is_admin = true;
-    s.store.update_user(&user).await.unwrap();
+    let user = s.make_admin("root@example.com").await;
     let (status, _, viewed) =
         send(s.client.get(s.url(&path)).header("x-api-key", &admin.key)).await;
     assert_eq!(status, StatusCode::OK, "{viewed}");
