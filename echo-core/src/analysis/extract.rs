@@ -1325,6 +1325,42 @@ mod tests {
         candidates
     }
 
+    /// The extraction rebuilt from the plain oracles: [`find_brute_force`]'s matches, the
+    /// reference sentence splitter, a fresh list walk per brand and a linear search for each
+    /// span's sentence. The differential tests below hold [`BrandMatcher::extract`] to it.
+    fn extract_reference(m: &BrandMatcher, text: &str) -> Extraction {
+        let sentences = crate::analysis::text::tests::reference_sentences(text);
+        let mut brands: Vec<BrandHit> = Vec::new();
+        for c in find_brute_force(m, text) {
+            let name = &m.brands().names()[c.brand as usize];
+            let span = MatchSpan {
+                start: c.start,
+                end: c.end,
+                alias: c.alias,
+                sentence: sentences
+                    .iter()
+                    .position(|s| s.start <= c.start && c.start < s.end)
+                    .map(|i| u32::try_from(i).unwrap()),
+            };
+            match brands.iter_mut().find(|h| &h.brand == name) {
+                Some(hit) => {
+                    hit.count += 1;
+                    hit.spans.push(span);
+                }
+                None => brands.push(BrandHit {
+                    brand: name.clone(),
+                    is_target: c.brand == 0,
+                    count: 1,
+                    first_offset: c.start,
+                    rank: u32::try_from(brands.len() + 1).unwrap(),
+                    list_position: super::super::markdown::list_position(text, c.start),
+                    spans: vec![span],
+                }),
+            }
+        }
+        Extraction { brands, sentences }
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
@@ -1434,6 +1470,65 @@ mod tests {
                 check(&fixture(), &text);
                 check(&ascii_fixture(), &text);
                 check(&punct_fixture(), &text);
+            }
+        }
+        /// Many kinds of leading punctuation.
+        fn many_punct_fixture() -> BrandMatcher {
+            matcher(
+                brand("HubSpot", &["hub"], MatchMode::CaseInsensitive),
+                vec![
+                    ci(".NET"),
+                    ci("@acme"),
+                    ci("#hash"),
+                    ci("+plus"),
+                    brand("(paren)", &["-dash"], MatchMode::CaseInsensitive),
+                ],
+            )
+        }
+
+        /// `extract` and `find` against the oracles, for every fixture.
+        fn differential(text: &str) -> Result<(), TestCaseError> {
+            for m in [
+                fixture(),
+                ascii_fixture(),
+                punct_fixture(),
+                many_punct_fixture(),
+            ] {
+                prop_assert_eq!(m.find(text), find_brute_force(&m, text));
+                prop_assert_eq!(m.extract(text), extract_reference(&m, text));
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn extract_matches_reference_on_any_text(text in "\\PC*") {
+                differential(&text)?;
+            }
+
+            #[test]
+            fn extract_matches_reference_on_long_text(
+                chars in proptest::collection::vec(any::<char>(), 0..300)
+            ) {
+                differential(&chars.into_iter().collect::<String>())?;
+            }
+
+            #[test]
+            fn extract_matches_reference_on_markdown(parts in proptest::collection::vec(prop_oneof![
+                Just("HubSpot"), Just("hubspot crm"), Just("HUB"), Just("Notion"), Just("ØRSTED"),
+                Just("C3.ai"), Just("Close"), Just("close.com"), Just("Monday.com"), Just("monday"),
+                Just("AT&T"), Just("X"), Just("İstanbul Air"), Just("ß"), Just("腾讯"), Just(".NET"),
+                Just("@acme"), Just("#hash"), Just("+plus"), Just("(paren)"), Just("-dash"),
+                Just("c#"), Just("word"), Just("x"), Just("é"), Just("🚀"), Just("İ"), Just("Σ"),
+                Just(" "), Just("  "), Just("    "), Just("\t"), Just("\n"), Just("\n\n"),
+                Just("\r\n"), Just("1. "), Just("2) "), Just("10. "), Just("- "), Just("* "),
+                Just("+ "), Just("# "), Just("## "), Just("```"), Just("~~~"), Just("---"),
+                Just("***"), Just("> "), Just("| "), Just("**"), Just("__"), Just("_"), Just("`"),
+                Just("["), Just("]("), Just(")"), Just("https://"), Just("www."),
+                Just("http://x.io/"), Just(". "), Just("! "), Just("? "), Just("."), Just("e.g. "),
+                Just("Inc. "), Just("No. 1"), Just("。"), Just("”"), Just("’s"),
+            ], 0..80)) {
+                differential(&parts.concat())?;
             }
         }
     }

@@ -382,7 +382,7 @@ pub fn count_words(text: &str) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn split(text: &str) -> Vec<&str> {
@@ -478,8 +478,8 @@ mod tests {
     }
 
     /// The splitting rules written plainly (character by character, allocating), as an oracle
-    /// for the optimised [`sentences`].
-    fn reference_sentences(text: &str) -> Vec<TextSpan> {
+    /// for the optimised [`sentences`] (and, from extraction's tests, for [`super::extract`]).
+    pub(crate) fn reference_sentences(text: &str) -> Vec<TextSpan> {
         fn ends_after(text: &str, i: usize) -> Option<usize> {
             let mut after = i + 1;
             let mut following = None;
