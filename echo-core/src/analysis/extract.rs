@@ -584,7 +584,7 @@ impl BrandMatcher {
     /// [`Extraction::brands`] is in rank order.
     pub fn extract(&self, text: &str) -> Extraction {
         let matches = self.find(text);
-        let sentences = text::sentences(text);
+        let (sentences, mut newlines) = text::sentences_and_newlines(text);
         let brands = self.brands.names.len();
         // Which hit each brand has, if any; on the stack for the usual number of brands.
         let mut slot_stack = [u32::MAX; 128];
@@ -596,7 +596,8 @@ impl BrandMatcher {
                 &mut slot_heap
             }
         };
-        let mut lists = ListPositions::new(text);
+        // Built at the first brand found: answers that name none need no list walks.
+        let mut lists = None;
         // First pass: ranks and counts, so that each brand's spans are allocated once.
         let mut hits: Vec<BrandHit> = Vec::with_capacity(brands.min(16));
         for m in &matches {
@@ -612,7 +613,11 @@ impl BrandMatcher {
                     count: 0,
                     first_offset: m.start,
                     rank: u32::try_from(hits.len() + 1).unwrap_or(u32::MAX),
-                    list_position: lists.at(m.start),
+                    list_position: lists
+                        .get_or_insert_with(|| {
+                            ListPositions::with_newlines(text, std::mem::take(&mut newlines))
+                        })
+                        .at(m.start),
                     spans: Vec::new(),
                 });
             }

@@ -96,6 +96,16 @@ pub fn sentences(text: &str) -> Vec<TextSpan> {
     out
 }
 
+/// [`sentences`], and the offsets of the text's line feeds: every one ends a sentence, so the
+/// splitter finds them all on the way.
+pub(crate) fn sentences_and_newlines(text: &str) -> (Vec<TextSpan>, Vec<usize>) {
+    let mut out = Vec::with_capacity(text.len() / 48 + 1);
+    let mut iter = Sentences::new(text);
+    iter.newlines = Some(Vec::with_capacity(text.len() / 48 + 1));
+    out.extend(&mut iter);
+    (out, iter.newlines.unwrap_or_default())
+}
+
 /// Iterator behind [`sentences`], for callers that do not need a vector.
 #[derive(Debug, Clone)]
 pub struct Sentences<'a> {
@@ -107,6 +117,8 @@ pub struct Sentences<'a> {
     base: usize,
     /// Start of the next block to read.
     next_block: usize,
+    /// Where to record the line feeds met, if anywhere.
+    newlines: Option<Vec<usize>>,
 }
 
 impl<'a> Sentences<'a> {
@@ -118,6 +130,7 @@ impl<'a> Sentences<'a> {
             pending: 0,
             base: 0,
             next_block: 0,
+            newlines: None,
         }
     }
 
@@ -216,7 +229,12 @@ impl Sentences<'_> {
         while let Some(at) = self.next_may_end(i) {
             i = at;
             match bytes.get(i) {
-                Some(b'\n') => return (i, i + 1),
+                Some(b'\n') => {
+                    if let Some(newlines) = &mut self.newlines {
+                        newlines.push(i);
+                    }
+                    return (i, i + 1);
+                }
                 Some(b'.' | b'!' | b'?') => {
                     if let Some(after) = sentence_end_after(self.text, i) {
                         return (after, after);
@@ -747,14 +765,26 @@ pub(crate) mod tests {
         }
 
         #[test]
+        fn newlines_and_sentences_on_any_text(text in "\\PC*") {
+            check_against_reference(&text)?;
+        }
+
+        #[test]
         fn matches_reference_on_long_text(chars in proptest::collection::vec(proptest::prop_oneof![
             proptest::arbitrary::any::<char>(), proptest::strategy::Just('.'),
             proptest::strategy::Just('\n'), proptest::strategy::Just(' '),
             proptest::strategy::Just('a'), proptest::strategy::Just('。'),
         ], 0..400)) {
-            let text: String = chars.into_iter().collect();
-            proptest::prop_assert_eq!(sentences(&text), reference_sentences(&text));
+            check_against_reference(&chars.into_iter().collect::<String>())?;
         }
+    }
+
+    fn check_against_reference(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let expected = reference_sentences(text);
+        proptest::prop_assert_eq!(sentences(text), expected.clone());
+        let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        proptest::prop_assert_eq!(sentences_and_newlines(text), (expected, newlines));
+        Ok(())
     }
 
     #[test]
