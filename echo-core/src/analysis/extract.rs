@@ -833,10 +833,7 @@ impl Folded {
         let mut rest = text;
         while !rest.is_empty() {
             // ASCII runs in bulk: answers are mostly ASCII even when a name is not.
-            let run = rest
-                .bytes()
-                .position(|b| !b.is_ascii())
-                .unwrap_or(rest.len());
+            let run = text::find_flagged(rest.as_bytes(), 0, |b| b >= 0x80).unwrap_or(rest.len());
             let (ascii, tail) = rest.split_at_checked(run).unwrap_or((rest, ""));
             let at = out.len();
             out.push_str(ascii);

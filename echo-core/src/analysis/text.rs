@@ -198,6 +198,22 @@ pub(crate) fn flags_at(bytes: &[u8], base: usize, test: impl Fn(u8) -> bool) -> 
     )
 }
 
+/// The first byte at or after `from` that passes `test`, searched a block at a time.
+pub(crate) fn find_flagged(
+    bytes: &[u8],
+    from: usize,
+    test: impl Fn(u8) -> bool + Copy,
+) -> Option<usize> {
+    let mut base = from;
+    while let Some(flags) = flags_at(bytes, base, test) {
+        if flags != 0 {
+            return Some(base + flags.trailing_zeros() as usize);
+        }
+        base += BLOCK;
+    }
+    None
+}
+
 /// `test` of every byte of `block`, as words whose byte `k` of word `j` is 1 when the test
 /// holds for byte `8j + k`. Written as a plain loop over a fixed-size array so that LLVM compiles
 /// the tests to SSE2 byte compares, sixteen bytes per instruction, in safe code. Not inlined:
@@ -572,14 +588,7 @@ pub(crate) mod tests {
 
     /// The first byte of `bytes` that may end a sentence, found by the block scan.
     fn find_may_end(bytes: &[u8]) -> Option<usize> {
-        let mut base = 0;
-        while let Some(flags) = flags_at(bytes, base, may_end) {
-            if flags != 0 {
-                return Some(base + flags.trailing_zeros() as usize);
-            }
-            base += BLOCK;
-        }
-        None
+        find_flagged(bytes, 0, may_end)
     }
 
     #[test]
