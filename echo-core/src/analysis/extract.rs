@@ -286,7 +286,7 @@ impl Index {
         let mut prefixes = Box::new([0u64; PREFIX_WORDS]);
         for needle in needles {
             let bytes = needle.as_bytes();
-            let Some(known) = bytes.get(..bytes.len().min(4)) else {
+            let Some(known) = bytes.get(..bytes.len().min(4)).filter(|k| !k.is_empty()) else {
                 continue;
             };
             // Past a name's end any byte may follow (the end of the answer reads as zero): all
