@@ -3,6 +3,8 @@
 
 use echo_core::model::*;
 
+pub mod extraction;
+
 /// A PHC string shaped like a real argon2id hash (benchmarks never verify it).
 pub const FAKE_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";

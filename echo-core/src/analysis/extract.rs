@@ -195,51 +195,36 @@ const ANYWHERE: u8 = 4;
 /// Names mostly begin with a letter that must start a word, so instead of feeding every byte of
 /// the answer through the automaton (a dependent table load per byte, about twice as slow), the
 /// scan runs it anchored from the starts of words, and from every occurrence of the few other
-/// bytes a name can begin with, once the first three bytes there pass two small tables built
-/// from the names (`bigrams`, `thirds`). On a typical answer that rejects nine in ten words
-/// without touching the automaton. The byte loop does not decode UTF-8: every non-ASCII byte
-/// counts as a word separator, which can only add candidates, and the boundary rules are checked
-/// on each match afterwards.
+/// bytes a name can begin with, once the first four bytes there pass a small table built
+/// from the names (`prefixes`). On a typical answer that rejects nine in ten words
+/// without touching the automaton. Word starts and the other bytes are found a block at a time
+/// with vectorised byte compares (a per-byte table loop cost more than everything else in the
+/// scan). The scan does not decode UTF-8: every non-ASCII byte counts as a word separator, which can
+/// only add candidates, and the boundary rules are checked on each match afterwards.
 #[derive(Debug)]
 struct Index {
     automaton: Automaton,
     class: [u8; 256],
+    /// The distinct ASCII bytes flagged [`ANYWHERE`], ascending; at least `]` (from `](`).
+    anywhere_ascii: Vec<u8>,
+    /// Whether some non-ASCII byte is flagged [`ANYWHERE`].
+    anywhere_high: bool,
     /// The anchored automaton's state after each first byte.
     first_state: [StateID; 256],
-    /// Bit `a << 8 | b` is set when some name begins with bytes `a b` (ASCII-lowercased); a
-    /// one-byte name sets every `b`, including 0, which stands for the end of the answer.
-    bigrams: Box<[u64; 1024]>,
-    /// Set bits of `bigrams` before each of its words, to number the set bigrams.
-    bigram_rank: Box<[u16; 1024]>,
-    /// For the n-th set bigram, bit [`third_class`] of each third byte some name continues
-    /// with (all bits for names of one or two bytes).
-    thirds: Vec<u64>,
+    /// Bit [`prefix_key`] is set for the first four bytes of every name (for every byte after
+    /// the end of a shorter one).
+    prefixes: Box<[u64; PREFIX_WORDS]>,
 }
 
-/// A 6-bit class of a name's third byte, fine enough to reject most words early: letters
-/// (either case) and digits each have their own, then common punctuation; the rest share.
-fn third_class(b: u8) -> u32 {
-    match b {
-        b'a'..=b'z' => u32::from(b - b'a'),
-        b'A'..=b'Z' => u32::from(b - b'A'),
-        b'0'..=b'9' => 26 + u32::from(b - b'0'),
-        b' ' => 36,
-        b'.' => 37,
-        b'-' => 38,
-        b'&' => 39,
-        b'\'' => 40,
-        b'/' => 41,
-        b'!' => 42,
-        b'+' => 43,
-        b'@' => 44,
-        b'#' => 45,
-        b'_' => 46,
-        b':' => 47,
-        b',' => 48,
-        0x80.. => 49,
-        0 => 50,
-        _ => 51,
-    }
+const PREFIX_BITS: u32 = 15;
+/// `u64` words of [`Index::prefixes`]: 4 KiB, one bit per key.
+const PREFIX_WORDS: usize = (1 << PREFIX_BITS) / 64;
+
+/// A hash of the low five bits of four bytes (little-endian in `word`): ASCII case folds away.
+/// Other bytes, and other prefixes, share keys, which only lets more places through to the
+/// automaton, never fewer.
+fn prefix_key(word: u32) -> usize {
+    ((word & 0x1F1F_1F1F).wrapping_mul(0x9E37_79B1) >> (32 - PREFIX_BITS)) as usize
 }
 
 impl Index {
@@ -298,59 +283,40 @@ impl Index {
                 };
             }
         }
-        let key = |a: u8, b: u8| {
-            (usize::from(a.to_ascii_lowercase()) << 8) | usize::from(b.to_ascii_lowercase())
-        };
-        let mut bigrams = Box::new([0u64; 1024]);
+        let mut prefixes = Box::new([0u64; PREFIX_WORDS]);
         for needle in needles {
             let bytes = needle.as_bytes();
-            let Some(&a) = bytes.first() else {
+            let Some(known) = bytes.get(..bytes.len().min(4)).filter(|k| !k.is_empty()) else {
                 continue;
             };
-            let mut set = |b: u8| {
-                let k = key(a, b);
-                bigrams[k >> 6] |= 1 << (k & 63);
-            };
-            match bytes.get(1) {
-                Some(&b) => set(b),
-                None => (0..=255u8).for_each(set),
-            }
-        }
-        let mut bigram_rank = Box::new([0u16; 1024]);
-        let mut seen = 0u32;
-        for (rank, word) in bigram_rank.iter_mut().zip(bigrams.iter()) {
-            *rank = u16::try_from(seen).unwrap_or(u16::MAX);
-            seen += word.count_ones();
-        }
-        let mut thirds = vec![0u64; seen as usize];
-        let rank_of = |k: usize| {
-            let word = bigrams[k >> 6];
-            usize::from(bigram_rank[k >> 6])
-                + (word & ((1u64 << (k & 63)) - 1)).count_ones() as usize
-        };
-        for needle in needles {
-            let bytes = needle.as_bytes();
-            let (Some(&a), second, third) = (bytes.first(), bytes.get(1), bytes.get(2)) else {
-                continue;
-            };
-            let mut allow = |b: u8, mask: u64| {
-                if let Some(t) = thirds.get_mut(rank_of(key(a, b))) {
-                    *t |= mask;
+            // Past a name's end any byte may follow (the end of the answer reads as zero): all
+            // 32 values of its low five bits, for each missing byte.
+            let head = known
+                .iter()
+                .enumerate()
+                .fold(0u32, |w, (k, &b)| w | u32::from(b) << (8 * k));
+            let missing = 4 - known.len();
+            for rest in 0..1u32 << (5 * missing) {
+                let word = (0..missing).fold(head, |w, m| {
+                    w | ((rest >> (5 * m)) & 0x1F) << (8 * (known.len() + m))
+                });
+                let k = prefix_key(word);
+                if let Some(w) = prefixes.get_mut(k >> 6) {
+                    *w |= 1 << (k & 63);
                 }
-            };
-            match (second, third) {
-                (Some(&b), Some(&c)) => allow(b, 1 << third_class(c)),
-                (Some(&b), None) => allow(b, u64::MAX),
-                _ => (0..=255u8).for_each(|b| allow(b, u64::MAX)),
             }
         }
+        let anywhere_ascii = (0..0x80u8)
+            .filter(|&b| class[usize::from(b)] & ANYWHERE != 0)
+            .collect();
+        let anywhere_high = (0x80..=0xFFu8).any(|b| class[usize::from(b)] & ANYWHERE != 0);
         Ok(Self {
             automaton,
             class,
+            anywhere_ascii,
+            anywhere_high,
             first_state,
-            bigrams,
-            bigram_rank,
-            thirds,
+            prefixes,
         })
     }
 
@@ -369,7 +335,85 @@ impl Index {
         hay: &str,
         found: &mut impl FnMut(usize, usize, usize),
     ) {
+        // One comparison per distinct byte and block, monomorphised for the usual one (`]`);
+        // names starting with many kinds of punctuation are classified byte by byte.
         let bytes = hay.as_bytes();
+        match *self.anywhere_ascii.as_slice() {
+            [x] => self.scan_words(a, bytes, [x], found),
+            [x, y] => self.scan_words(a, bytes, [x, y], found),
+            [x, y, z] => self.scan_words(a, bytes, [x, y, z], found),
+            [x, y, z, w] => self.scan_words(a, bytes, [x, y, z, w], found),
+            _ => self.scan_bytes(a, bytes, found),
+        }
+    }
+
+    /// The scan a block at a time: bit `k` of a block's hits is set at an ASCII letter or digit
+    /// after a byte that is not one, or at one of the `anywhere` bytes. The places that pass
+    /// the prefix table are collected without a branch each (most fail, unpredictably), then
+    /// walked.
+    fn scan_words<A: AcAutomaton, const N: usize>(
+        &self,
+        a: &A,
+        bytes: &[u8],
+        anywhere: [u8; N],
+        found: &mut impl FnMut(usize, usize, usize),
+    ) {
+        let is_word = |b: u8| (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26);
+        let is_anywhere = |b: u8| anywhere.iter().fold(false, |o, &x| o | (x == b));
+        let mut after_word = 0u32;
+        let mut base = 0;
+        while let Some(words) = text::flags_at(bytes, base, is_word) {
+            let mut hits = (words & !((words << 1) | after_word))
+                | text::flags_at(bytes, base, is_anywhere).unwrap_or(0);
+            after_word = words >> 31;
+            if self.anywhere_high {
+                let high = text::flags_at(bytes, base, |b| b >= 0x80).unwrap_or(0);
+                hits |= self.high_anywhere(bytes, base, high);
+            }
+            let mut passed = [0u8; text::BLOCK];
+            let mut n = 0;
+            while hits != 0 {
+                let k = hits.trailing_zeros();
+                hits &= hits - 1;
+                if let Some(slot) = passed.get_mut(n) {
+                    *slot = k as u8;
+                }
+                n += usize::from(self.may_start(bytes, base + k as usize));
+            }
+            for &k in passed.get(..n).unwrap_or_default() {
+                let i = base + usize::from(k);
+                if let Some(&b) = bytes.get(i) {
+                    walk(a, self.first_state[usize::from(b)], bytes, i, found);
+                }
+            }
+            base += text::BLOCK;
+        }
+    }
+
+    /// Which of the non-ASCII bytes flagged in `high` (bit `k` for byte `base + k`) some name
+    /// begins with.
+    fn high_anywhere(&self, bytes: &[u8], base: usize, mut high: u32) -> u32 {
+        let mut hits = 0;
+        while high != 0 {
+            let k = high.trailing_zeros();
+            high &= high - 1;
+            if bytes
+                .get(base + k as usize)
+                .is_some_and(|&b| self.class[usize::from(b)] & ANYWHERE != 0)
+            {
+                hits |= 1 << k;
+            }
+        }
+        hits
+    }
+
+    /// The scan byte by byte, for matchers with many kinds of leading punctuation.
+    fn scan_bytes<A: AcAutomaton>(
+        &self,
+        a: &A,
+        bytes: &[u8],
+        found: &mut impl FnMut(usize, usize, usize),
+    ) {
         let class_of = &self.class;
         let mut prev_word = false;
         for (i, &b) in bytes.iter().enumerate() {
@@ -385,7 +429,7 @@ impl Index {
         }
     }
 
-    /// Runs the automaton from `i` if the first three bytes there may begin a name.
+    /// Runs the automaton from `i` if the first four bytes there may begin a name.
     fn try_at<A: AcAutomaton>(
         &self,
         a: &A,
@@ -393,31 +437,32 @@ impl Index {
         i: usize,
         found: &mut impl FnMut(usize, usize, usize),
     ) {
-        let Some(&b) = bytes.get(i) else {
-            return;
-        };
-        let next = bytes.get(i + 1).copied().unwrap_or(0);
-        let k = (usize::from(b.to_ascii_lowercase()) << 8) | usize::from(next.to_ascii_lowercase());
-        let word = self.bigrams[k >> 6];
-        let bit = 1u64 << (k & 63);
-        if word & bit == 0 {
-            return;
-        }
-        let rank = usize::from(self.bigram_rank[k >> 6]) + (word & (bit - 1)).count_ones() as usize;
-        let third = bytes.get(i + 2).copied().unwrap_or(0);
-        if self
-            .thirds
-            .get(rank)
-            .is_some_and(|t| t & (1 << third_class(third)) != 0)
+        if self.may_start(bytes, i)
+            && let Some(&b) = bytes.get(i)
         {
             walk(a, self.first_state[usize::from(b)], bytes, i, found);
         }
     }
+
+    /// Whether the first four bytes from `i` pass [`Index::prefixes`].
+    fn may_start(&self, bytes: &[u8], i: usize) -> bool {
+        let word = match bytes.get(i..).and_then(<[u8]>::first_chunk::<4>) {
+            Some(&four) => u32::from_le_bytes(four),
+            None => (0..4).fold(0, |w, k| {
+                w | u32::from(bytes.get(i + k).copied().unwrap_or(0)) << (8 * k)
+            }),
+        };
+        let k = prefix_key(word);
+        self.prefixes
+            .get(k >> 6)
+            .is_some_and(|w| w & (1 << (k & 63)) != 0)
+    }
 }
 
 /// Runs the anchored automaton from `sid` (the state after the byte at `start`) and reports the
-/// names that begin exactly at `start`. Kept out of line: the scan loop that calls it runs once
-/// per byte and must keep its few variables in registers.
+/// names that begin exactly at `start`. Kept out of line, like the reporting: the scan loop that
+/// calls it and its own inner loop must keep their few variables in registers (with the
+/// reporting inlined, the state went through the stack on every byte).
 #[inline(never)]
 fn walk<A: AcAutomaton>(
     a: &A,
@@ -428,25 +473,42 @@ fn walk<A: AcAutomaton>(
 ) {
     let mut end = start + 1;
     loop {
-        if a.is_special(sid) {
-            if a.is_dead(sid) {
+        while !a.is_special(sid) {
+            let Some(&b) = bytes.get(end) else {
                 return;
-            }
-            if a.is_match(sid) {
-                for k in 0..a.match_len(sid) {
-                    let pid = a.match_pattern(sid, k);
-                    // Match states also carry names that are suffixes of the path walked.
-                    if end.checked_sub(a.pattern_len(pid)) == Some(start) {
-                        found(pid.as_usize(), start, end);
-                    }
-                }
-            }
+            };
+            sid = a.next_state(Anchored::Yes, sid, b);
+            end += 1;
+        }
+        if a.is_dead(sid) {
+            return;
+        }
+        if a.is_match(sid) {
+            report(a, sid, start, end, found);
         }
         let Some(&b) = bytes.get(end) else {
             return;
         };
         sid = a.next_state(Anchored::Yes, sid, b);
         end += 1;
+    }
+}
+
+/// Reports the names of match state `sid` that span `start..end`: match states also carry names
+/// that are suffixes of the path walked.
+#[inline(never)]
+fn report<A: AcAutomaton>(
+    a: &A,
+    sid: StateID,
+    start: usize,
+    end: usize,
+    found: &mut impl FnMut(usize, usize, usize),
+) {
+    for k in 0..a.match_len(sid) {
+        let pid = a.match_pattern(sid, k);
+        if end.checked_sub(a.pattern_len(pid)) == Some(start) {
+            found(pid.as_usize(), start, end);
+        }
     }
 }
 
@@ -522,7 +584,7 @@ impl BrandMatcher {
     /// [`Extraction::brands`] is in rank order.
     pub fn extract(&self, text: &str) -> Extraction {
         let matches = self.find(text);
-        let sentences = text::sentences(text);
+        let (sentences, mut newlines) = text::sentences_and_newlines(text);
         let brands = self.brands.names.len();
         // Which hit each brand has, if any; on the stack for the usual number of brands.
         let mut slot_stack = [u32::MAX; 128];
@@ -534,7 +596,8 @@ impl BrandMatcher {
                 &mut slot_heap
             }
         };
-        let mut lists = ListPositions::new(text);
+        // Built at the first brand found: answers that name none need no list walks.
+        let mut lists = None;
         // First pass: ranks and counts, so that each brand's spans are allocated once.
         let mut hits: Vec<BrandHit> = Vec::with_capacity(brands.min(16));
         for m in &matches {
@@ -550,7 +613,11 @@ impl BrandMatcher {
                     count: 0,
                     first_offset: m.start,
                     rank: u32::try_from(hits.len() + 1).unwrap_or(u32::MAX),
-                    list_position: lists.at(m.start),
+                    list_position: lists
+                        .get_or_insert_with(|| {
+                            ListPositions::with_newlines(text, std::mem::take(&mut newlines))
+                        })
+                        .at(m.start),
                     spans: Vec::new(),
                 });
             }
@@ -766,10 +833,7 @@ impl Folded {
         let mut rest = text;
         while !rest.is_empty() {
             // ASCII runs in bulk: answers are mostly ASCII even when a name is not.
-            let run = rest
-                .bytes()
-                .position(|b| !b.is_ascii())
-                .unwrap_or(rest.len());
+            let run = text::find_flagged(rest.as_bytes(), 0, |b| b >= 0x80).unwrap_or(rest.len());
             let (ascii, tail) = rest.split_at_checked(run).unwrap_or((rest, ""));
             let at = out.len();
             out.push_str(ascii);
@@ -1325,6 +1389,42 @@ mod tests {
         candidates
     }
 
+    /// The extraction rebuilt from the plain oracles: [`find_brute_force`]'s matches, the
+    /// reference sentence splitter, a fresh list walk per brand and a linear search for each
+    /// span's sentence. The differential tests below hold [`BrandMatcher::extract`] to it.
+    fn extract_reference(m: &BrandMatcher, text: &str) -> Extraction {
+        let sentences = crate::analysis::text::tests::reference_sentences(text);
+        let mut brands: Vec<BrandHit> = Vec::new();
+        for c in find_brute_force(m, text) {
+            let name = &m.brands().names()[c.brand as usize];
+            let span = MatchSpan {
+                start: c.start,
+                end: c.end,
+                alias: c.alias,
+                sentence: sentences
+                    .iter()
+                    .position(|s| s.start <= c.start && c.start < s.end)
+                    .map(|i| u32::try_from(i).unwrap()),
+            };
+            match brands.iter_mut().find(|h| &h.brand == name) {
+                Some(hit) => {
+                    hit.count += 1;
+                    hit.spans.push(span);
+                }
+                None => brands.push(BrandHit {
+                    brand: name.clone(),
+                    is_target: c.brand == 0,
+                    count: 1,
+                    first_offset: c.start,
+                    rank: u32::try_from(brands.len() + 1).unwrap(),
+                    list_position: super::super::markdown::list_position(text, c.start),
+                    spans: vec![span],
+                }),
+            }
+        }
+        Extraction { brands, sentences }
+    }
+
     mod props {
         use super::*;
         use proptest::prelude::*;
@@ -1434,6 +1534,66 @@ mod tests {
                 check(&fixture(), &text);
                 check(&ascii_fixture(), &text);
                 check(&punct_fixture(), &text);
+            }
+        }
+
+        /// More kinds of leading punctuation than the block scan compares: scanned byte by byte.
+        fn many_punct_fixture() -> BrandMatcher {
+            matcher(
+                brand("HubSpot", &["hub"], MatchMode::CaseInsensitive),
+                vec![
+                    ci(".NET"),
+                    ci("@acme"),
+                    ci("#hash"),
+                    ci("+plus"),
+                    brand("(paren)", &["-dash"], MatchMode::CaseInsensitive),
+                ],
+            )
+        }
+
+        /// `extract` and `find` against the oracles, for every fixture.
+        fn differential(text: &str) -> Result<(), TestCaseError> {
+            let many = many_punct_fixture();
+            prop_assert!(
+                many.index.anywhere_ascii.len() > 4,
+                "exercises the byte scan"
+            );
+            for m in [fixture(), ascii_fixture(), punct_fixture(), many] {
+                prop_assert_eq!(m.find(text), find_brute_force(&m, text));
+                prop_assert_eq!(m.extract(text), extract_reference(&m, text));
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn extract_matches_reference_on_any_text(text in "\\PC*") {
+                differential(&text)?;
+            }
+
+            #[test]
+            fn extract_matches_reference_on_long_text(
+                chars in proptest::collection::vec(any::<char>(), 0..300)
+            ) {
+                differential(&chars.into_iter().collect::<String>())?;
+            }
+
+            #[test]
+            fn extract_matches_reference_on_markdown(parts in proptest::collection::vec(prop_oneof![
+                Just("HubSpot"), Just("hubspot crm"), Just("HUB"), Just("Notion"), Just("ØRSTED"),
+                Just("C3.ai"), Just("Close"), Just("close.com"), Just("Monday.com"), Just("monday"),
+                Just("AT&T"), Just("X"), Just("İstanbul Air"), Just("ß"), Just("腾讯"), Just(".NET"),
+                Just("@acme"), Just("#hash"), Just("+plus"), Just("(paren)"), Just("-dash"),
+                Just("c#"), Just("word"), Just("x"), Just("é"), Just("🚀"), Just("İ"), Just("Σ"),
+                Just(" "), Just("  "), Just("    "), Just("\t"), Just("\n"), Just("\n\n"),
+                Just("\r\n"), Just("1. "), Just("2) "), Just("10. "), Just("- "), Just("* "),
+                Just("+ "), Just("# "), Just("## "), Just("```"), Just("~~~"), Just("---"),
+                Just("***"), Just("> "), Just("| "), Just("**"), Just("__"), Just("_"), Just("`"),
+                Just("["), Just("]("), Just(")"), Just("https://"), Just("www."),
+                Just("http://x.io/"), Just(". "), Just("! "), Just("? "), Just("."), Just("e.g. "),
+                Just("Inc. "), Just("No. 1"), Just("。"), Just("”"), Just("’s"),
+            ], 0..80)) {
+                differential(&parts.concat())?;
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Just enough markdown to tell whether a byte offset lies in a list item, and which item.
 //!
 //! Only the lines around the offset are read (walking upwards), so the cost is paid per
-//! mentioned brand rather than per answer. The rules follow CommonMark where LLM answers need
+//! mentioned brand rather than per answer; the line feeds come from the sentence splitter, which
+//! stops at each of them anyway. The rules follow CommonMark where LLM answers need
 //! them: items continue across blank lines and indented or lazy continuation lines; a change of
 //! bullet character or ordered delimiter, a heading, a fence, a thematic break or an unindented
 //! paragraph after a blank line ends a list.
@@ -33,54 +34,60 @@ pub(crate) fn list_position(text: &str, offset: usize) -> Option<u32> {
 /// [`list_position`] for several offsets of one text. Item positions found along the way are
 /// remembered, so brands in the same long list do not each walk it back to its first item.
 pub(crate) struct ListPositions<'t> {
-    text: &'t str,
-    /// Item lines whose position is known, by line start, ascending.
+    lines: Lines<'t>,
+    /// Item lines whose position is known, by line number, ascending.
     known: Vec<(usize, u32)>,
     /// Scratch: the siblings met on the current walk, nearest first.
     siblings: Vec<usize>,
 }
 
 impl<'t> ListPositions<'t> {
+    /// Positions in `text`, finding its line feeds.
+    #[cfg(test)]
     pub(crate) fn new(text: &'t str) -> Self {
+        Self::with_newlines(text, text.match_indices('\n').map(|(i, _)| i).collect())
+    }
+
+    /// Positions in `text`, whose line feeds are at `newlines` (ascending).
+    pub(crate) fn with_newlines(text: &'t str, newlines: Vec<usize>) -> Self {
         Self {
-            text,
+            lines: Lines { text, newlines },
             known: Vec::with_capacity(16),
             siblings: Vec::with_capacity(16),
         }
     }
 
     pub(crate) fn at(&mut self, offset: usize) -> Option<u32> {
-        let (line_start, marker) = containing_item(self.text, offset)?;
-        Some(self.item_position(line_start, marker))
+        let (line, marker) = containing_item(&self.lines, offset)?;
+        Some(self.item_position(line, marker))
     }
 
-    fn known(&self, line_start: usize) -> Option<u32> {
+    fn known(&self, line: usize) -> Option<u32> {
         self.known
-            .binary_search_by_key(&line_start, |&(l, _)| l)
+            .binary_search_by_key(&line, |&(l, _)| l)
             .ok()
             .and_then(|i| self.known.get(i))
             .map(|&(_, p)| p)
     }
 
-    fn remember(&mut self, line_start: usize, position: u32) {
-        if let Err(i) = self.known.binary_search_by_key(&line_start, |&(l, _)| l) {
-            self.known.insert(i, (line_start, position));
+    fn remember(&mut self, line: usize, position: u32) {
+        if let Err(i) = self.known.binary_search_by_key(&line, |&(l, _)| l) {
+            self.known.insert(i, (line, position));
         }
     }
 
-    fn item_position(&mut self, line_start: usize, item: Marker) -> u32 {
-        if let Some(p) = self.known(line_start) {
+    fn item_position(&mut self, line: usize, item: Marker) -> u32 {
+        if let Some(p) = self.known(line) {
             return p;
         }
-        let text = self.text;
         self.siblings.clear();
         let mut first_number = item.number;
         let mut from_known = None;
         let mut in_lazy_run = false;
-        let mut cur = line_start;
-        while let Some((ps, l)) = prev_line(text, cur) {
+        let mut cur = line;
+        while let Some(ps) = cur.checked_sub(1) {
             cur = ps;
-            match classify(l) {
+            match classify(self.lines.line(ps)) {
                 Line::Blank => {
                     if in_lazy_run {
                         // An unindented paragraph after a blank line ended the earlier list.
@@ -125,27 +132,38 @@ impl<'t> ListPositions<'t> {
             self.remember(sibling, position.saturating_sub(d.saturating_add(1)));
         }
         self.siblings = siblings;
-        self.remember(line_start, position);
+        self.remember(line, position);
         position
     }
 }
 
-fn line_at(text: &str, offset: usize) -> Option<(usize, usize)> {
-    let before = text.get(..offset)?;
-    let start = before.rfind('\n').map_or(0, |p| p + 1);
-    let end = text
-        .get(offset..)?
-        .find('\n')
-        .map_or(text.len(), |p| offset + p);
-    Some((start, end))
+/// The lines of a text, numbered from 0, by the offsets of its line feeds: known in advance
+/// rather than searched for backwards from every line a walk visits.
+struct Lines<'t> {
+    text: &'t str,
+    newlines: Vec<usize>,
 }
 
-/// The line ending just before the line that starts at `line_start`.
-fn prev_line(text: &str, line_start: usize) -> Option<(usize, &str)> {
-    let end = line_start.checked_sub(1)?;
-    let before = text.get(..end)?;
-    let start = before.rfind('\n').map_or(0, |p| p + 1);
-    Some((start, before.get(start..)?))
+impl<'t> Lines<'t> {
+    /// The number (from 0) of the line holding `offset`, a char boundary of the text.
+    fn index_of(&self, offset: usize) -> Option<usize> {
+        self.text
+            .is_char_boundary(offset)
+            .then(|| self.newlines.partition_point(|&n| n < offset))
+    }
+
+    /// Byte offset where line `i` starts.
+    fn start(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .and_then(|prev| self.newlines.get(prev))
+            .map_or(0, |&n| n + 1)
+    }
+
+    /// Line `i` without its line feed.
+    fn line(&self, i: usize) -> &'t str {
+        let end = self.newlines.get(i).copied().unwrap_or(self.text.len());
+        self.text.get(self.start(i)..end).unwrap_or_default()
+    }
 }
 
 fn indent_of(line: &str) -> (usize, usize) {
@@ -248,19 +266,21 @@ fn parse_marker(line: &str) -> Option<Marker> {
     })
 }
 
-/// The item (its line start and marker) whose content contains `offset`, if any.
-fn containing_item(text: &str, offset: usize) -> Option<(usize, Marker)> {
-    let (start, end) = line_at(text, offset)?;
-    let mut need = match classify(text.get(start..end)?) {
-        Line::Item(m) => return (offset >= start + m.content_byte).then_some((start, m)),
+/// The item (its line number and marker) whose content contains `offset`, if any.
+fn containing_item(lines: &Lines<'_>, offset: usize) -> Option<(usize, Marker)> {
+    let line = lines.index_of(offset)?;
+    let mut need = match classify(lines.line(line)) {
+        Line::Item(m) => {
+            return (offset >= lines.start(line) + m.content_byte).then_some((line, m));
+        }
         Line::Break | Line::Blank => return None,
         Line::Text { indent } => indent,
     };
     let mut blank_between = false;
-    let mut cur = start;
-    while let Some((ps, l)) = prev_line(text, cur) {
+    let mut cur = line;
+    while let Some(ps) = cur.checked_sub(1) {
         cur = ps;
-        match classify(l) {
+        match classify(lines.line(ps)) {
             Line::Blank => blank_between = true,
             Line::Item(m) => {
                 if !blank_between || need >= m.content_col {
@@ -350,5 +370,42 @@ mod tests {
         assert_eq!(pos("---\nHubSpot", "HubSpot"), None);
         assert_eq!(pos("1.HubSpot", "HubSpot"), None);
         assert_eq!(pos("- a\r\n- HubSpot\r\n", "HubSpot"), Some(2));
+    }
+
+    /// The line lookups the walks used before the line index: searches of the text.
+    fn line_at_by_search(text: &str, offset: usize) -> Option<(usize, usize)> {
+        let before = text.get(..offset)?;
+        let start = before.rfind('\n').map_or(0, |p| p + 1);
+        let end = text
+            .get(offset..)?
+            .find('\n')
+            .map_or(text.len(), |p| offset + p);
+        Some((start, end))
+    }
+
+    fn prev_line_by_search(text: &str, line_start: usize) -> Option<(usize, &str)> {
+        let end = line_start.checked_sub(1)?;
+        let before = text.get(..end)?;
+        let start = before.rfind('\n').map_or(0, |p| p + 1);
+        Some((start, before.get(start..)?))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn line_index_agrees_with_searching(text in "[a1 \t\r\n.é-]{0,80}") {
+            let lines = ListPositions::new(&text).lines;
+            for offset in 0..=text.len() + 1 {
+                let by_index = lines.index_of(offset).map(|i| {
+                    let start = lines.start(i);
+                    (start, start + lines.line(i).len())
+                });
+                proptest::prop_assert_eq!(by_index, line_at_by_search(&text, offset));
+                if let Some(i) = lines.index_of(offset) {
+                    let start = lines.start(i);
+                    let prev = i.checked_sub(1).map(|p| (lines.start(p), lines.line(p)));
+                    proptest::prop_assert_eq!(prev, prev_line_by_search(&text, start));
+                }
+            }
+        }
     }
 }

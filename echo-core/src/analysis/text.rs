@@ -92,8 +92,18 @@ pub(crate) fn is_unspaced_script(c: char) -> bool {
 pub fn sentences(text: &str) -> Vec<TextSpan> {
     // Prose averages a sentence per 60 bytes or so; one allocation covers most answers.
     let mut out = Vec::with_capacity(text.len() / 48 + 1);
-    out.extend(Sentences { text, pos: 0 });
+    out.extend(Sentences::new(text));
     out
+}
+
+/// [`sentences`], and the offsets of the text's line feeds: every one ends a sentence, so the
+/// splitter finds them all on the way.
+pub(crate) fn sentences_and_newlines(text: &str) -> (Vec<TextSpan>, Vec<usize>) {
+    let mut out = Vec::with_capacity(text.len() / 48 + 1);
+    let mut iter = Sentences::new(text);
+    iter.newlines = Some(Vec::with_capacity(text.len() / 48 + 1));
+    out.extend(&mut iter);
+    (out, iter.newlines.unwrap_or_default())
 }
 
 /// Iterator behind [`sentences`], for callers that do not need a vector.
@@ -101,76 +111,146 @@ pub fn sentences(text: &str) -> Vec<TextSpan> {
 pub struct Sentences<'a> {
     text: &'a str,
     pos: usize,
+    /// Candidate terminators of the block at `base` not looked at yet ([`flags_at`] of
+    /// [`may_end`]): positions only grow, so each block is read once.
+    pending: u32,
+    base: usize,
+    /// Start of the next block to read.
+    next_block: usize,
+    /// Where to record the line feeds met, if anywhere.
+    newlines: Option<Vec<usize>>,
 }
 
 impl<'a> Sentences<'a> {
     /// Sentences of `text`; see [`sentences`] for the rules.
     pub fn new(text: &'a str) -> Self {
-        Self { text, pos: 0 }
+        Self {
+            text,
+            pos: 0,
+            pending: 0,
+            base: 0,
+            next_block: 0,
+            newlines: None,
+        }
+    }
+
+    /// The first byte at or after `from` that may end a sentence ([`may_end`]). Each call's
+    /// `from` must be past the position the previous call returned: that one is consumed.
+    fn next_may_end(&mut self, from: usize) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        loop {
+            while self.pending != 0 {
+                let p = self.base + self.pending.trailing_zeros() as usize;
+                self.pending &= self.pending - 1;
+                if p >= from {
+                    return Some(p);
+                }
+            }
+            // Blocks before `from` hold nothing to look at.
+            let mut base = self.next_block.max(from);
+            loop {
+                let flags = flags_at(bytes, base, may_end)?;
+                base += BLOCK;
+                if flags != 0 {
+                    self.pending = flags;
+                    self.base = base - BLOCK;
+                    self.next_block = base;
+                    break;
+                }
+            }
+        }
     }
 }
 
 /// Bytes at which a sentence may end: `.`, `!`, `?`, line feed, and the lead bytes of `。`, `！`
-/// and `？`.
-static MAY_END: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'.' as usize] = true;
-    t[b'!' as usize] = true;
-    t[b'?' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[0xE3] = true;
-    t[0xEF] = true;
-    t
-};
-
-/// Bits 0x80 of the bytes of `word` that are `byte` (exact: no false negatives; a byte above a
-/// match may be flagged too, which the caller re-checks).
-fn bytes_equal(word: u64, byte: u8) -> u64 {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = word ^ (LOW * u64::from(byte));
-    x.wrapping_sub(LOW) & !x & HIGH
+/// and `？`. Bitwise `|`, not `matches!`: LLVM vectorises comparisons, not the jump table.
+fn may_end(b: u8) -> bool {
+    (b == b'.') | (b == b'!') | (b == b'?') | (b == b'\n') | (b == 0xE3) | (b == 0xEF)
 }
 
-/// Offset of the first byte in `bytes` that may end a sentence ([`MAY_END`]). Eight bytes at a
-/// time: prose has a terminator every 60 bytes or so, and a byte-by-byte loop made sentence
-/// splitting cost as much as brand matching.
-fn find_may_end(bytes: &[u8]) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // Non-ASCII bytes (high bit set) cover the lead bytes of 。！？.
-        let hit = bytes_equal(w, b'.')
-            | bytes_equal(w, b'!')
-            | bytes_equal(w, b'?')
-            | bytes_equal(w, b'\n')
-            | (w & 0x8080_8080_8080_8080);
-        if hit != 0
-            && let Some(p) = chunk.iter().position(|&b| MAY_END[usize::from(b)])
-        {
-            return Some(offset + p);
+/// Bytes per block of the byte-class scans ([`block_flags`]). Prose has a sentence terminator
+/// every 35 bytes or so and a word start every 6: a byte-by-byte loop made sentence splitting
+/// cost as much as brand matching.
+pub(crate) const BLOCK: usize = 32;
+
+/// Bit `k` set where byte `base + k` passes `test`, for the [`BLOCK`] bytes from `base` (a
+/// short last block is padded with zero bytes, which no test here passes); `None` from the end
+/// of `bytes` on.
+#[inline]
+pub(crate) fn flags_at(bytes: &[u8], base: usize, test: impl Fn(u8) -> bool) -> Option<u32> {
+    let rest = bytes.get(base..).filter(|r| !r.is_empty())?;
+    // Two calls, not one on a copied block: LLVM vectorises loads straight from the text.
+    let words = match rest.first_chunk::<BLOCK>() {
+        Some(block) => block_flags(block, test),
+        None => {
+            let mut block = [0u8; BLOCK];
+            for (d, &b) in block.iter_mut().zip(rest) {
+                *d = b;
+            }
+            block_flags(&block, test)
         }
-        offset += 8;
+    };
+    Some(
+        words
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (j, &w)| mask | pack_bytes(w) << (8 * j)),
+    )
+}
+
+/// The first byte at or after `from` that passes `test`, searched a block at a time.
+pub(crate) fn find_flagged(
+    bytes: &[u8],
+    from: usize,
+    test: impl Fn(u8) -> bool + Copy,
+) -> Option<usize> {
+    let mut base = from;
+    while let Some(flags) = flags_at(bytes, base, test) {
+        if flags != 0 {
+            return Some(base + flags.trailing_zeros() as usize);
+        }
+        base += BLOCK;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| MAY_END[usize::from(b)])
-        .map(|p| offset + p)
+    None
+}
+
+/// `test` of every byte of `block`, as words whose byte `k` of word `j` is 1 when the test
+/// holds for byte `8j + k`. Written as a plain loop over a fixed-size array so that LLVM compiles
+/// the tests to SSE2 byte compares, sixteen bytes per instruction, in safe code. Not inlined:
+/// where LLVM could see how the flags are used it computed them byte by byte instead.
+#[inline(never)]
+fn block_flags(block: &[u8; BLOCK], test: impl Fn(u8) -> bool) -> [u64; BLOCK / 8] {
+    let mut flags = [0u8; BLOCK];
+    for (f, &b) in flags.iter_mut().zip(block) {
+        *f = u8::from(test(b));
+    }
+    let mut words = [0u64; BLOCK / 8];
+    for (w, chunk) in words.iter_mut().zip(flags.chunks_exact(8)) {
+        *w = chunk.try_into().map_or(0, u64::from_le_bytes);
+    }
+    words
+}
+
+/// Bit `k` of the result is byte `k` of `word`, whose bytes are each 0 or 1: the multiplication
+/// adds every byte into the top byte, each at its own bit, without carries.
+fn pack_bytes(word: u64) -> u32 {
+    (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
 }
 
 impl Sentences<'_> {
     /// Where the sentence starting at `from` ends, and where the next one starts.
-    fn boundary(&self, from: usize) -> (usize, usize) {
+    fn boundary(&mut self, from: usize) -> (usize, usize) {
         let bytes = self.text.as_bytes();
         let mut i = from;
-        while let Some(offset) = bytes.get(i..).and_then(find_may_end) {
-            i += offset;
+        while let Some(at) = self.next_may_end(i) {
+            i = at;
             match bytes.get(i) {
-                Some(b'\n') => return (i, i + 1),
+                Some(b'\n') => {
+                    if let Some(newlines) = &mut self.newlines {
+                        newlines.push(i);
+                    }
+                    return (i, i + 1);
+                }
                 Some(b'.' | b'!' | b'?') => {
                     if let Some(after) = sentence_end_after(self.text, i) {
                         return (after, after);
@@ -215,18 +295,45 @@ fn cjk_terminator_len(rest: &str) -> Option<usize> {
 /// Trims whitespace; `None` unless the segment holds a letter or digit.
 fn trim_span(text: &str, start: usize, end: usize) -> Option<TextSpan> {
     let seg = text.get(start..end)?;
-    let trimmed = seg.trim();
+    let lead = seg.len() - trim_start(seg).len();
+    let trimmed = trim_end(seg.get(lead..)?);
     // ASCII first: a Unicode letter test per character is the slow path.
     if !trimmed.bytes().any(|b| b.is_ascii_alphanumeric())
         && (trimmed.is_ascii() || !trimmed.chars().any(char::is_alphanumeric))
     {
         return None;
     }
-    let s = start + (seg.len() - seg.trim_start().len());
     Some(TextSpan {
-        start: s,
-        end: s + trimmed.len(),
+        start: start + lead,
+        end: start + lead + trimmed.len(),
     })
+}
+
+/// `char::is_whitespace` for ASCII bytes.
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r')
+}
+
+/// `str::trim_start`, without decoding while the text is ASCII.
+fn trim_start(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| is_ascii_space(b)).count();
+    let rest = s.get(n..).unwrap_or_default();
+    if rest.as_bytes().first().is_some_and(|&b| b >= 0x80) {
+        rest.trim_start()
+    } else {
+        rest
+    }
+}
+
+/// `str::trim_end`, without decoding while the text is ASCII.
+fn trim_end(s: &str) -> &str {
+    let n = s.bytes().rev().take_while(|&b| is_ascii_space(b)).count();
+    let rest = s.get(..s.len() - n).unwrap_or_default();
+    if rest.as_bytes().last().is_some_and(|&b| b >= 0x80) {
+        rest.trim_end()
+    } else {
+        rest
+    }
 }
 
 fn is_closer(c: char) -> bool {
@@ -382,7 +489,7 @@ pub fn count_words(text: &str) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn split(text: &str) -> Vec<&str> {
@@ -467,6 +574,23 @@ mod tests {
         assert!(sentences("  \n\n ** \n").is_empty());
     }
 
+    /// The bytes that may end a sentence, as a table: the specification [`may_end`] follows.
+    static MAY_END: [bool; 256] = {
+        let mut t = [false; 256];
+        t[b'.' as usize] = true;
+        t[b'!' as usize] = true;
+        t[b'?' as usize] = true;
+        t[b'\n' as usize] = true;
+        t[0xE3] = true;
+        t[0xEF] = true;
+        t
+    };
+
+    /// The first byte of `bytes` that may end a sentence, found by the block scan.
+    fn find_may_end(bytes: &[u8]) -> Option<usize> {
+        find_flagged(bytes, 0, may_end)
+    }
+
     #[test]
     fn terminator_search_matches_bytewise() {
         let text = "abcdefgh.ijklmnopqrstuvw!xyz?\n0123456789éñ 。!";
@@ -477,9 +601,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn terminator_cursor_matches_bytewise() {
+        let text =
+            "abcdefgh.ijklmnopqrstuvw!xyz?\n0123456789éñ 。!abcdefghijklmnopqrstuvwxyz0123456789.";
+        let bytes = text.as_bytes();
+        let bytewise = |from: usize| (from..bytes.len()).find(|&i| may_end(bytes[i]));
+        for from in 0..=bytes.len() + 1 {
+            assert_eq!(
+                Sentences::new(text).next_may_end(from),
+                bytewise(from),
+                "{from}"
+            );
+        }
+        for step in 1..40 {
+            let mut shared = Sentences::new(text);
+            let mut from = 0;
+            while let Some(p) = bytewise(from) {
+                assert_eq!(
+                    shared.next_may_end(from),
+                    Some(p),
+                    "step {step}, from {from}"
+                );
+                from = (p + 1).max(from + step);
+            }
+            assert_eq!(shared.next_may_end(from), None);
+        }
+    }
+
+    #[test]
+    fn block_flags_match_bytewise() {
+        let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        for start in 0..bytes.len() {
+            let flags = flags_at(&bytes, start, may_end).unwrap();
+            for k in 0..BLOCK {
+                let expected = bytes.get(start + k).is_some_and(|&b| may_end(b));
+                assert_eq!(flags >> k & 1 == 1, expected, "{start} + {k}");
+            }
+        }
+        for byte in 0..=255u8 {
+            let word = (0..8).fold(0u64, |w, k| w | u64::from(byte >> k & 1) << (8 * k));
+            assert_eq!(pack_bytes(word), u32::from(byte));
+        }
+        assert!(!may_end(0), "padding is never flagged");
+        assert_eq!(flags_at(&bytes, bytes.len(), may_end), None);
+    }
+
     /// The splitting rules written plainly (character by character, allocating), as an oracle
-    /// for the optimised [`sentences`].
-    fn reference_sentences(text: &str) -> Vec<TextSpan> {
+    /// for the optimised [`sentences`] (and, from extraction's tests, for [`super::extract`]).
+    pub(crate) fn reference_sentences(text: &str) -> Vec<TextSpan> {
         fn ends_after(text: &str, i: usize) -> Option<usize> {
             let mut after = i + 1;
             let mut following = None;
@@ -602,6 +772,28 @@ mod tests {
         fn matches_reference_on_any_text(text in "\\PC*") {
             proptest::prop_assert_eq!(sentences(&text), reference_sentences(&text));
         }
+
+        #[test]
+        fn newlines_and_sentences_on_any_text(text in "\\PC*") {
+            check_against_reference(&text)?;
+        }
+
+        #[test]
+        fn matches_reference_on_long_text(chars in proptest::collection::vec(proptest::prop_oneof![
+            proptest::arbitrary::any::<char>(), proptest::strategy::Just('.'),
+            proptest::strategy::Just('\n'), proptest::strategy::Just(' '),
+            proptest::strategy::Just('a'), proptest::strategy::Just('。'),
+        ], 0..400)) {
+            check_against_reference(&chars.into_iter().collect::<String>())?;
+        }
+    }
+
+    fn check_against_reference(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let expected = reference_sentences(text);
+        proptest::prop_assert_eq!(sentences(text), expected.clone());
+        let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        proptest::prop_assert_eq!(sentences_and_newlines(text), (expected, newlines));
+        Ok(())
     }
 
     #[test]
