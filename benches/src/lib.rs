@@ -57,6 +57,12 @@ pub fn experiment(
 
 /// A realistic successful iteration of about 900 bytes with three mentions.
 pub fn iteration(run: BatchRunId, index: u32, now: Timestamp) -> Iteration {
+    iteration_answering(run, index, now, ANSWER)
+}
+
+/// The same iteration with another `answer` (which should name HubSpot, Salesforce and
+/// Pipedrive, as its mentions say).
+pub fn iteration_answering(run: BatchRunId, index: u32, now: Timestamp, answer: &str) -> Iteration {
     let mention = |brand: &str, rank: u32, offset: u32| BrandMention {
         brand: brand.into(),
         count: 2,
@@ -68,7 +74,7 @@ pub fn iteration(run: BatchRunId, index: u32, now: Timestamp) -> Iteration {
         id: IterationId::new(),
         batch_run_id: run,
         index,
-        raw_response: Some(ANSWER.to_owned()),
+        raw_response: Some(answer.to_owned()),
         mentions: Some(vec![
             mention("HubSpot", 1, 45),
             mention("Salesforce", 2, 160),
