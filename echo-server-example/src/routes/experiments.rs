@@ -349,6 +349,42 @@ fn check_creation_limit(
     }
 }
 
+/// The job that runs `experiment` for `caller`, tagged with the enqueuing request's id so the
+/// worker's log lines carry it.
+fn run_job(
+    caller: &Caller,
+    experiment: ExperimentId,
+    request_id: &RequestId,
+    now: Timestamp,
+) -> echo_core::model::Job {
+    let mut job = RunExperimentPayload {
+        user_id: caller.user_id,
+        experiment_id: experiment,
+    }
+    .into_job(now);
+    job.request_id = Some(request_id.0.clone());
+    job
+}
+
+/// The 202 of a queued run, with the experiment-creation limit's headers.
+fn accepted(
+    experiment: &Experiment,
+    job: &echo_core::model::Job,
+    debit: QuotaDebit,
+    decision: echo_core::auth::RateLimitDecision,
+) -> Response {
+    let body = ExperimentAccepted {
+        experiment_id: experiment.id.to_string(),
+        job_id: job.id.to_string(),
+        status: ExperimentStatus::Queued.as_str().to_owned(),
+        prompts_debited: debit.amount,
+        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    add_rate_limit_headers(response.headers_mut(), &[decision]);
+    response
+}
+
 async fn debit_for(
     state: &AppState,
     caller: &Caller,
@@ -393,12 +429,7 @@ pub async fn create(
     let now = Timestamp::now();
     let experiment = build_experiment(&state, &caller, body, now)?;
     let debit = debit_for(&state, &caller, &experiment).await?;
-    let mut job = RunExperimentPayload {
-        user_id: caller.user_id,
-        experiment_id: experiment.id,
-    }
-    .into_job(now);
-    job.request_id = Some(request_id.0.clone());
+    let job = run_job(&caller, experiment.id, &request_id, now);
     state
         .store
         .create_experiment(&experiment, debit, &job)
@@ -415,16 +446,7 @@ pub async fn create(
         serde_json::json!({"prompts_debited": debit.amount}),
     )
     .await;
-    let body = ExperimentAccepted {
-        experiment_id: experiment.id.to_string(),
-        job_id: job.id.to_string(),
-        status: ExperimentStatus::Queued.as_str().to_owned(),
-        prompts_debited: debit.amount,
-        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
-    };
-    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
-    add_rate_limit_headers(response.headers_mut(), &[decision]);
-    Ok(response)
+    Ok(accepted(&experiment, &job, debit, decision))
 }
 
 /// Lists the caller's experiments, newest first.
@@ -534,12 +556,7 @@ pub async fn run(
     let id = experiment.id;
     let debit = debit_for(&state, &caller, &experiment).await?;
     let now = Timestamp::now();
-    let mut job = RunExperimentPayload {
-        user_id: caller.user_id,
-        experiment_id: id,
-    }
-    .into_job(now);
-    job.request_id = Some(request_id.0.clone());
+    let job = run_job(&caller, id, &request_id, now);
     state
         .store
         .request_run(caller.user_id, id, debit, &job, now)
@@ -556,16 +573,7 @@ pub async fn run(
         serde_json::json!({"prompts_debited": debit.amount}),
     )
     .await;
-    let body = ExperimentAccepted {
-        experiment_id: id.to_string(),
-        job_id: job.id.to_string(),
-        status: ExperimentStatus::Queued.as_str().to_owned(),
-        prompts_debited: debit.amount,
-        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
-    };
-    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
-    add_rate_limit_headers(response.headers_mut(), &[decision]);
-    Ok(response)
+    Ok(accepted(&experiment, &job, debit, decision))
 }
 
 /// The state after a cancel.
