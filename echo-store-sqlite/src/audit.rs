@@ -18,9 +18,10 @@ impl AuditStore for SqliteStore {
         let details = to_json("audit details", &event.details)?;
         let event = event.clone();
         // The write lock taken by BEGIN IMMEDIATE serialises appenders between reading the
-        // head and moving it, so the chain cannot fork.
+        // head and moving it, so the chain cannot fork. In place: every audited request waits
+        // for this commit.
         self.db
-            .write(move |tx| {
+            .write_in_place(move |tx| {
                 let (prev_seq, prev_hash) = query_opt(tx, q::AUDIT_HEAD, [], |row| {
                     let mut c = Cols::new(row);
                     Ok((

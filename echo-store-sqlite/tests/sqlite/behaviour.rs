@@ -284,3 +284,48 @@ async fn failed_transaction_leaves_no_partial_write() {
     ));
     assert_eq!(store.get_user(u.id).await.unwrap().quota.prompts_used, 0);
 }
+
+/// With a checkpoint interval the background thread copies the log into the database file:
+/// the file grows though no writer reached the (raised) automatic checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_checkpointer_copies_the_log_into_the_file() {
+    use echo_core::conformance::fixtures::audit_event;
+    use echo_core::store::AuditStore;
+
+    let config = SqliteConfig {
+        checkpoint_interval: Some(Duration::from_millis(10)),
+        ..SqliteConfig::default()
+    };
+    let store = SqliteStore::open_temporary(config).await.unwrap();
+    let size = || std::fs::metadata(store.path()).unwrap().len();
+    // Let a first pass copy what the migrations left in the log.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = size();
+    // About 500 KiB of pages: far below the writers' fallback of 10,000 pages.
+    for i in 0..300 {
+        let mut e = audit_event("login", at(i));
+        e.details = serde_json::json!({ "pad": "x".repeat(1_000) });
+        store.append_audit(&e).await.unwrap();
+    }
+    let mut waited = Duration::ZERO;
+    while size() <= before {
+        assert!(
+            waited < Duration::from_secs(20),
+            "the file never grew past {before} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+#[tokio::test]
+async fn a_zero_checkpoint_interval_is_refused() {
+    let config = SqliteConfig {
+        checkpoint_interval: Some(Duration::ZERO),
+        ..SqliteConfig::default()
+    };
+    match SqliteStore::open_temporary(config).await {
+        Err(StoreError::Invalid(e)) => assert!(e.to_string().contains("checkpoint_interval")),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
