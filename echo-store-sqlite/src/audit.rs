@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use echo_core::audit::chain_hash;
 use echo_core::model::{
-    AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, Timestamp, UserId,
+    AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent, Timestamp, UserId,
 };
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
 use rusqlite::{params, params_from_iter};
@@ -83,6 +83,20 @@ impl AuditStore for SqliteStore {
                     q::AUDIT_RANGE,
                     params![q::seq_bound(from_seq), limit],
                     rows::audit_event,
+                )
+            })
+            .await
+    }
+
+    async fn audit_links(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditLink>, StoreError> {
+        // One statement: autocommit's implicit read transaction is its snapshot.
+        self.db
+            .read_single(move |conn| {
+                query_all(
+                    conn,
+                    q::AUDIT_RANGE,
+                    params![q::seq_bound(from_seq), limit],
+                    rows::audit_link,
                 )
             })
             .await

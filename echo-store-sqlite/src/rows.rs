@@ -4,10 +4,11 @@
 
 use std::str::FromStr;
 
+use echo_core::audit::{ChainFields, chain_hash_fields};
 use echo_core::model::{
-    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BrandProfile, Consents,
-    Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence,
-    SecretDigest, SessionRecord, Timestamp, User, ValidationError,
+    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun, BrandProfile,
+    Consents, Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash, QuotaUsage,
+    Recurrence, SecretDigest, SessionRecord, Timestamp, User, ValidationError,
 };
 use echo_core::store::{ApiKeyAuth, SessionAuth, StoreError};
 use rusqlite::Row;
@@ -88,6 +89,21 @@ impl<'a, 'stmt> Cols<'a, 'stmt> {
                 .map_err(|_| invalid(field, "is not valid UTF-8")),
             other => Err(wrong_type(field, "text", other)),
         }
+    }
+
+    /// Text borrowed from the row, for values used in place (hashed, compared).
+    pub(crate) fn opt_str(&mut self, field: &'static str) -> Result<Option<&'a str>, StoreError> {
+        match self.next()? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| invalid(field, "is not valid UTF-8")),
+            other => Err(wrong_type(field, "text", other)),
+        }
+    }
+
+    pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, StoreError> {
+        self.opt_str(field)?.ok_or_else(|| null(field))
     }
 
     pub(crate) fn text(&mut self, field: &'static str) -> Result<String, StoreError> {
@@ -402,6 +418,47 @@ pub(crate) fn audit_event(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
         prev_hash: c.blob("audit_events.prev_hash")?,
         hash: c.blob("audit_events.hash")?,
         actor_pseudonym: c.opt_text("audit_events.actor_pseudonym")?,
+    })
+}
+
+/// The chain link of an `audit_columns!()` row, hashed from the row's bytes in place: the
+/// details are the JSON text `append_audit` stored (`serde_json::to_string` of the value, the
+/// canonical form `chain_hash` prints), so nothing is parsed or allocated per row.
+pub(crate) fn audit_link(row: &Row<'_>) -> Result<AuditLink, StoreError> {
+    let mut c = Cols::new(row);
+    let seq = c.u64("audit_events.seq")?;
+    let actor = c.opt_blob::<16>("audit_events.actor_user_id")?;
+    let action = c.str("audit_events.action")?;
+    let resource_type = c.str("audit_events.resource_type")?;
+    let resource_id = c.opt_str("audit_events.resource_id")?;
+    let ip = c.opt_str("audit_events.ip")?;
+    let user_agent = c.opt_str("audit_events.user_agent")?;
+    let request_id = c.opt_str("audit_events.request_id")?;
+    let details_json = c.str("audit_events.details")?;
+    let created_at = c.ts("audit_events.created_at")?;
+    let prev_hash = c.blob::<32>("audit_events.prev_hash")?;
+    let hash = c.blob::<32>("audit_events.hash")?;
+    let pseudonym = c.opt_str("audit_events.actor_pseudonym")?;
+    let fields = ChainFields {
+        actor_user_id: actor.as_ref(),
+        action,
+        resource_type,
+        resource_id,
+        ip,
+        user_agent,
+        request_id,
+        details_json,
+        created_at_micros: created_at.unix_micros(),
+    };
+    Ok(AuditLink {
+        seq,
+        prev_hash,
+        hash,
+        recomputed: chain_hash_fields(&prev_hash, seq, &fields),
+        erased_shape: pseudonym.is_some()
+            && actor.is_none()
+            && ip.is_none()
+            && user_agent.is_none(),
     })
 }
 

@@ -12,12 +12,13 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::model::NewAuditEvent;
+use crate::model::{AuditEvent, AuditLink, NewAuditEvent};
 
 mod archive;
 mod checkpoint;
 mod sink;
 mod verify;
+mod walk;
 
 pub use archive::{
     ARCHIVE_FORMAT, ArchiveError, ArchiveManifest, ArchiveReader, read_archive, verify_archive,
@@ -29,6 +30,7 @@ pub use checkpoint::{
 };
 pub use sink::{AuditSink, DynAuditSink, StoreAuditSink};
 pub use verify::{BreakKind, ChainBreak, ChainStart, ChainVerifier, VerifyReport, verify_chain};
+pub use walk::{WalkError, add_stored_checkpoints, mark_stored_erasures, push_stored_events};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -61,27 +63,84 @@ const DOMAIN: &[u8] = b"echo.audit.v1\0";
 /// assert_ne!(h1, chain_hash(&GENESIS_HASH, 2, &event));
 /// ```
 pub fn chain_hash(prev_hash: &[u8; 32], seq: u64, event: &NewAuditEvent) -> [u8; 32] {
+    let actor = event.actor_user_id.map(|id| *id.as_uuid().as_bytes());
+    let details = event.details.to_string();
+    chain_hash_fields(
+        prev_hash,
+        seq,
+        &ChainFields {
+            actor_user_id: actor.as_ref(),
+            action: &event.action,
+            resource_type: &event.resource_type,
+            resource_id: event.resource_id.as_deref(),
+            ip: event.ip.as_deref(),
+            user_agent: event.user_agent.as_deref(),
+            request_id: event.request_id.as_deref(),
+            details_json: &details,
+            created_at_micros: event.created_at.unix_micros(),
+        },
+    )
+}
+
+/// An event's hashed fields, borrowed: what [`chain_hash_fields`] encodes. A store can hash
+/// its rows' bytes in place with it instead of building a [`NewAuditEvent`] per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainFields<'a> {
+    /// The actor's id, as the UUID's 16 bytes.
+    pub actor_user_id: Option<&'a [u8; 16]>,
+    /// `NewAuditEvent::action`.
+    pub action: &'a str,
+    /// `NewAuditEvent::resource_type`.
+    pub resource_type: &'a str,
+    /// `NewAuditEvent::resource_id`.
+    pub resource_id: Option<&'a str>,
+    /// `NewAuditEvent::ip`.
+    pub ip: Option<&'a str>,
+    /// `NewAuditEvent::user_agent`.
+    pub user_agent: Option<&'a str>,
+    /// `NewAuditEvent::request_id`.
+    pub request_id: Option<&'a str>,
+    /// `NewAuditEvent::details` as canonical JSON: serde_json's compact text of the value,
+    /// object keys sorted (what `details.to_string()` and `serde_json::to_string(&details)`
+    /// print). Any other spelling of the same value hashes differently.
+    pub details_json: &'a str,
+    /// `NewAuditEvent::created_at` in unix microseconds.
+    pub created_at_micros: i64,
+}
+
+/// [`chain_hash`] over borrowed fields: the same bytes, so the same hash, for the same event.
+pub fn chain_hash_fields(prev_hash: &[u8; 32], seq: u64, fields: &ChainFields<'_>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update(prev_hash);
     h.update(seq.to_be_bytes());
-    put_opt(
-        &mut h,
-        event
-            .actor_user_id
-            .map(|id| *id.as_uuid().as_bytes())
-            .as_ref()
-            .map(|b| &b[..]),
-    );
-    put(&mut h, event.action.as_bytes());
-    put(&mut h, event.resource_type.as_bytes());
-    put_opt(&mut h, event.resource_id.as_deref().map(str::as_bytes));
-    put_opt(&mut h, event.ip.as_deref().map(str::as_bytes));
-    put_opt(&mut h, event.user_agent.as_deref().map(str::as_bytes));
-    put_opt(&mut h, event.request_id.as_deref().map(str::as_bytes));
-    put(&mut h, event.details.to_string().as_bytes());
-    h.update(event.created_at.unix_micros().to_be_bytes());
+    put_opt(&mut h, fields.actor_user_id.map(|b| &b[..]));
+    put(&mut h, fields.action.as_bytes());
+    put(&mut h, fields.resource_type.as_bytes());
+    put_opt(&mut h, fields.resource_id.map(str::as_bytes));
+    put_opt(&mut h, fields.ip.map(str::as_bytes));
+    put_opt(&mut h, fields.user_agent.map(str::as_bytes));
+    put_opt(&mut h, fields.request_id.map(str::as_bytes));
+    put(&mut h, fields.details_json.as_bytes());
+    h.update(fields.created_at_micros.to_be_bytes());
     h.finalize().into()
+}
+
+impl AuditLink {
+    /// The link of a stored event, its hash recomputed with [`chain_hash`].
+    pub fn of(event: &AuditEvent) -> Self {
+        let e = &event.event;
+        Self {
+            seq: event.seq,
+            prev_hash: event.prev_hash,
+            hash: event.hash,
+            recomputed: chain_hash(&event.prev_hash, event.seq, e),
+            erased_shape: event.actor_pseudonym.is_some()
+                && e.actor_user_id.is_none()
+                && e.ip.is_none()
+                && e.user_agent.is_none(),
+        }
+    }
 }
 
 fn put(h: &mut Sha256, bytes: &[u8]) {

@@ -4,10 +4,10 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::GENESIS_HASH;
 use super::archive::ArchiveManifest;
 use super::checkpoint::{AuditCheckpoint, CheckpointError, CheckpointVerifier};
-use super::{GENESIS_HASH, chain_hash};
-use crate::model::AuditEvent;
+use crate::model::{AuditEvent, AuditLink};
 
 /// Where a walk starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,17 +314,26 @@ impl ChainVerifier {
     /// # Errors
     /// The first [`ChainBreak`], as soon as it is certain.
     pub fn push(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
+        self.push_link(&AuditLink::of(event))
+    }
+
+    /// Verifies the next event from its [`AuditLink`], as [`push`](ChainVerifier::push) does
+    /// from the event (which it turns into its link first).
+    ///
+    /// # Errors
+    /// The first [`ChainBreak`], as soon as it is certain.
+    pub fn push_link(&mut self, link: &AuditLink) -> Result<(), ChainBreak> {
         if let Some(broken) = &self.broken {
             return Err(broken.clone());
         }
-        let result = self.check(event);
+        let result = self.check(link);
         if let Err(broken) = &result {
             self.broken = Some(broken.clone());
         }
         result
     }
 
-    fn check(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
+    fn check(&mut self, event: &AuditLink) -> Result<(), ChainBreak> {
         let seq = event.seq;
         let broken = |seq, kind| Err(ChainBreak { seq, kind });
         if let Some((expected, got)) = self.gap.take() {
@@ -364,13 +373,9 @@ impl ChainVerifier {
                 broken(seq, BreakKind::BrokenLink)
             };
         }
-        if chain_hash(&event.prev_hash, seq, &event.event) != event.hash {
-            let e = &event.event;
-            let erased = self.erased.remove(&seq)
-                && event.actor_pseudonym.is_some()
-                && e.actor_user_id.is_none()
-                && e.ip.is_none()
-                && e.user_agent.is_none();
+        if event.recomputed != event.hash {
+            // Removed either way: a break is sticky, so the set is not consulted again.
+            let erased = self.erased.remove(&seq) && event.erased_shape;
             if !erased {
                 return broken(seq, BreakKind::Altered);
             }

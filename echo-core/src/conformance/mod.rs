@@ -176,6 +176,7 @@ macro_rules! store_conformance_tests {
                 concurrent_appends_keep_one_chain,
                 list_audit_filters_and_pages,
                 audit_range_ascending,
+                audit_links_match_the_events,
                 pseudonymize_actor_erases_and_records,
                 audit_checkpoints_round_trip_and_conflict,
                 delete_audit_through_keeps_the_chain,

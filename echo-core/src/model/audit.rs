@@ -53,6 +53,29 @@ pub struct AuditEvent {
     pub hash: [u8; 32],
 }
 
+/// What verifying one stored event needs, without the event: its place, its stored links,
+/// and its hash recomputed from its stored fields (built by
+/// [`AuditLink::of`](crate::model::AuditLink::of), or by a store straight from its rows;
+/// see [`AuditStore::audit_links`](crate::store::AuditStore::audit_links)).
+///
+/// [`crate::audit::ChainVerifier::push_link`] checks a chain of these exactly as
+/// [`push`](crate::audit::ChainVerifier::push) checks the events themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditLink {
+    /// The event's `seq`.
+    pub seq: u64,
+    /// Its stored `prev_hash`.
+    pub prev_hash: [u8; 32],
+    /// Its stored `hash`.
+    pub hash: [u8; 32],
+    /// [`crate::audit::chain_hash`] over `prev_hash`, `seq` and the fields as stored: equal to
+    /// `hash` unless the event was altered (or erased).
+    pub recomputed: [u8; 32],
+    /// Whether the event has the shape an erasure leaves: `actor_pseudonym` set, and
+    /// `actor_user_id`, `ip` and `user_agent` empty.
+    pub erased_shape: bool,
+}
+
 /// The record of one erased event: its `actor_user_id`, `ip` and `user_agent` were cleared at
 /// `erased_at` and replaced by `pseudonym`. A chain verifier accepts exactly these events'
 /// three fields as erased instead of reporting tampering.

@@ -16,7 +16,7 @@ mod user;
 mod validated;
 
 pub use api_key::{ApiKeyRecord, SecretDigest};
-pub use audit::{AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent};
+pub use audit::{AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent};
 pub use enums::{
     BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
 };

@@ -33,10 +33,10 @@ pub use types::{
 };
 
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
-    BatchRunUpdate, BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
-    Job, JobId, JobLease, JobStatus, NewAuditEvent, PricingTier, QuotaDebit, RecordOutcome,
-    SessionId, SessionRecord, Timestamp, User, UserId,
+    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun,
+    BatchRunId, BatchRunUpdate, BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus,
+    Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent, PricingTier, QuotaDebit,
+    RecordOutcome, SessionId, SessionRecord, Timestamp, User, UserId,
 };
 
 /// Accounts, their quota counters and brand profiles.
@@ -427,6 +427,24 @@ pub trait AuditStore: Send + Sync + Debug + 'static {
     /// Events with `seq >= from_seq` in ascending order, at most `limit`: for chain
     /// verification and archiving.
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The [`AuditLink`]s of the events [`AuditStore::audit_range`] returns for the same
+    /// arguments, in the same order: what the chain verifier checks, without the events.
+    ///
+    /// The default builds the events and computes each link with [`AuditLink::of`]. A
+    /// backend storing the details as canonical JSON text may override it to hash its rows'
+    /// bytes in place ([`crate::audit::chain_hash_fields`]) instead of allocating an event
+    /// per row; the links must be the same for every event as stored, except that a
+    /// non-canonical spelling of the details (which only an edit of the row can produce)
+    /// may count as altered.
+    async fn audit_links(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditLink>, StoreError> {
+        Ok(self
+            .audit_range(from_seq, limit)
+            .await?
+            .iter()
+            .map(AuditLink::of)
+            .collect())
+    }
 
     /// GDPR erasure of an actor: in one transaction, for every stored event whose
     /// `actor_user_id` is `user`, clears `actor_user_id`, `ip` and `user_agent` and sets

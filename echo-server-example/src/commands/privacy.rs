@@ -4,7 +4,8 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use echo_core::audit::{
-    ChainStart, ChainVerifier, CheckpointSigner, CheckpointVerifier, verify_archive,
+    ChainStart, ChainVerifier, CheckpointSigner, CheckpointVerifier, WalkError,
+    add_stored_checkpoints, mark_stored_erasures, push_stored_events, verify_archive,
 };
 use echo_core::model::{Email, Timestamp};
 
@@ -64,6 +65,9 @@ fn public_key(args: &AuditVerifyArgs) -> Result<Option<CheckpointVerifier>, CliE
         .transpose()
 }
 
+/// Checkpoints, erasure records and events are read in pages of this many.
+const PAGE: u32 = 10_000;
+
 /// Executes `echoai audit verify`: archives in name order (seq order), then the database;
 /// prints a JSON report, or the first break and a non-zero exit.
 pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
@@ -72,30 +76,16 @@ pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
     let mut verifier = ChainVerifier::new(ChainStart::Genesis);
     let broken =
         |e: &dyn std::fmt::Display| CliError::Usage(format!("audit log verification FAILED: {e}"));
+    let walk_failed = |e: WalkError| match e {
+        WalkError::Store(e) => CliError::from(e),
+        other => broken(&other),
+    };
     if let Some(key) = &key {
-        let mut from = 0;
-        loop {
-            let page = store.audit_checkpoints(from, 1_000).await?;
-            for cp in &page {
-                verifier.add_checkpoint(key, cp).map_err(|e| broken(&e))?;
-            }
-            match page.last() {
-                Some(last) if page.len() == 1_000 => from = last.seq + 1,
-                _ => break,
-            }
-        }
+        add_stored_checkpoints(&*store, &mut verifier, key, 0, PAGE)
+            .await
+            .map_err(walk_failed)?;
     }
-    let mut from = 0;
-    loop {
-        let page = store.audit_erasures(from, 10_000).await?;
-        for er in &page {
-            verifier.mark_erased(er.seq);
-        }
-        match page.last() {
-            Some(last) if page.len() == 10_000 => from = last.seq + 1,
-            _ => break,
-        }
-    }
+    mark_stored_erasures(&*store, &mut verifier, 0, PAGE).await?;
     let mut archives = 0;
     if let Some(dir) = &args.archives
         && Path::new(dir).exists()
@@ -116,7 +106,7 @@ pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
             archives += 1;
         }
     }
-    let mut from = match store.audit_bounds().await? {
+    let from = match store.audit_bounds().await? {
         Some((first, _)) => first,
         None => 1,
     };
@@ -133,25 +123,16 @@ pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
                 hash: e.prev_hash,
             });
             if let Some(key) = &key {
-                for cp in store.audit_checkpoints(from, u32::MAX).await? {
-                    verifier.add_checkpoint(key, &cp).map_err(|e| broken(&e))?;
-                }
+                add_stored_checkpoints(&*store, &mut verifier, key, from, PAGE)
+                    .await
+                    .map_err(walk_failed)?;
             }
-            for er in store.audit_erasures(from, u32::MAX).await? {
-                verifier.mark_erased(er.seq);
-            }
+            mark_stored_erasures(&*store, &mut verifier, from, PAGE).await?;
         }
     }
-    loop {
-        let page = store.audit_range(from, 10_000).await?;
-        for e in &page {
-            verifier.push(e).map_err(|e| broken(&e))?;
-        }
-        match page.last() {
-            Some(last) if page.len() == 10_000 => from = last.seq + 1,
-            _ => break,
-        }
-    }
+    push_stored_events(store.clone(), &mut verifier, from, PAGE)
+        .await
+        .map_err(walk_failed)?;
     let report = verifier.finish().map_err(|e| broken(&e))?;
     let out = serde_json::json!({
         "result": "ok",

@@ -285,6 +285,51 @@ async fn failed_transaction_leaves_no_partial_write() {
     assert_eq!(store.get_user(u.id).await.unwrap().quota.prompts_used, 0);
 }
 
+/// `audit_links` hashes the stored details text as it is: a row whose details were respelled
+/// (same JSON value, other bytes) no longer matches its hash, while the other rows do, and
+/// `audit verify` names it as altered instead of accepting an edited row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_links_hash_the_stored_details_text() {
+    use echo_core::audit::{BreakKind, ChainStart, ChainVerifier, push_stored_events};
+    use echo_core::conformance::fixtures::audit_event;
+    use echo_core::store::AuditStore;
+
+    let store = Arc::new(crate::temp_store().await);
+    for i in 0..3 {
+        store
+            .append_audit(&audit_event("login", at(i)))
+            .await
+            .unwrap();
+    }
+    let raw = crate::raw(&store);
+    let stored: String = raw
+        .query_row("SELECT details FROM audit_events WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let respelled = stored.replace(',', ", ");
+    assert_ne!(respelled, stored);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&respelled).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&stored).unwrap(),
+        "the same value"
+    );
+    raw.execute(
+        "UPDATE audit_events SET details = ?1 WHERE seq = 2",
+        [&respelled],
+    )
+    .unwrap();
+
+    let links = store.audit_links(1, 10).await.unwrap();
+    let matching: Vec<bool> = links.iter().map(|l| l.recomputed == l.hash).collect();
+    assert_eq!(matching, [true, false, true]);
+    let mut verifier = ChainVerifier::new(ChainStart::Genesis);
+    let walked = push_stored_events(store, &mut verifier, 1, 10).await;
+    let broken = verifier.finish().unwrap_err();
+    assert!(walked.is_err());
+    assert_eq!((broken.seq, broken.kind), (2, BreakKind::Altered));
+}
+
 /// With a checkpoint interval the background thread copies the log into the database file:
 /// the file grows though no writer reached the (raised) automatic checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
