@@ -140,15 +140,8 @@ fn append(c: &mut Criterion) {
     // SQLite append runs in place there; from `block_on`'s thread it would only look cheaper).
     group.bench_function(format!("append_audit_among_{APPEND_AMONG}"), |b| {
         b.iter_custom(|iters| {
-            let events: Vec<_> = (0..iters).map(|_| next()).collect();
-            let store = store.clone();
-            on_worker(&rt, async move {
-                let started = Instant::now();
-                for e in &events {
-                    store.append_audit(e).await.unwrap();
-                }
-                started.elapsed()
-            })
+            let events = (0..iters).map(|_| next()).collect();
+            on_worker(&rt, time_appends(store.clone(), events))
         })
     });
     // The baseline: the same append through tokio's blocking pool, the path before it ran in
@@ -162,29 +155,16 @@ fn append(c: &mut Criterion) {
         format!("baseline_append_audit_blocking_pool_among_{APPEND_AMONG}"),
         |b| {
             b.iter_custom(|iters| {
-                let events: Vec<_> = (0..iters).map(|_| next()).collect();
-                current_thread.block_on(async {
-                    let started = Instant::now();
-                    for e in &events {
-                        store.append_audit(e).await.unwrap();
-                    }
-                    started.elapsed()
-                })
+                let events = (0..iters).map(|_| next()).collect();
+                current_thread.block_on(time_appends(store.clone(), events))
             })
         },
     );
     let sink = Arc::new(signing_sink(&store));
     group.bench_function(format!("sink_record_signed_among_{APPEND_AMONG}"), |b| {
         b.iter_custom(|iters| {
-            let events: Vec<_> = (0..iters).map(|_| next()).collect();
-            let sink = sink.clone();
-            on_worker(&rt, async move {
-                let started = Instant::now();
-                for e in events {
-                    sink.record(e).await.unwrap();
-                }
-                started.elapsed()
-            })
+            let events = (0..iters).map(|_| next()).collect();
+            on_worker(&rt, time_records(sink.clone(), events))
         })
     });
     // 1,000 records hold exactly one checkpoint under the default policy.
@@ -194,15 +174,8 @@ fn append(c: &mut Criterion) {
         .throughput(Throughput::Elements(every));
     group.bench_function(format!("sink_record_signed_{every}_events"), |b| {
         b.iter_custom(|iters| {
-            let events: Vec<_> = (0..iters * every).map(|_| next()).collect();
-            let sink = sink.clone();
-            on_worker(&rt, async move {
-                let started = Instant::now();
-                for e in events {
-                    sink.record(e).await.unwrap();
-                }
-                started.elapsed()
-            })
+            let events = (0..iters * every).map(|_| next()).collect();
+            on_worker(&rt, time_records(sink.clone(), events))
         })
     });
     group.finish();
@@ -212,19 +185,12 @@ fn append(c: &mut Criterion) {
     let (mut plain, mut signed) = (Vec::new(), Vec::new());
     for _ in 0..15 {
         for (path, out) in [(false, &mut plain), (true, &mut signed)] {
-            let events: Vec<_> = (0..every).map(|_| next()).collect();
-            let (store, sink) = (store.clone(), sink.clone());
-            let took = on_worker(&rt, async move {
-                let started = Instant::now();
-                for e in events {
-                    if path {
-                        sink.record(e).await.unwrap();
-                    } else {
-                        store.append_audit(&e).await.unwrap();
-                    }
-                }
-                started.elapsed()
-            });
+            let events = (0..every).map(|_| next()).collect();
+            let took = if path {
+                on_worker(&rt, time_records(sink.clone(), events))
+            } else {
+                on_worker(&rt, time_appends(store.clone(), events))
+            };
             out.push(took / every as u32);
         }
     }
@@ -255,6 +221,24 @@ fn append(c: &mut Criterion) {
     group.finish();
     let (first, last) = rt.block_on(store.audit_bounds()).unwrap().unwrap();
     eprintln!("the append store ended with events {first}..={last}");
+}
+
+/// How long appending `events` one at a time takes.
+async fn time_appends(store: Arc<SqliteStore>, events: Vec<NewAuditEvent>) -> Duration {
+    let started = Instant::now();
+    for e in &events {
+        store.append_audit(e).await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// How long recording `events` one at a time through `sink` takes.
+async fn time_records(sink: Arc<StoreAuditSink>, events: Vec<NewAuditEvent>) -> Duration {
+    let started = Instant::now();
+    for e in events {
+        sink.record(e).await.unwrap();
+    }
+    started.elapsed()
 }
 
 /// Runs `task` on one of the runtime's worker threads and waits for its result.
