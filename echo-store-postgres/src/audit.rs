@@ -14,6 +14,15 @@ use crate::rows::{self, Cols, dt, to_i64, to_json};
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
+        // Hash what jsonb will give back: its numbers have no negative zero.
+        let mut owned;
+        let event = if has_negative_zero(&event.details) {
+            owned = event.clone();
+            zero_negative_zeros(&mut owned.details);
+            &owned
+        } else {
+            event
+        };
         let details = to_json("audit details", &event.details)?;
         let mut tx = self.db().begin().await?;
         // The head's row lock is held until commit: the next appender reads this append's
@@ -196,5 +205,29 @@ impl AuditStore for PgStore {
         })
         .await
         .map(Option::flatten)
+    }
+}
+
+/// Whether `value` holds a `-0.0`, which jsonb stores as `0.0`.
+fn has_negative_zero(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()),
+        Value::Array(items) => items.iter().any(has_negative_zero),
+        Value::Object(map) => map.values().any(has_negative_zero),
+        _ => false,
+    }
+}
+
+/// Replaces every `-0.0` in `value` by `0.0`, as jsonb would.
+fn zero_negative_zeros(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+            *value = Value::from(0.0);
+        }
+        Value::Array(items) => items.iter_mut().for_each(zero_negative_zeros),
+        Value::Object(map) => map.values_mut().for_each(zero_negative_zeros),
+        _ => {}
     }
 }

@@ -292,13 +292,14 @@ pub async fn audit_range_ascending(store: &DynStore) {
 
 /// `audit_links` returns, for any range, exactly the links of the events `audit_range`
 /// returns ([`AuditLink::of`]), whatever the fields hold (empty and absent values, unicode,
-/// nested and numeric details) and after an erasure: a backend that hashes its rows in place
-/// must hash the same bytes as `chain_hash`.
+/// nested and numeric details, a negative zero) and after an erasure: a backend that hashes
+/// its rows in place must hash the same bytes as `chain_hash`, and every event read back
+/// recomputes to its hash until it is erased.
 pub async fn audit_links_match_the_events(store: &DynStore) {
     let alice = new_user(store).await;
     let details = [
         json!({}),
-        json!({ "b": [1, 2.5, -7, 1e300, 0.1], "a": { "z": null, "y": true } }),
+        json!({ "b": [1, 2.5, -7, 1e300, 0.1, -0.0], "a": { "z": null, "y": true } }),
         json!({ "name": "Zoë \u{1F600} \"quoted\" \\ back", "tab": "a\tb" }),
         json!([1, "two", { "three": 3 }]),
         json!("just a string"),
