@@ -98,8 +98,8 @@ impl Db {
     /// Runs `f` like [`Db::write`], but on the calling thread through
     /// `tokio::task::block_in_place` when that is a multi-threaded runtime's worker: the
     /// runtime hands the worker's other tasks to another thread, and the caller skips the
-    /// round trip through the blocking pool (two thread wake-ups, 30–40 µs on a small VM,
-    /// more than half of a small commit). For short writes on a request's path, like the
+    /// round trip through the blocking pool (two thread wake-ups, about 30 µs on a small VM,
+    /// a third of an audit append). For short writes on a request's path, like the
     /// audit append that every audited request makes. Elsewhere (a current-thread runtime,
     /// where `block_in_place` is not allowed) it is [`Db::write`].
     pub(crate) async fn write_in_place<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -54,7 +54,7 @@
 //! back to the blocking pool). The audit append, which every audited request waits for, runs
 //! on the calling thread through `tokio::task::block_in_place` on a multi-threaded runtime
 //! (the runtime moves the worker's other tasks to another thread first), which saves the two
-//! thread wake-ups of the blocking-pool round trip, about half of a small commit.
+//! thread wake-ups of the blocking-pool round trip, about a third of the append.
 //! Writes use `BEGIN IMMEDIATE`, taking the write lock before the first read, which rules out the read-then-write upgrade that makes SQLite
 //! fail with `SQLITE_BUSY` instead of waiting. The retention pass (`anonymize_iterations`) finds
 //! its batch in a read snapshot first and then takes the write lock only to update those rows

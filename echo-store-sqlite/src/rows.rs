@@ -82,13 +82,7 @@ impl<'a, 'stmt> Cols<'a, 'stmt> {
     }
 
     pub(crate) fn opt_text(&mut self, field: &'static str) -> Result<Option<String>, StoreError> {
-        match self.next()? {
-            ValueRef::Null => Ok(None),
-            ValueRef::Text(bytes) => std::str::from_utf8(bytes)
-                .map(|s| Some(s.to_owned()))
-                .map_err(|_| invalid(field, "is not valid UTF-8")),
-            other => Err(wrong_type(field, "text", other)),
-        }
+        Ok(self.opt_str(field)?.map(str::to_owned))
     }
 
     /// Text borrowed from the row, for values used in place (hashed, compared).

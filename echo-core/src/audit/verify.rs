@@ -333,8 +333,8 @@ impl ChainVerifier {
         result
     }
 
-    fn check(&mut self, event: &AuditLink) -> Result<(), ChainBreak> {
-        let seq = event.seq;
+    fn check(&mut self, link: &AuditLink) -> Result<(), ChainBreak> {
+        let seq = link.seq;
         let broken = |seq, kind| Err(ChainBreak { seq, kind });
         if let Some((expected, got)) = self.gap.take() {
             return if seq == expected {
@@ -366,30 +366,30 @@ impl ChainVerifier {
                 },
             );
         }
-        if event.prev_hash != self.head_hash {
-            return if Some(event.prev_hash) == self.before_head_hash {
+        if link.prev_hash != self.head_hash {
+            return if Some(link.prev_hash) == self.before_head_hash {
                 broken(self.head_seq, BreakKind::Inserted)
             } else {
                 broken(seq, BreakKind::BrokenLink)
             };
         }
-        if event.recomputed != event.hash {
+        if link.recomputed != link.hash {
             // Removed either way: a break is sticky, so the set is not consulted again.
-            let erased = self.erased.remove(&seq) && event.erased_shape;
+            let erased = self.erased.remove(&seq) && link.erased_shape;
             if !erased {
                 return broken(seq, BreakKind::Altered);
             }
             self.erased_accepted += 1;
         }
         if let Some(signed) = self.checkpoints.remove(&seq) {
-            self.match_checkpoint(seq, &signed, &event.hash);
+            self.match_checkpoint(seq, &signed, &link.hash);
             if let Some(broken) = &self.broken {
                 return Err(broken.clone());
             }
         }
         self.before_head_hash = Some(self.head_hash);
         self.head_seq = seq;
-        self.head_hash = event.hash;
+        self.head_hash = link.hash;
         self.first_seq.get_or_insert(seq);
         self.events += 1;
         Ok(())
