@@ -2,7 +2,7 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -10,9 +10,17 @@ use rusqlite::Connection;
 /// what it lets the log reach, so writers checkpoint only if it falls behind.
 pub(crate) const WRITER_FALLBACK_PAGES: u32 = 10_000;
 
-/// A thread running `PRAGMA wal_checkpoint(PASSIVE)` on its own connection every interval.
-/// Dropping it stops the thread and waits for it, so its connection is closed (and the last
-/// connection's final checkpoint can run) before a temporary store's directory is removed.
+/// The log pages a pass should find: SQLite's own automatic checkpoint runs at 1,000. While
+/// writes come faster than that per interval, passes come sooner (down to [`MIN_WAIT`]), so a
+/// steady stream of writes is copied in small steps instead of growing the log to the writers'
+/// fallback, where one caller would copy 40 MiB.
+const PAGES_PER_PASS: f64 = 1_000.0;
+const MIN_WAIT: Duration = Duration::from_millis(5);
+
+/// A thread running `PRAGMA wal_checkpoint(PASSIVE)` on its own connection every interval
+/// (sooner while writes come fast). Dropping it stops the thread and waits for it,
+/// so its connection is closed (and the last connection's final checkpoint can run) before
+/// a temporary store's directory is removed.
 pub(crate) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -25,13 +33,27 @@ impl Checkpointer {
             .name("echo-sqlite-checkpoint".into())
             .spawn(move || {
                 let mut failing = false;
+                let mut wait = every;
+                let (mut last_pass, mut last_len) = (Instant::now(), 0i64);
                 // Nothing is ever sent: the sender's drop ends the wait at once.
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
                     // A passive checkpoint copies what no reader still needs and never
                     // waits for a lock; SQLITE_BUSY (another checkpoint running) is not
                     // reported as an error by the pragma, it shows in the first column.
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        Ok(()) => failing = false,
+                    // The second is the log's length in pages.
+                    let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(1)
+                    });
+                    if let Ok(len) = pass {
+                        // A shorter log was restarted by a writer since the last pass.
+                        let written = if len >= last_len { len - last_len } else { len };
+                        let rate = written as f64 / last_pass.elapsed().as_secs_f64().max(1e-3);
+                        wait = Duration::try_from_secs_f64(PAGES_PER_PASS / rate)
+                            .map_or(every, |d| d.clamp(MIN_WAIT.min(every), every));
+                        (last_pass, last_len) = (Instant::now(), len);
+                    }
+                    match pass {
+                        Ok(_) => failing = false,
                         Err(e) if !failing => {
                             failing = true;
                             // Writers still checkpoint past WRITER_FALLBACK_PAGES, so this

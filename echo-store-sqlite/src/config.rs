@@ -40,7 +40,8 @@ pub struct SqliteConfig {
     pub statement_cache_capacity: usize,
     /// How often a background thread copies committed pages from the write-ahead log back
     /// into the database file (a passive checkpoint, which waits for nobody and blocks
-    /// nobody). By default SQLite has the committing writer do this every 1,000 log pages,
+    /// nobody); sooner, down to every 5 ms, while writes come faster than 1,000 pages an
+    /// interval. By default SQLite has the committing writer do this every 1,000 log pages,
     /// with two `fsync`s, inside that writer's call; doing it here keeps that work off the
     /// commit path, and writers fall back to checkpointing themselves only if the log grows
     /// past 10,000 pages (about 40 MiB) between two passes. `None`: SQLite's default.

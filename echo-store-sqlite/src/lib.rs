@@ -37,6 +37,7 @@
 //! With `checkpoint_interval` set (the default, 250 ms), a background thread of the store, on
 //! a connection of its own, copies committed pages from the WAL back into the database file
 //! (`PRAGMA wal_checkpoint(PASSIVE)`, which neither waits for nor blocks readers and writers),
+//! more often while writes are heavy, so that each pass copies about 1,000 pages,
 //! and the pooled connections' automatic checkpoint is raised to 10,000 pages as a fallback.
 //! Otherwise the commit that crosses SQLite's 1,000-page mark does that copy, with its
 //! `fsync`s, inside a caller's store call. The thread stops when the last clone of the store
