@@ -180,6 +180,42 @@ mod tests {
         }
     }
 
+    /// The encoding is a stored format: chains written by earlier builds must still verify.
+    /// The expected value was computed independently (Python's hashlib over the documented
+    /// encoding), and `chain_hash_fields` over the same borrowed fields agrees.
+    #[test]
+    fn the_encoding_is_pinned() {
+        let event = NewAuditEvent {
+            actor_user_id: Some(crate::model::UserId::from_uuid(uuid::Uuid::from_u128(1))),
+            action: "login".into(),
+            resource_type: "user".into(),
+            resource_id: None,
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+            request_id: Some("req-1".into()),
+            details: serde_json::json!({"b": 1, "a": [true, null]}),
+            created_at: Timestamp::from_unix_micros(1_700_000_000_000_000).unwrap(),
+        };
+        let expected = "741daba2271db26bf07d0f846cc21d7ea45e6d53f5cd0d79f79f97e1b8f04cf2";
+        assert_eq!(hex::encode(chain_hash(&[7; 32], 42, &event)), expected);
+        let actor = 1u128.to_be_bytes();
+        let fields = ChainFields {
+            actor_user_id: Some(&actor),
+            action: "login",
+            resource_type: "user",
+            resource_id: None,
+            ip: Some("192.0.2.1"),
+            user_agent: None,
+            request_id: Some("req-1"),
+            details_json: r#"{"a":[true,null],"b":1}"#,
+            created_at_micros: 1_700_000_000_000_000,
+        };
+        assert_eq!(
+            hex::encode(chain_hash_fields(&[7; 32], 42, &fields)),
+            expected
+        );
+    }
+
     #[test]
     fn field_boundaries_are_unambiguous() {
         let e1 = event();
