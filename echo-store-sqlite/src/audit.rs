@@ -4,7 +4,7 @@ use echo_core::model::{
     AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent, Timestamp, UserId,
 };
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
-use rusqlite::{params, params_from_iter};
+use rusqlite::{Row, params, params_from_iter};
 
 use crate::SqliteStore;
 use crate::db::{execute, query_all, query_opt};
@@ -76,30 +76,12 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        self.db
-            .read(move |tx| {
-                query_all(
-                    tx,
-                    q::AUDIT_RANGE,
-                    params![q::seq_bound(from_seq), limit],
-                    rows::audit_event,
-                )
-            })
+        self.audit_range_as(from_seq, limit, rows::audit_event)
             .await
     }
 
     async fn audit_links(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditLink>, StoreError> {
-        // One statement: autocommit's implicit read transaction is its snapshot.
-        self.db
-            .read_single(move |conn| {
-                query_all(
-                    conn,
-                    q::AUDIT_RANGE,
-                    params![q::seq_bound(from_seq), limit],
-                    rows::audit_link,
-                )
-            })
-            .await
+        self.audit_range_as(from_seq, limit, rows::audit_link).await
     }
 
     async fn pseudonymize_actor(
@@ -202,5 +184,27 @@ impl AuditStore for SqliteStore {
             })
             .await
             .map(Option::flatten)
+    }
+}
+
+impl SqliteStore {
+    /// The events with `seq >= from_seq`, ascending, at most `limit`, each decoded by
+    /// `decode`. One statement: autocommit's implicit read transaction is its snapshot.
+    async fn audit_range_as<T: Send + 'static>(
+        &self,
+        from_seq: u64,
+        limit: u32,
+        decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.db
+            .read_single(move |conn| {
+                query_all(
+                    conn,
+                    q::AUDIT_RANGE,
+                    params![q::seq_bound(from_seq), limit],
+                    decode,
+                )
+            })
+            .await
     }
 }

@@ -39,7 +39,8 @@ fn link(prev_hash: [u8; 32], seq: u64, event: NewAuditEvent) -> AuditEvent {
     }
 }
 
-fn chain(n: u64) -> Vec<AuditEvent> {
+/// A valid chain of `n` varied events from the genesis; the walk tests read it from a store.
+pub(super) fn chain(n: u64) -> Vec<AuditEvent> {
     let mut prev = GENESIS_HASH;
     (1..=n)
         .map(|seq| {

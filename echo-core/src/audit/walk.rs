@@ -38,20 +38,15 @@ pub async fn add_stored_checkpoints<S: AuditStore + ?Sized>(
     from_seq: u64,
     page: u32,
 ) -> Result<u64, WalkError> {
-    let mut added = 0;
-    let mut from = from_seq;
-    let page = page.max(1);
-    loop {
-        let checkpoints = store.audit_checkpoints(from, page).await?;
-        for cp in &checkpoints {
-            verifier.add_checkpoint(key, cp)?;
-        }
-        added += checkpoints.len() as u64;
-        match next_page(checkpoints.last().map(|c| c.seq), checkpoints.len(), page) {
-            Some(next) => from = next,
-            None => return Ok(added),
-        }
-    }
+    let read = |from, page| store.audit_checkpoints(from, page);
+    for_each_stored(
+        from_seq,
+        page,
+        read,
+        |c| c.seq,
+        |cp| verifier.add_checkpoint(key, cp).map_err(WalkError::from),
+    )
+    .await
 }
 
 /// Marks every stored erasure record with `seq >= from_seq` in `verifier`
@@ -66,18 +61,45 @@ pub async fn mark_stored_erasures<S: AuditStore + ?Sized>(
     from_seq: u64,
     page: u32,
 ) -> Result<u64, StoreError> {
-    let mut marked = 0;
-    let mut from = from_seq;
-    let page = page.max(1);
-    loop {
-        let erasures = store.audit_erasures(from, page).await?;
-        for erasure in &erasures {
+    let read = |from, page| store.audit_erasures(from, page);
+    for_each_stored(
+        from_seq,
+        page,
+        read,
+        |e| e.seq,
+        |erasure| {
             verifier.mark_erased(erasure.seq);
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// Hands every item of `read(from, page)` to `each`, page after page from `from_seq` until a
+/// short page; returns how many there were.
+async fn for_each_stored<T, E, Fut>(
+    from_seq: u64,
+    page: u32,
+    mut read: impl FnMut(u64, u32) -> Fut,
+    seq: fn(&T) -> u64,
+    mut each: impl FnMut(&T) -> Result<(), E>,
+) -> Result<u64, E>
+where
+    Fut: Future<Output = Result<Vec<T>, StoreError>>,
+    E: From<StoreError>,
+{
+    let page = page.max(1);
+    let (mut from, mut count) = (from_seq, 0);
+    loop {
+        let items = read(from, page).await?;
+        for item in &items {
+            each(item)?;
         }
-        marked += erasures.len() as u64;
-        match next_page(erasures.last().map(|e| e.seq), erasures.len(), page) {
-            Some(next) => from = next,
-            None => return Ok(marked),
+        count += items.len() as u64;
+        let next = items.last().map(seq).and_then(|last| last.checked_add(1));
+        match next {
+            Some(next) if items.len() == page as usize => from = next,
+            _ => return Ok(count),
         }
     }
 }
@@ -175,14 +197,6 @@ pub async fn push_stored_events<S: AuditStore + ?Sized>(
 /// about the cores that can read at once.
 const READ_AHEAD: usize = 2;
 
-/// Where the page after one ending at `last` starts, if that page was full.
-fn next_page(last: Option<u64>, len: usize, page: u32) -> Option<u64> {
-    if len < page as usize {
-        return None;
-    }
-    last?.checked_add(1)
-}
-
 /// A spawned page read, aborted when dropped: reads must not outlive a walk that stopped
 /// early, or go on after a gap made them useless.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<Result<T, StoreError>>);
@@ -208,7 +222,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::audit::{ChainStart, GENESIS_HASH, VerifyReport, chain_hash, verify_chain};
+    use crate::audit::chain_tests::chain;
+    use crate::audit::{ChainStart, VerifyReport, verify_chain};
     use crate::model::{
         AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, Timestamp, UserId,
     };
@@ -281,36 +296,6 @@ mod tests {
         async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError> {
             Err(unused())
         }
-    }
-
-    fn chain(n: u64) -> Vec<AuditEvent> {
-        let mut prev = GENESIS_HASH;
-        (1..=n)
-            .map(|seq| {
-                let event = NewAuditEvent {
-                    actor_user_id: None,
-                    action: format!("action_{}", seq % 3),
-                    resource_type: "experiment".into(),
-                    resource_id: Some(format!("exp-{seq}")),
-                    ip: None,
-                    user_agent: None,
-                    request_id: None,
-                    details: serde_json::json!({ "seq": seq }),
-                    created_at: Timestamp::from_unix_micros(1_760_000_000_000_000 + seq as i64)
-                        .unwrap_or_else(Timestamp::now),
-                };
-                let hash = chain_hash(&prev, seq, &event);
-                let e = AuditEvent {
-                    seq,
-                    event,
-                    actor_pseudonym: None,
-                    prev_hash: prev,
-                    hash,
-                };
-                prev = hash;
-                e
-            })
-            .collect()
     }
 
     /// What a tampered table could hold, as `(seq, event)` rows.
