@@ -126,10 +126,7 @@ impl ExperimentStore for PgStore {
         )
         .await?
         .ok_or(StoreError::not_found("experiment"))?;
-        if matches!(
-            status,
-            ExperimentStatus::Queued | ExperimentStatus::Running | ExperimentStatus::Cancelled
-        ) {
+        if !status.can_rerun() {
             return Err(StoreError::conflict(format!("experiment is {status}")));
         }
         insert_jobs(&mut tx, std::slice::from_ref(job)).await?;

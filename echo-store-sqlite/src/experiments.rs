@@ -106,12 +106,7 @@ impl ExperimentStore for SqliteStore {
                     |row| Cols::new(row).parse("experiments.status"),
                 )?
                 .ok_or(StoreError::not_found("experiment"))?;
-                if matches!(
-                    status,
-                    ExperimentStatus::Queued
-                        | ExperimentStatus::Running
-                        | ExperimentStatus::Cancelled
-                ) {
+                if !status.can_rerun() {
                     return Err(StoreError::conflict(format!("experiment is {status}")));
                 }
                 insert_job(tx, &job)?;

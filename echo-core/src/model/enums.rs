@@ -95,6 +95,30 @@ string_enum!(
     }
 );
 
+impl ExperimentStatus {
+    /// Whether another run may be requested: not while one is queued or running (it would
+    /// race the first), and not once the owner cancelled it. The stores' re-run and the
+    /// service layer both apply this rule.
+    pub const fn can_rerun(&self) -> bool {
+        !self.is_in_flight() && !matches!(self, ExperimentStatus::Cancelled)
+    }
+
+    /// Whether a run is queued or executing: such an experiment cannot be deleted (cancel
+    /// it first) or re-run.
+    pub const fn is_in_flight(&self) -> bool {
+        matches!(self, ExperimentStatus::Queued | ExperimentStatus::Running)
+    }
+
+    /// Whether an execution may still start or is under way (pending, queued, running):
+    /// cancelling stops it.
+    pub const fn is_active(&self) -> bool {
+        matches!(
+            self,
+            ExperimentStatus::Pending | ExperimentStatus::Queued | ExperimentStatus::Running
+        )
+    }
+}
+
 string_enum!(
     /// Where a batch run (one provider, one execution) is in its life.
     BatchRunStatus, "batch run status" {
@@ -171,6 +195,19 @@ string_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn life_cycle_rules() {
+        use ExperimentStatus::*;
+        let rerunnable: Vec<_> = ALL_STATUSES.iter().filter(|s| s.can_rerun()).collect();
+        assert_eq!(rerunnable, [&Pending, &Completed, &Failed]);
+        let in_flight: Vec<_> = ALL_STATUSES.iter().filter(|s| s.is_in_flight()).collect();
+        assert_eq!(in_flight, [&Queued, &Running]);
+        let active: Vec<_> = ALL_STATUSES.iter().filter(|s| s.is_active()).collect();
+        assert_eq!(active, [&Pending, &Queued, &Running]);
+    }
+
+    const ALL_STATUSES: &[ExperimentStatus] = ExperimentStatus::ALL;
 
     #[test]
     fn text_round_trip_and_unknown() {

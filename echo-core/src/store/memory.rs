@@ -576,10 +576,7 @@ impl ExperimentStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut s = self.state()?;
         let status = s.owned_experiment(owner, id)?.status;
-        if matches!(
-            status,
-            ExperimentStatus::Queued | ExperimentStatus::Running | ExperimentStatus::Cancelled
-        ) {
+        if !status.can_rerun() {
             return Err(StoreError::conflict(format!("experiment is {status}")));
         }
         s.check_new_job(job)?;
