@@ -181,7 +181,7 @@ fn dashboard(c: &mut Criterion) {
             .map(|(i, e)| {
                 let mut run = BatchRun::new(e.id, providers[i % 3], "m", 10, e.created_at);
                 run.status = BatchRunStatus::Completed;
-                run.metrics = Some(serde_json::json!({"visibility_rate": 0.5}));
+                run.metrics = Some(echo_core::conformance::fixtures::batch_metrics(0.5));
                 run.visibility_rate = Some((i % 100) as f64 / 100.0);
                 run.cost_micros_usd = 120;
                 run.started_at = Some(e.created_at);

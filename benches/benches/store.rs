@@ -141,7 +141,7 @@ fn dashboard(c: &mut Criterion) {
         run.status = BatchRunStatus::Completed;
         let update = BatchRunUpdate {
             status: BatchRunStatus::Completed,
-            metrics: Some(serde_json::json!({"visibility_rate": 0.5})),
+            metrics: Some(echo_core::conformance::fixtures::batch_metrics(0.5)),
             visibility_rate: Some((i % 100) as f64 / 100.0),
             cost_micros_usd: 120,
             error: None,

@@ -115,6 +115,7 @@ pub mod audit;
 pub mod auth;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+mod embed;
 pub mod mail;
 pub mod model;
 pub mod privacy;
@@ -122,4 +123,40 @@ pub mod provider;
 pub mod retention;
 mod rng;
 pub mod runner;
+pub mod service;
 pub mod store;
+
+pub use embed::{Echo, EchoBuilder, EchoError};
+
+/// Foreign crates whose types appear in Echo's public API, re-exported so embedders use the
+/// same versions without adding them to their own `Cargo.toml`.
+pub mod reexports {
+    pub use async_trait::async_trait;
+    pub use serde_json;
+    pub use time;
+    pub use tokio_util::sync::CancellationToken;
+    pub use uuid;
+}
+pub use async_trait::async_trait;
+pub use tokio_util::sync::CancellationToken;
+
+/// The names most programs need: `use echo_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::analysis::{BrandMetrics, Interval, Proportion, RunMetrics};
+    pub use crate::auth::{ApiKeyVerifier, KeyAuth, KeyEnvironment, Pepper};
+    pub use crate::embed::{Echo, EchoError};
+    pub use crate::model::{
+        BatchRun, BatchRunMetrics, Brand, BrandName, Email, Experiment, ExperimentId,
+        ExperimentStatus, Iterations, Label, MatchMode, Prompt, ProviderKind, Timestamp, User,
+        UserId,
+    };
+    pub use crate::provider::{
+        Completion, CompletionRequest, DynProvider, Provider, ProviderError,
+    };
+    pub use crate::runner::{ExperimentOutcome, RunnerConfig};
+    pub use crate::service::{ExperimentDraft, ExperimentService, ServiceError, Submitted};
+    pub use crate::store::{DynStore, Store, StoreError, memory::MemoryStore};
+    pub use async_trait::async_trait;
+    pub use std::sync::Arc;
+    pub use tokio_util::sync::CancellationToken;
+}

@@ -152,7 +152,7 @@ async fn seed(store: &SqliteStore, experiments: u32, per_run: u32) -> User {
         }
         let update = BatchRunUpdate {
             status: BatchRunStatus::Completed,
-            metrics: Some(serde_json::json!({"visibility_rate": 1.0})),
+            metrics: Some(echo_core::conformance::fixtures::batch_metrics(1.0)),
             visibility_rate: Some(1.0),
             cost_micros_usd: u64::from(per_run) * 120,
             error: None,

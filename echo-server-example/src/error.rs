@@ -246,6 +246,21 @@ impl ApiError {
         format!("urn:echo:problem:{slug}")
     }
 
+    /// The problem for a service error about `what`: a refused state is a conflict, the rest
+    /// as [`ApiError::from_store`].
+    pub fn from_service(e: echo_core::service::ServiceError, what: &str) -> Self {
+        use echo_core::service::ServiceError;
+        match e {
+            ServiceError::Invalid(v) => Self::from(v),
+            state @ ServiceError::State { .. } => Self::conflict(state.to_string()),
+            ServiceError::Store(e) => Self::from_store(e, what),
+            other => {
+                log_chain("service error", Some(&other));
+                Self::internal()
+            }
+        }
+    }
+
     /// Maps a store error, logging what the client must not see.
     pub fn from_store(e: StoreError, what: &str) -> Self {
         match e {

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use echo_core::analysis::{Caveat, ExperimentMetrics, Proportion, ProviderRun, RunMetrics};
 use echo_core::model::{BatchRun, BatchRunStatus, Experiment, ExperimentStatus, ProviderKind};
-use echo_core::runner::StoredRunMetrics;
 use serde::Serialize;
 
 use crate::commands::CliError;
@@ -67,7 +66,7 @@ impl Report {
         let mut provider_runs = Vec::new();
         let mut branded_prompt = false;
         for run in runs {
-            let stored = StoredRunMetrics::from_run(run);
+            let stored = run.metrics.as_ref();
             if let Some(s) = &stored {
                 branded_prompt |= s.metrics.branded_prompt;
                 provider_runs.push(ProviderRun {
@@ -90,7 +89,7 @@ impl Report {
                 planned: run.iterations_planned,
                 recorded: run.iterations_recorded,
                 cost_usd: run.cost_micros_usd as f64 / 1e6,
-                metrics: stored.map(|s| s.metrics),
+                metrics: stored.map(|s| s.metrics.clone()),
             });
         }
         Ok(Self {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use echo_core::auth::{
-    AcceptedEnvironments, ApiKeyService, ApiRateLimiter, CacheConfig, KeyHasher, KeyServiceConfig,
-    KeyedGcra, LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy, Pepper, Quota,
-    RateLimitConfig, SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig,
-    VerifiedKeyCache, VerifierConfig,
+    AcceptedEnvironments, ApiKeyService, ApiRateLimiter, CacheConfig, KeyAuth, KeyHasher,
+    KeyServiceConfig, KeyedGcra, LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy,
+    Pepper, Quota, RateLimitConfig, SessionConfig, SessionService, StoreKeyVerifier,
+    ThrottleConfig, VerifierConfig,
 };
 use echo_core::model::ProviderKind;
+use echo_core::service::ExperimentService;
 use echo_core::store::DynStore;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -51,6 +52,9 @@ pub type WorkerStatsFn = Arc<dyn Fn() -> echo_core::runner::PoolSnapshot + Send 
 pub struct Services {
     /// The store.
     pub store: Arc<DynStore>,
+    /// Submit, re-run, cancel and delete experiments (the rules shared with the CLI and the
+    /// scheduler).
+    pub experiments: ExperimentService,
     /// API-key verification (with the verified-key cache).
     pub verifier: Arc<StoreKeyVerifier>,
     /// API-key lifecycle.
@@ -209,7 +213,6 @@ impl AppState {
             hasher = hasher.with_previous(Pepper::new(previous.expose().as_bytes().to_vec())?);
         }
         let hasher = Arc::new(hasher);
-        let cache = Arc::new(VerifiedKeyCache::new(CacheConfig::default()));
         let verifier_config = VerifierConfig {
             environments: if config.security.accept_test_keys {
                 AcceptedEnvironments::Both
@@ -218,12 +221,13 @@ impl AppState {
             },
             ..VerifierConfig::default()
         };
-        let verifier = Arc::new(
-            StoreKeyVerifier::new(store.clone(), hasher.clone(), verifier_config)
-                .with_cache(cache.clone()),
+        let KeyAuth { keys, verifier } = KeyAuth::with_config(
+            store.clone(),
+            hasher.clone(),
+            verifier_config,
+            KeyServiceConfig::default(),
+            CacheConfig::default(),
         );
-        let keys = ApiKeyService::new(store.clone(), hasher.clone(), KeyServiceConfig::default())
-            .with_cache(cache);
         let sessions = SessionService::new(
             store.clone(),
             hasher,
@@ -258,6 +262,7 @@ impl AppState {
             mailer,
             audit_sink: Arc::new(audit_sink),
             pseudonym_key,
+            experiments: ExperimentService::from_store(&store),
             store,
             verifier,
             keys,

@@ -5,9 +5,9 @@
 use std::str::FromStr;
 
 use echo_core::model::{
-    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BrandProfile, Consents,
-    Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash, QuotaUsage, Recurrence,
-    SecretDigest, SessionRecord, Timestamp, User, ValidationError,
+    ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunMetrics,
+    BrandProfile, Consents, Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash,
+    QuotaUsage, Recurrence, SecretDigest, SessionRecord, Timestamp, User, ValidationError,
 };
 use echo_core::store::{ApiKeyAuth, SessionAuth, StoreError};
 use serde::Serialize;
@@ -368,7 +368,9 @@ pub(crate) fn batch_run(row: &PgRow) -> Result<BatchRun, StoreError> {
         input_tokens: c.u64("batch_runs.input_tokens")?,
         output_tokens: c.u64("batch_runs.output_tokens")?,
         cost_micros_usd: c.u64("batch_runs.cost_micros_usd")?,
-        metrics: c.opt_json("batch_runs.metrics")?,
+        metrics: c
+            .opt_json("batch_runs.metrics")?
+            .and_then(BatchRunMetrics::from_json),
         visibility_rate: c.opt_f64("batch_runs.visibility_rate")?,
         error: c.opt_text("batch_runs.error")?,
         created_at: c.ts("batch_runs.created_at")?,

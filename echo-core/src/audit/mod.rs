@@ -16,6 +16,7 @@ use crate::model::{AuditEvent, AuditLink, NewAuditEvent};
 
 mod archive;
 mod checkpoint;
+mod log;
 mod sink;
 mod verify;
 mod walk;
@@ -28,6 +29,7 @@ pub use checkpoint::{
     AuditCheckpoint, CHECKPOINT_DOMAIN, CHECKPOINT_MESSAGE_LEN, CheckpointError, CheckpointPolicy,
     CheckpointSigner, CheckpointVerifier, checkpoint_message,
 };
+pub use log::{LogError, LogReport, verify_log};
 pub use sink::{AuditSink, DynAuditSink, StoreAuditSink};
 pub use verify::{BreakKind, ChainBreak, ChainStart, ChainVerifier, VerifyReport, verify_chain};
 pub use walk::{WalkError, add_stored_checkpoints, mark_stored_erasures, push_stored_events};

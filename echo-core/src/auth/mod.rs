@@ -53,6 +53,7 @@ mod session;
 mod throttle;
 mod usage;
 mod verify;
+mod wiring;
 
 #[cfg(test)]
 pub(crate) mod test_store;
@@ -86,3 +87,4 @@ pub use verify::{
     AcceptedEnvironments, ApiKeyVerifier, AuthError, DynApiKeyVerifier, StoreKeyVerifier,
     VerifiedKey, VerifierConfig,
 };
+pub use wiring::KeyAuth;

@@ -14,9 +14,12 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use time::Duration;
 
+use crate::analysis::{
+    AnswerRecord, PawcSummary, ReproducibilityRecord, RunMetrics, TrackedBrands,
+};
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, Brand,
-    BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
+    ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunMetrics, BatchRunStatus, BatchRunUpdate,
+    Brand, BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
     IterationId, Iterations, Job, Label, NewAuditEvent, PasswordHash, PricingTier, Prompt,
     ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, SessionId, SessionRecord,
     Timestamp, User, UserId,
@@ -247,11 +250,35 @@ pub fn failed_iteration(run: BatchRunId, index: u32, created_at: Timestamp) -> I
     }
 }
 
+/// The metrics of a run of [`experiment`]'s brands over 100 answers, `visibility` of which
+/// (rounded to a hundredth) name the target; every answer names Salesforce.
+pub fn batch_metrics(visibility: f64) -> BatchRunMetrics {
+    let e = experiment(UserId::new(), base_time());
+    let brands = TrackedBrands::new(&e.target, &e.competitors);
+    let mention = |brand: &str, rank: u32| BrandMention {
+        brand: brand.to_owned(),
+        count: 1,
+        first_offset: rank * 10,
+        rank,
+        list_position: None,
+    };
+    let named = vec![mention("HubSpot", 1), mention("Salesforce", 2)];
+    let unnamed = vec![mention("Salesforce", 1)];
+    let hits = (visibility.clamp(0.0, 1.0) * 100.0).round() as usize;
+    let answers =
+        (0..100).map(|i| AnswerRecord::Analysed(if i < hits { &named[..] } else { &unnamed[..] }));
+    BatchRunMetrics {
+        metrics: RunMetrics::compute(&brands, false, answers),
+        word_count: PawcSummary::mean(&brands, std::iter::empty()),
+        reproducibility: ReproducibilityRecord::new(&e.providers[0], None, e.prompt.as_str()),
+    }
+}
+
 /// An update that completes a run with `visibility` at `completed_at`.
 pub fn completed_update(visibility: Option<f64>, completed_at: Timestamp) -> BatchRunUpdate {
     BatchRunUpdate {
         status: BatchRunStatus::Completed,
-        metrics: visibility.map(|v| json!({ "visibility_rate": v })),
+        metrics: visibility.map(batch_metrics),
         visibility_rate: visibility,
         cost_micros_usd: 1_250,
         error: None,

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use serde_json::json;
 use time::macros::datetime;
 
 use super::fixtures::{
-    assert_close, assert_conflict, assert_not_found, at, at_micros, batch_run, check_property,
-    completed_update, experiment, failed_iteration, iteration, new_batch_run, new_experiment,
-    new_user, store_experiment,
+    assert_close, assert_conflict, assert_not_found, at, at_micros, batch_metrics, batch_run,
+    check_property, completed_update, experiment, failed_iteration, iteration, new_batch_run,
+    new_experiment, new_user, store_experiment,
 };
 use crate::model::{
     BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, Experiment, ExperimentId,
@@ -144,9 +143,7 @@ pub async fn update_batch_run_writes_fields_not_counters(store: &DynStore) {
 
     let done = BatchRunUpdate {
         status: BatchRunStatus::Completed,
-        metrics: Some(
-            json!({ "visibility_rate": 0.5, "brands": { "HubSpot": { "mentions": 2 } } }),
-        ),
+        metrics: Some(batch_metrics(0.5)),
         visibility_rate: Some(0.5),
         cost_micros_usd: 12_345,
         error: None,

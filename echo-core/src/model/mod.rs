@@ -23,7 +23,7 @@ pub use enums::{
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId, UserId};
 pub use job::{Job, JobLease};
-pub use run::{BatchRun, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
+pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
 pub use time::Timestamp;
 pub use user::{BrandProfile, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};

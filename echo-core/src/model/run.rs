@@ -3,6 +3,36 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BatchRunId, BatchRunStatus, ExperimentId, IterationId, ProviderKind, Timestamp};
+use crate::analysis::{PawcSummary, ReproducibilityRecord, RunMetrics};
+
+/// What a finished batch run measured, computed from its stored iterations (so a resumed run's
+/// numbers include the answers of every attempt).
+///
+/// Stores keep it as JSON in this shape; [`BatchRunMetrics::from_json`] reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRunMetrics {
+    /// Sample size, visibility with its interval, shares of voice and ranks, per brand.
+    pub metrics: RunMetrics,
+    /// Position-adjusted word count (GEO) per brand, averaged over answers.
+    pub word_count: PawcSummary,
+    /// What produced the answers, and a hash of each.
+    pub reproducibility: ReproducibilityRecord,
+}
+
+impl BatchRunMetrics {
+    /// Decodes the stored JSON form. `None` when it was written in a shape this version does
+    /// not read (an older or newer Echo): the run then shows as one without metrics rather
+    /// than making every read of its experiment fail.
+    pub fn from_json(value: serde_json::Value) -> Option<Self> {
+        match serde_json::from_value(value) {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored batch-run metrics are in a shape this version does not read");
+                None
+            }
+        }
+    }
+}
 
 /// One execution of an experiment against one provider.
 ///
@@ -32,8 +62,8 @@ pub struct BatchRun {
     pub output_tokens: u64,
     /// Cost in millionths of a US dollar (exact integer arithmetic).
     pub cost_micros_usd: u64,
-    /// Serialized metrics, set when the run completes.
-    pub metrics: Option<serde_json::Value>,
+    /// What the run measured, set when it ends (completed, cancelled or failed with answers).
+    pub metrics: Option<BatchRunMetrics>,
     /// Visibility rate of the target (0..=1), denormalised from `metrics` for the dashboard.
     pub visibility_rate: Option<f64>,
     /// Why the run failed, if it did.
@@ -84,7 +114,7 @@ pub struct BatchRunUpdate {
     /// New state.
     pub status: BatchRunStatus,
     /// Metrics, when computed.
-    pub metrics: Option<serde_json::Value>,
+    pub metrics: Option<BatchRunMetrics>,
     /// Target visibility, when computed.
     pub visibility_rate: Option<f64>,
     /// Total cost so far.

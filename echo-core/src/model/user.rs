@@ -24,6 +24,12 @@ impl PasswordHash {
         Ok(Self(phc))
     }
 
+    /// A hash no password verifies against, for accounts that never log in with one (the
+    /// local account of an embedded program or of the CLI). `$!` names no PHC algorithm.
+    pub fn unusable() -> Self {
+        Self("$!no-password-login".to_owned())
+    }
+
     /// The PHC string.
     pub fn expose(&self) -> &str {
         &self.0
@@ -139,6 +145,25 @@ pub struct QuotaDebit {
     pub amount: u32,
     /// The user's monthly limit.
     pub limit: u32,
+}
+
+impl QuotaDebit {
+    /// The debit of one run of `experiment` for its owner: [`Experiment::prompts_per_run`]
+    /// prompts against the owner's tier's monthly quota. An inactive owner's limit is zero, so
+    /// the debit is refused and nothing runs on an account being deleted.
+    ///
+    /// [`Experiment::prompts_per_run`]: super::Experiment::prompts_per_run
+    pub fn for_run(owner: &User, experiment: &super::Experiment) -> Self {
+        Self {
+            user_id: owner.id,
+            amount: experiment.prompts_per_run(),
+            limit: if owner.is_active {
+                owner.tier.default_monthly_quota()
+            } else {
+                0
+            },
+        }
+    }
 }
 
 /// A user's own brand and the competitors they usually track.

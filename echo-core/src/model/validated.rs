@@ -237,6 +237,9 @@ impl Iterations {
     /// Upper bound per provider per run; beyond it a run is a bulk job, not an experiment.
     pub const MAX: u32 = 10_000;
 
+    /// The count used when none is given: 50, enough for a ±14-point interval at worst.
+    pub const DEFAULT: Iterations = Iterations(50);
+
     /// Validates a count.
     pub fn new(n: u32) -> Result<Self, ValidationError> {
         if n == 0 {

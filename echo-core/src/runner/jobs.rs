@@ -236,6 +236,31 @@ impl JobExecutor {
         }
     }
 
+    /// Claims the queued job `job_id` for `worker` and executes it here, now, settling it as a
+    /// worker would: the way to run a job that [`ExperimentService::submit`] queued in the
+    /// same process, without a [`WorkerPool`](super::WorkerPool).
+    ///
+    /// Returns `Ok(None)` when the job is not claimable (another worker holds it, it is not
+    /// due yet, or it already finished); otherwise the [`Execution`].
+    ///
+    /// [`ExperimentService::submit`]: crate::service::ExperimentService::submit
+    pub async fn run_now(
+        &self,
+        job_id: crate::model::JobId,
+        worker: &str,
+        options: ExecuteOptions,
+    ) -> Result<Option<Execution>, JobError> {
+        let lease = options.lease.unwrap_or(self.lease);
+        let Some(job) = self
+            .store
+            .claim_job(job_id, worker, lease, Timestamp::now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.execute_with(&job, options).await.map(Some)
+    }
+
     /// Runs a job this worker claimed under `options` (see [`ExecuteOptions`]) and settles it.
     ///
     /// While a [`RUN_EXPERIMENT`] job runs, every heartbeat (a third of the lease) also reads

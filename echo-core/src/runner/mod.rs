@@ -72,7 +72,6 @@ pub use pool::{
     DynJobSignal, JobEvent, JobObserver, JobSignal, PollingSignal, PoolSnapshot, WorkerPool,
     WorkerPoolConfig,
 };
-pub use report::StoredRunMetrics;
 pub use scheduler::{Scheduler, SchedulerConfig, TickReport};
 
 /// A sustained request rate with a burst allowance.
@@ -176,9 +175,6 @@ pub enum RunError {
     /// The experiment's brands cannot be indexed for extraction.
     #[error(transparent)]
     Matcher(#[from] crate::analysis::MatcherError),
-    /// Metrics could not be serialized for storage.
-    #[error("could not encode metrics")]
-    Encode(#[source] serde_json::Error),
     /// [`RunOptions::stop`] was cancelled: the work was abandoned, keeping what it recorded
     /// (buffered iterations are written first) and leaving the batch runs `running`, so a later
     /// execution resumes them. Nothing was refunded for them and the experiment's status was

@@ -4,37 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use super::RunError;
 use super::batch::{BatchContext, IterationPages};
 use crate::analysis::{
     AnswerPawc, AnswerRecord, BrandMatcher, PawcSummary, ReproducibilityRecord, RunMetrics,
     position_adjusted_word_count,
 };
-use crate::model::BatchRun;
-
-/// The serialized form of [`BatchRun::metrics`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredRunMetrics {
-    /// Sample size, visibility with its interval, shares of voice, ranks, per brand.
-    pub metrics: RunMetrics,
-    /// Position-adjusted word count (GEO) per brand, averaged over answers.
-    pub word_count: PawcSummary,
-    /// What produced the answers, and a hash of each.
-    pub reproducibility: ReproducibilityRecord,
-}
-
-impl StoredRunMetrics {
-    /// Reads a batch run's stored metrics; `None` when absent or written by an incompatible
-    /// version.
-    pub fn from_run(run: &BatchRun) -> Option<Self> {
-        serde_json::from_value(run.metrics.clone()?).ok()
-    }
-}
+use crate::model::{BatchRun, BatchRunMetrics};
 
 pub(super) struct Summary {
-    pub metrics: serde_json::Value,
+    pub metrics: BatchRunMetrics,
     pub visibility_rate: Option<f64>,
 }
 
@@ -73,15 +52,14 @@ pub(super) async fn summarize(
     } else {
         RunMetrics::pooled(&pages)
     };
-    let stored = StoredRunMetrics {
+    let stored = BatchRunMetrics {
         word_count: PawcSummary::mean(matcher.brands(), &pawc),
         metrics,
         reproducibility: record,
     };
     let visibility_rate = stored.metrics.target().and_then(|t| t.visibility.rate);
-    let metrics = serde_json::to_value(&stored).map_err(RunError::Encode)?;
     Ok(Summary {
-        metrics,
+        metrics: stored,
         visibility_rate,
     })
 }

@@ -180,16 +180,7 @@ impl Scheduler {
         };
         // An inactive owner's schedule still advances (so it does not stay due and crowd out
         // the others), through a debit that cannot succeed: no job, no charge.
-        let limit = if owner.is_active {
-            owner.tier.default_monthly_quota()
-        } else {
-            0
-        };
-        let debit = QuotaDebit {
-            user_id: experiment.user_id,
-            amount: experiment.prompts_per_run(),
-            limit,
-        };
+        let debit = QuotaDebit::for_run(owner, experiment);
         let job = RunExperimentPayload {
             user_id: experiment.user_id,
             experiment_id: experiment.id,

@@ -245,7 +245,7 @@ async fn full_run_records_every_iteration_and_metrics() {
         (run.iterations_recorded, run.iterations_succeeded),
         (30, 30)
     );
-    let stored = StoredRunMetrics::from_run(run).expect("metrics decode");
+    let stored = run.metrics.clone().expect("metrics");
     assert_eq!((stored.metrics.n, stored.metrics.failures), (30, 0));
     assert_eq!(stored.reproducibility.answers.len(), 30);
     assert_eq!(stored.reproducibility.models_reported, ["m"]);
@@ -547,7 +547,7 @@ async fn adaptive_sampling_stops_at_the_requested_precision_and_refunds_the_rest
     // At worst p = 0.5 needs 97 answers for ±0.10; the run must stop long before 2,000.
     assert!(run.iterations_recorded <= 97, "{}", run.iterations_recorded);
     assert_eq!(outcome.refunded, 2_000 - run.iterations_recorded);
-    let metrics = StoredRunMetrics::from_run(run).unwrap();
+    let metrics = run.metrics.clone().unwrap();
     let ci = metrics.metrics.target().unwrap().visibility.ci95.unwrap();
     assert!(ci.half_width() <= 0.1 + 1e-12, "{ci:?}");
     let user = f.store.get_user(f.user.id).await.unwrap();
@@ -564,7 +564,7 @@ async fn metrics_cover_every_page_of_a_large_run() {
         .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
         .await
         .unwrap();
-    let stored = StoredRunMetrics::from_run(&outcome.batch_runs[0]).unwrap();
+    let stored = outcome.batch_runs[0].metrics.clone().unwrap();
     assert_eq!(stored.metrics.n, 1_201);
     assert_eq!(stored.reproducibility.answers.len(), 1_201);
     assert_eq!(stored.word_count.answers, 1_201);
@@ -654,7 +654,7 @@ async fn a_cancelled_experiment_with_a_half_done_run_ends_it_and_refunds_only_th
         (run.status, run.iterations_recorded),
         (BatchRunStatus::Cancelled, 8)
     );
-    assert_eq!(StoredRunMetrics::from_run(run).unwrap().metrics.n, 8);
+    assert_eq!(run.metrics.clone().unwrap().metrics.n, 8);
     assert_eq!(
         f.store
             .get_user(f.user.id)
@@ -952,6 +952,6 @@ async fn redaction_removes_personal_data_before_storage_but_not_from_extraction(
             .collect();
         assert_eq!(brands, ["HubSpot", "Salesforce"]);
     }
-    let metrics = StoredRunMetrics::from_run(run).unwrap().metrics;
+    let metrics = run.metrics.clone().unwrap().metrics;
     assert_eq!(metrics.brands[0].visibility.successes, 3);
 }

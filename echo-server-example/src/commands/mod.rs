@@ -29,6 +29,12 @@ pub enum CliError {
     /// The job could not be executed.
     #[error("job failed")]
     Job(#[from] echo_core::runner::JobError),
+    /// The audit log does not verify, or could not be read.
+    #[error(transparent)]
+    AuditLog(#[from] echo_core::audit::LogError),
+    /// The experiment was refused or could not be stored.
+    #[error(transparent)]
+    Service(#[from] echo_core::service::ServiceError),
     /// Reading input or writing output failed.
     #[error("i/o error")]
     Io(#[from] std::io::Error),

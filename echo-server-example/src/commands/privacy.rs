@@ -1,12 +1,9 @@
 //! `echoai retention run`, `echoai audit verify` and `echoai export`.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 
-use echo_core::audit::{
-    ChainStart, ChainVerifier, CheckpointSigner, CheckpointVerifier, WalkError,
-    add_stored_checkpoints, mark_stored_erasures, push_stored_events, verify_archive,
-};
+use echo_core::audit::{CheckpointSigner, CheckpointVerifier, verify_log};
 use echo_core::model::{Email, Timestamp};
 
 use super::CliError;
@@ -65,75 +62,18 @@ fn public_key(args: &AuditVerifyArgs) -> Result<Option<CheckpointVerifier>, CliE
         .transpose()
 }
 
-/// Checkpoints, erasure records and events are read in pages of this many.
-const PAGE: u32 = 10_000;
-
 /// Executes `echoai audit verify`: archives in name order (seq order), then the database;
 /// prints a JSON report, or the first break and a non-zero exit.
 pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
     let key = public_key(&args)?;
     let (store, _) = crate::open_store(&args.database).await?;
-    let mut verifier = ChainVerifier::new(ChainStart::Genesis);
-    let broken =
-        |e: &dyn std::fmt::Display| CliError::Usage(format!("audit log verification FAILED: {e}"));
-    let walk_failed = |e: WalkError| match e {
-        WalkError::Store(e) => CliError::from(e),
-        other => broken(&other),
-    };
-    if let Some(key) = &key {
-        add_stored_checkpoints(&*store, &mut verifier, key, 0, PAGE)
-            .await
-            .map_err(walk_failed)?;
+    let log = verify_log(store, args.archives.as_deref().map(Path::new), key.as_ref()).await?;
+    if let Some(from) = log.unverified_before {
+        eprintln!(
+            "note: events before seq {from} are archived; pass --archives to verify them too"
+        );
     }
-    mark_stored_erasures(&*store, &mut verifier, 0, PAGE).await?;
-    let mut archives = 0;
-    if let Some(dir) = &args.archives
-        && Path::new(dir).exists()
-    {
-        let mut files: Vec<_> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
-            })
-            .collect();
-        files.sort();
-        for file in files {
-            verify_archive(BufReader::new(std::fs::File::open(&file)?), &mut verifier)
-                .map_err(|e| broken(&format!("{}: {e}", file.display())))?;
-            archives += 1;
-        }
-    }
-    let from = match store.audit_bounds().await? {
-        Some((first, _)) => first,
-        None => 1,
-    };
-    if archives == 0 && from > 1 {
-        // The database starts after archived events that were not given: start from the
-        // first stored event's link, and say so.
-        let first = store.audit_range(from, 1).await?;
-        if let Some(e) = first.first() {
-            eprintln!(
-                "note: events before seq {from} are archived; pass --archives to verify them too"
-            );
-            verifier = ChainVerifier::new(ChainStart::Anchor {
-                seq: e.seq - 1,
-                hash: e.prev_hash,
-            });
-            if let Some(key) = &key {
-                add_stored_checkpoints(&*store, &mut verifier, key, from, PAGE)
-                    .await
-                    .map_err(walk_failed)?;
-            }
-            mark_stored_erasures(&*store, &mut verifier, from, PAGE).await?;
-        }
-    }
-    push_stored_events(store.clone(), &mut verifier, from, PAGE)
-        .await
-        .map_err(walk_failed)?;
-    let report = verifier.finish().map_err(|e| broken(&e))?;
+    let (report, archives) = (&log.chain, log.archives.len());
     let out = serde_json::json!({
         "result": "ok",
         "events": report.events,

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use echo_core::analysis::stats::iterations_for_half_width;
 use echo_core::model::{
-    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, JobStatus, PasswordHash,
-    PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Timestamp, User,
+    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, Prompt, ProviderConfig,
+    ProviderKind, Timestamp,
 };
 use echo_core::runner::{
-    ExperimentRunner, JobExecutor, ProgressFn, RunExperimentPayload, RunnerConfig,
+    ExecuteOptions, ExperimentRunner, JobExecutor, JobOutcome, ProgressFn, RunnerConfig,
 };
-use echo_core::store::DynStore;
+use echo_core::service::{Accounts, ExperimentService, SubmitOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::{CliError, parse_brand};
@@ -74,7 +74,9 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let (store, _) = crate::open_store(&args.database).await?;
-    let user = ensure_user(&store, &args.user).await?;
+    let user = Accounts::from_store(&store)
+        .local_user(&Email::parse(&args.user)?)
+        .await?;
     let now = Timestamp::now();
     let experiment = Experiment {
         id: ExperimentId::new(),
@@ -89,18 +91,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         created_at: now,
         updated_at: now,
     };
-    experiment.validate()?;
-    let debit = QuotaDebit {
-        user_id: user.id,
-        amount: experiment.prompts_per_run(),
-        limit: user.tier.default_monthly_quota(),
-    };
-    let job = RunExperimentPayload {
-        user_id: user.id,
-        experiment_id: experiment.id,
-    }
-    .into_job(now);
-    store.create_experiment(&experiment, debit, &job).await?;
+    let submitted = ExperimentService::from_store(&store)
+        .submit_experiment(experiment, SubmitOptions::default())
+        .await?;
+    let experiment = submitted.experiment;
 
     let config = RunnerConfig {
         provider_concurrency: args.concurrency.max(1),
@@ -129,17 +123,25 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let progress: ProgressFn = Arc::new(move |event| sink.on_event(&event));
 
     let worker = format!("echoai-run-{}", std::process::id());
-    let claimed = store
-        .claim_job(job.id, &worker, executor.lease(), Timestamp::now())
+    let options = ExecuteOptions {
+        cancel,
+        progress: Some(progress),
+        ..ExecuteOptions::default()
+    };
+    let execution = executor
+        .run_now(submitted.job_id, &worker, options)
         .await?
         .ok_or_else(|| CliError::Usage("the run's job was taken by another worker".into()))?;
-    let (status, _) = executor.execute(&claimed, cancel, Some(progress)).await?;
     bar.finish();
-    if status != JobStatus::Succeeded {
-        let job = store.get_job(job.id).await?;
+    if !matches!(
+        execution.outcome,
+        JobOutcome::Succeeded | JobOutcome::Cancelled
+    ) {
         return Err(CliError::Usage(format!(
             "the run did not finish: {}",
-            job.last_error.unwrap_or_else(|| status.to_string())
+            execution
+                .error
+                .unwrap_or_else(|| execution.outcome.to_string())
         )));
     }
 
@@ -152,31 +154,4 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         print!("{}", report.to_table());
     }
     Ok(())
-}
-
-/// The local account CLI runs are stored under: created on first use, on the enterprise tier
-/// (the operator's own machine), with an unusable password so it cannot log in to a server.
-async fn ensure_user(store: &Arc<DynStore>, email: &str) -> Result<User, CliError> {
-    let email = Email::parse(email)?;
-    let now = Timestamp::now();
-    store.reset_due_quotas(now).await?;
-    if let Some(user) = store.find_user_by_email(&email).await? {
-        return Ok(user);
-    }
-    // "$!" is not a PHC algorithm id, so no password ever verifies against it.
-    let user = User::new(
-        email,
-        PasswordHash::new("$!cli-account-no-login")?,
-        PricingTier::Enterprise,
-        now,
-    );
-    match store.create_user(&user).await {
-        Ok(()) => Ok(user),
-        // Another `echoai run` created it in the meantime.
-        Err(echo_core::store::StoreError::Conflict { .. }) => store
-            .find_user_by_email(&user.email)
-            .await?
-            .ok_or_else(|| CliError::Usage("the CLI account vanished".into())),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -12,9 +12,10 @@ use echo_core::analysis::{Proportion, ProportionChange};
 use echo_core::auth::LimitKind;
 use echo_core::model::{
     BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, Prompt, ProviderConfig,
-    ProviderKind, QuotaDebit, Recurrence, Timestamp,
+    ProviderKind, Recurrence, Timestamp,
 };
-use echo_core::runner::{CronSchedule, RunExperimentPayload, StoredRunMetrics};
+use echo_core::runner::CronSchedule;
+use echo_core::service::{ServiceError, SubmitOptions, Submitted};
 use echo_core::store::{ExperimentCursor, ExperimentQuery, PageSize};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -349,64 +350,40 @@ fn check_creation_limit(
     }
 }
 
-/// The job that runs `experiment` for `caller`, tagged with the enqueuing request's id so the
-/// worker's log lines carry it.
-fn run_job(
-    caller: &Caller,
-    experiment: ExperimentId,
-    request_id: &RequestId,
-    now: Timestamp,
-) -> echo_core::model::Job {
-    let mut job = RunExperimentPayload {
-        user_id: caller.user_id,
-        experiment_id: experiment,
-    }
-    .into_job(now);
-    job.request_id = Some(request_id.0.clone());
-    job
-}
-
 /// The 202 of a queued run, with the experiment-creation limit's headers.
-fn accepted(
-    experiment: &Experiment,
-    job: &echo_core::model::Job,
-    debit: QuotaDebit,
-    decision: echo_core::auth::RateLimitDecision,
-) -> Response {
+fn accepted(submitted: &Submitted, decision: echo_core::auth::RateLimitDecision) -> Response {
     let body = ExperimentAccepted {
-        experiment_id: experiment.id.to_string(),
-        job_id: job.id.to_string(),
+        experiment_id: submitted.experiment.id.to_string(),
+        job_id: submitted.job_id.to_string(),
         status: ExperimentStatus::Queued.as_str().to_owned(),
-        prompts_debited: debit.amount,
-        next_run_at: experiment.recurrence.as_ref().and_then(|r| r.next_run_at),
+        prompts_debited: submitted.prompts_debited,
+        next_run_at: submitted
+            .experiment
+            .recurrence
+            .as_ref()
+            .and_then(|r| r.next_run_at),
     };
     let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     add_rate_limit_headers(response.headers_mut(), &[decision]);
     response
 }
 
-async fn debit_for(
-    state: &AppState,
-    caller: &Caller,
-    experiment: &Experiment,
-) -> Result<QuotaDebit, ApiError> {
-    let user = state
-        .store
-        .get_user(caller.user_id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "user"))?;
-    Ok(QuotaDebit {
-        user_id: caller.user_id,
-        amount: experiment.prompts_per_run(),
-        limit: user.tier.default_monthly_quota(),
-    })
-}
-
-fn quota_refusal(e: echo_core::store::StoreError, caller: &Caller) -> ApiError {
-    if matches!(e, echo_core::store::StoreError::QuotaExceeded { .. }) {
+/// The problem for a refused submission, logging quota refusals (an operator signal).
+fn refusal(e: ServiceError, caller: &Caller) -> ApiError {
+    if matches!(
+        e,
+        ServiceError::Store(echo_core::store::StoreError::QuotaExceeded { .. })
+    ) {
         tracing::warn!(event = "quota_exceeded", user_id = %caller.user_id, "quota exceeded");
     }
-    ApiError::from_store(e, "experiment")
+    ApiError::from_service(e, "experiment")
+}
+
+fn submit_options(request_id: &RequestId, now: Timestamp) -> SubmitOptions {
+    SubmitOptions {
+        now: Some(now),
+        request_id: Some(request_id.0.clone()),
+    }
 }
 
 /// Creates an experiment and queues its first run.
@@ -428,25 +405,22 @@ pub async fn create(
     let decision = check_creation_limit(&state, &caller)?;
     let now = Timestamp::now();
     let experiment = build_experiment(&state, &caller, body, now)?;
-    let debit = debit_for(&state, &caller, &experiment).await?;
-    let job = run_job(&caller, experiment.id, &request_id, now);
-    state
-        .store
-        .create_experiment(&experiment, debit, &job)
+    let submitted = state
+        .experiments
+        .submit_experiment(experiment, submit_options(&request_id, now))
         .await
-        .map_err(|e| quota_refusal(e, &caller))?;
-    tracing::info!(event = "experiment_created", user_id = %caller.user_id, experiment_id = %experiment.id, job_id = %job.id, prompts = debit.amount, "experiment created");
+        .map_err(|e| refusal(e, &caller))?;
     audit(
         &state,
         &ctx,
         Some(caller.user_id),
         "create_experiment",
         "experiment",
-        Some(experiment.id.to_string()),
-        serde_json::json!({"prompts_debited": debit.amount}),
+        Some(submitted.experiment.id.to_string()),
+        serde_json::json!({"prompts_debited": submitted.prompts_debited}),
     )
     .await;
-    Ok(accepted(&experiment, &job, debit, decision))
+    Ok(accepted(&submitted, decision))
 }
 
 /// Lists the caller's experiments, newest first.
@@ -551,18 +525,23 @@ pub async fn run(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let experiment = owned_experiment(&state, &caller, &id).await?;
-    let decision = check_creation_limit(&state, &caller)?;
-    let id = experiment.id;
-    let debit = debit_for(&state, &caller, &experiment).await?;
-    let now = Timestamp::now();
-    let job = run_job(&caller, id, &request_id, now);
+    let id: ExperimentId = parse_id(&id, "experiment")?;
+    // The limit is checked after ownership is known, so probing ids spends no limit.
     state
         .store
-        .request_run(caller.user_id, id, debit, &job, now)
+        .get_experiment(caller.user_id, id)
         .await
-        .map_err(|e| quota_refusal(e, &caller))?;
-    tracing::info!(event = "experiment_run_requested", user_id = %caller.user_id, experiment_id = %id, job_id = %job.id, "run requested");
+        .map_err(|e| ApiError::from_store(e, "experiment"))?;
+    let decision = check_creation_limit(&state, &caller)?;
+    let submitted = state
+        .experiments
+        .rerun_with(
+            caller.user_id,
+            id,
+            submit_options(&request_id, Timestamp::now()),
+        )
+        .await
+        .map_err(|e| refusal(e, &caller))?;
     audit(
         &state,
         &ctx,
@@ -570,10 +549,10 @@ pub async fn run(
         "run_experiment",
         "experiment",
         Some(id.to_string()),
-        serde_json::json!({"prompts_debited": debit.amount}),
+        serde_json::json!({"prompts_debited": submitted.prompts_debited}),
     )
     .await;
-    Ok(accepted(&experiment, &job, debit, decision))
+    Ok(accepted(&submitted, decision))
 }
 
 /// The state after a cancel.
@@ -599,33 +578,12 @@ pub async fn cancel(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<CancelView>, ApiError> {
-    let experiment = owned_experiment(&state, &caller, &id).await?;
-    let id = experiment.id;
-    let active = matches!(
-        experiment.status,
-        ExperimentStatus::Pending | ExperimentStatus::Queued | ExperimentStatus::Running
-    );
-    let recurring = experiment
-        .recurrence
-        .as_ref()
-        .is_some_and(|r| r.next_run_at.is_some());
-    if experiment.status != ExperimentStatus::Cancelled && !active && !recurring {
-        return Err(ApiError::conflict(format!(
-            "the experiment is {} and has nothing to cancel",
-            experiment.status
-        )));
-    }
+    let id: ExperimentId = parse_id(&id, "experiment")?;
     state
-        .store
-        .set_experiment_status(
-            caller.user_id,
-            id,
-            ExperimentStatus::Cancelled,
-            Timestamp::now(),
-        )
+        .experiments
+        .cancel(caller.user_id, id)
         .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
-    tracing::info!(event = "experiment_cancelled", user_id = %caller.user_id, experiment_id = %id, "experiment cancelled");
+        .map_err(|e| ApiError::from_service(e, "experiment"))?;
     audit_action(
         &state,
         &ctx,
@@ -654,22 +612,12 @@ pub async fn delete(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let experiment = owned_experiment(&state, &caller, &id).await?;
-    let id = experiment.id;
-    if matches!(
-        experiment.status,
-        ExperimentStatus::Queued | ExperimentStatus::Running
-    ) {
-        return Err(ApiError::conflict(
-            "the experiment is queued or running: cancel it first",
-        ));
-    }
+    let id: ExperimentId = parse_id(&id, "experiment")?;
     state
-        .store
-        .delete_experiment(caller.user_id, id)
+        .experiments
+        .delete(caller.user_id, id)
         .await
-        .map_err(|e| ApiError::from_store(e, "experiment"))?;
-    tracing::info!(event = "experiment_deleted", user_id = %caller.user_id, experiment_id = %id, "experiment deleted");
+        .map_err(|e| ApiError::from_service(e, "experiment"))?;
     audit_action(
         &state,
         &ctx,
@@ -743,7 +691,8 @@ pub async fn compare(
         if run.experiment_id != id {
             return Err(ApiError::not_found("batch run"));
         }
-        let stored = StoredRunMetrics::from_run(&run)
+        let stored = run
+            .metrics
             .ok_or_else(|| ApiError::conflict(format!("batch run {run_id} has no metrics yet")))?;
         metrics.push(stored.metrics);
     }

@@ -1,0 +1,68 @@
+//! The business rules that every caller shares: submitting, re-running, cancelling and deleting
+//! an experiment, and the local account an embedded program runs under.
+//!
+//! The reference server's JSON routes, its CLI and the scheduler all go through these
+//! functions, so a rule (the quota debit by tier, which statuses may be re-run, what a cancel
+//! may stop) is written once. Each service holds only the store traits it uses; build one from
+//! a whole store with its `from_store` constructor.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use echo_core::model::{Brand, BrandName, Email, ExperimentStatus, Prompt};
+//! use echo_core::service::{Accounts, ExperimentDraft, ExperimentService};
+//! use echo_core::store::{DynStore, memory::MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+//! let owner = Accounts::from_store(&store).local_user(&Email::parse("ada@example.com")?).await?;
+//! let experiments = ExperimentService::from_store(&store);
+//!
+//! let draft = ExperimentDraft::new(
+//!     Prompt::parse("Best CRM for startups?")?,
+//!     Brand::new(BrandName::parse("HubSpot")?),
+//! )
+//! .competitor(Brand::new(BrandName::parse("Salesforce")?))
+//! .iterations(20)?;
+//! let submitted = experiments.submit(owner.id, draft).await?;
+//! assert_eq!(submitted.prompts_debited, 20);
+//! assert_eq!(submitted.experiment.status, ExperimentStatus::Queued);
+//!
+//! // A queued experiment cannot be re-run or deleted until it ends or is cancelled.
+//! assert!(experiments.rerun(owner.id, submitted.experiment.id).await.is_err());
+//! experiments.cancel(owner.id, submitted.experiment.id).await?;
+//! experiments.delete(owner.id, submitted.experiment.id).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod accounts;
+mod experiments;
+
+pub use accounts::Accounts;
+pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
+
+use crate::model::{ExperimentStatus, ValidationError};
+use crate::store::StoreError;
+
+/// Why a service call was refused or failed. Nothing was written when it returns one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The input broke a rule of the model (an empty prompt, too many competitors…).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The experiment is in a state that does not allow the action (re-running a queued one,
+    /// deleting a running one); the message says which, and is safe to show.
+    #[error("the experiment is {status}: {action}")]
+    State {
+        /// Its status when the action was refused.
+        status: ExperimentStatus,
+        /// What the caller may do instead.
+        action: &'static str,
+    },
+    /// The store refused or failed (not found, over quota, unavailable…), with its meaning
+    /// and source kept.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
