@@ -33,57 +33,40 @@
 //!   addresses) in answers before they are stored.
 //!
 //! ## Quick start
-//! Create a user and an experiment, debiting the quota and enqueueing the run job in one
-//! transaction, against the in-memory store:
+//! Measure a brand on the simulated provider. [`Echo`] submits the experiment (quota debit,
+//! experiment and job in one transaction), runs it in-process and settles its job; the batch
+//! runs come back with their typed metrics. The same program on a SQLite file is
+//! `echo-store-sqlite/examples/embed_sqlite.rs`.
 //!
 //! ```
-//! use std::sync::Arc;
-//! use echo_core::model::*;
-//! use echo_core::store::{memory::MemoryStore, DynStore, ExperimentQuery};
+//! use echo_core::prelude::*;
+//! use echo_core::service::ExperimentDraft;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store: Arc<DynStore> = Arc::new(MemoryStore::new());
-//! let now = Timestamp::now();
-//! let user = User::new(
-//!     Email::parse("ada@example.com")?,
-//!     PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")?,
-//!     PricingTier::Free,
-//!     now,
-//! );
-//! store.create_user(&user).await?;
+//! let echo = Echo::builder(Arc::new(MemoryStore::new())).simulated(42).build();
+//! let me = echo.local_user("ada@example.com").await?;
+//! let draft = ExperimentDraft::new(
+//!     Prompt::parse("Best CRM for startups?")?,
+//!     Brand::new(BrandName::parse("HubSpot")?),
+//! )
+//! .competitor(Brand::new(BrandName::parse("Salesforce")?))
+//! .iterations(40)?;
+//! let outcome = echo.run(me.id, draft).await?;
+//! assert_eq!(outcome.status, ExperimentStatus::Completed);
 //!
-//! let experiment = Experiment {
-//!     id: ExperimentId::new(),
-//!     user_id: user.id,
-//!     prompt: Prompt::parse("Best CRM for startups?")?,
-//!     target: Brand::new(BrandName::parse("HubSpot")?),
-//!     competitors: vec![Brand::new(BrandName::parse("Salesforce")?)],
-//!     iterations: Iterations::new(10)?,
-//!     providers: vec![ProviderConfig {
-//!         provider: ProviderKind::Simulated,
-//!         model: "sim-1".into(),
-//!         temperature: 0.7,
-//!     }],
-//!     status: ExperimentStatus::Queued,
-//!     recurrence: None,
-//!     created_at: now,
-//!     updated_at: now,
-//! };
-//! let debit = QuotaDebit {
-//!     user_id: user.id,
-//!     amount: experiment.prompts_per_run(),
-//!     limit: user.tier.default_monthly_quota(),
-//! };
-//! let job = Job::new("run_experiment", serde_json::json!({"experiment_id": experiment.id}), now, 3, now);
-//! store.create_experiment(&experiment, debit, &job).await?;
-//!
-//! let page = store.list_experiments(user.id, &ExperimentQuery::default()).await?;
-//! assert_eq!(page.items.len(), 1);
-//! assert_eq!(store.get_user(user.id).await?.quota.prompts_used, 10);
+//! let measured = outcome.batch_runs[0].metrics.as_ref().ok_or("no metrics")?;
+//! for brand in &measured.metrics.brands {
+//!     let v = &brand.visibility;
+//!     println!("{}: {:?} of n = {}, 95% CI {:?}", brand.brand, v.rate, v.n, v.ci95);
+//! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Lower down, [`service::ExperimentService`] holds the business rules (submit, re-run,
+//! cancel, delete) that the reference server, its CLI and the scheduler share, and
+//! [`runner::JobExecutor`] and [`runner::WorkerPool`] execute queued jobs.
 //!
 //! ## The traits
 //! Storage is split into [`store::UserStore`], [`store::ApiKeyStore`],
@@ -91,6 +74,10 @@
 //! [`store::AuditStore`] and [`store::JobQueue`]; [`store::Store`] is all of them and services hold an
 //! `Arc<`[`store::DynStore`]`>`. The module docs of [`store`] state the contract shared by every
 //! method (tenant isolation, atomicity, explicit time); each method documents its own.
+//!
+//! ## Re-exports
+//! Foreign types in the public API are re-exported ([`async_trait`], [`CancellationToken`],
+//! and [`reexports`]), so embedders need no extra dependency lines to use them.
 //!
 //! ## Feature flags
 //! - `testkit`: the storage conformance suite (module `conformance`) and the

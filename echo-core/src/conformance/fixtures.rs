@@ -262,8 +262,8 @@ pub fn batch_metrics(visibility: f64) -> BatchRunMetrics {
         rank,
         list_position: None,
     };
-    let named = vec![mention("HubSpot", 1), mention("Salesforce", 2)];
-    let unnamed = vec![mention("Salesforce", 1)];
+    let named = [mention("HubSpot", 1), mention("Salesforce", 2)];
+    let unnamed = [mention("Salesforce", 1)];
     let hits = (visibility.clamp(0.0, 1.0) * 100.0).round() as usize;
     let answers =
         (0..100).map(|i| AnswerRecord::Analysed(if i < hits { &named[..] } else { &unnamed[..] }));

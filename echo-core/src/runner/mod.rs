@@ -237,11 +237,15 @@ struct ProviderSlot {
 
 /// Executes experiments against providers and a store.
 ///
+/// The runner does the work and nothing else: it does not touch the queue, so a job that
+/// queued the run stays `queued` after [`ExperimentRunner::run`]. To execute a queued job and
+/// settle it, use [`JobExecutor`] (or [`crate::Echo`], which does both).
+///
 /// ```
 /// use std::sync::Arc;
 /// use echo_core::model::*;
 /// use echo_core::provider::simulated::{SimulatedConfig, SimulatedProvider};
-/// use echo_core::runner::{ExperimentRunner, RunnerConfig};
+/// use echo_core::runner::{ExperimentRunner, RunExperimentPayload, RunnerConfig};
 /// use echo_core::store::{memory::MemoryStore, DynStore};
 /// use tokio_util::sync::CancellationToken;
 ///
@@ -261,8 +265,8 @@ struct ProviderSlot {
 ///     providers: vec![ProviderConfig { provider: ProviderKind::Simulated, model: "sim".into(), temperature: 0.7 }],
 ///     status: ExperimentStatus::Queued, recurrence: None, created_at: now, updated_at: now,
 /// };
-/// let debit = QuotaDebit { user_id: user.id, amount: 20, limit: 1_000 };
-/// let job = Job::new("run_experiment", serde_json::json!({}), now, 3, now);
+/// let debit = QuotaDebit::for_run(&user, &experiment);
+/// let job = RunExperimentPayload { user_id: user.id, experiment_id: experiment.id }.into_job(now);
 /// store.create_experiment(&experiment, debit, &job).await?;
 ///
 /// let sim = SimulatedProvider::new(SimulatedConfig::for_brands(1, &target, &[]));
