@@ -101,6 +101,7 @@ pub mod analysis;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod conformance;
 mod embed;
 pub mod mail;

@@ -36,7 +36,7 @@ pub enum LogError {
     /// The chain does not hold: the first break (seq and what is wrong).
     #[error("audit log verification FAILED: {0}")]
     Broken(#[from] ChainBreak),
-    /// A stored checkpoint or the chain walk failed verification.
+    /// A stored checkpoint cannot be trusted (bad signature) or came too late.
     #[error("audit log verification FAILED: {0}")]
     Walk(WalkError),
     /// An archive does not verify or cannot be read.
@@ -66,6 +66,7 @@ impl From<WalkError> for LogError {
     fn from(e: WalkError) -> Self {
         match e {
             WalkError::Store(e) => LogError::Store(e),
+            WalkError::Broken(b) => LogError::Broken(b),
             other => LogError::Walk(other),
         }
     }

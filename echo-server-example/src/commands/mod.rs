@@ -34,13 +34,23 @@ pub enum CliError {
     AuditLog(#[from] echo_core::audit::LogError),
     /// The experiment was refused or could not be stored.
     #[error(transparent)]
-    Service(#[from] echo_core::service::ServiceError),
+    Service(echo_core::service::ServiceError),
     /// Reading input or writing output failed.
     #[error("i/o error")]
     Io(#[from] std::io::Error),
     /// JSON output failed.
     #[error("json error")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<echo_core::service::ServiceError> for CliError {
+    fn from(e: echo_core::service::ServiceError) -> Self {
+        match e {
+            // Bad input is bad input, whichever layer noticed it.
+            echo_core::service::ServiceError::Invalid(v) => CliError::Invalid(v),
+            other => CliError::Service(other),
+        }
+    }
 }
 
 /// Runs one subcommand; `log` is the `--log` filter, if given. `serve` and `worker` set up
