@@ -122,4 +122,5 @@ pub mod provider;
 pub mod retention;
 mod rng;
 pub mod runner;
+pub mod secret;
 pub mod store;
