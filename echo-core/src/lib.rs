@@ -111,6 +111,7 @@ pub mod provider;
 pub mod retention;
 mod rng;
 pub mod runner;
+pub mod secret;
 pub mod service;
 pub mod store;
 

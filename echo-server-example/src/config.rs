@@ -38,12 +38,14 @@
 //! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
 //! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per key |
 //!
-//! Secrets (the pepper) are held in [`SecretValue`], whose `Debug` is redacted.
+//! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
+//! `Debug` and `Display` are redacted.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use echo_core::secret::Secret;
 use serde::Deserialize;
 
 /// A configuration error, naming the setting.
@@ -80,29 +82,6 @@ fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError
     ConfigError::Invalid {
         setting: setting.into(),
         reason: reason.into(),
-    }
-}
-
-/// A secret setting: redacted in `Debug`.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret: only to build the key material from it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretValue(<redacted>)")
     }
 }
 
@@ -164,10 +143,10 @@ pub struct PrivacySettings {
     pub mail_from: String,
     /// SMTP relay URL (`smtps://user:password@host`); needs the `smtp` feature. Without it
     /// mail goes to `outbox_dir`.
-    pub smtp_url: Option<SecretValue>,
+    pub smtp_url: Option<Secret>,
     /// Hex of a 32-byte Ed25519 seed that signs audit checkpoints; without it checkpoints are
     /// not signed (a warning says so).
-    pub audit_signing_key: Option<SecretValue>,
+    pub audit_signing_key: Option<Secret>,
     /// Days audit events are kept in the database before they are archived.
     pub audit_retention_days: u32,
     /// Directory of audit archives (JSON Lines).
@@ -276,9 +255,9 @@ impl RateLimitSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Server-side secret mixed into API-key and session digests (at least 32 bytes).
-    pub pepper: Option<SecretValue>,
+    pub pepper: Option<Secret>,
     /// The pepper before a rotation: keys digested with it keep working.
-    pub previous_pepper: Option<SecretValue>,
+    pub previous_pepper: Option<Secret>,
     /// Plain-HTTP localhost development: the session cookie drops `Secure` and the `__Host-`
     /// prefix, and HSTS is not sent. Never in production.
     pub dev_insecure_cookies: bool,
@@ -532,10 +511,10 @@ impl ServerConfig {
             self.database = v;
         }
         if let Some(v) = get("ECHO_PEPPER") {
-            self.security.pepper = Some(SecretValue::new(v));
+            self.security.pepper = Some(Secret::new(v));
         }
         if let Some(v) = get("ECHO_PREVIOUS_PEPPER") {
-            self.security.previous_pepper = Some(SecretValue::new(v));
+            self.security.previous_pepper = Some(Secret::new(v));
         }
         let bools: [(&str, &mut bool); 4] = [
             (
@@ -629,10 +608,10 @@ impl ServerConfig {
             self.privacy.policy_version = v;
         }
         if let Some(v) = get("ECHO_AUDIT_SIGNING_KEY") {
-            self.privacy.audit_signing_key = Some(SecretValue::new(v));
+            self.privacy.audit_signing_key = Some(Secret::new(v));
         }
         if let Some(v) = get("ECHO_SMTP_URL") {
-            self.privacy.smtp_url = Some(SecretValue::new(v));
+            self.privacy.smtp_url = Some(Secret::new(v));
         }
         if let Some(v) = get("ECHO_OUTBOX_DIR") {
             self.privacy.outbox_dir = v;

@@ -81,7 +81,6 @@
 
 mod api_keys;
 mod audit;
-mod checkpoint;
 mod config;
 mod db;
 mod error;
@@ -94,6 +93,7 @@ mod rows;
 mod runs;
 mod sessions;
 mod users;
+mod wal_checkpoint;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ use crate::error::{SqlResultExt, SqliteStoreError};
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
-    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    _wal_checkpointer: Option<Arc<wal_checkpoint::WalCheckpointer>>,
     path: Arc<PathBuf>,
     // Declared last so the pool's connections close before the directory is removed.
     _temp_dir: Option<Arc<tempfile::TempDir>>,
@@ -190,19 +190,20 @@ impl SqliteStore {
             .connection_timeout(config.acquire_timeout)
             .build(manager)
             .map_err(StoreError::unavailable)?;
-        let checkpointer = match config.checkpoint_interval {
+        let wal_checkpointer = match config.checkpoint_interval {
             Some(every) => {
                 let conn = Connection::open(&path).db()?;
                 configure(&conn, &config).db()?;
                 Some(Arc::new(
-                    checkpoint::Checkpointer::spawn(conn, every).map_err(StoreError::backend)?,
+                    wal_checkpoint::WalCheckpointer::spawn(conn, every)
+                        .map_err(StoreError::backend)?,
                 ))
             }
             None => None,
         };
         Ok(Self {
             db: Db::new(pool, config.busy_timeout),
-            _checkpointer: checkpointer,
+            _wal_checkpointer: wal_checkpointer,
             path: Arc::new(path),
             _temp_dir: temp_dir.map(Arc::new),
         })
@@ -224,7 +225,7 @@ fn configure(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
         // grows this long between its passes.
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {};",
-            checkpoint::WRITER_FALLBACK_PAGES
+            wal_checkpoint::WRITER_FALLBACK_PAGES
         ))?;
     }
     conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);

@@ -46,7 +46,7 @@
 mod cache;
 mod digest;
 mod key;
-mod keys;
+mod key_service;
 mod password;
 mod rate_limit;
 mod session;
@@ -66,7 +66,7 @@ pub use key::{
     ApiKey, CHECKSUM_LEN, DISPLAY_START_LEN, EntropyError, KEY_ID_LEN, KEY_LEN, KeyEnvironment,
     KeyFormatError, PREFIX_LEN, PUBLIC_ID_LEN, ParsedKey, PresentedKey, SECRET_LEN,
 };
-pub use keys::{
+pub use key_service::{
     ApiKeyService, ApiKeySummary, CreatedKey, KeyError, KeyServiceConfig, KeyStatus, Rotation,
 };
 pub use password::{

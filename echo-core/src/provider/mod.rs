@@ -8,7 +8,7 @@ mod pricing;
 mod retry;
 pub mod simulated;
 
-use std::fmt::{self, Debug};
+use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ProviderKind;
 
+/// Re-exported where providers have always found it.
+pub use crate::secret::Secret;
 pub use pricing::{ModelPrice, PriceTable};
 pub use retry::{RetryPolicy, Retrying};
 
@@ -149,43 +151,3 @@ pub trait Provider: Send + Sync + Debug + 'static {
 
 /// The trait object the runner holds: `Arc<DynProvider>`.
 pub type DynProvider = dyn Provider;
-
-/// An API key or other credential: redacted in `Debug` and `Display`, exposed only on purpose.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value: call only where it is sent (an HTTP header), never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_never_printed() {
-        let s = Secret::new("sk-live-very-secret");
-        assert!(!format!("{s:?} {s}").contains("very-secret"));
-        assert_eq!(s.expose(), "sk-live-very-secret");
-    }
-}

@@ -56,7 +56,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         let mut config = ServerConfig::default();
-        config.security.pepper = Some(echo_server_example::config::SecretValue::new(
+        config.security.pepper = Some(echo_core::secret::Secret::new(
             "test pepper that is long enough for the check",
         ));
         Self {

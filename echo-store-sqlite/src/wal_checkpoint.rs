@@ -21,12 +21,12 @@ const MIN_WAIT: Duration = Duration::from_millis(5);
 /// (sooner while writes come fast). Dropping it stops the thread and waits for it,
 /// so its connection is closed (and the last connection's final checkpoint can run) before
 /// a temporary store's directory is removed.
-pub(crate) struct Checkpointer {
+pub(crate) struct WalCheckpointer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Checkpointer {
+impl WalCheckpointer {
     pub(crate) fn spawn(conn: Connection, every: Duration) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -71,7 +71,7 @@ impl Checkpointer {
     }
 }
 
-impl Drop for Checkpointer {
+impl Drop for WalCheckpointer {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {

@@ -1,0 +1,162 @@
+//! [`UserStore`] for the in-memory store. With no foreign keys to cascade, deleting a user
+//! removes what belongs to them by hand: profile, keys, sessions, experiments with their runs,
+//! and the jobs whose payload names them.
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::model::{ApiKeyRecord, BrandProfile, Email, ExperimentId, Job, Timestamp, User, UserId};
+use crate::store::{StoreError, UserStore};
+
+/// Whether a job's payload names the user whose id's canonical text is `user`, the way
+/// `delete_user` documents: a top-level `"user_id"` equal to it.
+fn payload_names_user(job: &Job, user: &str) -> bool {
+    job.payload
+        .get("user_id")
+        .and_then(serde_json::Value::as_str)
+        == Some(user)
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if s.user_by_email.contains_key(user.email.as_str()) {
+            return Err(StoreError::conflict("email is already registered"));
+        }
+        if s.users.contains_key(&user.id) {
+            return Err(StoreError::conflict("user id already exists"));
+        }
+        s.user_by_email
+            .insert(user.email.as_str().to_owned(), user.id);
+        s.users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
+        self.state()?
+            .users
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::not_found("user"))
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let s = self.state()?;
+        Ok(s.user_by_email
+            .get(email.as_str())
+            .and_then(|id| s.users.get(id))
+            .cloned())
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        let old_email = match s.users.get(&user.id) {
+            Some(old) => old.email.clone(),
+            None => return Err(StoreError::not_found("user")),
+        };
+        if old_email != user.email {
+            if s.user_by_email.contains_key(user.email.as_str()) {
+                return Err(StoreError::conflict("email is already registered"));
+            }
+            s.user_by_email.remove(old_email.as_str());
+            s.user_by_email
+                .insert(user.email.as_str().to_owned(), user.id);
+        }
+        if let Some(stored) = s.users.get_mut(&user.id) {
+            let (quota, created_at) = (stored.quota, stored.created_at);
+            *stored = user.clone();
+            stored.quota = quota;
+            stored.created_at = created_at;
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        let user = s.users.remove(&id).ok_or(StoreError::not_found("user"))?;
+        s.user_by_email.remove(user.email.as_str());
+        s.profiles.remove(&id);
+        let keys: Vec<ApiKeyRecord> = s
+            .api_keys
+            .values()
+            .filter(|k| k.user_id == id)
+            .cloned()
+            .collect();
+        for key in keys {
+            s.api_keys.remove(&key.id);
+            s.key_by_public_id.remove(&key.public_id);
+        }
+        s.sessions.retain(|_, session| session.user_id != id);
+        let experiments: Vec<ExperimentId> = s
+            .experiments
+            .values()
+            .filter(|e| e.user_id == id)
+            .map(|e| e.id)
+            .collect();
+        for experiment in experiments {
+            s.remove_experiment_cascade(experiment);
+        }
+        let name = id.to_string();
+        s.jobs.retain(|_, job| !payload_names_user(job, &name));
+        Ok(())
+    }
+
+    async fn users_due_for_deletion(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let s = self.state()?;
+        let mut due: Vec<(Timestamp, UserId)> = s
+            .users
+            .values()
+            .filter(|u| !u.is_active)
+            .filter_map(|u| Some((u.scheduled_deletion_at.filter(|at| *at <= now)?, u.id)))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    async fn refund_quota(&self, user: UserId, amount: u32) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        let user = s
+            .users
+            .get_mut(&user)
+            .ok_or(StoreError::not_found("user"))?;
+        user.quota.prompts_used = user.quota.prompts_used.saturating_sub(amount);
+        Ok(())
+    }
+
+    async fn reset_due_quotas(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.state()?;
+        let mut reset = 0;
+        for user in s.users.values_mut().filter(|u| u.quota.resets_at <= now) {
+            user.quota.resets_at = user.quota.next_reset_after(now);
+            user.quota.prompts_used = 0;
+            reset += 1;
+        }
+        Ok(reset)
+    }
+
+    async fn get_brand_profile(&self, owner: UserId) -> Result<BrandProfile, StoreError> {
+        self.state()?
+            .profiles
+            .get(&owner)
+            .cloned()
+            .ok_or(StoreError::not_found("brand profile"))
+    }
+
+    async fn put_brand_profile(&self, profile: &BrandProfile) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if !s.users.contains_key(&profile.user_id) {
+            return Err(StoreError::not_found("user"));
+        }
+        s.profiles.insert(profile.user_id, profile.clone());
+        Ok(())
+    }
+}
