@@ -76,7 +76,7 @@
 //! method (tenant isolation, atomicity, explicit time); each method documents its own.
 //!
 //! ## Re-exports
-//! Foreign types in the public API are re-exported ([`async_trait`], [`CancellationToken`],
+//! Foreign types in the public API are re-exported ([`macro@async_trait`], [`CancellationToken`],
 //! and [`reexports`]), so embedders need no extra dependency lines to use them.
 //!
 //! ## Feature flags

@@ -44,7 +44,7 @@ impl PerplexityConfig {
 }
 
 /// A Perplexity client. The URLs in the response's `citations` and `search_results` become
-/// [`Completion::citations`], de-duplicated, in the order Perplexity numbered them.
+/// [`Completion::citations`](echo_core::provider::Completion::citations), de-duplicated, in the order Perplexity numbered them.
 #[derive(Debug)]
 pub struct PerplexityProvider {
     chat: ChatEndpoint,
