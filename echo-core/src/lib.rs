@@ -82,6 +82,9 @@
 //! ## Feature flags
 //! - `testkit`: the storage conformance suite (module `conformance`) and the
 //!   `store_conformance_tests!` macro, for backend crates and custom stores.
+//! - `sql`: what SQL backends share (module `store::sql`, macro `sql_columns!`): a column
+//!   reader to implement for a driver's rows, the record decoders written over it, the column
+//!   lists and the unique-key messages. No database driver.
 //!
 //! ## Implementing a custom store
 //! Implement the seven traits for your type (it then implements [`store::Store`]), map your

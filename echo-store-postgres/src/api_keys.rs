@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{ApiKeyId, ApiKeyRecord, Timestamp, UserId};
+use echo_core::store::sql::found;
 use echo_core::store::{ApiKeyAuth, ApiKeyStore, StoreError};
 use sqlx::PgConnection;
 
@@ -7,7 +8,6 @@ use crate::PgStore;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::queries as q;
 use crate::rows::{self, dt, opt_dt};
-use crate::users::found;
 
 /// Rows per statement of the bulk loaders: big enough to amortise the round trip, small enough
 /// to keep each statement's arrays a few MiB.
@@ -86,7 +86,7 @@ impl ApiKeyStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::API_KEY_BY_PUBLIC_ID).bind(public_id),
-            rows::api_key,
+            rows::record::<ApiKeyRecord>,
         )
         .await
     }
@@ -99,7 +99,7 @@ impl ApiKeyStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::API_KEY_AUTH_BY_PUBLIC_ID).bind(public_id),
-            rows::api_key_auth,
+            rows::record::<ApiKeyAuth>,
         )
         .await
     }
@@ -109,7 +109,7 @@ impl ApiKeyStore for PgStore {
         fetch_all(
             &mut conn,
             sqlx::query(q::API_KEYS_BY_USER).bind(*owner.as_uuid()),
-            rows::api_key,
+            rows::record::<ApiKeyRecord>,
         )
         .await
     }

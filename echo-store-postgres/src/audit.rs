@@ -3,13 +3,14 @@ use echo_core::audit::chain_hash;
 use echo_core::model::{
     AuditCheckpoint, AuditErasure, AuditEvent, NewAuditEvent, Timestamp, UserId,
 };
+use echo_core::store::sql::{ColumnReader, to_i64, to_json};
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
 
 use crate::PgStore;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::error::invalid;
 use crate::queries::{self as q, AuditArg};
-use crate::rows::{self, Cols, dt, to_i64, to_json};
+use crate::rows::{self, Cols, dt};
 
 #[async_trait]
 impl AuditStore for PgStore {
@@ -32,7 +33,7 @@ impl AuditStore for PgStore {
                 let mut c = Cols::new(row);
                 Ok((
                     c.u64("audit_chain_head.seq")?,
-                    c.bytes::<32>("audit_chain_head.hash")?,
+                    c.blob::<32>("audit_chain_head.hash")?,
                 ))
             })
             .await?
@@ -89,7 +90,7 @@ impl AuditStore for PgStore {
             };
         }
         let mut conn = self.db().conn().await?;
-        let items = fetch_all(&mut conn, statement, rows::audit_event).await?;
+        let items = fetch_all(&mut conn, statement, rows::record::<AuditEvent>).await?;
         Ok(Page::from_overfetch(items, limit, |e| e.seq))
     }
 
@@ -100,7 +101,7 @@ impl AuditStore for PgStore {
             sqlx::query(q::AUDIT_RANGE)
                 .bind(q::seq_bound(from_seq))
                 .bind(i64::from(limit)),
-            rows::audit_event,
+            rows::record::<AuditEvent>,
         )
         .await
     }
@@ -138,7 +139,7 @@ impl AuditStore for PgStore {
             sqlx::query(q::AUDIT_ERASURES_RANGE)
                 .bind(q::seq_bound(from_seq))
                 .bind(i64::from(limit)),
-            rows::audit_erasure,
+            rows::record::<AuditErasure>,
         )
         .await
     }
@@ -163,7 +164,7 @@ impl AuditStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::AUDIT_CHECKPOINT_LATEST),
-            rows::audit_checkpoint,
+            rows::record::<AuditCheckpoint>,
         )
         .await
     }
@@ -179,7 +180,7 @@ impl AuditStore for PgStore {
             sqlx::query(q::AUDIT_CHECKPOINTS_RANGE)
                 .bind(q::seq_bound(from_seq))
                 .bind(i64::from(limit)),
-            rows::audit_checkpoint,
+            rows::record::<AuditCheckpoint>,
         )
         .await
     }

@@ -2,25 +2,7 @@
 
 use echo_core::model::ValidationError;
 use echo_core::store::StoreError;
-
-/// User-safe messages for unique constraints, keyed by constraint name.
-const CONFLICTS: &[(&str, &str)] = &[
-    ("users_email_key", "email is already registered"),
-    ("users_pkey", "user id already exists"),
-    ("api_keys_public_id_key", "API key id already exists"),
-    ("api_keys_pkey", "API key id already exists"),
-    ("sessions_pkey", "session id already exists"),
-    ("experiments_pkey", "experiment id already exists"),
-    ("batch_runs_pkey", "batch run id already exists"),
-    ("iterations_pkey", "iteration id already exists"),
-    ("jobs_pkey", "a job with this id already exists"),
-    ("audit_events_pkey", "audit sequence number already exists"),
-    ("audit_erasures_pkey", "audit event already erased"),
-    (
-        "audit_checkpoints_pkey",
-        "an audit checkpoint with this sequence number already exists",
-    ),
-];
+use echo_core::store::sql::{self, UniqueKey};
 
 /// The parent a foreign key points at, keyed by constraint name: a violation means it does
 /// not exist.
@@ -36,15 +18,25 @@ const PARENTS: &[(&str, &str)] = &[
 /// Problems of this backend that PostgreSQL itself does not report.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PgStoreError {
-    /// A value could not be encoded as JSON.
-    #[error("could not encode {0} as JSON")]
-    Json(&'static str, #[source] serde_json::Error),
     /// Applying the embedded migrations failed.
     #[error("schema migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// Another process held the migration lock for too long.
     #[error("timed out waiting for the migration lock held by another process")]
     MigrationLockTimeout,
+}
+
+/// Whether `name` is PostgreSQL's default name for `key`'s constraint: `{table}_pkey` for a
+/// primary key, `{table}_{column}_key` for a `UNIQUE` column.
+fn is_constraint_of(key: &UniqueKey, name: &str) -> bool {
+    match name
+        .strip_prefix(key.table)
+        .and_then(|rest| rest.strip_prefix('_'))
+    {
+        Some("pkey") => key.primary,
+        Some(rest) => !key.primary && rest.strip_suffix("_key") == Some(key.column),
+        None => false,
+    }
 }
 
 /// SQLSTATE classes and codes that mean "try again": the transaction lost a race or the
@@ -71,11 +63,10 @@ pub(crate) fn map(e: sqlx::Error) -> StoreError {
             let code = db.code().unwrap_or_default();
             match code.as_ref() {
                 "23505" => {
-                    let message = db
-                        .constraint()
-                        .and_then(|c| CONFLICTS.iter().find(|(name, _)| *name == c))
-                        .map_or("record already exists", |(_, message)| message);
-                    StoreError::conflict(message)
+                    let constraint = db.constraint();
+                    StoreError::conflict(sql::conflict_message(|key| {
+                        constraint.is_some_and(|name| is_constraint_of(key, name))
+                    }))
                 }
                 "23503" => {
                     let parent = db
@@ -120,10 +111,7 @@ impl<T> SqlResultExt<T> for Result<T, sqlx::Error> {
     }
 }
 
-/// [`StoreError::Invalid`] for `field`.
-pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid(ValidationError::new(field, reason))
-}
+pub(crate) use echo_core::store::sql::invalid;
 
 #[cfg(test)]
 mod tests {
@@ -137,6 +125,23 @@ mod tests {
         for code in ["23505", "22P02", "42P01"] {
             assert!(!is_transient(code), "{code}");
         }
+    }
+
+    #[test]
+    fn conflict_messages_follow_constraint_names() {
+        let message = |name: &str| sql::conflict_message(|key| is_constraint_of(key, name));
+        assert_eq!(message("users_email_key"), "email is already registered");
+        assert_eq!(message("users_pkey"), "user id already exists");
+        assert_eq!(
+            message("api_keys_public_id_key"),
+            "API key id already exists"
+        );
+        assert_eq!(
+            message("audit_checkpoints_pkey"),
+            "an audit checkpoint with this sequence number already exists"
+        );
+        assert_eq!(message("users_id_key"), "record already exists");
+        assert_eq!(message("jobs_kind_key"), "record already exists");
     }
 
     #[test]

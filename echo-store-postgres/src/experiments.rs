@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId, ValidationError,
+    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
 };
+use echo_core::store::sql::{ColumnReader, found, to_json};
 use echo_core::store::{
     ExperimentCursor, ExperimentQuery, ExperimentStore, Page, ScheduleClaim, StoreError,
 };
@@ -12,8 +13,8 @@ use crate::api_keys::BULK_CHUNK;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::jobs::insert_jobs;
 use crate::queries as q;
-use crate::rows::{self, Cols, dt, opt_dt, to_json};
-use crate::users::{debit_quota, found};
+use crate::rows::{self, Cols, dt, opt_dt};
+use crate::users::debit_quota;
 
 async fn insert_experiments(
     conn: &mut PgConnection,
@@ -66,10 +67,6 @@ async fn insert_experiments(
     .await
 }
 
-fn owner_mismatch() -> StoreError {
-    ValidationError::new("quota debit", "must be for the experiment's owner").into()
-}
-
 impl PgStore {
     /// Bulk-loads experiments as they are (status, recurrence and timestamps included) in one
     /// transaction of multi-row statements: for imports, restores and benchmark seeding.
@@ -94,9 +91,7 @@ impl ExperimentStore for PgStore {
         debit: QuotaDebit,
         job: &Job,
     ) -> Result<(), StoreError> {
-        if debit.user_id != experiment.user_id {
-            return Err(owner_mismatch());
-        }
+        debit.check_owner(experiment.user_id)?;
         let mut tx = self.db().begin().await?;
         // The debit first: it locks the owner's row, so concurrent creations by one user queue
         // here and each sees the committed count; an unknown owner is NotFound from it.
@@ -130,9 +125,7 @@ impl ExperimentStore for PgStore {
             return Err(StoreError::conflict(format!("experiment is {status}")));
         }
         insert_jobs(&mut tx, std::slice::from_ref(job)).await?;
-        if debit.user_id != owner {
-            return Err(owner_mismatch());
-        }
+        debit.check_owner(owner)?;
         debit_quota(&mut tx, debit).await?;
         execute(
             &mut tx,
@@ -159,7 +152,7 @@ impl ExperimentStore for PgStore {
             sqlx::query(q::EXPERIMENT_BY_ID)
                 .bind(*id.as_uuid())
                 .bind(*owner.as_uuid()),
-            rows::experiment,
+            rows::record::<Experiment>,
         )
         .await?
         .ok_or(StoreError::not_found("experiment"))
@@ -195,7 +188,7 @@ impl ExperimentStore for PgStore {
                 .bind(id),
         };
         let mut conn = self.db().conn().await?;
-        let items = fetch_all(&mut conn, sql, rows::experiment).await?;
+        let items = fetch_all(&mut conn, sql, rows::record::<Experiment>).await?;
         Ok(Page::from_overfetch(items, limit, ExperimentCursor::after))
     }
 
@@ -242,7 +235,7 @@ impl ExperimentStore for PgStore {
             sqlx::query(q::EXPERIMENTS_DUE_RECURRING)
                 .bind(dt(now))
                 .bind(i64::from(limit)),
-            rows::experiment,
+            rows::record::<Experiment>,
         )
         .await
     }
@@ -269,9 +262,7 @@ impl ExperimentStore for PgStore {
         let Some(owner) = owner else {
             return Ok(ScheduleClaim::Lost);
         };
-        if debit.user_id != owner {
-            return Err(owner_mismatch());
-        }
+        debit.check_owner(owner)?;
         let claim = match debit_quota(&mut tx, debit).await {
             Ok(()) => {
                 insert_jobs(&mut tx, std::slice::from_ref(job)).await?;

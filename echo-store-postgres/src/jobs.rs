@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp};
+use echo_core::store::sql::{ColumnReader, to_i64, to_json};
 use echo_core::store::{JobQueue, QueueStats, StoreError, lease_expiry};
 use sqlx::PgConnection;
 
@@ -9,7 +10,7 @@ use crate::PgStore;
 use crate::api_keys::BULK_CHUNK;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::queries as q;
-use crate::rows::{self, Cols, dt, opt_dt, to_i64, to_json};
+use crate::rows::{self, Cols, dt, opt_dt};
 
 pub(crate) async fn insert_jobs(conn: &mut PgConnection, jobs: &[Job]) -> Result<(), StoreError> {
     let n = jobs.len();
@@ -204,7 +205,7 @@ impl JobQueue for PgStore {
                 .bind(i64::from(limit))
                 .bind(worker)
                 .bind(dt(expires)),
-            rows::job,
+            rows::record::<Job>,
         )
         .await?;
         // RETURNING follows no order; hand jobs out in claim order.
@@ -228,7 +229,7 @@ impl JobQueue for PgStore {
                 .bind(worker)
                 .bind(dt(expires))
                 .bind(*id.as_uuid()),
-            rows::job,
+            rows::record::<Job>,
         )
         .await
     }
@@ -294,7 +295,7 @@ impl JobQueue for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::JOB_BY_ID).bind(*id.as_uuid()),
-            rows::job,
+            rows::record::<Job>,
         )
         .await?
         .ok_or(StoreError::not_found("job"))
@@ -302,15 +303,11 @@ impl JobQueue for PgStore {
 
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
         let mut conn = self.db().conn().await?;
-        fetch_opt(&mut conn, sqlx::query(q::JOB_STATS).bind(dt(now)), |row| {
-            let mut c = Cols::new(row);
-            Ok(QueueStats {
-                due: c.u64("due jobs")?,
-                scheduled: c.u64("scheduled jobs")?,
-                running: c.u64("running jobs")?,
-                failed: c.u64("failed jobs")?,
-            })
-        })
+        fetch_opt(
+            &mut conn,
+            sqlx::query(q::JOB_STATS).bind(dt(now)),
+            rows::record::<QueueStats>,
+        )
         .await
         .map(Option::unwrap_or_default)
     }

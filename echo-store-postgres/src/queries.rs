@@ -1,101 +1,29 @@
 //! Every SQL statement the store runs, in one place so the `EXPLAIN` tests check the statements
 //! that actually run. Not a stable API.
 //!
-//! Column lists are macros so that `concat!` can build constant strings; their order is the
-//! order in which `rows.rs` decodes. JSON values are bound as text and cast to `jsonb` here.
+//! Column lists are echo-core's `sql_columns!`, shared with the other SQL store: their order is
+//! the order in which echo-core's decoders read. JSON values are bound as text and cast to
+//! `jsonb` here.
 
+use echo_core::sql_columns;
 use echo_core::store::AuditQuery;
-
-macro_rules! user_columns {
-    () => {
-        "id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, is_active, \
-         is_admin, privacy_policy_version, privacy_policy_accepted_at, \
-         data_processing_consent_at, marketing_consent_at, scheduled_deletion_at, created_at, \
-         updated_at"
-    };
-}
-
-macro_rules! brand_profile_columns {
-    () => {
-        "user_id, brand, domain, default_competitors, updated_at"
-    };
-}
-
-macro_rules! api_key_columns {
-    () => {
-        "id, user_id, name, public_id, secret_hash, is_active, created_at, last_used_at, \
-         expires_at, revoked_at"
-    };
-}
-
-macro_rules! session_columns {
-    () => {
-        "id, user_id, secret_hash, created_at, expires_at, revoked_at"
-    };
-}
-
-macro_rules! experiment_columns {
-    () => {
-        "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
-         next_run_at, created_at, updated_at"
-    };
-}
-
-macro_rules! batch_run_columns {
-    () => {
-        "id, experiment_id, provider, model, status, iterations_planned, iterations_recorded, \
-         iterations_succeeded, input_tokens, output_tokens, cost_micros_usd, metrics, \
-         visibility_rate, error, created_at, started_at, completed_at"
-    };
-}
-
-macro_rules! iteration_columns {
-    () => {
-        "id, batch_run_id, idx, raw_response, mentions, is_success, error, latency_ms, \
-         input_tokens, output_tokens, created_at, is_anonymized, anonymized_at"
-    };
-}
-
-macro_rules! job_columns {
-    () => {
-        "id, kind, payload, status, attempts, max_attempts, run_at, lease_owner, \
-         lease_expires_at, lease_token, last_error, request_id, created_at, updated_at"
-    };
-}
-
-/// What an append writes: the chained fields and the links.
-macro_rules! audit_insert_columns {
-    () => {
-        "seq, actor_user_id, action, resource_type, resource_id, ip, user_agent, request_id, \
-         details, created_at, prev_hash, hash"
-    };
-}
-
-/// What a read returns: the appended columns, then what an erasure sets.
-macro_rules! audit_columns {
-    () => {
-        concat!(audit_insert_columns!(), ", actor_pseudonym")
-    };
-}
-
-macro_rules! audit_checkpoint_columns {
-    () => {
-        "seq, head_hash, created_at, signature"
-    };
-}
 
 // ---- users -----------------------------------------------------------------------------------
 
 /// Inserts a user (all columns).
 pub const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
-    user_columns!(),
+    sql_columns!(user),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
 /// A user by id.
-pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+pub const USER_BY_ID: &str = concat!("SELECT ", sql_columns!(user), " FROM users WHERE id = $1");
 /// A user by (lower-cased) email.
-pub const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+pub const USER_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    sql_columns!(user),
+    " FROM users WHERE email = $1"
+);
 /// Profile fields of a user; the quota columns are left alone on purpose.
 pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = $2, password_hash = $3, \
      pricing_tier = $4, is_active = $5, is_admin = $6, privacy_policy_version = $7, \
@@ -134,13 +62,13 @@ pub const USERS_RESET_QUOTA: &str = "UPDATE users AS u SET prompts_used = 0, \
 /// A user's brand profile.
 pub const BRAND_PROFILE_BY_USER: &str = concat!(
     "SELECT ",
-    brand_profile_columns!(),
+    sql_columns!(brand_profile),
     " FROM brand_profiles WHERE user_id = $1"
 );
 /// Creates or replaces a brand profile.
 pub const BRAND_PROFILE_UPSERT: &str = concat!(
     "INSERT INTO brand_profiles (",
-    brand_profile_columns!(),
+    sql_columns!(brand_profile),
     ") VALUES ($1, $2::jsonb, $3, $4::jsonb, $5) ON CONFLICT (user_id) DO UPDATE SET \
      brand = excluded.brand, domain = excluded.domain, \
      default_competitors = excluded.default_competitors, updated_at = excluded.updated_at"
@@ -152,14 +80,14 @@ pub const BRAND_PROFILE_UPSERT: &str = concat!(
 /// loader share it.
 pub const API_KEYS_INSERT: &str = concat!(
     "INSERT INTO api_keys (",
-    api_key_columns!(),
+    sql_columns!(api_key),
     ") SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[], \
      $6::boolean[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])"
 );
 /// The authentication lookup.
 pub const API_KEY_BY_PUBLIC_ID: &str = concat!(
     "SELECT ",
-    api_key_columns!(),
+    sql_columns!(api_key),
     " FROM api_keys WHERE public_id = $1"
 );
 /// The authentication lookup with the owner's status: one probe of the public-id index and
@@ -175,7 +103,7 @@ pub const API_KEY_SET_EXPIRY: &str =
 /// The owner's keys, newest first.
 pub const API_KEYS_BY_USER: &str = concat!(
     "SELECT ",
-    api_key_columns!(),
+    sql_columns!(api_key),
     " FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
 );
 /// Revokes a key, keeping the first revocation time.
@@ -193,11 +121,11 @@ pub const API_KEYS_TOUCH: &str = "UPDATE api_keys AS k SET last_used_at = t.at \
 /// Inserts a session.
 pub const SESSION_INSERT: &str = concat!(
     "INSERT INTO sessions (",
-    session_columns!(),
+    sql_columns!(session),
     ") VALUES ($1, $2, $3, $4, $5, $6)"
 );
 /// The authentication lookup with the owner's flags: one probe of the sessions' primary key and
-/// one of the users'. Columns: the session's (as `session_columns!`), then the owner's
+/// one of the users'. Columns: the session's (as `sql_columns!(session)`), then the owner's
 /// `is_active`, `is_admin` and `pricing_tier`.
 pub const SESSION_AUTH_BY_ID: &str = "SELECT s.id, s.user_id, s.secret_hash, s.created_at, \
      s.expires_at, s.revoked_at, u.is_active, u.is_admin, u.pricing_tier \
@@ -218,7 +146,7 @@ pub const SESSIONS_PRUNE: &str = "DELETE FROM sessions WHERE id = ANY(ARRAY(SELE
 /// Inserts experiments from arrays: the single insert and the bulk loader share it.
 pub const EXPERIMENTS_INSERT: &str = concat!(
     "INSERT INTO experiments (",
-    experiment_columns!(),
+    sql_columns!(experiment),
     ") SELECT id, user_id, prompt, target::jsonb, competitors::jsonb, iterations, \
      providers::jsonb, status, schedule, next_run_at, created_at, updated_at \
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
@@ -229,7 +157,7 @@ pub const EXPERIMENTS_INSERT: &str = concat!(
 /// The owner's experiment.
 pub const EXPERIMENT_BY_ID: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE id = $1 AND user_id = $2"
 );
 /// Status of the owner's experiment, locked until the transaction ends so that two manual runs
@@ -245,27 +173,27 @@ pub const EXPERIMENT_DELETE: &str = "DELETE FROM experiments WHERE id = $1 AND u
 /// First page of a user's experiments: `$1` user, `$2` rows to fetch.
 pub const EXPERIMENTS_PAGE: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
 );
 /// Following page: `$3`, `$4` are the cursor's `created_at` and `id`.
 pub const EXPERIMENTS_PAGE_AFTER: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = $1 AND (created_at, id) < ($3, $4) \
      ORDER BY created_at DESC, id DESC LIMIT $2"
 );
 /// First page filtered by status `$3`.
 pub const EXPERIMENTS_PAGE_BY_STATUS: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = $1 AND status = $3 \
      ORDER BY created_at DESC, id DESC LIMIT $2"
 );
 /// Following page filtered by status `$3`; `$4`, `$5` are the cursor.
 pub const EXPERIMENTS_PAGE_BY_STATUS_AFTER: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = $1 AND status = $3 AND (created_at, id) < ($4, $5) \
      ORDER BY created_at DESC, id DESC LIMIT $2"
 );
@@ -274,7 +202,7 @@ pub const EXPERIMENTS_PAGE_BY_STATUS_AFTER: &str = concat!(
 /// partial index's predicate so the planner can prove it applies.
 pub const EXPERIMENTS_DUE_RECURRING: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE schedule IS NOT NULL AND status <> 'cancelled' \
      AND next_run_at <= $1 ORDER BY next_run_at, id LIMIT $2"
 );
@@ -293,7 +221,7 @@ pub const EXPERIMENT_MARK_QUEUED: &str = "UPDATE experiments SET status = 'queue
 /// not exist is not inserted (the caller compares the count).
 pub const BATCH_RUNS_INSERT: &str = concat!(
     "INSERT INTO batch_runs (",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     ", user_id) SELECT r.id, r.experiment_id, r.provider, r.model, r.status, \
      r.iterations_planned, r.iterations_recorded, r.iterations_succeeded, r.input_tokens, \
      r.output_tokens, r.cost_micros_usd, r.metrics::jsonb, r.visibility_rate, r.error, \
@@ -309,7 +237,7 @@ pub const BATCH_RUNS_INSERT: &str = concat!(
 /// A run, if its experiment belongs to `$2`.
 pub const BATCH_RUN_BY_ID: &str = concat!(
     "SELECT ",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     " FROM batch_runs WHERE id = $1 AND user_id = $2"
 );
 /// Whether experiment `$1` belongs to `$2`.
@@ -318,7 +246,7 @@ pub const EXPERIMENT_OWNED: &str =
 /// An experiment's runs, oldest first.
 pub const BATCH_RUNS_BY_EXPERIMENT: &str = concat!(
     "SELECT ",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     " FROM batch_runs WHERE experiment_id = $1 ORDER BY created_at, id"
 );
 /// The executor-owned fields of a run.
@@ -340,7 +268,7 @@ pub const ITERATIONS_RECORD: &str = concat!(
      AS i (id, batch_run_id, idx, raw_response, mentions, is_success, error, latency_ms, \
      input_tokens, output_tokens, created_at, is_anonymized, anonymized_at, ord)), \
      inserted AS (INSERT INTO iterations (",
-    iteration_columns!(),
+    sql_columns!(iteration),
     ") SELECT id, batch_run_id, idx, raw_response, mentions::jsonb, is_success, error, \
      latency_ms, input_tokens, output_tokens, created_at, is_anonymized, anonymized_at \
      FROM input ORDER BY ord \
@@ -361,7 +289,7 @@ pub const ITERATIONS_RECORD: &str = concat!(
 /// A run's iterations from index `$2`, at most `$3`.
 pub const ITERATIONS_PAGE: &str = concat!(
     "SELECT ",
-    iteration_columns!(),
+    sql_columns!(iteration),
     " FROM iterations WHERE batch_run_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3"
 );
 /// Indexes recorded for a run.
@@ -430,13 +358,13 @@ pub const AUDIT_HEAD_SET: &str = "UPDATE audit_chain_head SET seq = $1, hash = $
 /// Appends an event.
 pub const AUDIT_INSERT: &str = concat!(
     "INSERT INTO audit_events (",
-    audit_insert_columns!(),
+    sql_columns!(audit_insert),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)"
 );
 /// Events from `$1`, ascending, at most `$2`.
 pub const AUDIT_RANGE: &str = concat!(
     "SELECT ",
-    audit_columns!(),
+    sql_columns!(audit),
     " FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2"
 );
 /// Lets this transaction update and delete audit events (see migration 0016's trigger).
@@ -453,27 +381,30 @@ pub const AUDIT_ERASURES_RANGE: &str = "SELECT seq, erased_at, pseudonym FROM au
 /// Stores a checkpoint.
 pub const AUDIT_CHECKPOINT_INSERT: &str = concat!(
     "INSERT INTO audit_checkpoints (",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     ") VALUES ($1, $2, $3, $4)"
 );
 /// The checkpoint with the highest `seq`.
 pub const AUDIT_CHECKPOINT_LATEST: &str = concat!(
     "SELECT ",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     " FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
 );
 /// Checkpoints from `$1`, ascending, at most `$2`.
 pub const AUDIT_CHECKPOINTS_RANGE: &str = concat!(
     "SELECT ",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     " FROM audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2"
 );
 /// Deletes the archived events up to `$1`.
 pub const AUDIT_DELETE_THROUGH: &str = "DELETE FROM audit_events WHERE seq <= $1";
 /// The first and last stored `seq` (NULLs when empty), each from one end of the primary key.
 pub const AUDIT_BOUNDS: &str = "SELECT min(seq), max(seq) FROM audit_events";
-const AUDIT_LIST_PREFIX: &str =
-    concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE true");
+const AUDIT_LIST_PREFIX: &str = concat!(
+    "SELECT ",
+    sql_columns!(audit),
+    " FROM audit_events WHERE true"
+);
 
 /// `seq` as stored; sequence numbers beyond `bigint` cannot exist, so clamping gives the same
 /// rows as the exact bound would.
@@ -535,7 +466,7 @@ pub fn audit_list(query: &AuditQuery) -> (String, Vec<AuditArg>) {
 /// Enqueues jobs from arrays: `enqueue`, transactional enqueues and the bulk loader share it.
 pub const JOBS_INSERT: &str = concat!(
     "INSERT INTO jobs (",
-    job_columns!(),
+    sql_columns!(job),
     ") SELECT id, kind, payload::jsonb, status, attempts, max_attempts, run_at, lease_owner, \
      lease_expires_at, lease_token, last_error, request_id, created_at, updated_at \
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
@@ -547,7 +478,7 @@ pub const JOBS_INSERT: &str = concat!(
 /// Whether a job id is taken.
 pub const JOB_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
 /// A job by id.
-pub const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+pub const JOB_BY_ID: &str = concat!("SELECT ", sql_columns!(job), " FROM jobs WHERE id = $1");
 
 /// The batch claim, in one statement (`$1` now, `$2` limit, `$3` worker, `$4` lease end):
 /// - fails running jobs whose lease expired on their final attempt (at most 1,000 a call; they

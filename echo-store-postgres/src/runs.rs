@@ -3,6 +3,7 @@ use echo_core::model::{
     BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
     RecordOutcome, Timestamp, UserId,
 };
+use echo_core::store::sql::{self, ColumnReader, found, to_i64, to_json};
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
@@ -12,34 +13,13 @@ use crate::api_keys::BULK_CHUNK;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::error::invalid;
 use crate::queries as q;
-use crate::rows::{self, Cols, dt, opt_dt, to_i64, to_json};
-use crate::users::found;
-
-/// A (provider, status) group of the user's runs ([`q::DASHBOARD_RUNS`]).
-fn provider_group(row: &PgRow) -> Result<RunGroup, StoreError> {
-    let mut c = Cols::new(row);
-    Ok(RunGroup {
-        provider: c.parse("batch_runs.provider")?,
-        status: c.parse("batch_runs.status")?,
-        recorded: c.u64("iterations recorded")?,
-        succeeded: c.u64("iterations succeeded")?,
-        with_figure: c.u64("runs with visibility")?,
-        visibility_sum: c.opt_f64("visibility sum")?.unwrap_or(0.0),
-    })
-}
+use crate::rows::{self, Cols, dt, opt_dt};
 
 /// A day of [`q::DASHBOARD_TREND`].
 fn trend_point(row: &PgRow) -> Result<TrendPoint, StoreError> {
     let mut c = Cols::new(row);
     let day = c.ts("trend day")?;
-    let runs = c.u64("completed runs")?;
-    let with_figure = c.u64("runs with visibility")?;
-    let sum = c.opt_f64("visibility sum")?.unwrap_or(0.0);
-    Ok(TrendPoint {
-        day,
-        completed_runs: runs,
-        mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
-    })
+    sql::trend_point(day, &mut c)
 }
 
 /// Inserts runs, returning how many were inserted (fewer when an experiment is missing).
@@ -143,7 +123,7 @@ impl RunStore for PgStore {
             sqlx::query(q::BATCH_RUN_BY_ID)
                 .bind(*id.as_uuid())
                 .bind(*owner.as_uuid()),
-            rows::batch_run,
+            rows::record::<BatchRun>,
         )
         .await?
         .ok_or(StoreError::not_found("batch run"))
@@ -172,7 +152,7 @@ impl RunStore for PgStore {
         let runs = fetch_all(
             &mut tx,
             sqlx::query(q::BATCH_RUNS_BY_EXPERIMENT).bind(exp),
-            rows::batch_run,
+            rows::record::<BatchRun>,
         )
         .await?;
         commit(tx).await?;
@@ -300,7 +280,7 @@ impl RunStore for PgStore {
                 .bind(run)
                 .bind(i64::from(from_index))
                 .bind(i64::from(limit)),
-            rows::iteration,
+            rows::record::<Iteration>,
         )
         .await?;
         commit(tx).await?;
@@ -340,7 +320,7 @@ impl RunStore for PgStore {
         let groups = fetch_all(
             &mut tx,
             sqlx::query(q::DASHBOARD_RUNS).bind(user),
-            provider_group,
+            rows::record::<RunGroup>,
         )
         .await?;
         let trend = fetch_all(

@@ -1,12 +1,12 @@
 use async_trait::async_trait;
 use echo_core::model::{SessionId, SessionRecord, Timestamp, UserId};
+use echo_core::store::sql::found;
 use echo_core::store::{SessionAuth, SessionStore, StoreError};
 
 use crate::PgStore;
 use crate::db::{execute, fetch_opt};
 use crate::queries as q;
 use crate::rows::{self, dt, opt_dt};
-use crate::users::found;
 
 #[async_trait]
 impl SessionStore for PgStore {
@@ -34,7 +34,7 @@ impl SessionStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::SESSION_AUTH_BY_ID).bind(*id.as_uuid()),
-            rows::session_auth,
+            rows::record::<SessionAuth>,
         )
         .await
     }

@@ -1,12 +1,13 @@
 use async_trait::async_trait;
 use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
 use sqlx::PgConnection;
 
 use crate::PgStore;
 use crate::db::{commit, execute, fetch_all, fetch_opt};
 use crate::queries as q;
-use crate::rows::{self, Cols, dt, opt_dt, to_json};
+use crate::rows::{self, Cols, dt, opt_dt};
 
 /// Takes `debit.amount` from the user's quota or explains why not: [`StoreError::NotFound`]
 /// for an unknown user, [`StoreError::QuotaExceeded`] with the figures otherwise.
@@ -31,23 +32,7 @@ pub(crate) async fn debit_quota(
         Cols::new(row).u32("users.prompts_used")
     })
     .await?;
-    match used {
-        None => Err(StoreError::not_found("user")),
-        Some(used) => Err(StoreError::QuotaExceeded {
-            used,
-            requested: debit.amount,
-            limit: debit.limit,
-        }),
-    }
-}
-
-/// `NotFound(entity)` when a keyed write changed no row.
-pub(crate) fn found(changed: u64, entity: &'static str) -> Result<(), StoreError> {
-    if changed == 0 {
-        Err(StoreError::not_found(entity))
-    } else {
-        Ok(())
-    }
+    Err(debit_refused(debit, used))
 }
 
 #[async_trait]
@@ -83,7 +68,7 @@ impl UserStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::USER_BY_ID).bind(*id.as_uuid()),
-            rows::user,
+            rows::record::<User>,
         )
         .await?
         .ok_or(StoreError::not_found("user"))
@@ -94,7 +79,7 @@ impl UserStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::USER_BY_EMAIL).bind(email.as_str()),
-            rows::user,
+            rows::record::<User>,
         )
         .await
     }
@@ -206,7 +191,7 @@ impl UserStore for PgStore {
         fetch_opt(
             &mut conn,
             sqlx::query(q::BRAND_PROFILE_BY_USER).bind(*owner.as_uuid()),
-            rows::brand_profile,
+            rows::record::<BrandProfile>,
         )
         .await?
         .ok_or(StoreError::not_found("brand profile"))

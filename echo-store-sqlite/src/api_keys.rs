@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{ApiKeyId, ApiKeyRecord, Timestamp, UserId};
+use echo_core::store::sql::found;
 use echo_core::store::{ApiKeyAuth, ApiKeyStore, StoreError};
 use rusqlite::params;
 
@@ -8,7 +9,6 @@ use crate::db::{execute, query_all, query_opt};
 use crate::error::SqlResultExt;
 use crate::queries as q;
 use crate::rows::{self, opt_micros};
-use crate::users::found;
 
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
@@ -42,7 +42,12 @@ impl ApiKeyStore for SqliteStore {
         let public_id = public_id.to_owned();
         self.db
             .read_single(move |conn| {
-                query_opt(conn, q::API_KEY_BY_PUBLIC_ID, [public_id], rows::api_key)
+                query_opt(
+                    conn,
+                    q::API_KEY_BY_PUBLIC_ID,
+                    [public_id],
+                    rows::record::<ApiKeyRecord>,
+                )
             })
             .await
     }
@@ -58,7 +63,7 @@ impl ApiKeyStore for SqliteStore {
                     conn,
                     q::API_KEY_AUTH_BY_PUBLIC_ID,
                     [public_id.as_str()],
-                    rows::api_key_auth,
+                    rows::record::<ApiKeyAuth>,
                 )
             })
             .await
@@ -71,7 +76,7 @@ impl ApiKeyStore for SqliteStore {
                     conn,
                     q::API_KEYS_BY_USER,
                     [owner.as_uuid().as_bytes()],
-                    rows::api_key,
+                    rows::record::<ApiKeyRecord>,
                 )
             })
             .await
@@ -95,7 +100,7 @@ impl ApiKeyStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "API key")
+                found(changed as u64, "API key")
             })
             .await
     }
@@ -118,7 +123,7 @@ impl ApiKeyStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "API key")
+                found(changed as u64, "API key")
             })
             .await
     }

@@ -3,6 +3,7 @@ use echo_core::audit::chain_hash;
 use echo_core::model::{
     AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent, Timestamp, UserId,
 };
+use echo_core::store::sql::{ColumnReader, to_i64, to_json};
 use echo_core::store::{AuditQuery, AuditStore, Page, StoreError};
 use rusqlite::{Row, params, params_from_iter};
 
@@ -10,7 +11,7 @@ use crate::SqliteStore;
 use crate::db::{execute, query_all, query_opt};
 use crate::error::{SqlResultExt, invalid};
 use crate::queries as q;
-use crate::rows::{self, Cols, to_i64, to_json};
+use crate::rows::{self, Cols};
 
 #[async_trait]
 impl AuditStore for SqliteStore {
@@ -70,13 +71,13 @@ impl AuditStore for SqliteStore {
         let (sql, args) = q::audit_list(query);
         let items = self
             .db
-            .read(move |tx| query_all(tx, &sql, params_from_iter(args), rows::audit_event))
+            .read(move |tx| query_all(tx, &sql, params_from_iter(args), rows::record::<AuditEvent>))
             .await?;
         Ok(Page::from_overfetch(items, limit, |e| e.seq))
     }
 
     async fn audit_range(&self, from_seq: u64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        self.audit_range_as(from_seq, limit, rows::audit_event)
+        self.audit_range_as(from_seq, limit, rows::record::<AuditEvent>)
             .await
     }
 
@@ -117,7 +118,7 @@ impl AuditStore for SqliteStore {
                     conn,
                     q::AUDIT_ERASURES_RANGE,
                     params![q::seq_bound(from_seq), limit],
-                    rows::audit_erasure,
+                    rows::record::<AuditErasure>,
                 )
             })
             .await
@@ -142,7 +143,12 @@ impl AuditStore for SqliteStore {
     async fn latest_audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
         self.db
             .read_single(|conn| {
-                query_opt(conn, q::AUDIT_CHECKPOINT_LATEST, [], rows::audit_checkpoint)
+                query_opt(
+                    conn,
+                    q::AUDIT_CHECKPOINT_LATEST,
+                    [],
+                    rows::record::<AuditCheckpoint>,
+                )
             })
             .await
     }
@@ -158,7 +164,7 @@ impl AuditStore for SqliteStore {
                     conn,
                     q::AUDIT_CHECKPOINTS_RANGE,
                     params![q::seq_bound(from_seq), limit],
-                    rows::audit_checkpoint,
+                    rows::record::<AuditCheckpoint>,
                 )
             })
             .await

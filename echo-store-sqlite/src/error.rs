@@ -1,27 +1,7 @@
 //! Mapping SQLite's errors onto [`StoreError`]'s meanings, keeping the source.
 
-use echo_core::model::ValidationError;
-use echo_core::store::StoreError;
+use echo_core::store::{StoreError, sql};
 use rusqlite::ffi;
-
-/// User-safe messages for unique constraints, keyed by SQLite's `table.column` list.
-const CONFLICTS: &[(&str, &str)] = &[
-    ("users.email", "email is already registered"),
-    ("users.id", "user id already exists"),
-    ("api_keys.public_id", "API key id already exists"),
-    ("api_keys.id", "API key id already exists"),
-    ("sessions.id", "session id already exists"),
-    ("experiments.id", "experiment id already exists"),
-    ("batch_runs.id", "batch run id already exists"),
-    ("iterations.id", "iteration id already exists"),
-    ("jobs.id", "a job with this id already exists"),
-    ("audit_events.seq", "audit sequence number already exists"),
-    ("audit_erasures.seq", "audit event already erased"),
-    (
-        "audit_checkpoints.seq",
-        "an audit checkpoint with this sequence number already exists",
-    ),
-];
 
 /// Problems of this backend that SQLite itself does not report.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +19,6 @@ pub(crate) enum SqliteStoreError {
     /// A blocking task was cancelled or panicked.
     #[error("blocking database task failed")]
     Task(#[source] tokio::task::JoinError),
-    /// A value could not be encoded as JSON.
-    #[error("could not encode {0} as JSON")]
-    Json(&'static str, #[source] serde_json::Error),
 }
 
 /// The generic mapping: busy or locked → [`StoreError::Unavailable`], unique violation →
@@ -68,10 +45,10 @@ pub(crate) fn map(e: rusqlite::Error) -> StoreError {
 
 fn conflict_message(msg: Option<&str>) -> &'static str {
     // SQLite reports "UNIQUE constraint failed: table.col[, table.col…]".
-    let columns = msg.and_then(|m| m.rsplit_once(": ")).map(|(_, cols)| cols);
-    columns
-        .and_then(|cols| CONFLICTS.iter().find(|(key, _)| *key == cols))
-        .map_or("record already exists", |(_, message)| message)
+    let column = msg
+        .and_then(|m| m.rsplit_once(": "))
+        .and_then(|(_, cols)| cols.split_once('.'));
+    sql::conflict_message(|key| column == Some((key.table, key.column)))
 }
 
 fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
@@ -103,10 +80,7 @@ impl<T> SqlResultExt<T> for rusqlite::Result<T> {
     }
 }
 
-/// [`StoreError::Invalid`] for `field`.
-pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid(ValidationError::new(field, reason))
-}
+pub(crate) use echo_core::store::sql::invalid;
 
 #[cfg(test)]
 mod tests {

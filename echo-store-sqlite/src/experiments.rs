@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId, ValidationError,
+    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
 };
+use echo_core::store::sql::{ColumnReader, found, to_json};
 use echo_core::store::{
     ExperimentCursor, ExperimentQuery, ExperimentStore, Page, ScheduleClaim, StoreError,
 };
@@ -12,8 +13,8 @@ use crate::db::{execute, query_all, query_bool, query_opt};
 use crate::error::SqlResultExt;
 use crate::jobs::insert_job;
 use crate::queries as q;
-use crate::rows::{self, Cols, opt_micros, to_json};
-use crate::users::{debit_quota, found};
+use crate::rows::{self, Cols, opt_micros};
+use crate::users::debit_quota;
 
 fn insert_experiment(tx: &Transaction<'_>, e: &Experiment) -> Result<(), StoreError> {
     let recurrence = e.recurrence.as_ref();
@@ -37,10 +38,6 @@ fn insert_experiment(tx: &Transaction<'_>, e: &Experiment) -> Result<(), StoreEr
     )
     .db_parent("user")?;
     Ok(())
-}
-
-fn owner_mismatch() -> StoreError {
-    ValidationError::new("quota debit", "must be for the experiment's owner").into()
 }
 
 impl SqliteStore {
@@ -73,9 +70,7 @@ impl ExperimentStore for SqliteStore {
         debit: QuotaDebit,
         job: &Job,
     ) -> Result<(), StoreError> {
-        if debit.user_id != experiment.user_id {
-            return Err(owner_mismatch());
-        }
+        debit.check_owner(experiment.user_id)?;
         let (e, job) = (experiment.clone(), job.clone());
         self.db
             .write(move |tx| {
@@ -110,9 +105,7 @@ impl ExperimentStore for SqliteStore {
                     return Err(StoreError::conflict(format!("experiment is {status}")));
                 }
                 insert_job(tx, &job)?;
-                if debit.user_id != owner {
-                    return Err(owner_mismatch());
-                }
+                debit.check_owner(owner)?;
                 debit_quota(tx, debit)?;
                 execute(
                     tx,
@@ -141,7 +134,7 @@ impl ExperimentStore for SqliteStore {
                     tx,
                     q::EXPERIMENT_BY_ID,
                     params![id.as_uuid().as_bytes(), owner.as_uuid().as_bytes()],
-                    rows::experiment,
+                    rows::record::<Experiment>,
                 )
             })
             .await?
@@ -170,25 +163,25 @@ impl ExperimentStore for SqliteStore {
                         tx,
                         q::EXPERIMENTS_PAGE,
                         params![user, fetch],
-                        rows::experiment,
+                        rows::record::<Experiment>,
                     ),
                     (None, Some((at, id))) => query_all(
                         tx,
                         q::EXPERIMENTS_PAGE_AFTER,
                         params![user, fetch, at, id],
-                        rows::experiment,
+                        rows::record::<Experiment>,
                     ),
                     (Some(status), None) => query_all(
                         tx,
                         q::EXPERIMENTS_PAGE_BY_STATUS,
                         params![user, fetch, status],
-                        rows::experiment,
+                        rows::record::<Experiment>,
                     ),
                     (Some(status), Some((at, id))) => query_all(
                         tx,
                         q::EXPERIMENTS_PAGE_BY_STATUS_AFTER,
                         params![user, fetch, status, at, id],
-                        rows::experiment,
+                        rows::record::<Experiment>,
                     ),
                 }
             })
@@ -216,7 +209,7 @@ impl ExperimentStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "experiment")
+                found(changed as u64, "experiment")
             })
             .await
     }
@@ -230,7 +223,7 @@ impl ExperimentStore for SqliteStore {
                     params![id.as_uuid().as_bytes(), owner.as_uuid().as_bytes()],
                 )
                 .db()?;
-                found(changed, "experiment")
+                found(changed as u64, "experiment")
             })
             .await
     }
@@ -246,7 +239,7 @@ impl ExperimentStore for SqliteStore {
                     tx,
                     q::EXPERIMENTS_DUE_RECURRING,
                     params![now.unix_micros(), limit],
-                    rows::experiment,
+                    rows::record::<Experiment>,
                 )
             })
             .await
@@ -279,9 +272,7 @@ impl ExperimentStore for SqliteStore {
                 let Some(owner) = owner else {
                     return Ok(ScheduleClaim::Lost);
                 };
-                if debit.user_id != owner {
-                    return Err(owner_mismatch());
-                }
+                debit.check_owner(owner)?;
                 match debit_quota(tx, debit) {
                     Ok(()) => {
                         insert_job(tx, &job)?;

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use echo_core::model::{Job, JobId, JobLease, JobStatus, Timestamp};
+use echo_core::store::sql::{ColumnReader, to_i64, to_json};
 use echo_core::store::{JobQueue, QueueStats, StoreError, lease_expiry};
 use rusqlite::{Transaction, params};
 
@@ -9,7 +10,7 @@ use crate::SqliteStore;
 use crate::db::{execute, query_all, query_opt};
 use crate::error::SqlResultExt;
 use crate::queries as q;
-use crate::rows::{self, Cols, opt_micros, to_i64, to_json};
+use crate::rows::{self, Cols, opt_micros};
 
 pub(crate) fn insert_job(tx: &Transaction<'_>, job: &Job) -> Result<(), StoreError> {
     execute(
@@ -72,7 +73,7 @@ fn claim_candidate(
         tx,
         q::JOB_CLAIM,
         params![c.id, worker, expires.unix_micros(), now_us],
-        rows::job,
+        rows::record::<Job>,
     )
 }
 
@@ -245,7 +246,14 @@ impl JobQueue for SqliteStore {
 
     async fn get_job(&self, id: JobId) -> Result<Job, StoreError> {
         self.db
-            .read(move |tx| query_opt(tx, q::JOB_BY_ID, [id.as_uuid().as_bytes()], rows::job))
+            .read(move |tx| {
+                query_opt(
+                    tx,
+                    q::JOB_BY_ID,
+                    [id.as_uuid().as_bytes()],
+                    rows::record::<Job>,
+                )
+            })
             .await?
             .ok_or(StoreError::not_found("job"))
     }
@@ -253,15 +261,12 @@ impl JobQueue for SqliteStore {
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
         self.db
             .read(move |tx| {
-                query_opt(tx, q::JOB_STATS, [now.unix_micros()], |row| {
-                    let mut c = Cols::new(row);
-                    Ok(QueueStats {
-                        due: c.u64("due jobs")?,
-                        scheduled: c.u64("scheduled jobs")?,
-                        running: c.u64("running jobs")?,
-                        failed: c.u64("failed jobs")?,
-                    })
-                })
+                query_opt(
+                    tx,
+                    q::JOB_STATS,
+                    [now.unix_micros()],
+                    rows::record::<QueueStats>,
+                )
             })
             .await
             .map(Option::unwrap_or_default)

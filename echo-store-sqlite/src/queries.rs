@@ -1,102 +1,29 @@
 //! Every SQL statement the store runs, in one place so the `EXPLAIN QUERY PLAN` tests check the
 //! statements that actually run. Not a stable API.
 //!
-//! Column lists are macros so that `concat!` can build constant strings; their order is the
-//! order in which `rows.rs` decodes.
+//! Column lists are echo-core's `sql_columns!`, shared with the other SQL store: their order is
+//! the order in which echo-core's decoders read.
 
+use echo_core::sql_columns;
 use echo_core::store::AuditQuery;
 use rusqlite::types::Value;
-
-macro_rules! user_columns {
-    () => {
-        "id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, is_active, \
-         is_admin, privacy_policy_version, privacy_policy_accepted_at, \
-         data_processing_consent_at, marketing_consent_at, scheduled_deletion_at, created_at, \
-         updated_at"
-    };
-}
-
-macro_rules! brand_profile_columns {
-    () => {
-        "user_id, brand, domain, default_competitors, updated_at"
-    };
-}
-
-macro_rules! api_key_columns {
-    () => {
-        "id, user_id, name, public_id, secret_hash, is_active, created_at, last_used_at, \
-         expires_at, revoked_at"
-    };
-}
-
-macro_rules! session_columns {
-    () => {
-        "id, user_id, secret_hash, created_at, expires_at, revoked_at"
-    };
-}
-
-macro_rules! experiment_columns {
-    () => {
-        "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
-         next_run_at, created_at, updated_at"
-    };
-}
-
-macro_rules! batch_run_columns {
-    () => {
-        "id, experiment_id, provider, model, status, iterations_planned, iterations_recorded, \
-         iterations_succeeded, input_tokens, output_tokens, cost_micros_usd, metrics, \
-         visibility_rate, error, created_at, started_at, completed_at"
-    };
-}
-
-macro_rules! iteration_columns {
-    () => {
-        "id, batch_run_id, idx, raw_response, mentions, is_success, error, latency_ms, \
-         input_tokens, output_tokens, created_at, is_anonymized, anonymized_at"
-    };
-}
-
-macro_rules! job_columns {
-    () => {
-        "id, kind, payload, status, attempts, max_attempts, run_at, lease_owner, \
-         lease_expires_at, lease_token, last_error, request_id, created_at, updated_at"
-    };
-}
-
-/// What an append writes: the chained fields and the links.
-macro_rules! audit_insert_columns {
-    () => {
-        "seq, actor_user_id, action, resource_type, resource_id, ip, user_agent, request_id, \
-         details, created_at, prev_hash, hash"
-    };
-}
-
-/// What a read returns: the appended columns, then what an erasure sets.
-macro_rules! audit_columns {
-    () => {
-        concat!(audit_insert_columns!(), ", actor_pseudonym")
-    };
-}
-
-macro_rules! audit_checkpoint_columns {
-    () => {
-        "seq, head_hash, created_at, signature"
-    };
-}
 
 // ---- users -----------------------------------------------------------------------------------
 
 /// Inserts a user (all columns).
 pub const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
-    user_columns!(),
+    sql_columns!(user),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
 );
 /// A user by id.
-pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+pub const USER_BY_ID: &str = concat!("SELECT ", sql_columns!(user), " FROM users WHERE id = ?1");
 /// A user by (lower-cased) email.
-pub const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = ?1");
+pub const USER_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    sql_columns!(user),
+    " FROM users WHERE email = ?1"
+);
 /// Profile fields of a user; the quota columns are left alone on purpose.
 pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = ?2, password_hash = ?3, \
      pricing_tier = ?4, is_active = ?5, is_admin = ?6, privacy_policy_version = ?7, \
@@ -134,13 +61,13 @@ pub const USER_RESET_QUOTA: &str =
 /// A user's brand profile.
 pub const BRAND_PROFILE_BY_USER: &str = concat!(
     "SELECT ",
-    brand_profile_columns!(),
+    sql_columns!(brand_profile),
     " FROM brand_profiles WHERE user_id = ?1"
 );
 /// Creates or replaces a brand profile.
 pub const BRAND_PROFILE_UPSERT: &str = concat!(
     "INSERT INTO brand_profiles (",
-    brand_profile_columns!(),
+    sql_columns!(brand_profile),
     ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id) DO UPDATE SET brand = excluded.brand, \
      domain = excluded.domain, default_competitors = excluded.default_competitors, \
      updated_at = excluded.updated_at"
@@ -151,13 +78,13 @@ pub const BRAND_PROFILE_UPSERT: &str = concat!(
 /// Inserts an API key record.
 pub const API_KEY_INSERT: &str = concat!(
     "INSERT INTO api_keys (",
-    api_key_columns!(),
+    sql_columns!(api_key),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
 /// The authentication lookup.
 pub const API_KEY_BY_PUBLIC_ID: &str = concat!(
     "SELECT ",
-    api_key_columns!(),
+    sql_columns!(api_key),
     " FROM api_keys WHERE public_id = ?1"
 );
 /// The authentication lookup with the owner's status: one probe of the public-id index and
@@ -173,7 +100,7 @@ pub const API_KEY_SET_EXPIRY: &str =
 /// The owner's keys, newest first.
 pub const API_KEYS_BY_USER: &str = concat!(
     "SELECT ",
-    api_key_columns!(),
+    sql_columns!(api_key),
     " FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"
 );
 /// Revokes a key, keeping the first revocation time.
@@ -188,11 +115,11 @@ pub const API_KEY_TOUCH: &str = "UPDATE api_keys SET last_used_at = ?2 \
 /// Inserts a session.
 pub const SESSION_INSERT: &str = concat!(
     "INSERT INTO sessions (",
-    session_columns!(),
+    sql_columns!(session),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 );
 /// The authentication lookup with the owner's flags: one probe of the sessions' primary key and
-/// one of the users'. Columns: the session's (as `session_columns!`), then the owner's
+/// one of the users'. Columns: the session's (as `sql_columns!(session)`), then the owner's
 /// `is_active`, `is_admin` and `pricing_tier`.
 pub const SESSION_AUTH_BY_ID: &str = "SELECT s.id, s.user_id, s.secret_hash, s.created_at, \
      s.expires_at, s.revoked_at, u.is_active, u.is_admin, u.pricing_tier \
@@ -213,13 +140,13 @@ pub const SESSIONS_PRUNE: &str = "DELETE FROM sessions WHERE id IN (SELECT id FR
 /// Inserts an experiment.
 pub const EXPERIMENT_INSERT: &str = concat!(
     "INSERT INTO experiments (",
-    experiment_columns!(),
+    sql_columns!(experiment),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 /// The owner's experiment.
 pub const EXPERIMENT_BY_ID: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE id = ?1 AND user_id = ?2"
 );
 /// Status of the owner's experiment.
@@ -233,27 +160,27 @@ pub const EXPERIMENT_DELETE: &str = "DELETE FROM experiments WHERE id = ?1 AND u
 /// First page of a user's experiments: `?1` user, `?2` rows to fetch.
 pub const EXPERIMENTS_PAGE: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
 );
 /// Following page: `?3`, `?4` are the cursor's `created_at` and `id`.
 pub const EXPERIMENTS_PAGE_AFTER: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = ?1 AND (created_at, id) < (?3, ?4) \
      ORDER BY created_at DESC, id DESC LIMIT ?2"
 );
 /// First page filtered by status `?3`.
 pub const EXPERIMENTS_PAGE_BY_STATUS: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = ?1 AND status = ?3 \
      ORDER BY created_at DESC, id DESC LIMIT ?2"
 );
 /// Following page filtered by status `?3`; `?4`, `?5` are the cursor.
 pub const EXPERIMENTS_PAGE_BY_STATUS_AFTER: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE user_id = ?1 AND status = ?3 AND (created_at, id) < (?4, ?5) \
      ORDER BY created_at DESC, id DESC LIMIT ?2"
 );
@@ -262,7 +189,7 @@ pub const EXPERIMENTS_PAGE_BY_STATUS_AFTER: &str = concat!(
 /// partial index's condition so the planner can use it.
 pub const EXPERIMENTS_DUE_RECURRING: &str = concat!(
     "SELECT ",
-    experiment_columns!(),
+    sql_columns!(experiment),
     " FROM experiments WHERE schedule IS NOT NULL AND status <> 'cancelled' \
      AND next_run_at <= ?1 ORDER BY next_run_at, id LIMIT ?2"
 );
@@ -279,14 +206,14 @@ pub const EXPERIMENT_MARK_QUEUED: &str = "UPDATE experiments SET status = 'queue
 /// does not exist.
 pub const BATCH_RUN_INSERT: &str = concat!(
     "INSERT INTO batch_runs (",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     ", user_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
      ?17, e.user_id FROM experiments AS e WHERE e.id = ?2"
 );
 /// A run, if its experiment belongs to `?2`.
 pub const BATCH_RUN_BY_ID: &str = concat!(
     "SELECT ",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     " FROM batch_runs WHERE id = ?1 AND user_id = ?2"
 );
 /// Whether experiment `?1` belongs to `?2`.
@@ -295,7 +222,7 @@ pub const EXPERIMENT_OWNED: &str =
 /// An experiment's runs, oldest first.
 pub const BATCH_RUNS_BY_EXPERIMENT: &str = concat!(
     "SELECT ",
-    batch_run_columns!(),
+    sql_columns!(batch_run),
     " FROM batch_runs WHERE experiment_id = ?1 ORDER BY created_at, id"
 );
 /// The executor-owned fields of a run.
@@ -314,14 +241,14 @@ pub const BATCH_RUN_OWNED: &str =
 /// Inserts an iteration unless its (run, index) exists: the idempotent write.
 pub const ITERATION_INSERT: &str = concat!(
     "INSERT INTO iterations (",
-    iteration_columns!(),
+    sql_columns!(iteration),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
      ON CONFLICT (batch_run_id, idx) DO NOTHING"
 );
 /// A run's iterations from index `?2`, at most `?3`.
 pub const ITERATIONS_PAGE: &str = concat!(
     "SELECT ",
-    iteration_columns!(),
+    sql_columns!(iteration),
     " FROM iterations WHERE batch_run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3"
 );
 /// Indexes recorded for a run.
@@ -396,13 +323,13 @@ pub const AUDIT_HEAD_SET: &str =
 /// Appends an event.
 pub const AUDIT_INSERT: &str = concat!(
     "INSERT INTO audit_events (",
-    audit_insert_columns!(),
+    sql_columns!(audit_insert),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 /// Events from `?1`, ascending, at most `?2`.
 pub const AUDIT_RANGE: &str = concat!(
     "SELECT ",
-    audit_columns!(),
+    sql_columns!(audit),
     " FROM audit_events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
 );
 /// Records the erasure, at `?2` with pseudonym `?3`, of every event of actor `?1`; run before
@@ -418,20 +345,20 @@ pub const AUDIT_ERASURES_RANGE: &str = "SELECT seq, erased_at, pseudonym FROM au
 /// Stores a checkpoint.
 pub const AUDIT_CHECKPOINT_INSERT: &str = concat!(
     "INSERT INTO audit_checkpoints (",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     ") VALUES (?1, ?2, ?3, ?4)"
 );
 /// The checkpoint with the highest `seq`: two probes of the primary key (`max` is answered
 /// from the end of the B-tree).
 pub const AUDIT_CHECKPOINT_LATEST: &str = concat!(
     "SELECT ",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     " FROM audit_checkpoints WHERE seq = (SELECT max(seq) FROM audit_checkpoints)"
 );
 /// Checkpoints from `?1`, ascending, at most `?2`.
 pub const AUDIT_CHECKPOINTS_RANGE: &str = concat!(
     "SELECT ",
-    audit_checkpoint_columns!(),
+    sql_columns!(audit_checkpoint),
     " FROM audit_checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
 );
 /// Deletes the archived events up to `?1`.
@@ -442,7 +369,7 @@ pub const AUDIT_BOUNDS: &str =
     "SELECT (SELECT min(seq) FROM audit_events), (SELECT max(seq) FROM audit_events)";
 const AUDIT_LIST_PREFIX: &str = concat!(
     "SELECT ",
-    audit_columns!(),
+    sql_columns!(audit),
     " FROM audit_events WHERE 1 = 1"
 );
 
@@ -496,13 +423,13 @@ pub fn audit_list(query: &AuditQuery) -> (String, Vec<Value>) {
 /// Enqueues a job.
 pub const JOB_INSERT: &str = concat!(
     "INSERT INTO jobs (",
-    job_columns!(),
+    sql_columns!(job),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 );
 /// Whether a job id is taken.
 pub const JOB_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)";
 /// A job by id.
-pub const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
+pub const JOB_BY_ID: &str = concat!("SELECT ", sql_columns!(job), " FROM jobs WHERE id = ?1");
 
 /// Claim candidates at `?1` after the position `(?2, ?3)` in claim order, at most `?4`: due
 /// queued jobs and running jobs whose lease expired.
@@ -522,7 +449,7 @@ pub const JOB_CLAIM: &str = concat!(
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, \
      lease_token = lease_token + 1, lease_owner = ?2, lease_expires_at = ?3, updated_at = ?4 \
      WHERE id = ?1 RETURNING ",
-    job_columns!()
+    sql_columns!(job)
 );
 /// Fails a job whose lease expired on its final attempt.
 pub const JOB_FAIL_EXPIRED: &str = "UPDATE jobs SET status = 'failed', \

@@ -5,6 +5,7 @@ use echo_core::model::{
     BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
     RecordOutcome, Timestamp, UserId,
 };
+use echo_core::store::sql::{self, ColumnReader, found, to_i64, to_json};
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use rusqlite::params;
 
@@ -12,8 +13,7 @@ use crate::SqliteStore;
 use crate::db::{execute, query_all, query_bool, query_opt};
 use crate::error::{SqlResultExt, invalid};
 use crate::queries as q;
-use crate::rows::{self, Cols, opt_micros, to_i64, to_json};
-use crate::users::found;
+use crate::rows::{self, Cols, opt_micros};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -26,35 +26,15 @@ struct Counts {
     output_tokens: i64,
 }
 
-/// A (provider, status) group of the user's runs ([`q::DASHBOARD_RUNS`]).
-fn provider_group(row: &rusqlite::Row<'_>) -> Result<RunGroup, StoreError> {
-    let mut c = Cols::new(row);
-    Ok(RunGroup {
-        provider: c.parse("batch_runs.provider")?,
-        status: c.parse("batch_runs.status")?,
-        recorded: c.u64("iterations recorded")?,
-        succeeded: c.u64("iterations succeeded")?,
-        with_figure: c.u64("runs with visibility")?,
-        visibility_sum: c.opt_f64("visibility sum")?.unwrap_or(0.0),
-    })
-}
-
 /// A day of [`q::DASHBOARD_TREND`].
 fn trend_point(row: &rusqlite::Row<'_>) -> Result<TrendPoint, StoreError> {
     let mut c = Cols::new(row);
     let day = c.i64("day")?;
-    let runs = c.u64("completed runs")?;
-    let with_figure = c.u64("runs with visibility")?;
-    let sum = c.opt_f64("visibility sum")?.unwrap_or(0.0);
     let start = day
         .checked_mul(MICROS_PER_DAY)
         .and_then(Timestamp::from_unix_micros)
         .ok_or_else(|| invalid("batch_runs.completed_at", "is out of range"))?;
-    Ok(TrendPoint {
-        day: start,
-        completed_runs: runs,
-        mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
-    })
+    sql::trend_point(start, &mut c)
 }
 
 #[async_trait]
@@ -92,7 +72,7 @@ impl RunStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(inserted, "experiment")
+                found(inserted as u64, "experiment")
             })
             .await
     }
@@ -104,7 +84,7 @@ impl RunStore for SqliteStore {
                     tx,
                     q::BATCH_RUN_BY_ID,
                     params![id.as_uuid().as_bytes(), owner.as_uuid().as_bytes()],
-                    rows::batch_run,
+                    rows::record::<BatchRun>,
                 )
             })
             .await?
@@ -126,7 +106,12 @@ impl RunStore for SqliteStore {
                 )? {
                     return Err(StoreError::not_found("experiment"));
                 }
-                query_all(tx, q::BATCH_RUNS_BY_EXPERIMENT, [exp], rows::batch_run)
+                query_all(
+                    tx,
+                    q::BATCH_RUNS_BY_EXPERIMENT,
+                    [exp],
+                    rows::record::<BatchRun>,
+                )
             })
             .await
     }
@@ -160,7 +145,7 @@ impl RunStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "batch run")
+                found(changed as u64, "batch run")
             })
             .await
     }
@@ -255,7 +240,7 @@ impl RunStore for SqliteStore {
                     tx,
                     q::ITERATIONS_PAGE,
                     params![run, from_index, limit],
-                    rows::iteration,
+                    rows::record::<Iteration>,
                 )
             })
             .await
@@ -291,7 +276,7 @@ impl RunStore for SqliteStore {
                         c.u64("count")?,
                     ))
                 })?;
-                let groups = query_all(tx, q::DASHBOARD_RUNS, [user], provider_group)?;
+                let groups = query_all(tx, q::DASHBOARD_RUNS, [user], rows::record::<RunGroup>)?;
                 let trend = query_all(
                     tx,
                     q::DASHBOARD_TREND,

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{SessionId, SessionRecord, Timestamp, UserId};
+use echo_core::store::sql::found;
 use echo_core::store::{SessionAuth, SessionStore, StoreError};
 use rusqlite::params;
 
@@ -8,7 +9,6 @@ use crate::db::{execute, query_opt};
 use crate::error::SqlResultExt;
 use crate::queries as q;
 use crate::rows::{self, opt_micros};
-use crate::users::found;
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -44,7 +44,7 @@ impl SessionStore for SqliteStore {
                     conn,
                     q::SESSION_AUTH_BY_ID,
                     [id.as_uuid().as_bytes()],
-                    rows::session_auth,
+                    rows::record::<SessionAuth>,
                 )
             })
             .await
@@ -68,7 +68,7 @@ impl SessionStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "session")
+                found(changed as u64, "session")
             })
             .await
     }

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
 use rusqlite::{Transaction, params};
 
@@ -7,7 +8,7 @@ use crate::SqliteStore;
 use crate::db::{execute, query_opt};
 use crate::error::SqlResultExt;
 use crate::queries as q;
-use crate::rows::{self, Cols, opt_micros, to_json};
+use crate::rows::{self, Cols, opt_micros};
 
 /// Takes `debit.amount` from the user's quota or explains why not: [`StoreError::NotFound`]
 /// for an unknown user, [`StoreError::QuotaExceeded`] with the figures otherwise.
@@ -26,14 +27,7 @@ pub(crate) fn debit_quota(tx: &Transaction<'_>, debit: QuotaDebit) -> Result<(),
     let used = query_opt(tx, q::USER_QUOTA_USED, [id], |row| {
         Cols::new(row).u32("users.prompts_used")
     })?;
-    match used {
-        None => Err(StoreError::not_found("user")),
-        Some(used) => Err(StoreError::QuotaExceeded {
-            used,
-            requested: debit.amount,
-            limit: debit.limit,
-        }),
-    }
+    Err(debit_refused(debit, used))
 }
 
 #[async_trait]
@@ -73,7 +67,12 @@ impl UserStore for SqliteStore {
     async fn get_user(&self, id: UserId) -> Result<User, StoreError> {
         self.db
             .read_single(move |conn| {
-                query_opt(conn, q::USER_BY_ID, [id.as_uuid().as_bytes()], rows::user)
+                query_opt(
+                    conn,
+                    q::USER_BY_ID,
+                    [id.as_uuid().as_bytes()],
+                    rows::record::<User>,
+                )
             })
             .await?
             .ok_or(StoreError::not_found("user"))
@@ -83,7 +82,12 @@ impl UserStore for SqliteStore {
         let email = email.clone();
         self.db
             .read_single(move |conn| {
-                query_opt(conn, q::USER_BY_EMAIL, [email.as_str()], rows::user)
+                query_opt(
+                    conn,
+                    q::USER_BY_EMAIL,
+                    [email.as_str()],
+                    rows::record::<User>,
+                )
             })
             .await
     }
@@ -113,7 +117,7 @@ impl UserStore for SqliteStore {
                     ],
                 )
                 .db()?;
-                found(changed, "user")
+                found(changed as u64, "user")
             })
             .await
     }
@@ -122,7 +126,7 @@ impl UserStore for SqliteStore {
         self.db
             .write(move |tx| {
                 let changed = execute(tx, q::USER_DELETE, [id.as_uuid().as_bytes()]).db()?;
-                found(changed, "user")?;
+                found(changed as u64, "user")?;
                 // Jobs have no foreign key to their user (payloads are free-form), so the
                 // cascade does not reach them.
                 execute(tx, q::JOBS_DELETE_BY_PAYLOAD_USER, [id.to_string()]).db()?;
@@ -157,7 +161,7 @@ impl UserStore for SqliteStore {
                     params![user.as_uuid().as_bytes(), amount],
                 )
                 .db()?;
-                found(changed, "user")
+                found(changed as u64, "user")
             })
             .await
     }
@@ -198,7 +202,7 @@ impl UserStore for SqliteStore {
                     tx,
                     q::BRAND_PROFILE_BY_USER,
                     [owner.as_uuid().as_bytes()],
-                    rows::brand_profile,
+                    rows::record::<BrandProfile>,
                 )
             })
             .await?
@@ -226,14 +230,5 @@ impl UserStore for SqliteStore {
                 Ok(())
             })
             .await
-    }
-}
-
-/// `NotFound(entity)` when a keyed write changed no row.
-pub(crate) fn found(changed: usize, entity: &'static str) -> Result<(), StoreError> {
-    if changed == 0 {
-        Err(StoreError::not_found(entity))
-    } else {
-        Ok(())
     }
 }

@@ -164,6 +164,23 @@ impl QuotaDebit {
             },
         }
     }
+
+    /// Whether the debit fits a quota of which `used` is taken: `used + amount <= limit`.
+    pub fn fits(&self, used: u32) -> bool {
+        u64::from(used) + u64::from(self.amount) <= u64::from(self.limit)
+    }
+
+    /// Refuses a debit that is not for `owner`, the owner of what it pays for.
+    pub fn check_owner(&self, owner: UserId) -> Result<(), ValidationError> {
+        if self.user_id == owner {
+            Ok(())
+        } else {
+            Err(ValidationError::new(
+                "quota debit",
+                "must be for the experiment's owner",
+            ))
+        }
+    }
 }
 
 /// A user's own brand and the competitors they usually track.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::model::ValidationError;
+use crate::model::{QuotaDebit, ValidationError};
 
 /// A boxed error source from a backend, kept as a source chain (never flattened to a string).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -80,6 +80,15 @@ impl StoreError {
     pub fn conflict(message: impl Into<String>) -> Self {
         StoreError::Conflict {
             message: message.into(),
+        }
+    }
+
+    /// [`StoreError::QuotaExceeded`]: `debit` does not fit a quota of which `used` is taken.
+    pub const fn quota_exceeded(debit: QuotaDebit, used: u32) -> Self {
+        StoreError::QuotaExceeded {
+            used,
+            requested: debit.amount,
+            limit: debit.limit,
         }
     }
 

@@ -19,6 +19,9 @@
 
 mod error;
 pub mod memory;
+#[cfg(feature = "sql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
+pub mod sql;
 mod types;
 
 use std::fmt::Debug;
