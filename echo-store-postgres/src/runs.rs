@@ -3,7 +3,7 @@ use echo_core::model::{
     BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
     RecordOutcome, Timestamp, UserId,
 };
-use echo_core::store::sql::{self, ColumnReader, found, to_i64, to_json};
+use echo_core::store::sql::{self, ColumnReader, found, opt_to_json, to_i64};
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
@@ -54,12 +54,7 @@ async fn insert_batch_runs(conn: &mut PgConnection, runs: &[BatchRun]) -> Result
         input.push(to_i64("input tokens", r.input_tokens)?);
         output.push(to_i64("output tokens", r.output_tokens)?);
         cost.push(to_i64("cost", r.cost_micros_usd)?);
-        metrics.push(
-            r.metrics
-                .as_ref()
-                .map(|m| to_json("metrics", m))
-                .transpose()?,
-        );
+        metrics.push(opt_to_json("metrics", r.metrics.as_ref())?);
         visibility.push(r.visibility_rate);
         errors.push(r.error.as_deref());
         created.push(dt(r.created_at));
@@ -160,11 +155,7 @@ impl RunStore for PgStore {
     }
 
     async fn update_batch_run(&self, id: BatchRunId, u: &BatchRunUpdate) -> Result<(), StoreError> {
-        let metrics = u
-            .metrics
-            .as_ref()
-            .map(|m| to_json("metrics", m))
-            .transpose()?;
+        let metrics = opt_to_json("metrics", u.metrics.as_ref())?;
         let cost = to_i64("cost", u.cost_micros_usd)?;
         let mut conn = self.db().conn().await?;
         let changed = execute(
@@ -209,12 +200,7 @@ impl RunStore for PgStore {
             runs.push(*it.batch_run_id.as_uuid());
             indexes.push(i64::from(it.index));
             answers.push(it.raw_response.as_deref());
-            mentions.push(
-                it.mentions
-                    .as_ref()
-                    .map(|m| to_json("mentions", m))
-                    .transpose()?,
-            );
+            mentions.push(opt_to_json("mentions", it.mentions.as_ref())?);
             successes.push(it.is_success);
             errors.push(it.error.as_deref());
             latencies.push(i64::from(it.latency_ms));

@@ -5,7 +5,7 @@ use echo_core::model::{
     BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
     RecordOutcome, Timestamp, UserId,
 };
-use echo_core::store::sql::{self, ColumnReader, found, to_i64, to_json};
+use echo_core::store::sql::{self, ColumnReader, found, opt_to_json, to_i64};
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
 use rusqlite::params;
 
@@ -40,11 +40,7 @@ fn trend_point(row: &rusqlite::Row<'_>) -> Result<TrendPoint, StoreError> {
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_batch_run(&self, run: &BatchRun) -> Result<(), StoreError> {
-        let metrics = run
-            .metrics
-            .as_ref()
-            .map(|m| to_json("metrics", m))
-            .transpose()?;
+        let metrics = opt_to_json("metrics", run.metrics.as_ref())?;
         let r = run.clone();
         self.db
             .write(move |tx| {
@@ -121,11 +117,7 @@ impl RunStore for SqliteStore {
         id: BatchRunId,
         update: &BatchRunUpdate,
     ) -> Result<(), StoreError> {
-        let metrics = update
-            .metrics
-            .as_ref()
-            .map(|m| to_json("metrics", m))
-            .transpose()?;
+        let metrics = opt_to_json("metrics", update.metrics.as_ref())?;
         let cost = to_i64("cost", update.cost_micros_usd)?;
         let u = update.clone();
         self.db
@@ -160,12 +152,7 @@ impl RunStore for SqliteStore {
         // Encode before taking the write lock, to hold it as briefly as possible.
         let mentions = iterations
             .iter()
-            .map(|it| {
-                it.mentions
-                    .as_ref()
-                    .map(|m| to_json("mentions", m))
-                    .transpose()
-            })
+            .map(|it| opt_to_json("mentions", it.mentions.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let iterations = iterations.to_vec();
         self.db

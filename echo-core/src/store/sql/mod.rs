@@ -209,6 +209,14 @@ pub fn to_json<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<S
         .map_err(|source| StoreError::backend(EncodeJsonError { what, source }))
 }
 
+/// JSON text of an optional value about to be stored (`None` stays SQL `NULL`).
+pub fn opt_to_json<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: Option<&T>,
+) -> Result<Option<String>, StoreError> {
+    value.map(|v| to_json(what, v)).transpose()
+}
+
 /// An unsigned counter in a signed 64-bit column; [`StoreError::Invalid`] beyond `i64::MAX`.
 pub fn to_i64(field: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| invalid(field, format!("is too large to store ({value})")))
