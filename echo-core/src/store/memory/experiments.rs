@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, State};
 use crate::model::{
-    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId, ValidationError,
+    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
 };
 use crate::store::{
     ExperimentCursor, ExperimentQuery, ExperimentStore, Page, ScheduleClaim, StoreError,
@@ -15,22 +15,14 @@ use crate::store::{
 impl State {
     /// Checks a debit without applying it, so callers can validate every step first.
     fn check_debit(&self, debit: QuotaDebit, owner: UserId) -> Result<(), StoreError> {
-        if debit.user_id != owner {
-            return Err(
-                ValidationError::new("quota debit", "must be for the experiment's owner").into(),
-            );
-        }
+        debit.check_owner(owner)?;
         let user = self
             .users
             .get(&owner)
             .ok_or(StoreError::not_found("user"))?;
         let used = user.quota.prompts_used;
-        if u64::from(used) + u64::from(debit.amount) > u64::from(debit.limit) {
-            return Err(StoreError::QuotaExceeded {
-                used,
-                requested: debit.amount,
-                limit: debit.limit,
-            });
+        if !debit.fits(used) {
+            return Err(StoreError::quota_exceeded(debit, used));
         }
         Ok(())
     }
@@ -51,11 +43,7 @@ impl ExperimentStore for MemoryStore {
         job: &Job,
     ) -> Result<(), StoreError> {
         let mut s = self.state()?;
-        if debit.user_id != experiment.user_id {
-            return Err(
-                ValidationError::new("quota debit", "must be for the experiment's owner").into(),
-            );
-        }
+        debit.check_owner(experiment.user_id)?;
         if !s.users.contains_key(&experiment.user_id) {
             return Err(StoreError::not_found("user"));
         }
