@@ -7,6 +7,7 @@
 
 use echo_core::sql_columns;
 use echo_core::store::AuditQuery;
+use echo_core::store::sql::{self, SqlArg};
 
 // ---- users -----------------------------------------------------------------------------------
 
@@ -406,11 +407,7 @@ const AUDIT_LIST_PREFIX: &str = concat!(
     " FROM audit_events WHERE true"
 );
 
-/// `seq` as stored; sequence numbers beyond `bigint` cannot exist, so clamping gives the same
-/// rows as the exact bound would.
-pub fn seq_bound(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
+pub use echo_core::store::sql::seq_bound;
 
 /// One bound value of the dynamic audit listing.
 #[derive(Debug, Clone, PartialEq)]
@@ -425,40 +422,21 @@ pub enum AuditArg {
     Time(time::OffsetDateTime),
 }
 
-/// The audit listing for `query`, newest first, fetching one row more than a page; with only
-/// the filters in use, so each can drive its own index (an `($n IS NULL OR col = $n)` form
-/// would defeat them all, and would make one generic plan serve every combination).
+impl From<SqlArg> for AuditArg {
+    fn from(arg: SqlArg) -> Self {
+        match arg {
+            SqlArg::Int(i) => AuditArg::Int(i),
+            SqlArg::Uuid(u) => AuditArg::Uuid(u),
+            SqlArg::Text(t) => AuditArg::Text(t),
+            SqlArg::Time(t) => AuditArg::Time(t.as_datetime()),
+        }
+    }
+}
+
+/// The audit listing for `query` (see [`sql::audit_list`]).
 pub fn audit_list(query: &AuditQuery) -> (String, Vec<AuditArg>) {
-    let mut sql = String::from(AUDIT_LIST_PREFIX);
-    let mut args: Vec<AuditArg> = Vec::new();
-    let mut filter = |clause: &str, value: AuditArg| {
-        args.push(value);
-        sql.push_str(&format!(" AND {clause} ${}", args.len()));
-    };
-    if let Some(seq) = query.before_seq {
-        filter("seq <", AuditArg::Int(seq_bound(seq)));
-    }
-    if let Some(actor) = query.actor_user_id {
-        filter("actor_user_id =", AuditArg::Uuid(*actor.as_uuid()));
-    }
-    if let Some(action) = &query.action {
-        filter("action =", AuditArg::Text(action.clone()));
-    }
-    if let Some(kind) = &query.resource_type {
-        filter("resource_type =", AuditArg::Text(kind.clone()));
-    }
-    if let Some(id) = &query.resource_id {
-        filter("resource_id =", AuditArg::Text(id.clone()));
-    }
-    if let Some(from) = query.from {
-        filter("created_at >=", AuditArg::Time(from.as_datetime()));
-    }
-    if let Some(to) = query.to {
-        filter("created_at <", AuditArg::Time(to.as_datetime()));
-    }
-    args.push(AuditArg::Int(i64::from(query.limit.get()) + 1));
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
-    (sql, args)
+    let (sql, args) = sql::audit_list(AUDIT_LIST_PREFIX, '$', query);
+    (sql, args.into_iter().map(AuditArg::from).collect())
 }
 
 // ---- jobs ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 use echo_core::sql_columns;
 use echo_core::store::AuditQuery;
+use echo_core::store::sql::{self, SqlArg};
 use rusqlite::types::Value;
 
 // ---- users -----------------------------------------------------------------------------------
@@ -373,49 +374,22 @@ const AUDIT_LIST_PREFIX: &str = concat!(
     " FROM audit_events WHERE 1 = 1"
 );
 
-/// `seq` as stored; sequence numbers beyond SQLite's integer range cannot exist, so clamping
-/// gives the same rows as the exact bound would.
-pub fn seq_bound(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
+pub use echo_core::store::sql::seq_bound;
 
-/// The audit listing for `query`, newest first, fetching one row more than a page; with only
-/// the filters in use, so each can drive its own index (an `(? IS NULL OR col = ?)` form would
-/// defeat them all).
+/// The audit listing for `query` (see [`sql::audit_list`]), with SQLite's values: ids as their
+/// 16 bytes, instants as microseconds.
 pub fn audit_list(query: &AuditQuery) -> (String, Vec<Value>) {
-    let mut sql = String::from(AUDIT_LIST_PREFIX);
-    let mut args: Vec<Value> = Vec::new();
-    let mut filter = |clause: &str, value: Value| {
-        args.push(value);
-        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-    };
-    if let Some(seq) = query.before_seq {
-        filter("seq <", Value::Integer(seq_bound(seq)));
-    }
-    if let Some(actor) = query.actor_user_id {
-        filter(
-            "actor_user_id =",
-            Value::Blob(actor.as_uuid().as_bytes().to_vec()),
-        );
-    }
-    if let Some(action) = &query.action {
-        filter("action =", Value::Text(action.clone()));
-    }
-    if let Some(kind) = &query.resource_type {
-        filter("resource_type =", Value::Text(kind.clone()));
-    }
-    if let Some(id) = &query.resource_id {
-        filter("resource_id =", Value::Text(id.clone()));
-    }
-    if let Some(from) = query.from {
-        filter("created_at >=", Value::Integer(from.unix_micros()));
-    }
-    if let Some(to) = query.to {
-        filter("created_at <", Value::Integer(to.unix_micros()));
-    }
-    args.push(Value::Integer(i64::from(query.limit.get()) + 1));
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-    (sql, args)
+    let (sql, args) = sql::audit_list(AUDIT_LIST_PREFIX, '?', query);
+    let values = args
+        .into_iter()
+        .map(|arg| match arg {
+            SqlArg::Int(i) => Value::Integer(i),
+            SqlArg::Uuid(u) => Value::Blob(u.as_bytes().to_vec()),
+            SqlArg::Text(t) => Value::Text(t),
+            SqlArg::Time(t) => Value::Integer(t.unix_micros()),
+        })
+        .collect();
+    (sql, values)
 }
 
 // ---- jobs ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 //! #     -> Result<User, echo_core::store::StoreError> { User::from_columns(c) }
 //! ```
 
+mod audit_list;
 mod columns;
 mod records;
 
@@ -30,6 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+pub use audit_list::{SqlArg, audit_list, seq_bound};
 pub use columns::{CONFLICT_FALLBACK, UNIQUE_KEYS, UniqueKey, conflict_message};
 pub use records::trend_point;
 
