@@ -20,9 +20,9 @@ use crate::analysis::{
 use crate::model::{
     ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunMetrics, BatchRunStatus, BatchRunUpdate,
     Brand, BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
-    IterationId, Iterations, Job, Label, NewAuditEvent, PasswordHash, PricingTier, Prompt,
-    ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, SessionId, SessionRecord,
-    Timestamp, User, UserId,
+    IterationId, Iterations, Job, JobStatus, Label, NewAuditEvent, PasswordHash, PricingTier,
+    Prompt, ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, SessionId,
+    SessionRecord, Timestamp, User, UserId,
 };
 use crate::store::{DynStore, ExperimentQuery, PageSize, StoreError};
 
@@ -350,6 +350,57 @@ pub fn job(run_at: Timestamp, max_attempts: u32) -> Job {
     );
     j.request_id = Some(format!("req-{}", unique()));
     j
+}
+
+/// The experiments of a skewed database for query-plan tests: `heavy` for the first owner and
+/// `light` for each other, created a minute apart from [`at`]`(0)`, every tenth recurring (due an
+/// hour after its creation), statuses cycling through [`ExperimentStatus::ALL`].
+pub fn skewed_experiments(owners: &[UserId], heavy: u32, light: u32) -> Vec<Experiment> {
+    let statuses = ExperimentStatus::ALL;
+    let mut experiments = Vec::new();
+    for (n, owner) in owners.iter().enumerate() {
+        let count = if n == 0 { heavy } else { light };
+        for i in 0..count {
+            let created = at(i64::from(i) * 60);
+            let mut e = if i % 10 == 0 {
+                recurring(*owner, created, Some(at(i64::from(i) * 60 + 3_600)))
+            } else {
+                experiment(*owner, created)
+            };
+            e.status = statuses[i as usize % statuses.len()];
+            experiments.push(e);
+        }
+    }
+    experiments
+}
+
+/// The `i`th job of a queue in every state: of each eight, one queued, one running (its lease
+/// expiring 30 s after it was due), one failed and five succeeded; due at [`at`]`(i)`.
+pub fn mixed_queue_job(i: i64) -> Job {
+    let mut j = job(at(i), 3);
+    j.status = match i % 8 {
+        0 => JobStatus::Queued,
+        1 => JobStatus::Running,
+        2 => JobStatus::Failed,
+        _ => JobStatus::Succeeded,
+    };
+    if j.status == JobStatus::Running {
+        j.lease_expires_at = Some(at(i + 30));
+    }
+    j
+}
+
+/// The `i`th audit event of a busy log: logins and experiment creations in turn, by `owners`
+/// in turn, at [`at`]`(i)`.
+pub fn busy_log_event(i: i64, owners: &[UserId]) -> NewAuditEvent {
+    let action = if i % 2 == 0 {
+        "login"
+    } else {
+        "create_experiment"
+    };
+    let mut event = audit_event(action, at(i));
+    event.actor_user_id = Some(owners[i as usize % owners.len()]);
+    event
 }
 
 /// A page size; panics outside 1..=100.

@@ -3,10 +3,10 @@
 //! each uses its intended index and none sequentially scans a large table.
 
 use echo_core::conformance::fixtures::{
-    api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
-    job, new_user, recurring, session,
+    api_key, at, batch_run, busy_log_event, completed_update, failed_iteration, iteration,
+    mixed_queue_job, new_user, session, skewed_experiments,
 };
-use echo_core::model::{BatchRun, ExperimentStatus, JobStatus, ProviderKind, UserId};
+use echo_core::model::{BatchRun, ProviderKind, UserId};
 use echo_core::store::{AuditQuery, AuditStore, RunStore, SessionStore};
 use echo_store_postgres::PgStore;
 use echo_store_postgres::queries::{self as q, AuditArg};
@@ -60,21 +60,7 @@ async fn seeded() -> Option<Seeded> {
         owners.push(new_user(&store).await.id);
     }
     let heavy = owners[0];
-    let statuses = ExperimentStatus::ALL;
-    let mut experiments = Vec::new();
-    for (n, owner) in owners.iter().enumerate() {
-        let count = if n == 0 { 10_000 } else { 250 };
-        for i in 0..count {
-            let created = at(i64::from(i) * 60);
-            let mut e = if i % 10 == 0 {
-                recurring(*owner, created, Some(at(i64::from(i) * 60 + 3_600)))
-            } else {
-                experiment(*owner, created)
-            };
-            e.status = statuses[i as usize % statuses.len()];
-            experiments.push(e);
-        }
-    }
+    let experiments = skewed_experiments(&owners, 10_000, 250);
     store.import_experiments(&experiments).await.unwrap();
 
     // 10,000 runs of the heavy user with 10 iterations each: 100,000 iterations.
@@ -130,32 +116,10 @@ async fn seeded() -> Option<Seeded> {
         .map(|i| api_key(owners[i % owners.len()], at(i as i64)))
         .collect();
     store.import_api_keys(&keys).await.unwrap();
-    let jobs: Vec<_> = (0..10_000)
-        .map(|i| {
-            let mut j = job(at(i), 3);
-            j.status = match i % 8 {
-                0 => JobStatus::Queued,
-                1 => JobStatus::Running,
-                2 => JobStatus::Failed,
-                _ => JobStatus::Succeeded,
-            };
-            if j.status == JobStatus::Running {
-                j.lease_expires_at = Some(at(i + 30));
-            }
-            j
-        })
-        .collect();
+    let jobs: Vec<_> = (0..10_000).map(mixed_queue_job).collect();
     store.enqueue_many(&jobs).await.unwrap();
     for i in 0..20 {
-        let mut event = audit_event(
-            if i % 2 == 0 {
-                "login"
-            } else {
-                "create_experiment"
-            },
-            at(i),
-        );
-        event.actor_user_id = Some(owners[i as usize % owners.len()]);
+        let event = busy_log_event(i, &owners);
         store.append_audit(&event).await.unwrap();
     }
     // 20,000 more events in bulk (their hashes are not a chain: only the plans matter here).

@@ -2,12 +2,10 @@
 //! its intended index, none scans a large table, and listings never sort.
 
 use echo_core::conformance::fixtures::{
-    api_key, at, audit_event, batch_run, completed_update, experiment, failed_iteration, iteration,
-    job, recurring, session, user,
+    api_key, at, batch_run, busy_log_event, completed_update, failed_iteration, iteration,
+    mixed_queue_job, session, skewed_experiments, user,
 };
-use echo_core::model::{
-    AuditCheckpoint, ExperimentStatus, JobStatus, PricingTier, ProviderKind, UserId,
-};
+use echo_core::model::{AuditCheckpoint, PricingTier, ProviderKind, UserId};
 use echo_core::store::{
     ApiKeyStore, AuditQuery, AuditStore, JobQueue, RunStore, SessionStore, UserStore,
 };
@@ -33,7 +31,6 @@ struct Seeded {
 /// has them (the planner then weighs the real, skewed distribution).
 async fn seeded(analyze: bool) -> Seeded {
     let store = crate::temp_store().await;
-    let statuses = ExperimentStatus::ALL;
     let mut owners = Vec::new();
     for n in 0..21 {
         let mut u = user();
@@ -48,20 +45,7 @@ async fn seeded(analyze: bool) -> Seeded {
         owners.push(u.id);
     }
     let heavy = owners[0];
-    let mut experiments = Vec::new();
-    for (n, owner) in owners.iter().enumerate() {
-        let count = if n == 0 { 2_000 } else { 50 };
-        for i in 0..count {
-            let created = at(i64::from(i) * 60);
-            let mut e = if i % 10 == 0 {
-                recurring(*owner, created, Some(at(i64::from(i) * 60 + 3_600)))
-            } else {
-                experiment(*owner, created)
-            };
-            e.status = statuses[i as usize % statuses.len()];
-            experiments.push(e);
-        }
-    }
+    let experiments = skewed_experiments(&owners, 2_000, 50);
     store.import_experiments(&experiments).await.unwrap();
 
     let mut first_run = None;
@@ -131,31 +115,14 @@ async fn seeded(analyze: bool) -> Seeded {
         }
     }
     for i in 0..400 {
-        let mut j = job(at(i), 3);
+        let mut j = mixed_queue_job(i);
         if i % 2 == 0 {
             j.payload = serde_json::json!({ "user_id": owners[i as usize % owners.len()] });
-        }
-        j.status = match i % 8 {
-            0 => JobStatus::Queued,
-            1 => JobStatus::Running,
-            2 => JobStatus::Failed,
-            _ => JobStatus::Succeeded,
-        };
-        if j.status == JobStatus::Running {
-            j.lease_expires_at = Some(at(i + 30));
         }
         store.enqueue(&j).await.unwrap();
     }
     for i in 0..200 {
-        let mut event = audit_event(
-            if i % 2 == 0 {
-                "login"
-            } else {
-                "create_experiment"
-            },
-            at(i),
-        );
-        event.actor_user_id = Some(owners[i as usize % owners.len()]);
+        let event = busy_log_event(i, &owners);
         store.append_audit(&event).await.unwrap();
     }
     store
