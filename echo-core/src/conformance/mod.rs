@@ -50,6 +50,8 @@
 //! that run their work on blocking threads or a connection pool. Scenario futures are `Send`
 //! (the macro checks it), so they may also be spawned. [`SCENARIOS`] lists them all.
 //! Scenarios use explicit time around [`fixtures::base_time`] and never sleep.
+//! [`corrupt`] holds scenarios for SQL stores that corrupt rows with the backend's own SQL;
+//! they are outside the macro, for a backend's own tests.
 //!
 //! # Adding a scenario
 //! Write it as a `pub async fn` with a one-line doc in its family's module, then add its name to
@@ -62,6 +64,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod corrupt;
 pub mod edge;
 pub mod experiments;
 pub mod fixtures;

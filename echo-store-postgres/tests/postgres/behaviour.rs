@@ -3,23 +3,15 @@
 
 use std::time::Duration;
 
+use echo_core::conformance::corrupt::{self, assert_invalid};
 use echo_core::conformance::fixtures::{
     api_key, at, batch_run, completed_update, experiment, job, new_batch_run, new_experiment,
     new_user, recurring, user,
 };
 use echo_core::model::{BatchRunUpdate, ExperimentStatus, JobStatus};
-use echo_core::store::{
-    ApiKeyStore, ExperimentQuery, ExperimentStore, JobQueue, RunStore, StoreError, UserStore,
-};
+use echo_core::store::{ApiKeyStore, ExperimentStore, JobQueue, RunStore, StoreError, UserStore};
 use echo_store_postgres::{ACQUIRE_BUCKETS_SECONDS, PgStore, Wakeup};
 use sqlx::PgConnection;
-
-fn assert_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
-    match result {
-        Err(StoreError::Invalid(e)) => assert!(!e.to_string().is_empty(), "{what}"),
-        other => panic!("{what}: expected Invalid, got {other:?}"),
-    }
-}
 
 async fn exec(conn: &mut PgConnection, sql: &'static str) {
     sqlx::query(sql).execute(conn).await.unwrap();
@@ -30,33 +22,9 @@ async fn unknown_enum_text_reads_back_invalid() {
     let Some(store) = crate::fresh_store().await else {
         return;
     };
-    let u = new_user(&store).await;
-    let e = new_experiment(&store, u.id, at(0)).await;
-    let run = new_batch_run(&store, &e, at(1)).await;
     let mut raw = crate::raw(&store).await;
-
-    exec(&mut raw, "UPDATE experiments SET status = 'exploded'").await;
-    assert_invalid(store.get_experiment(u.id, e.id).await, "get_experiment");
-    assert_invalid(
-        store
-            .list_experiments(u.id, &ExperimentQuery::default())
-            .await,
-        "list_experiments",
-    );
-    assert_invalid(store.dashboard(u.id, at(0)).await, "dashboard counts");
-
-    exec(&mut raw, "UPDATE experiments SET status = 'pending'").await;
-    exec(&mut raw, "UPDATE batch_runs SET provider = 'skynet'").await;
-    assert_invalid(store.get_batch_run(u.id, run.id).await, "get_batch_run");
-    assert_invalid(store.dashboard(u.id, at(0)).await, "dashboard runs");
-
-    exec(&mut raw, "UPDATE users SET pricing_tier = 'platinum'").await;
-    assert_invalid(store.get_user(u.id).await, "get_user");
-
-    let j = job(at(0), 3);
-    store.enqueue(&j).await.unwrap();
-    exec(&mut raw, "UPDATE jobs SET status = 'paused'").await;
-    assert_invalid(store.get_job(j.id).await, "get_job");
+    corrupt::unknown_enum_text_reads_back_invalid(&store, async |sql| exec(&mut raw, sql).await)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
