@@ -13,6 +13,7 @@
 /// assert!(JOB_BY_ID.starts_with("SELECT id, kind, payload, status, "));
 /// ```
 #[macro_export]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 macro_rules! sql_columns {
     (user) => {
         "id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, is_active, \
