@@ -40,6 +40,9 @@
 //!
 //! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
 //! `Debug` and `Display` are redacted.
+//!
+//! The variables are read from one table (`ENV`), one line per variable with its field and
+//! parser, so a new setting cannot be read under one name and reported under another.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -472,6 +475,111 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Sets one field from its environment variable's value (never empty), or says what is wrong
+/// with it, naming the variable.
+type ApplyEnv = fn(&mut ServerConfig, name: &str, value: &str) -> Result<(), ConfigError>;
+
+/// `ENV_NAME => field.path: parser` for each variable; the parser is called as
+/// `parser(name, value)` and its result assigned to the field.
+macro_rules! env_table {
+    ($($name:literal => $($field:ident).+ : $parse:expr),* $(,)?) => {
+        &[$((
+            $name,
+            |config: &mut ServerConfig, name: &str, value: &str| {
+                config.$($field).+ = $parse(name, value)?;
+                Ok(())
+            },
+        )),*]
+    };
+}
+
+/// Every environment variable the server reads, each declared once with its field and parser.
+/// They are applied in this order, so when several are bad the first one here is reported.
+const ENV: &[(&str, ApplyEnv)] = env_table! {
+    "ECHO_LISTEN" => listen: text,
+    "ECHO_DATABASE" => database: text,
+    "ECHO_PEPPER" => security.pepper: secret,
+    "ECHO_PREVIOUS_PEPPER" => security.previous_pepper: secret,
+    "ECHO_DEV_INSECURE_COOKIES" => security.dev_insecure_cookies: parse_bool,
+    "ECHO_HSTS" => security.hsts: parse_bool,
+    "ECHO_TRUST_FORWARDED_FOR" => security.trust_forwarded_for: parse_bool,
+    "ECHO_ACCEPT_TEST_KEYS" => security.accept_test_keys: parse_bool,
+    "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
+    "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
+    "ECHO_SESSION_TTL_SECS" => sessions.ttl_secs: parse_env,
+    "ECHO_WORKER_LEASE_SECS" => workers.lease_secs: parse_env,
+    "ECHO_SHUTDOWN_GRACE_SECS" => workers.shutdown_grace_secs: parse_env,
+    "ECHO_JOB_HARD_LIMIT_SECS" => workers.hard_time_limit_secs: parse_env,
+    "ECHO_RUN_TIMEOUT_SECS" => workers.run_timeout_secs: parse_env,
+    "ECHO_SCHEDULER_INTERVAL_SECS" => scheduler.interval_secs: parse_env,
+    "ECHO_SIMULATED_SEED" => simulated.seed: parse_env,
+    "ECHO_BODY_LIMIT_BYTES" => http.body_limit_bytes: parse_env,
+    "ECHO_WORKER_CONCURRENCY" => workers.concurrency: parse_env,
+    "ECHO_WORKER_MIN_CONCURRENCY" => workers.min_concurrency: parse_env,
+    "ECHO_PROVIDER_CONCURRENCY" => workers.provider_concurrency: parse_env,
+    "ECHO_PG_POOL_SIZE" => postgres.pool_size: parse_env,
+    "ECHO_PG_MAX_OVERFLOW" => postgres.max_overflow: parse_env,
+    "ECHO_RATE_LIMIT_FREE" => rate_limits.free: parse_env,
+    "ECHO_RATE_LIMIT_PRO" => rate_limits.pro: parse_env,
+    "ECHO_RATE_LIMIT_ENTERPRISE" => rate_limits.enterprise: parse_env,
+    "ECHO_RATE_LIMIT_EXPERIMENTS" => rate_limits.experiments: parse_env,
+    "ECHO_PRIVACY_POLICY_VERSION" => privacy.policy_version: text,
+    "ECHO_AUDIT_SIGNING_KEY" => privacy.audit_signing_key: secret,
+    "ECHO_SMTP_URL" => privacy.smtp_url: secret,
+    "ECHO_OUTBOX_DIR" => privacy.outbox_dir: text,
+    "ECHO_AUDIT_ARCHIVE_DIR" => privacy.audit_archive_dir: text,
+    "ECHO_REDACTION" => privacy.redaction: redaction_mode,
+    "ECHO_DELETION_GRACE_DAYS" => privacy.deletion_grace_days: parse_env,
+    "ECHO_RETENTION_DAYS_FREE" => privacy.retention_days_free: parse_env,
+    "ECHO_RETENTION_DAYS_PRO" => privacy.retention_days_pro: parse_env,
+    "ECHO_RETENTION_DAYS_ENTERPRISE" => privacy.retention_days_enterprise: parse_env,
+    "ECHO_AUDIT_RETENTION_DAYS" => privacy.audit_retention_days: parse_env,
+    "ECHO_LOG_FORMAT" => log.format: log_format,
+};
+
+fn text(_name: &str, value: &str) -> Result<String, ConfigError> {
+    Ok(value.to_owned())
+}
+
+fn secret(_name: &str, value: &str) -> Result<Option<Secret>, ConfigError> {
+    Ok(Some(Secret::new(value)))
+}
+
+fn comma_list(_name: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn redaction_mode(
+    name: &str,
+    value: &str,
+) -> Result<echo_core::privacy::RedactionMode, ConfigError> {
+    match value.trim() {
+        "off" => Ok(echo_core::privacy::RedactionMode::Off),
+        "redact" => Ok(echo_core::privacy::RedactionMode::Redact),
+        other => Err(invalid(
+            name,
+            format!("{other:?} is not one of off, redact"),
+        )),
+    }
+}
+
+fn log_format(name: &str, value: &str) -> Result<LogFormat, ConfigError> {
+    match value.trim() {
+        "auto" => Ok(LogFormat::Auto),
+        "json" => Ok(LogFormat::Json),
+        "pretty" => Ok(LogFormat::Pretty),
+        other => Err(invalid(
+            name,
+            format!("{other:?} is not one of auto, json, pretty"),
+        )),
+    }
+}
+
 impl ServerConfig {
     /// Defaults, then the TOML file (if any), then the environment (`env` looks a variable
     /// up; pass `|k| std::env::var(k).ok()`), validated.
@@ -503,173 +611,10 @@ impl ServerConfig {
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("ECHO_LISTEN") {
-            self.listen = v;
-        }
-        if let Some(v) = get("ECHO_DATABASE") {
-            self.database = v;
-        }
-        if let Some(v) = get("ECHO_PEPPER") {
-            self.security.pepper = Some(Secret::new(v));
-        }
-        if let Some(v) = get("ECHO_PREVIOUS_PEPPER") {
-            self.security.previous_pepper = Some(Secret::new(v));
-        }
-        let bools: [(&str, &mut bool); 4] = [
-            (
-                "ECHO_DEV_INSECURE_COOKIES",
-                &mut self.security.dev_insecure_cookies,
-            ),
-            ("ECHO_HSTS", &mut self.security.hsts),
-            (
-                "ECHO_TRUST_FORWARDED_FOR",
-                &mut self.security.trust_forwarded_for,
-            ),
-            ("ECHO_ACCEPT_TEST_KEYS", &mut self.security.accept_test_keys),
-        ];
-        for (name, slot) in bools {
-            if let Some(v) = get(name) {
-                *slot = parse_bool(name, &v)?;
+        for (name, apply) in ENV {
+            if let Some(value) = env(name).filter(|v| !v.trim().is_empty()) {
+                apply(self, name, &value)?;
             }
-        }
-        if let Some(v) = get("ECHO_CORS_ORIGINS") {
-            self.security.cors_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        let u64s: [(&str, &mut u64); 8] = [
-            (
-                "ECHO_REQUEST_TIMEOUT_SECS",
-                &mut self.http.request_timeout_secs,
-            ),
-            ("ECHO_SESSION_TTL_SECS", &mut self.sessions.ttl_secs),
-            ("ECHO_WORKER_LEASE_SECS", &mut self.workers.lease_secs),
-            (
-                "ECHO_SHUTDOWN_GRACE_SECS",
-                &mut self.workers.shutdown_grace_secs,
-            ),
-            (
-                "ECHO_JOB_HARD_LIMIT_SECS",
-                &mut self.workers.hard_time_limit_secs,
-            ),
-            ("ECHO_RUN_TIMEOUT_SECS", &mut self.workers.run_timeout_secs),
-            (
-                "ECHO_SCHEDULER_INTERVAL_SECS",
-                &mut self.scheduler.interval_secs,
-            ),
-            ("ECHO_SIMULATED_SEED", &mut self.simulated.seed),
-        ];
-        for (name, slot) in u64s {
-            if let Some(v) = get(name) {
-                *slot = parse_env(name, &v)?;
-            }
-        }
-        let usizes: [(&str, &mut usize); 4] = [
-            ("ECHO_BODY_LIMIT_BYTES", &mut self.http.body_limit_bytes),
-            ("ECHO_WORKER_CONCURRENCY", &mut self.workers.concurrency),
-            (
-                "ECHO_WORKER_MIN_CONCURRENCY",
-                &mut self.workers.min_concurrency,
-            ),
-            (
-                "ECHO_PROVIDER_CONCURRENCY",
-                &mut self.workers.provider_concurrency,
-            ),
-        ];
-        for (name, slot) in usizes {
-            if let Some(v) = get(name) {
-                *slot = parse_env(name, &v)?;
-            }
-        }
-        let u32s: [(&str, &mut u32); 6] = [
-            ("ECHO_PG_POOL_SIZE", &mut self.postgres.pool_size),
-            ("ECHO_PG_MAX_OVERFLOW", &mut self.postgres.max_overflow),
-            ("ECHO_RATE_LIMIT_FREE", &mut self.rate_limits.free),
-            ("ECHO_RATE_LIMIT_PRO", &mut self.rate_limits.pro),
-            (
-                "ECHO_RATE_LIMIT_ENTERPRISE",
-                &mut self.rate_limits.enterprise,
-            ),
-            (
-                "ECHO_RATE_LIMIT_EXPERIMENTS",
-                &mut self.rate_limits.experiments,
-            ),
-        ];
-        for (name, slot) in u32s {
-            if let Some(v) = get(name) {
-                *slot = parse_env(name, &v)?;
-            }
-        }
-        if let Some(v) = get("ECHO_PRIVACY_POLICY_VERSION") {
-            self.privacy.policy_version = v;
-        }
-        if let Some(v) = get("ECHO_AUDIT_SIGNING_KEY") {
-            self.privacy.audit_signing_key = Some(Secret::new(v));
-        }
-        if let Some(v) = get("ECHO_SMTP_URL") {
-            self.privacy.smtp_url = Some(Secret::new(v));
-        }
-        if let Some(v) = get("ECHO_OUTBOX_DIR") {
-            self.privacy.outbox_dir = v;
-        }
-        if let Some(v) = get("ECHO_AUDIT_ARCHIVE_DIR") {
-            self.privacy.audit_archive_dir = v;
-        }
-        if let Some(v) = get("ECHO_REDACTION") {
-            self.privacy.redaction = match v.trim() {
-                "off" => echo_core::privacy::RedactionMode::Off,
-                "redact" => echo_core::privacy::RedactionMode::Redact,
-                other => {
-                    return Err(invalid(
-                        "ECHO_REDACTION",
-                        format!("{other:?} is not one of off, redact"),
-                    ));
-                }
-            };
-        }
-        let days: [(&str, &mut u32); 5] = [
-            (
-                "ECHO_DELETION_GRACE_DAYS",
-                &mut self.privacy.deletion_grace_days,
-            ),
-            (
-                "ECHO_RETENTION_DAYS_FREE",
-                &mut self.privacy.retention_days_free,
-            ),
-            (
-                "ECHO_RETENTION_DAYS_PRO",
-                &mut self.privacy.retention_days_pro,
-            ),
-            (
-                "ECHO_RETENTION_DAYS_ENTERPRISE",
-                &mut self.privacy.retention_days_enterprise,
-            ),
-            (
-                "ECHO_AUDIT_RETENTION_DAYS",
-                &mut self.privacy.audit_retention_days,
-            ),
-        ];
-        for (name, slot) in days {
-            if let Some(v) = get(name) {
-                *slot = parse_env(name, &v)?;
-            }
-        }
-        if let Some(v) = get("ECHO_LOG_FORMAT") {
-            self.log.format = match v.trim() {
-                "auto" => LogFormat::Auto,
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                other => {
-                    return Err(invalid(
-                        "ECHO_LOG_FORMAT",
-                        format!("{other:?} is not one of auto, json, pretty"),
-                    ));
-                }
-            };
         }
         Ok(())
     }
@@ -890,6 +835,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn every_variable_sets_its_field_and_names_itself_when_bad() {
+        let mut seen = std::collections::HashSet::new();
+        let default = format!("{:?}", ServerConfig::default());
+        for (name, _) in ENV {
+            assert!(seen.insert(*name), "{name} is declared twice");
+            let apply = |value: &str| {
+                let mut c = ServerConfig::default();
+                c.apply_env(|k| (k == *name).then(|| value.to_owned()))
+                    .map(|()| format!("{c:?}"))
+            };
+            let changes = ["7", "true", "false", "redact", "json", "https://a.example"]
+                .into_iter()
+                .filter_map(|v| apply(v).ok())
+                .any(|c| c != default);
+            assert!(changes, "{name} sets nothing");
+            if let Err(e) = apply("not a value") {
+                assert!(e.to_string().contains(name), "{name}: {e}");
+            }
+        }
     }
 
     #[test]
