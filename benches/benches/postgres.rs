@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use echo_benches::{experiment, iteration, user};
+use echo_core::conformance::fixtures::NoopPayload;
 use echo_core::model::*;
 use echo_core::store::{
     ApiKeyStore, ExperimentQuery, ExperimentStore, JobQueue, RunStore, UserStore,
@@ -327,7 +328,7 @@ fn queue_burn_down(c: &mut Criterion) {
     let make_jobs = || {
         let now = Timestamp::now();
         (0..JOBS)
-            .map(|i| Job::new("noop", serde_json::json!({ "n": i }), now, 3, now))
+            .map(|i| Job::new(&NoopPayload { n: i }, now, 3, now).unwrap())
             .collect::<Vec<_>>()
     };
     let started = Instant::now();
@@ -430,7 +431,7 @@ fn enqueue_to_start(c: &mut Criterion) {
                 // have passed: this measures the wake-up of an idle worker.
                 std::thread::sleep(Duration::from_millis(10));
                 let now = Timestamp::now();
-                let job = Job::new("noop", serde_json::json!({}), now, 3, now);
+                let job = Job::new(&NoopPayload { n: 0 }, now, 3, now).unwrap();
                 let started = Instant::now();
                 rt.block_on(store.enqueue(&job)).unwrap();
                 let (id, at) = rt.block_on(rx.recv()).unwrap();

@@ -401,7 +401,11 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        let job = Job::new("run_experiment", serde_json::json!({}), now, 1, now);
+        let job = crate::runner::RunExperimentPayload {
+            user_id: user.id,
+            experiment_id: experiment.id,
+        }
+        .into_job(now);
         let debit = QuotaDebit {
             user_id: user.id,
             amount: 10,

@@ -134,13 +134,11 @@ async fn seed(store: &SqliteStore, experiments: u32, per_run: u32) -> User {
             amount: per_run,
             limit: u32::MAX,
         };
-        let job = Job::new(
-            "run_experiment",
-            serde_json::json!({"experiment_id": e.id}),
-            at,
-            3,
-            at,
-        );
+        let job = echo_core::runner::RunExperimentPayload {
+            user_id: e.user_id,
+            experiment_id: e.id,
+        }
+        .into_job(at);
         store.create_experiment(&e, debit, &job).await.unwrap();
         let run = BatchRun::new(e.id, ProviderKind::OpenAi, "gpt-4o-mini", per_run, at);
         store.create_batch_run(&run).await.unwrap();

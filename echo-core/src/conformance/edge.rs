@@ -348,7 +348,7 @@ pub async fn timestamps_keep_microseconds(store: &DynStore) {
     assert_eq!(store.get_job(j.id).await.expect("get_job"), j);
 
     let e = experiment(u.id, micros(1_773_576_000_999_999));
-    let stored_job = run_job(e.id, e.created_at);
+    let stored_job = run_job(&e, e.created_at);
     store
         .create_experiment(&e, super::fixtures::debit(&e), &stored_job)
         .await

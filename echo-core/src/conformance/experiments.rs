@@ -4,6 +4,8 @@
 use futures::future::join_all;
 use proptest::prelude::*;
 
+use crate::runner::RunExperimentPayload;
+
 use super::fixtures::{
     assert_conflict, assert_invalid, assert_not_found, at, at_micros, check_property,
     collect_experiment_pages, debit, debit_with_limit, experiment, ids, iteration, new_batch_run,
@@ -21,7 +23,7 @@ pub async fn create_experiment_debits_and_enqueues(store: &DynStore) {
     let mut e = experiment(u.id, at_micros(123_457));
     e.status = ExperimentStatus::Queued;
     e.updated_at = at_micros(223_457);
-    let job = run_job(e.id, at(0));
+    let job = run_job(&e, at(0));
     store
         .create_experiment(&e, debit(&e), &job)
         .await
@@ -62,13 +64,13 @@ pub async fn create_experiment_over_quota_stores_nothing(store: &DynStore) {
         .create_experiment(
             &first,
             debit_with_limit(&first, 15),
-            &run_job(first.id, at(1)),
+            &run_job(&first, at(1)),
         )
         .await
         .expect("first experiment within quota");
 
     let refused = experiment(u.id, at(2));
-    let job = run_job(refused.id, at(2));
+    let job = run_job(&refused, at(2));
     match store
         .create_experiment(&refused, debit_with_limit(&refused, 15), &job)
         .await
@@ -103,7 +105,7 @@ pub async fn create_experiment_over_quota_stores_nothing(store: &DynStore) {
 
     let edge = with_iterations(experiment(u.id, at(3)), 5);
     store
-        .create_experiment(&edge, debit_with_limit(&edge, 15), &run_job(edge.id, at(3)))
+        .create_experiment(&edge, debit_with_limit(&edge, 15), &run_job(&edge, at(3)))
         .await
         .expect("a debit reaching the limit exactly is allowed");
     assert_eq!(
@@ -125,7 +127,7 @@ pub async fn create_experiment_duplicate_job_is_atomic(store: &DynStore) {
     let job = store_experiment(store, &first).await;
 
     let second = experiment(u.id, at(2));
-    let mut clash = run_job(second.id, at(2));
+    let mut clash = run_job(&second, at(2));
     clash.id = job.id;
     assert_conflict(
         store
@@ -159,7 +161,7 @@ pub async fn create_experiment_debit_mismatch_is_invalid(store: &DynStore) {
     let u = new_user(store).await;
     let other = new_user(store).await;
     let e = experiment(u.id, at(1));
-    let job = run_job(e.id, at(1));
+    let job = run_job(&e, at(1));
     let wrong = QuotaDebit {
         user_id: other.id,
         ..debit(&e)
@@ -186,7 +188,7 @@ pub async fn create_experiment_debit_mismatch_is_invalid(store: &DynStore) {
 /// An experiment of an unknown owner is NotFound and enqueues nothing.
 pub async fn create_experiment_unknown_owner_is_not_found(store: &DynStore) {
     let e = experiment(UserId::new(), at(1));
-    let job = run_job(e.id, at(1));
+    let job = run_job(&e, at(1));
     assert_not_found(
         store.create_experiment(&e, debit(&e), &job).await,
         "unknown owner",
@@ -210,7 +212,7 @@ pub async fn experiments_are_tenant_isolated(store: &DynStore) {
             .await,
         "set_experiment_status",
     );
-    let job = run_job(e.id, at(3));
+    let job = run_job(&e, at(3));
     let intruder_debit = QuotaDebit {
         user_id: intruder.id,
         ..debit(&e)
@@ -505,7 +507,7 @@ pub async fn prop_paging_yields_sorted_list(store: &DynStore) {
                 let mut e = with_iterations(experiment(u.id, at_micros(*secs)), 1);
                 e.id = id_pool[*rank];
                 store
-                    .create_experiment(&e, debit(&e), &run_job(e.id, at(0)))
+                    .create_experiment(&e, debit(&e), &run_job(&e, at(0)))
                     .await
                     .map_err(|err| format!("create_experiment: {err:?}"))?;
                 rows.push(e);
@@ -561,7 +563,7 @@ pub async fn request_run_debits_queues_and_enqueues(store: &DynStore) {
             .set_experiment_status(u.id, e.id, from, now)
             .await
             .expect("set status");
-        let job = run_job(e.id, now);
+        let job = run_job(&e, now);
         store
             .request_run(u.id, e.id, debit(&e), &job, now)
             .await
@@ -595,7 +597,7 @@ pub async fn request_run_conflicts_when_busy_or_cancelled(store: &DynStore) {
             .set_experiment_status(u.id, e.id, status, at(2))
             .await
             .expect("set status");
-        let job = run_job(e.id, at(3));
+        let job = run_job(&e, at(3));
         assert_conflict(
             store.request_run(u.id, e.id, debit(&e), &job, at(3)).await,
             &format!("request_run while {status}"),
@@ -612,7 +614,11 @@ pub async fn request_run_conflicts_when_busy_or_cancelled(store: &DynStore) {
         assert_not_found(store.get_job(job.id).await, "job of a refused request_run");
     }
     let missing = ExperimentId::new();
-    let job = run_job(missing, at(4));
+    let job = RunExperimentPayload {
+        user_id: u.id,
+        experiment_id: missing,
+    }
+    .into_job(at(4));
     let d = QuotaDebit {
         user_id: u.id,
         amount: 10,
@@ -631,7 +637,7 @@ pub async fn request_run_over_quota_changes_nothing(store: &DynStore) {
     let mut e = experiment(u.id, at(1));
     e.status = ExperimentStatus::Completed;
     store_experiment(store, &e).await;
-    let job = run_job(e.id, at(2));
+    let job = run_job(&e, at(2));
     match store
         .request_run(u.id, e.id, debit_with_limit(&e, 19), &job, at(2))
         .await
@@ -765,7 +771,7 @@ pub async fn claim_schedule_enqueued_then_lost(store: &DynStore) {
     let e = recurring(u.id, at(-1_000), Some(at(0)));
     store_experiment(store, &e).await;
 
-    let job = run_job(e.id, at(0));
+    let job = run_job(&e, at(0));
     let claim = store
         .claim_schedule(e.id, at(0), Some(at(3_600)), debit(&e), &job)
         .await;
@@ -778,7 +784,7 @@ pub async fn claim_schedule_enqueued_then_lost(store: &DynStore) {
     );
     assert_eq!(store.get_job(job.id).await.expect("get_job"), job);
 
-    let late = run_job(e.id, at(1));
+    let late = run_job(&e, at(1));
     let claim = store
         .claim_schedule(e.id, at(0), Some(at(7_200)), debit(&e), &late)
         .await;
@@ -796,7 +802,7 @@ pub async fn claim_schedule_enqueued_then_lost(store: &DynStore) {
     );
     assert_not_found(store.get_job(late.id).await, "job of a lost claim");
 
-    let next = run_job(e.id, at(3_600));
+    let next = run_job(&e, at(3_600));
     let claim = store
         .claim_schedule(e.id, at(3_600), Some(at(7_200)), debit(&e), &next)
         .await;
@@ -806,7 +812,7 @@ pub async fn claim_schedule_enqueued_then_lost(store: &DynStore) {
     );
 
     let one_off = new_experiment(store, u.id, at(5)).await;
-    let stray = run_job(one_off.id, at(6));
+    let stray = run_job(&one_off, at(6));
     let claim = store
         .claim_schedule(one_off.id, at(6), Some(at(9)), debit(&one_off), &stray)
         .await;
@@ -823,7 +829,7 @@ pub async fn claim_schedule_skips_over_quota(store: &DynStore) {
     let u = new_user(store).await;
     let e = recurring(u.id, at(-1_000), Some(at(0)));
     store_experiment(store, &e).await;
-    let job = run_job(e.id, at(0));
+    let job = run_job(&e, at(0));
     let claim = store
         .claim_schedule(e.id, at(0), Some(at(3_600)), debit_with_limit(&e, 15), &job)
         .await;
@@ -844,7 +850,7 @@ pub async fn claim_schedule_skips_over_quota(store: &DynStore) {
     );
     assert_not_found(store.get_job(job.id).await, "job of a skipped occurrence");
 
-    let retry = run_job(e.id, at(1));
+    let retry = run_job(&e, at(1));
     let claim = store
         .claim_schedule(e.id, at(0), Some(at(3_600)), debit(&e), &retry)
         .await;
@@ -861,7 +867,7 @@ pub async fn claim_schedule_none_ends_recurrence(store: &DynStore) {
     let u = new_user(store).await;
     let e = recurring(u.id, at(-1_000), Some(at(0)));
     store_experiment(store, &e).await;
-    let job = run_job(e.id, at(0));
+    let job = run_job(&e, at(0));
     let claim = store
         .claim_schedule(e.id, at(0), None, debit(&e), &job)
         .await;
@@ -881,7 +887,7 @@ pub async fn claim_schedule_none_ends_recurrence(store: &DynStore) {
             .expect("due")
             .is_empty()
     );
-    let again = run_job(e.id, at(1));
+    let again = run_job(&e, at(1));
     let claim = store
         .claim_schedule(e.id, at(0), None, debit(&e), &again)
         .await;
@@ -895,7 +901,7 @@ pub async fn claim_schedule_race_has_one_winner(store: &DynStore) {
     let u = new_user(store).await;
     let e = recurring(u.id, at(-1_000), Some(at(0)));
     store_experiment(store, &e).await;
-    let jobs: Vec<_> = (0..16).map(|_| run_job(e.id, at(0))).collect();
+    let jobs: Vec<_> = (0..16).map(|_| run_job(&e, at(0))).collect();
     let e = &e;
     let results = join_all(jobs.iter().enumerate().map(|(i, job)| {
         let next = Some(at(3_600 + i as i64));
@@ -940,7 +946,7 @@ pub async fn quota_edge_race_never_overspends(store: &DynStore) {
     let experiments: Vec<_> = (0..24)
         .map(|i| with_iterations(experiment(u.id, at(i)), [7, 10, 13, 4][i as usize % 4]))
         .collect();
-    let jobs: Vec<_> = experiments.iter().map(|e| run_job(e.id, at(0))).collect();
+    let jobs: Vec<_> = experiments.iter().map(|e| run_job(e, at(0))).collect();
     let results = join_all(experiments.iter().zip(&jobs).map(|(e, job)| async move {
         store
             .create_experiment(e, debit_with_limit(e, LIMIT), job)

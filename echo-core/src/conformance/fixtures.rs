@@ -20,9 +20,9 @@ use crate::analysis::{
 use crate::model::{
     ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunMetrics, BatchRunStatus, BatchRunUpdate,
     Brand, BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
-    IterationId, Iterations, Job, JobStatus, Label, NewAuditEvent, PasswordHash, PricingTier,
-    Prompt, ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest, SessionId,
-    SessionRecord, Timestamp, User, UserId,
+    IterationId, Iterations, Job, JobPayload, JobStatus, Label, NewAuditEvent, PasswordHash,
+    PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest,
+    SessionId, SessionRecord, Timestamp, User, UserId,
 };
 use crate::store::{DynStore, ExperimentQuery, PageSize, StoreError};
 
@@ -158,22 +158,20 @@ pub fn debit_with_limit(e: &Experiment, limit: u32) -> QuotaDebit {
     }
 }
 
-/// A queued `run_experiment` job for `experiment`, due at `now`.
-pub fn run_job(experiment: ExperimentId, now: Timestamp) -> Job {
-    let mut job = Job::new(
-        "run_experiment",
-        json!({ "experiment_id": experiment }),
-        now,
-        3,
-        now,
-    );
+/// A queued `run_experiment` job for `experiment` (naming its owner), due at `now`.
+pub fn run_job(experiment: &Experiment, now: Timestamp) -> Job {
+    let mut job = crate::runner::RunExperimentPayload {
+        user_id: experiment.user_id,
+        experiment_id: experiment.id,
+    }
+    .into_job(now);
     job.request_id = Some(format!("req-{}", unique()));
     job
 }
 
 /// Stores `e` with a generous debit and a fresh run job; returns the job.
 pub async fn store_experiment(store: &DynStore, e: &Experiment) -> Job {
-    let job = run_job(e.id, e.created_at);
+    let job = run_job(e, e.created_at);
     store
         .create_experiment(e, debit(e), &job)
         .await
@@ -339,15 +337,35 @@ pub fn audit_event(action: &str, created_at: Timestamp) -> NewAuditEvent {
     }
 }
 
+/// The payload of the queue scenarios' jobs: the queue never reads payloads, so any typed
+/// payload will do. Also for benches and embedders' queue tests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TestPayload {
+    /// Makes every job's payload distinct.
+    pub token: String,
+}
+
+impl JobPayload for TestPayload {
+    const KIND: &'static str = "test_job";
+}
+
+/// A numbered payload of kind `noop`, for queue benchmarks and multi-process queue tests that
+/// enqueue many jobs nobody executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoopPayload {
+    /// The job's number.
+    pub n: usize,
+}
+
+impl JobPayload for NoopPayload {
+    const KIND: &'static str = "noop";
+}
+
 /// A queued test job due at `run_at`, allowed `max_attempts` claims, enqueued at `run_at`.
 pub fn job(run_at: Timestamp, max_attempts: u32) -> Job {
-    let mut j = Job::new(
-        "test_job",
-        json!({ "token": unique() }),
-        run_at,
-        max_attempts,
-        run_at,
-    );
+    let payload = TestPayload { token: unique() };
+    let mut j =
+        Job::new(&payload, run_at, max_attempts, run_at).expect("a one-string struct encodes");
     j.request_id = Some(format!("req-{}", unique()));
     j
 }

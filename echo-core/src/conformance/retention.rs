@@ -51,7 +51,7 @@ async fn user_on(store: &DynStore, tier: PricingTier) -> User {
 /// A stored experiment of `owner` (created 200 days ago) with one stored run.
 async fn owned_run(store: &DynStore, owner: UserId) -> (Experiment, BatchRun) {
     let e = experiment(owner, days_ago(200));
-    let job = run_job(e.id, e.created_at);
+    let job = run_job(&e, e.created_at);
     store
         .create_experiment(&e, debit(&e), &job)
         .await
@@ -503,7 +503,7 @@ async fn footprint(store: &DynStore, tier: PricingTier) -> Footprint {
         .create_experiment(
             &experiment,
             debit(&experiment),
-            &run_job(experiment.id, days_ago(200)),
+            &run_job(&experiment, days_ago(200)),
         )
         .await
         .expect("create_experiment");

@@ -38,10 +38,43 @@ pub struct Job {
     pub updated_at: Timestamp,
 }
 
+/// The typed arguments of one kind of job: the only way to build a [`Job`].
+///
+/// A worker dispatches on [`JobPayload::KIND`] and decodes the payload back into the same type,
+/// so a job built from a typed payload is one its executor can read. Echo's own kind is
+/// [`RunExperimentPayload`](crate::runner::RunExperimentPayload).
+///
+/// The payload should name its owner in a top-level `"user_id"` field when it has one:
+/// deleting the account deletes such jobs with it ([`UserStore::delete_user`]).
+///
+/// [`UserStore::delete_user`]: crate::store::UserStore::delete_user
+pub trait JobPayload: Serialize {
+    /// The kind workers dispatch on (`run_experiment`).
+    const KIND: &'static str;
+}
+
 impl Job {
-    /// A queued job, due at `run_at`, with `max_attempts` claims.
-    pub fn new(
-        kind: impl Into<String>,
+    /// A queued job carrying `payload`, due at `run_at`, with `max_attempts` claims (at least
+    /// one). Fails only when the payload cannot be serialized to JSON (a map with non-string
+    /// keys, a custom `Serialize` that errors).
+    pub fn new<P: JobPayload>(
+        payload: &P,
+        run_at: Timestamp,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self::encoded(
+            P::KIND,
+            serde_json::to_value(payload)?,
+            run_at,
+            max_attempts,
+            now,
+        ))
+    }
+
+    /// A job whose payload is already encoded, for typed payloads whose encoding cannot fail.
+    pub(crate) fn encoded(
+        kind: &str,
         payload: serde_json::Value,
         run_at: Timestamp,
         max_attempts: u32,
@@ -49,7 +82,7 @@ impl Job {
     ) -> Self {
         Self {
             id: JobId::new(),
-            kind: kind.into(),
+            kind: kind.to_owned(),
             payload,
             status: JobStatus::Queued,
             attempts: 0,

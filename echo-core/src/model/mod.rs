@@ -22,7 +22,7 @@ pub use enums::{
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId, UserId};
-pub use job::{Job, JobLease};
+pub use job::{Job, JobLease, JobPayload};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
 pub use time::Timestamp;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{ExperimentOutcome, ExperimentRunner, ProgressFn, RunError, RunOptions};
-use crate::model::{ExperimentId, ExperimentStatus, Job, JobStatus, Timestamp, UserId};
+use crate::model::{ExperimentId, ExperimentStatus, Job, JobPayload, JobStatus, Timestamp, UserId};
 use crate::store::{DynStore, StoreError, lease_expiry};
 
 /// The job kind that runs an experiment.
@@ -22,11 +22,22 @@ pub struct RunExperimentPayload {
     pub experiment_id: ExperimentId,
 }
 
+impl JobPayload for RunExperimentPayload {
+    const KIND: &'static str = RUN_EXPERIMENT;
+}
+
 impl RunExperimentPayload {
     /// A queued job for this payload, due now, with three attempts.
     pub fn into_job(self, now: Timestamp) -> Job {
-        let payload = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        Job::new(RUN_EXPERIMENT, payload, now, 3, now)
+        // Built by hand so it cannot fail; `payload_is_its_serde_form` pins it to serde's.
+        let payload = serde_json::Value::Object(serde_json::Map::from_iter([
+            ("user_id".to_owned(), self.user_id.to_string().into()),
+            (
+                "experiment_id".to_owned(),
+                self.experiment_id.to_string().into(),
+            ),
+        ]));
+        Job::encoded(RUN_EXPERIMENT, payload, now, 3, now)
     }
 }
 
@@ -470,4 +481,26 @@ fn retryable(e: &JobError) -> bool {
 fn backoff(attempt: u32) -> time::Duration {
     let a = i64::from(attempt.min(20));
     time::Duration::seconds(15 + a.pow(4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_its_serde_form() {
+        let payload = RunExperimentPayload {
+            user_id: UserId::new(),
+            experiment_id: ExperimentId::new(),
+        };
+        let now = Timestamp::now();
+        let by_hand = payload.into_job(now);
+        let by_serde = Job::new(&payload, now, 3, now).unwrap();
+        assert_eq!(by_hand.kind, by_serde.kind);
+        assert_eq!(by_hand.payload, by_serde.payload);
+        assert_eq!(
+            serde_json::from_value::<RunExperimentPayload>(by_hand.payload).unwrap(),
+            payload
+        );
+    }
 }

@@ -19,6 +19,7 @@ use echo_core::model::{
     Brand, BrandName, Experiment, ExperimentId, ExperimentStatus, Iterations, Job, Prompt,
     ProviderConfig, ProviderKind, QuotaDebit, Timestamp, UserId,
 };
+use echo_core::runner::RunExperimentPayload;
 use echo_core::store::{ExperimentStore, JobQueue, ScheduleClaim, StoreError};
 use echo_store_postgres::{PgConfig, PgStore};
 
@@ -113,14 +114,12 @@ async fn work_loop(store: &PgStore, name: &str, lease: Duration, work: Duration)
     Ok(())
 }
 
-fn run_job(experiment: ExperimentId, now: Timestamp) -> Job {
-    Job::new(
-        "run_experiment",
-        serde_json::json!({ "experiment_id": experiment }),
-        now,
-        3,
-        now,
-    )
+fn run_job(experiment: &Experiment, now: Timestamp) -> Job {
+    RunExperimentPayload {
+        user_id: experiment.user_id,
+        experiment_id: experiment.id,
+    }
+    .into_job(now)
 }
 
 async fn schedule(store: &PgStore) -> Result<()> {
@@ -142,7 +141,7 @@ async fn schedule(store: &PgStore) -> Result<()> {
             };
             let next = Some(expected + time::Duration::days(1));
             match store
-                .claim_schedule(e.id, expected, next, debit, &run_job(e.id, now))
+                .claim_schedule(e.id, expected, next, debit, &run_job(&e, now))
                 .await?
             {
                 ScheduleClaim::Enqueued => enqueued += 1,
@@ -189,7 +188,7 @@ async fn create(
             amount: e.prompts_per_run(),
             limit,
         };
-        store.create_experiment(e, debit, &run_job(e.id, now)).await
+        store.create_experiment(e, debit, &run_job(e, now)).await
     }))
     .await;
     let (mut created, mut refused) = (0u64, 0u64);

@@ -105,7 +105,7 @@ async fn replicas_racing_the_retention_pass_count_each_row_once() {
     .unwrap();
     let u = new_user(&a).await;
     let e = experiment(u.id, at(-200 * 86_400));
-    a.create_experiment(&e, debit(&e), &run_job(e.id, e.created_at))
+    a.create_experiment(&e, debit(&e), &run_job(&e, e.created_at))
         .await
         .unwrap();
     let mut total_rows = 0;

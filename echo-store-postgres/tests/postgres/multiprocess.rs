@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use echo_core::conformance::fixtures::NoopPayload;
 use echo_core::conformance::fixtures::{new_user, recurring};
 use echo_core::model::{Job, JobStatus, Timestamp};
 use echo_core::store::{ExperimentStore, UserStore};
@@ -75,7 +76,7 @@ async fn kill_9_mid_job_loses_nothing_and_commits_once() {
         .unwrap();
     let now = Timestamp::now();
     let jobs: Vec<Job> = (0..1_000)
-        .map(|i| Job::new("noop", serde_json::json!({ "n": i }), now, 10, now))
+        .map(|i| Job::new(&NoopPayload { n: i }, now, 10, now).unwrap())
         .collect();
     store.enqueue_many(&jobs).await.unwrap();
 

@@ -237,7 +237,7 @@ async fn failed_transaction_leaves_no_partial_write() {
     let store = crate::temp_store().await;
     let u = new_user(&store).await;
     let e = experiment(u.id, at(0));
-    let taken = run_job(e.id, at(0));
+    let taken = run_job(&e, at(0));
     store.enqueue(&taken).await.unwrap();
     // The experiment insert succeeds before the job insert collides.
     let err = store

@@ -34,13 +34,7 @@ async fn recurring(
         user_id: user.id,
         experiment_id: experiment.id,
     };
-    let first = Job::new(
-        RUN_EXPERIMENT,
-        serde_json::to_value(payload).unwrap(),
-        now() + time::Duration::days(365),
-        3,
-        now(),
-    );
+    let first = Job::new(&payload, now() + time::Duration::days(365), 3, now()).unwrap();
     create_with_job(store, &experiment, &first).await;
     experiment
 }
@@ -239,14 +233,14 @@ async fn an_inactive_owners_schedule_advances_without_a_run_or_a_charge() {
 #[tokio::test]
 async fn old_finished_jobs_are_pruned() {
     let store = memory_store();
-    let old = Job::new("noop", serde_json::json!({}), now(), 1, now());
+    let old = crate::conformance::fixtures::job(now(), 1);
     store.enqueue(&old).await.unwrap();
     let claimed = store
         .claim("w", 1, Duration::from_secs(30), now())
         .await
         .unwrap();
     store.complete(claimed[0].lease(), now()).await.unwrap();
-    let fresh = Job::new("noop", serde_json::json!({}), now(), 1, now());
+    let fresh = crate::conformance::fixtures::job(now(), 1);
     store.enqueue(&fresh).await.unwrap();
 
     let soon = scheduler(&store).tick(now() + hours(24)).await.unwrap();
