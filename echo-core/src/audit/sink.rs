@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use super::checkpoint::{CheckpointPolicy, CheckpointSigner};
 use crate::model::{AuditCheckpoint, AuditEvent, NewAuditEvent, Timestamp};
-use crate::store::{DynStore, StoreError};
+use crate::store::{AuditStore, StoreError};
 
 /// Records audit events.
 ///
@@ -59,7 +59,7 @@ pub type DynAuditSink = dyn AuditSink;
 /// ```
 #[derive(Debug)]
 pub struct StoreAuditSink {
-    store: Arc<DynStore>,
+    store: Arc<dyn AuditStore>,
     signing: Option<(CheckpointSigner, CheckpointPolicy)>,
     /// The last checkpoint's `(seq, created_at)`, read from the store on first use.
     last: Mutex<Option<Option<(u64, Timestamp)>>>,
@@ -67,7 +67,7 @@ pub struct StoreAuditSink {
 
 impl StoreAuditSink {
     /// A sink that appends to `store` without signing.
-    pub fn new(store: Arc<DynStore>) -> Self {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
         Self {
             store,
             signing: None,
@@ -161,6 +161,7 @@ mod tests {
 
     use super::*;
     use crate::audit::{ChainStart, ChainVerifier};
+    use crate::store::DynStore;
     use crate::store::memory::MemoryStore;
 
     fn event(at: Timestamp) -> NewAuditEvent {

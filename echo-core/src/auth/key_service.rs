@@ -9,7 +9,7 @@ use super::cache::VerifiedKeyCache;
 use super::digest::KeyHasher;
 use super::key::{ApiKey, EntropyError, KeyEnvironment, PresentedKey};
 use crate::model::{ApiKeyId, ApiKeyRecord, Label, Timestamp, UserId};
-use crate::store::{DynStore, StoreError};
+use crate::store::{ApiKeyStore, StoreError};
 
 /// What went wrong in a lifecycle operation.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ pub struct Rotation {
 /// [`VerifiedKeyCache`] at once (in this process; see its docs for other replicas).
 #[derive(Debug, Clone)]
 pub struct ApiKeyService {
-    store: Arc<DynStore>,
+    store: Arc<dyn ApiKeyStore>,
     hasher: Arc<KeyHasher>,
     config: KeyServiceConfig,
     cache: Option<Arc<VerifiedKeyCache>>,
@@ -135,7 +135,11 @@ pub struct ApiKeyService {
 
 impl ApiKeyService {
     /// A service digesting new keys with `hasher` (the verifier's).
-    pub fn new(store: Arc<DynStore>, hasher: Arc<KeyHasher>, config: KeyServiceConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn ApiKeyStore>,
+        hasher: Arc<KeyHasher>,
+        config: KeyServiceConfig,
+    ) -> Self {
         Self {
             store,
             hasher,

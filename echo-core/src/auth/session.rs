@@ -56,7 +56,7 @@ use uuid::Uuid;
 use super::digest::{HmacSha256, KeyHasher, Pepper, compute, keyed};
 use super::key::{EntropyError, push_random_base62};
 use crate::model::{PricingTier, SessionId, SessionRecord, Timestamp, User, UserId};
-use crate::store::{DynStore, SessionAuth, StoreError};
+use crate::store::{SessionAuth, SessionStore, StoreError};
 
 /// The prefix of every session token.
 pub const SESSION_PREFIX: &str = "echo1_sess_";
@@ -304,7 +304,7 @@ fn to_hex(bytes: &[u8]) -> String {
 /// # }
 /// ```
 pub struct SessionService {
-    store: Arc<DynStore>,
+    store: Arc<dyn SessionStore>,
     hasher: Arc<KeyHasher>,
     // Keyed once: cloning the state skips the key-block compressions on every CSRF check.
     csrf: HmacSha256,
@@ -326,7 +326,7 @@ impl SessionService {
     /// A service over `store`. `hasher` digests token secrets (it may be the API keys' hasher);
     /// `csrf_secret` keys the CSRF tokens and should be a secret of its own.
     pub fn new(
-        store: Arc<DynStore>,
+        store: Arc<dyn SessionStore>,
         hasher: Arc<KeyHasher>,
         csrf_secret: Pepper,
         config: SessionConfig,
@@ -473,6 +473,7 @@ mod tests {
 
     use super::*;
     use crate::auth::test_store::TestStore;
+    use crate::store::DynStore;
     use crate::model::{Email, PasswordHash};
     use crate::store::memory::MemoryStore;
 

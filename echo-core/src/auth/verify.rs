@@ -14,7 +14,7 @@ use super::digest::KeyHasher;
 use super::key::{ApiKey, KeyEnvironment};
 use super::usage::LastUsedCoalescer;
 use crate::model::{ApiKeyId, ApiKeyRecord, PricingTier, Timestamp, UserId};
-use crate::store::{DynStore, StoreError};
+use crate::store::{ApiKeyStore, StoreError};
 
 /// Why a presented key was not accepted.
 ///
@@ -184,7 +184,7 @@ impl Default for VerifierConfig {
 /// ```
 #[derive(Debug)]
 pub struct StoreKeyVerifier {
-    store: Arc<DynStore>,
+    store: Arc<dyn ApiKeyStore>,
     hasher: Arc<KeyHasher>,
     config: VerifierConfig,
     cache: Option<Arc<VerifiedKeyCache>>,
@@ -193,7 +193,11 @@ pub struct StoreKeyVerifier {
 
 impl StoreKeyVerifier {
     /// A verifier without a cache.
-    pub fn new(store: Arc<DynStore>, hasher: Arc<KeyHasher>, config: VerifierConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn ApiKeyStore>,
+        hasher: Arc<KeyHasher>,
+        config: VerifierConfig,
+    ) -> Self {
         Self {
             store,
             hasher,

@@ -6,7 +6,7 @@ use super::{
     ApiKeyService, CacheConfig, KeyHasher, KeyServiceConfig, Pepper, StoreKeyVerifier,
     VerifiedKeyCache, VerifierConfig,
 };
-use crate::store::DynStore;
+use crate::store::ApiKeyStore;
 
 /// API keys over one store: the [`ApiKeyService`] that issues, lists and revokes them and the
 /// [`StoreKeyVerifier`] that checks presented keys, sharing one digest key and one cache (so a
@@ -42,7 +42,7 @@ pub struct KeyAuth {
 impl KeyAuth {
     /// Keys over `store` with digests keyed by `pepper` and the default settings: live keys
     /// only, no default expiry, a verification cache of [`CacheConfig::default`].
-    pub fn new(store: Arc<DynStore>, pepper: Pepper) -> Self {
+    pub fn new(store: Arc<dyn ApiKeyStore>, pepper: Pepper) -> Self {
         Self::with_config(
             store,
             Arc::new(KeyHasher::new(pepper)),
@@ -55,7 +55,7 @@ impl KeyAuth {
     /// Keys over `store` with every setting explicit (a hasher that also accepts a previous
     /// pepper during rotation, test keys accepted, …).
     pub fn with_config(
-        store: Arc<DynStore>,
+        store: Arc<dyn ApiKeyStore>,
         hasher: Arc<KeyHasher>,
         verifier: VerifierConfig,
         keys: KeyServiceConfig,

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::jobs::{ExecuteOptions, JobExecutor, JobOutcome};
 use crate::model::{Job, JobId, Timestamp, ValidationError};
 use crate::rng::SplitMix64;
-use crate::store::{DynStore, StoreError, lease_expiry};
+use crate::store::{JobQueue, StoreError, lease_expiry};
 
 /// A wake-up source for idle workers: "a job may be due".
 ///
@@ -228,7 +228,7 @@ pub(crate) fn target_concurrency(min: usize, max: usize, in_flight: usize, due: 
 /// - **Crashes.** A worker that dies settles nothing; its jobs are claimed again once their
 ///   leases expire, and resume where their stored iterations end.
 pub struct WorkerPool {
-    store: Arc<DynStore>,
+    store: Arc<dyn JobQueue>,
     executor: Arc<JobExecutor>,
     config: WorkerPoolConfig,
     signal: Arc<DynJobSignal>,
@@ -250,7 +250,11 @@ impl fmt::Debug for WorkerPool {
 impl WorkerPool {
     /// A pool that polls (see [`WorkerPool::with_signal`]). `min_concurrency` is raised to 1
     /// and `max_concurrency` to `min_concurrency` when smaller.
-    pub fn new(store: Arc<DynStore>, executor: Arc<JobExecutor>, config: WorkerPoolConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn JobQueue>,
+        executor: Arc<JobExecutor>,
+        config: WorkerPoolConfig,
+    ) -> Self {
         let mut config = config;
         config.min_concurrency = config.min_concurrency.max(1);
         config.max_concurrency = config.max_concurrency.max(config.min_concurrency);

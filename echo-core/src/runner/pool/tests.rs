@@ -9,6 +9,7 @@ use crate::model::{BatchRunStatus, ExperimentStatus, JobStatus, ProviderKind, Us
 use crate::provider::DynProvider;
 use crate::runner::tests::{Scripted, add_experiment, add_user, memory_store, simulated_for};
 use crate::runner::{ExperimentRunner, RUN_EXPERIMENT, RunExperimentPayload, RunnerConfig};
+use crate::store::DynStore;
 
 /// Generous: the machine running the tests may be slow and busy, and nothing here asserts
 /// on speed.
@@ -570,13 +571,7 @@ async fn the_hard_time_limit_on_the_last_attempt_fails_job_and_runs_and_refunds(
         experiment_id: experiment.id,
     };
     let now = Timestamp::now();
-    let queued = Job::new(
-        RUN_EXPERIMENT,
-        serde_json::to_value(payload).unwrap(),
-        now,
-        1,
-        now,
-    );
+    let queued = Job::new(&payload, now, 1, now).unwrap();
     crate::runner::tests::create_with_job(&store, &experiment, &queued).await;
     let provider = Arc::new(Scripted {
         hang_from: Some(4),
