@@ -179,15 +179,12 @@ pub async fn serve(
         config.clone(),
         StateOptions {
             providers,
-            rate_limits: config
-                .rate_limits
-                .to_config()
-                .map_err(|e| CliError::Usage(e.to_string()))?,
+            rate_limits: config.rate_limits.to_config().map_err(CliError::from)?,
             ..StateOptions::default()
         },
         opened.extras.clone(),
     )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    .map_err(CliError::from)?;
     let mut tasks = tokio::task::JoinSet::new();
 
     if roles.workers {

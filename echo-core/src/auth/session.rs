@@ -473,8 +473,8 @@ mod tests {
 
     use super::*;
     use crate::auth::test_store::TestStore;
-    use crate::store::DynStore;
     use crate::model::{Email, PasswordHash};
+    use crate::store::DynStore;
     use crate::store::memory::MemoryStore;
 
     const PEPPER: &[u8] = b"session test pepper, 32 bytes or more";

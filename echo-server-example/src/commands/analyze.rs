@@ -21,8 +21,7 @@ pub(super) async fn analyze(args: AnalyzeArgs) -> Result<(), CliError> {
     } else {
         tokio::fs::read_to_string(&args.file).await?
     };
-    let matcher =
-        BrandMatcher::new(&target, &competitors).map_err(|e| CliError::Usage(e.to_string()))?;
+    let matcher = BrandMatcher::new(&target, &competitors).map_err(CliError::from)?;
     let extraction = matcher.extract(&text);
     println!("{}", serde_json::to_string_pretty(&extraction)?);
     Ok(())

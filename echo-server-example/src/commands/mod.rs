@@ -29,6 +29,21 @@ pub enum CliError {
     /// The job could not be executed.
     #[error("job failed")]
     Job(#[from] echo_core::runner::JobError),
+    /// A setting is invalid (the message names it).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The server's services could not be built from the configuration.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The password hasher refused its parameters.
+    #[error("password hashing")]
+    Password(#[from] echo_core::auth::PasswordError),
+    /// The brands cannot be indexed for extraction.
+    #[error(transparent)]
+    Matcher(#[from] echo_core::analysis::MatcherError),
+    /// The audit checkpoint key is unusable.
+    #[error("invalid audit checkpoint key")]
+    Checkpoint(#[from] echo_core::audit::CheckpointError),
     /// The audit log does not verify, or could not be read.
     #[error(transparent)]
     AuditLog(#[from] echo_core::audit::LogError),

@@ -13,7 +13,7 @@ use crate::config::ServerConfig;
 /// Executes `echoai retention run`.
 pub async fn retention_run(args: RetentionRunArgs) -> Result<(), CliError> {
     let mut config = ServerConfig::load(args.config.as_deref(), |k| std::env::var(k).ok())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(CliError::from)?;
     if let Some(d) = args.database {
         config.database = d;
     }
@@ -29,7 +29,7 @@ pub async fn retention_run(args: RetentionRunArgs) -> Result<(), CliError> {
         crate::state::StateOptions::default(),
         opened.extras,
     )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    .map_err(CliError::from)?;
     let task = crate::server::retention_task(&state, &config);
     let report = task
         .run(Timestamp::now(), args.dry_run)
@@ -48,17 +48,17 @@ fn public_key(args: &AuditVerifyArgs) -> Result<Option<CheckpointVerifier>, CliE
                 .ok_or_else(|| CliError::Usage("--public-key must be 64 hex characters".into()))?,
         ),
         None => {
-            let config = ServerConfig::load(None, |k| std::env::var(k).ok())
-                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let config =
+                ServerConfig::load(None, |k| std::env::var(k).ok()).map_err(CliError::from)?;
             config
                 .privacy
                 .signing_seed()
-                .map_err(|e| CliError::Usage(e.to_string()))?
+                .map_err(CliError::from)?
                 .map(|seed| CheckpointSigner::from_seed(&seed).verifying_key())
         }
     };
     bytes
-        .map(|b| CheckpointVerifier::new(&b).map_err(|e| CliError::Usage(e.to_string())))
+        .map(|b| CheckpointVerifier::new(&b).map_err(CliError::from))
         .transpose()
 }
 

@@ -17,8 +17,7 @@ fn load(
     listen: Option<String>,
     database: Option<String>,
 ) -> Result<ServerConfig, CliError> {
-    let mut config = ServerConfig::load(file, |k| std::env::var(k).ok())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut config = ServerConfig::load(file, |k| std::env::var(k).ok()).map_err(CliError::from)?;
     // Flags win over the file and the environment (clap already folded ECHO_LISTEN and
     // ECHO_DATABASE into them).
     if let Some(l) = listen {
@@ -27,9 +26,7 @@ fn load(
     if let Some(d) = database {
         config.database = d;
     }
-    config
-        .validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    config.validate().map_err(CliError::from)?;
     Ok(config)
 }
 
@@ -56,9 +53,7 @@ fn stop_on_signal() -> CancellationToken {
 pub async fn run_serve(args: ServeArgs, log: Option<&str>) -> Result<(), CliError> {
     let config = load(args.config.as_deref(), args.listen, args.database)?;
     init_logs(&config, log);
-    let addr = config
-        .listen_addr()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let addr = config.listen_addr().map_err(CliError::from)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         CliError::Usage(format!(
             "cannot listen on {addr} (listen / ECHO_LISTEN): {e}"
@@ -114,7 +109,7 @@ pub async fn user_create(args: UserCreateArgs) -> Result<(), CliError> {
         (generate_password()?, true)
     };
     let hasher = PasswordHasher::new(PasswordParams::default(), PasswordPolicy::default())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(CliError::from)?;
     let hash = hasher
         .hash(&password)
         .map_err(|e| CliError::Usage(format!("password refused: {e}")))?;
