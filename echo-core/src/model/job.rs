@@ -38,7 +38,7 @@ pub struct Job {
     pub updated_at: Timestamp,
 }
 
-/// The typed arguments of one kind of job: the only way to build a [`Job`].
+/// The typed arguments of one kind of job; [`Job::new`] builds a job only from one.
 ///
 /// A worker dispatches on [`JobPayload::KIND`] and decodes the payload back into the same type,
 /// so a job built from a typed payload is one its executor can read. Echo's own kind is
