@@ -30,7 +30,8 @@
 //!   answers, purges deleted accounts (pseudonymizing their audit events) and archives old
 //!   audit events.
 //! - [`privacy`]: redaction of personal data (emails, phone numbers, IBANs, card numbers, IP
-//!   addresses) in answers before they are stored.
+//!   addresses) in answers before they are stored, and the GDPR export
+//!   ([`privacy::export::export_user`]), streamed to any `io::Write` or async writer.
 //!
 //! ## Quick start
 //! Measure a brand on the simulated provider. [`Echo`] submits the experiment (quota debit,

@@ -3,8 +3,8 @@
 //!
 //! Seeds a SQLite store, through the store traits, with one user owning 100 experiments × 1
 //! batch run × 1,000 iterations of about 1 KB answers (`record_iterations` in batches of
-//! 1,000), then streams `export::export_user` into a channel of 4 chunks, as
-//! `GET /api/v1/user/data-export` does, whose receiver counts the bytes and drops each chunk
+//! 1,000), then streams `echo_core::privacy::export::export_user` into a channel of 4
+//! chunks, as `GET /api/v1/user/data-export` does, whose receiver counts the bytes and drops each chunk
 //! (as the HTTP body would once written to the socket). Memory is read from `/proc/self/status`:
 //! `VmRSS` before and after seeding, and `VmHWM` (peak resident set) reset just before the
 //! export by writing `5` to `/proc/self/clear_refs`, so the export's peak is not the seeding's.
@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_core::model::*;
+use echo_core::privacy::export::export_user;
 use echo_core::store::{DynStore, ExperimentStore, RunStore, UserStore};
-use echo_server_example::export::export_user;
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
 
 const BATCH: u32 = 1_000;
@@ -168,10 +168,10 @@ async fn seed(store: &SqliteStore, experiments: u32, per_run: u32) -> User {
 async fn export(store: Arc<SqliteStore>, user: User) -> (u64, u64, Duration) {
     const NEEDLE: &[u8] = b"\"raw_response\":";
     let started = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHANNEL);
+    let (mut tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHANNEL);
     let task = tokio::spawn(async move {
         let store: Arc<DynStore> = store;
-        export_user(store.as_ref(), &user, tx).await
+        export_user(store.as_ref(), &user, &mut tx).await
     });
     let (mut bytes, mut found) = (0u64, 0u64);
     // The last `NEEDLE.len() - 1` bytes seen: a match that straddles two chunks starts there.

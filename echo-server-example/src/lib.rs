@@ -16,7 +16,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod export;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

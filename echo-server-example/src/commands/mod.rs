@@ -50,6 +50,9 @@ pub enum CliError {
     /// The experiment was refused or could not be stored.
     #[error(transparent)]
     Service(echo_core::service::ServiceError),
+    /// The GDPR export stopped.
+    #[error("export failed")]
+    Export(#[from] echo_core::privacy::export::ExportError),
     /// Reading input or writing output failed.
     #[error("i/o error")]
     Io(#[from] std::io::Error),

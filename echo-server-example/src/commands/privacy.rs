@@ -5,6 +5,7 @@ use std::path::Path;
 
 use echo_core::audit::{CheckpointSigner, CheckpointVerifier, verify_log};
 use echo_core::model::{Email, Timestamp};
+use echo_core::privacy::export::{WriteSink, export_user};
 
 use super::CliError;
 use crate::cli::{AuditVerifyArgs, ExportArgs, RetentionRunArgs};
@@ -102,24 +103,14 @@ pub async fn export(args: ExportArgs) -> Result<(), CliError> {
         .find_user_by_email(&email)
         .await?
         .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    let producer = {
-        let store = store.clone();
-        let user = user.clone();
-        tokio::spawn(async move { crate::export::export_user(store.as_ref(), &user, tx).await })
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::stdout()),
     };
-    let mut out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    while let Some(chunk) = rx.recv().await {
-        out.write_all(&chunk)?;
-    }
+    let mut sink = WriteSink::new(std::io::BufWriter::new(out));
+    export_user(store.as_ref(), &user, &mut sink).await?;
+    let mut out = sink.into_inner();
     out.write_all(b"\n")?;
     out.flush()?;
-    producer
-        .await
-        .map_err(|e| CliError::Usage(format!("export task failed: {e}")))?
-        .map_err(|e| CliError::Usage(format!("export failed: {e}")))?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use echo_core::mail::MailMessage;
 use echo_core::model::{Timestamp, User};
+use echo_core::privacy::export::export_user;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -157,10 +158,10 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let user = current_user(&state, &caller).await?;
     audit_action(&state, &ctx, user.id, "export_user_data", "user", user.id).await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let (mut tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let store = state.store.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::export::export_user(store.as_ref(), &user, tx).await {
+        if let Err(e) = export_user(store.as_ref(), &user, &mut tx).await {
             // The status line is sent already: a truncated body (invalid JSON) is how the
             // client learns; the cause goes to the log.
             log_chain("data export failed", Some(&e));
