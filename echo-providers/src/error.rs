@@ -46,6 +46,23 @@ pub enum BuildError {
         reason: String,
     },
     /// reqwest could not build its client (for example, no TLS root certificates).
+    #[cfg(any(
+        feature = "openai",
+        feature = "anthropic",
+        feature = "gemini",
+        feature = "perplexity",
+        feature = "openai-compatible"
+    ))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(
+            feature = "openai",
+            feature = "anthropic",
+            feature = "gemini",
+            feature = "perplexity",
+            feature = "openai-compatible"
+        )))
+    )]
     #[error("{provider}: could not build the HTTP client")]
     Client {
         /// The provider being built.

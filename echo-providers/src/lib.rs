@@ -73,7 +73,10 @@
 //!
 //! ## Feature flags
 //! One per provider, all on by default: `openai`, `anthropic`, `gemini`, `perplexity`,
-//! `openai-compatible`. TLS is rustls.
+//! `openai-compatible`. Each compiles in its config and client types and its arm of [`build`];
+//! [`build`] answers [`BuildError::FeatureDisabled`] for a provider whose feature is off. With
+//! every feature off the crate links no HTTP client (reqwest, serde and time come with the
+//! first provider feature). TLS is rustls.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -107,16 +110,21 @@ mod perplexity;
 use std::time::Duration;
 
 #[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicConfig, AnthropicProvider};
 #[cfg(feature = "openai-compatible")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai-compatible")))]
 pub use compatible::{OpenAiCompatibleConfig, OpenAiCompatibleProvider};
 pub use error::BuildError;
 pub use factory::{AuthStyle, MaxTokensField, ProviderSettings, build};
 #[cfg(feature = "gemini")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
 pub use gemini::{GeminiConfig, GeminiProvider};
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use openai::{OpenAiConfig, OpenAiProvider};
 #[cfg(feature = "perplexity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "perplexity")))]
 pub use perplexity::{PerplexityConfig, PerplexityProvider};
 
 /// Default limit on a whole call: long enough for a search-backed or reasoning answer, short
