@@ -9,12 +9,19 @@
 //! - [`commands`]: `echoai run` (the main job), `analyze`, `migrate`, `serve`, `worker`, `user`.
 //! - [`report`]: the per-provider report, as a table or JSON.
 //! - [`providers`]: building provider clients from the command line and the environment.
+//! - [`database`]: the store a database URL names (the one place that maps URLs to backends).
+//!
+//! Cargo features (all but `smtp` on by default): `sqlite` (the embedded store), `postgres`
+//! (the PostgreSQL store), `providers` (real provider clients; without it only the simulated
+//! provider runs) and `smtp` (mail by SMTP). A binary asked for something it was built without
+//! says which feature to rebuild with ([`commands::CliError::NotBuilt`]).
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
@@ -38,9 +45,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use echo_core::store::{DynStore, StoreError};
-use echo_store_postgres::{PgConfig, PgStore};
-use echo_store_sqlite::{SqliteConfig, SqliteStore};
+use echo_core::store::DynStore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -157,33 +162,14 @@ pub async fn run(
     .await
 }
 
-/// Opens the store a `--database` value names: a file path or `sqlite://PATH` (SQLite,
-/// migrated on open), or a `postgres://` / `postgresql://` URL (PostgreSQL, migrated here:
-/// idempotent and safe while other servers run, under an advisory lock). Returns the store and,
-/// for PostgreSQL, how many migrations this call applied.
+/// Opens the store a `--database` value names, with a pool sized for a command (see
+/// [`database::open`]). Returns the store and, for PostgreSQL, how many migrations this call
+/// applied.
 pub async fn open_store(
     database: &str,
 ) -> Result<(Arc<DynStore>, Option<usize>), commands::CliError> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        // A command-line process needs few connections; the server sizes its own pool.
-        let config = PgConfig {
-            pool_size: 2,
-            max_overflow: 8,
-            ..PgConfig::default()
-        };
-        let store = PgStore::connect(database, config).await?;
-        let applied = store.migrate().await?;
-        return Ok((Arc::new(store), Some(applied)));
-    }
-    let path = database.strip_prefix("sqlite://").unwrap_or(database);
-    if path.trim().is_empty() {
-        return Err(commands::CliError::Usage(
-            "--database must not be empty".into(),
-        ));
-    }
-    let store: Result<SqliteStore, StoreError> =
-        SqliteStore::open(path, SqliteConfig::default()).await;
-    Ok((Arc::new(store?), None))
+    let opened = database::open(database, database::PoolSizing::COMMAND).await?;
+    Ok((opened.store, opened.applied_migrations))
 }
 
 /// Logs go to standard error (standard output carries the report), filtered by `filter`:

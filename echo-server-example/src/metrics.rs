@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use echo_core::runner::PoolSnapshot;
 use echo_core::store::QueueStats;
+#[cfg(feature = "postgres")]
 use echo_store_postgres::{ACQUIRE_BUCKETS_SECONDS, PoolStats};
 
 /// Upper bounds of the HTTP latency buckets, in seconds.
@@ -107,13 +108,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with the gauges read now.
-    pub fn render(
-        &self,
-        queue: Option<QueueStats>,
-        pool: Option<PoolStats>,
-        workers: Option<PoolSnapshot>,
-    ) -> String {
+    /// The exposition text, with the gauges read now. The connection pool's section, when
+    /// there is a pool, follows from [`render_pool`].
+    pub fn render(&self, queue: Option<QueueStats>, workers: Option<PoolSnapshot>) -> String {
         let mut out = String::new();
         if let Ok(m) = self.inner.lock() {
             out.push_str("# HELP echo_http_requests_total HTTP requests by route template, method and status.\n# TYPE echo_http_requests_total counter\n");
@@ -183,43 +180,46 @@ impl Metrics {
                 w.claim_errors
             );
         }
-        if let Some(p) = pool {
-            out.push_str("# HELP echo_db_pool_connections Database connections by state.\n# TYPE echo_db_pool_connections gauge\n");
-            for (state, n) in [
-                ("open", p.size),
-                ("idle", p.idle),
-                ("in_use", p.in_use),
-                ("max", p.max_connections),
-            ] {
-                let _ = writeln!(out, "echo_db_pool_connections{{state=\"{state}\"}} {n}");
-            }
-            out.push_str("# HELP echo_db_pool_acquires_total Connection acquires.\n# TYPE echo_db_pool_acquires_total counter\n");
-            let _ = writeln!(out, "echo_db_pool_acquires_total {}", p.acquires);
-            out.push_str("# HELP echo_db_pool_waits_total Acquires that had to wait for a connection.\n# TYPE echo_db_pool_waits_total counter\n");
-            let _ = writeln!(out, "echo_db_pool_waits_total {}", p.waits);
-            out.push_str("# HELP echo_db_pool_timeouts_total Acquires that timed out.\n# TYPE echo_db_pool_timeouts_total counter\n");
-            let _ = writeln!(out, "echo_db_pool_timeouts_total {}", p.timeouts);
-            out.push_str("# HELP echo_db_pool_acquire_seconds Connection acquire latency.\n# TYPE echo_db_pool_acquire_seconds histogram\n");
-            for (bound, n) in ACQUIRE_BUCKETS_SECONDS.iter().zip(&p.acquire_buckets) {
-                let _ = writeln!(
-                    out,
-                    "echo_db_pool_acquire_seconds_bucket{{le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "echo_db_pool_acquire_seconds_bucket{{le=\"+Inf\"}} {}",
-                p.acquires
-            );
-            let _ = writeln!(
-                out,
-                "echo_db_pool_acquire_seconds_sum {}",
-                p.acquire_seconds_sum
-            );
-            let _ = writeln!(out, "echo_db_pool_acquire_seconds_count {}", p.acquires);
-        }
         out
     }
+}
+
+/// Appends the connection pool's section (PostgreSQL's pool statistics) to `out`.
+#[cfg(feature = "postgres")]
+pub fn render_pool(out: &mut String, p: &PoolStats) {
+    out.push_str("# HELP echo_db_pool_connections Database connections by state.\n# TYPE echo_db_pool_connections gauge\n");
+    for (state, n) in [
+        ("open", p.size),
+        ("idle", p.idle),
+        ("in_use", p.in_use),
+        ("max", p.max_connections),
+    ] {
+        let _ = writeln!(out, "echo_db_pool_connections{{state=\"{state}\"}} {n}");
+    }
+    out.push_str("# HELP echo_db_pool_acquires_total Connection acquires.\n# TYPE echo_db_pool_acquires_total counter\n");
+    let _ = writeln!(out, "echo_db_pool_acquires_total {}", p.acquires);
+    out.push_str("# HELP echo_db_pool_waits_total Acquires that had to wait for a connection.\n# TYPE echo_db_pool_waits_total counter\n");
+    let _ = writeln!(out, "echo_db_pool_waits_total {}", p.waits);
+    out.push_str("# HELP echo_db_pool_timeouts_total Acquires that timed out.\n# TYPE echo_db_pool_timeouts_total counter\n");
+    let _ = writeln!(out, "echo_db_pool_timeouts_total {}", p.timeouts);
+    out.push_str("# HELP echo_db_pool_acquire_seconds Connection acquire latency.\n# TYPE echo_db_pool_acquire_seconds histogram\n");
+    for (bound, n) in ACQUIRE_BUCKETS_SECONDS.iter().zip(&p.acquire_buckets) {
+        let _ = writeln!(
+            out,
+            "echo_db_pool_acquire_seconds_bucket{{le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "echo_db_pool_acquire_seconds_bucket{{le=\"+Inf\"}} {}",
+        p.acquires
+    );
+    let _ = writeln!(
+        out,
+        "echo_db_pool_acquire_seconds_sum {}",
+        p.acquire_seconds_sum
+    );
+    let _ = writeln!(out, "echo_db_pool_acquire_seconds_count {}", p.acquires);
 }
 
 #[cfg(test)]
@@ -237,7 +237,7 @@ mod tests {
         );
         m.observe_request("/api/v1/experiments", "GET", 200, Duration::from_millis(30));
         m.observe_request("/x\"y", "GET", 404, Duration::from_millis(1));
-        let text = m.render(Some(QueueStats::default()), None, None);
+        let text = m.render(Some(QueueStats::default()), None);
         assert!(text.contains(
             "echo_http_requests_total{route=\"/api/v1/experiments\",method=\"GET\",status=\"200\"} 2"
         ));

@@ -1,12 +1,13 @@
 //! Provider clients for the command line: the simulator, or a real API with its key from the
-//! environment (the library crates never read the environment themselves).
+//! environment (the library crates never read the environment themselves). Real providers need
+//! the `providers` feature; without it only the simulator is built, and asking for another
+//! provider fails with [`CliError::NotBuilt`].
 
 use std::sync::Arc;
 
 use echo_core::model::{Brand, ProviderKind};
+use echo_core::provider::DynProvider;
 use echo_core::provider::simulated::{SIMULATED_MODEL, SimulatedConfig, SimulatedProvider};
-use echo_core::provider::{DynProvider, Secret};
-use echo_providers::ProviderSettings;
 
 use crate::commands::CliError;
 
@@ -47,7 +48,8 @@ pub fn key_variable(kind: ProviderKind) -> Option<&'static str> {
 }
 
 /// Builds the client for `kind`. The simulator is seeded with the experiment's brands; real
-/// providers need their key in the environment (the compatible one needs a base URL instead).
+/// providers need the `providers` feature and their key in the environment (the compatible one
+/// needs a base URL instead).
 pub fn build(
     kind: ProviderKind,
     seed: u64,
@@ -58,6 +60,13 @@ pub fn build(
         let config = SimulatedConfig::for_brands(seed, target, competitors);
         return Ok(Arc::new(SimulatedProvider::new(config)));
     }
+    build_real(kind)
+}
+
+#[cfg(feature = "providers")]
+fn build_real(kind: ProviderKind) -> Result<Arc<DynProvider>, CliError> {
+    use echo_core::provider::Secret;
+    use echo_providers::ProviderSettings;
     let api_key = key_variable(kind)
         .and_then(|var| std::env::var(var).ok())
         .filter(|k| !k.trim().is_empty())
@@ -80,9 +89,18 @@ pub fn build(
     echo_providers::build(kind, settings).map_err(|e| CliError::Usage(format!("{kind}: {e}")))
 }
 
+#[cfg(not(feature = "providers"))]
+fn build_real(_kind: ProviderKind) -> Result<Arc<DynProvider>, CliError> {
+    Err(CliError::NotBuilt {
+        what: "real provider clients (only the simulated provider is available)",
+        feature: "providers",
+    })
+}
+
 /// The real providers whose configuration is in the environment (a key, or for the
 /// OpenAI-compatible client a base URL), for a server that runs many experiments. Providers
-/// that fail to build are logged and skipped.
+/// that fail to build are logged and skipped (so is every one in a build without the
+/// `providers` feature, with the feature to rebuild with in the log line).
 pub fn from_environment() -> Vec<Arc<DynProvider>> {
     let mut clients = Vec::new();
     for &kind in ProviderKind::ALL {
@@ -128,5 +146,18 @@ mod tests {
             err.contains("simulated") && err.contains("chatgpt"),
             "{err}"
         );
+    }
+
+    #[cfg(not(feature = "providers"))]
+    #[test]
+    fn real_providers_name_the_missing_feature() {
+        let brand = Brand::new(echo_core::model::BrandName::parse("Acme").unwrap());
+        let err = build(ProviderKind::OpenAi, 0, &brand, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this echoai was built without real provider clients (only the simulated provider \
+             is available); rebuild with --features providers"
+        );
+        assert!(build(ProviderKind::Simulated, 0, &brand, &[]).is_ok());
     }
 }

@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 
 use echo_core::model::ProviderKind;
 use echo_core::runner::{
-    ExperimentRunner, JobEvent, JobExecutor, JobSignal, RunnerConfig, Scheduler, SchedulerConfig,
-    WorkerPool, WorkerPoolConfig,
+    ExperimentRunner, JobEvent, JobExecutor, RunnerConfig, Scheduler, SchedulerConfig, WorkerPool,
+    WorkerPoolConfig,
 };
 use echo_core::store::DynStore;
-use echo_store_postgres::{PgConfig, PgJobSignal, PgStore};
-use echo_store_sqlite::{SqliteConfig, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::CliError;
 use crate::config::ServerConfig;
+use crate::database::{OpenedStore, PoolSizing};
 use crate::metrics::Metrics;
-use crate::state::{AppState, StateOptions, StoreExtras};
+use crate::state::{AppState, StateOptions};
 
 /// What this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,64 +33,13 @@ pub struct Roles {
     pub scheduler: bool,
 }
 
-/// The opened store with what the server needs of its backend.
-#[derive(Debug)]
-pub struct OpenedStore {
-    /// The store.
-    pub store: Arc<DynStore>,
-    /// Pool statistics and schema check.
-    pub extras: StoreExtras,
-    /// The PostgreSQL store, for LISTEN/NOTIFY wake-ups.
-    pub postgres: Option<PgStore>,
-}
-
-/// Opens (and migrates) the store `database` names, sized by `config`.
+/// Opens (and migrates) the store `config.database` names, with the configured pool size.
 pub async fn open(config: &ServerConfig) -> Result<OpenedStore, CliError> {
-    let database = config.database.as_str();
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        let pg = PgStore::connect(
-            database,
-            PgConfig {
-                pool_size: config.postgres.pool_size,
-                max_overflow: config.postgres.max_overflow,
-                ..PgConfig::default()
-            },
-        )
-        .await?;
-        pg.migrate().await?;
-        let stats = pg.clone();
-        let check = pg.clone();
-        let extras = StoreExtras {
-            pool_stats: Some(Arc::new(move || stats.pool_stats())),
-            schema_check: Some(Arc::new(move || {
-                let pg = check.clone();
-                Box::pin(async move {
-                    let applied = pg.applied_migrations().await.map_err(|e| e.to_string())?;
-                    let expected = echo_store_postgres::schema_version();
-                    if applied >= expected {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{applied} migrations applied, this build needs {expected}"
-                        ))
-                    }
-                })
-            })),
-        };
-        return Ok(OpenedStore {
-            store: Arc::new(pg.clone()),
-            extras,
-            postgres: Some(pg),
-        });
-    }
-    let path = database.strip_prefix("sqlite://").unwrap_or(database);
-    let store = SqliteStore::open(path, SqliteConfig::default()).await?;
-    Ok(OpenedStore {
-        store: Arc::new(store),
-        // SQLite migrates on open: an opened store is current.
-        extras: StoreExtras::default(),
-        postgres: None,
-    })
+    let sizing = PoolSizing {
+        pool_size: config.postgres.pool_size,
+        max_overflow: config.postgres.max_overflow,
+    };
+    crate::database::open(&config.database, sizing).await
 }
 
 /// Builds the runner with every provider this process can call: the simulator (seeded per
@@ -208,8 +156,7 @@ pub async fn serve(
             },
         )
         .with_observer(observer(state.metrics.clone()));
-        if let Some(pg) = &opened.postgres {
-            let signal: Arc<dyn JobSignal> = Arc::new(PgJobSignal::new(pg.clone()));
+        if let Some(signal) = opened.job_signal.clone() {
             pool = pool.with_signal(signal);
         }
         let pool = Arc::new(pool);

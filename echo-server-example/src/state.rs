@@ -21,6 +21,7 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
 /// Reads a connection pool's statistics for `/metrics` (the PostgreSQL store has them).
+#[cfg(feature = "postgres")]
 pub type PoolStatsFn = Arc<dyn Fn() -> echo_store_postgres::PoolStats + Send + Sync>;
 
 /// Checks that the store's schema is the one this build expects (readiness).
@@ -31,6 +32,7 @@ pub type SchemaCheckFn =
 #[derive(Clone, Default)]
 pub struct StoreExtras {
     /// Connection-pool statistics.
+    #[cfg(feature = "postgres")]
     pub pool_stats: Option<PoolStatsFn>,
     /// Schema check for `/readyz`.
     pub schema_check: Option<SchemaCheckFn>,
@@ -38,9 +40,10 @@ pub struct StoreExtras {
 
 impl std::fmt::Debug for StoreExtras {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreExtras")
-            .field("pool_stats", &self.pool_stats.is_some())
-            .field("schema_check", &self.schema_check.is_some())
+        let mut s = f.debug_struct("StoreExtras");
+        #[cfg(feature = "postgres")]
+        s.field("pool_stats", &self.pool_stats.is_some());
+        s.field("schema_check", &self.schema_check.is_some())
             .finish()
     }
 }
@@ -79,6 +82,7 @@ pub struct Services {
     /// Providers experiments may use on this server.
     pub providers: Vec<ProviderKind>,
     /// Connection-pool statistics, when the store has them.
+    #[cfg(feature = "postgres")]
     pub pool_stats: Option<PoolStatsFn>,
     /// Schema check for readiness, when the store has one.
     pub schema_check: Option<SchemaCheckFn>,
@@ -275,6 +279,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             config,
             providers: options.providers,
+            #[cfg(feature = "postgres")]
             pool_stats: extras.pool_stats,
             schema_check: extras.schema_check,
             worker_stats: std::sync::RwLock::new(None),

@@ -20,6 +20,14 @@ pub enum CliError {
     /// A usage problem explained in words.
     #[error("{0}")]
     Usage(String),
+    /// The command needs something this binary was compiled without.
+    #[error("this echoai was built without {what}; rebuild with --features {feature}")]
+    NotBuilt {
+        /// What is missing, e.g. "PostgreSQL support".
+        what: &'static str,
+        /// The cargo feature of echo-server-example that compiles it in.
+        feature: &'static str,
+    },
     /// Storage failed.
     #[error("storage error")]
     Store(#[from] echo_core::store::StoreError),

@@ -47,6 +47,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Pool first: the queue query below takes a connection, which would count as in use.
+    #[cfg(feature = "postgres")]
     let pool = state.pool_stats.as_ref().map(|f| f());
     let queue = state.store.queue_stats(Timestamp::now()).await.ok();
     let workers = state
@@ -54,7 +55,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .read()
         .ok()
         .and_then(|slot| slot.as_ref().map(|f| f()));
-    let body = state.metrics.render(queue, pool, workers);
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut body = state.metrics.render(queue, workers);
+    #[cfg(feature = "postgres")]
+    if let Some(pool) = pool {
+        crate::metrics::render_pool(&mut body, &pool);
+    }
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

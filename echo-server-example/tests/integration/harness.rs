@@ -43,6 +43,7 @@ impl Provider for BrokenProvider {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    #[cfg(feature = "postgres")]
     Postgres,
 }
 
@@ -106,6 +107,7 @@ impl TestServer {
                         .unwrap(),
                 )
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => Arc::new(postgres_store().await?),
         };
         let state = AppState::build(
@@ -291,6 +293,7 @@ pub struct Account {
     pub csrf: String,
 }
 
+#[cfg(feature = "postgres")]
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
 }
@@ -298,6 +301,7 @@ fn under_ci() -> bool {
 /// A fresh, migrated PostgreSQL store in a database of its own on `DATABASE_URL`'s server.
 /// Without the server it prints why and returns `None` (the test is skipped), except under
 /// `CI=true`, where it fails.
+#[cfg(feature = "postgres")]
 async fn postgres_store() -> Option<echo_store_postgres::PgStore> {
     use sqlx::Connection;
     use std::sync::atomic::{AtomicU32, Ordering};

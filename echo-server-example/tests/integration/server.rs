@@ -57,6 +57,7 @@ async fn full_lifecycle_on_sqlite() {
     lifecycle(TestServer::on(Backend::Sqlite).await.unwrap()).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn full_lifecycle_on_postgres() {
     if let Some(s) = TestServer::on(Backend::Postgres).await {
@@ -291,6 +292,7 @@ async fn another_users_objects_are_not_found_on_sqlite() {
     isolation(TestServer::on(Backend::Sqlite).await.unwrap()).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn another_users_objects_are_not_found_on_postgres() {
     if let Some(s) = TestServer::on(Backend::Postgres).await {
@@ -513,6 +515,7 @@ async fn quotas_on_sqlite() {
     quotas(TestServer::on(Backend::Sqlite).await.unwrap()).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn quotas_on_postgres() {
     if let Some(s) = TestServer::on(Backend::Postgres).await {
