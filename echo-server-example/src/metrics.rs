@@ -109,7 +109,7 @@ impl Metrics {
     }
 
     /// The exposition text, with the gauges read now. The connection pool's section, when
-    /// there is a pool, follows from [`render_pool`].
+    /// there is a pool, is appended by `render_pool` (feature `postgres`).
     pub fn render(&self, queue: Option<QueueStats>, workers: Option<PoolSnapshot>) -> String {
         let mut out = String::new();
         if let Ok(m) = self.inner.lock() {
