@@ -44,8 +44,10 @@ pub async fn envelope(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    // A client chooses the method text: bounded to the standard set before it becomes a
+    // metric label or a log field, so random methods cannot grow `/metrics` or the logs.
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", request_id = %id, method, route = %route);
     let mut response = next.run(req).instrument(span.clone()).await;
 
     let status = response.status();
@@ -63,7 +65,7 @@ pub async fn envelope(
     let elapsed = started.elapsed();
     state
         .metrics
-        .observe_request(&route, method.as_str(), status.as_u16(), elapsed);
+        .observe_request(&route, method, status.as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -148,5 +150,39 @@ mod tests {
         assert_eq!(accept_request_id(&h), None);
         h.insert(&REQUEST_ID, HeaderValue::from_static(""));
         assert_eq!(accept_request_id(&h), None);
+    }
+}
+
+/// The method as a bounded label: one of the nine standard methods, or `OTHER`.
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod method_tests {
+    use axum::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for raw in ["FOO", "get", "X-RANDOM-1", "PROPFIND"] {
+            let method = Method::from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "OTHER", "{raw}");
+        }
     }
 }
