@@ -178,8 +178,9 @@ impl ExperimentService {
         options: SubmitOptions,
     ) -> Result<Submitted, ServiceError> {
         let now = options.now();
+        // `into_experiment` has validated it.
         let experiment = draft.into_experiment(owner, now)?;
-        self.submit_experiment(experiment, options).await
+        self.store_and_queue(experiment, options).await
     }
 
     /// Stores an experiment the caller built itself (its owner is `experiment.user_id`) and
@@ -192,6 +193,15 @@ impl ExperimentService {
     ) -> Result<Submitted, ServiceError> {
         experiment.validate()?;
         experiment.status = ExperimentStatus::Queued;
+        self.store_and_queue(experiment, options).await
+    }
+
+    /// Debits, stores and queues a validated, `queued` experiment in one transaction.
+    async fn store_and_queue(
+        &self,
+        experiment: Experiment,
+        options: SubmitOptions,
+    ) -> Result<Submitted, ServiceError> {
         let owner = self.users.get_user(experiment.user_id).await?;
         let debit = QuotaDebit::for_run(&owner, &experiment);
         let job = run_job(

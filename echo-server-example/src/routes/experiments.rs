@@ -313,7 +313,7 @@ fn build_experiment(
         created_at: now,
         updated_at: now,
     };
-    experiment.validate()?;
+    // The service validates it before anything is stored.
     Ok(experiment)
 }
 
