@@ -170,17 +170,22 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         config.validate()?;
         // Migrate on a connection of our own first: r2d2 would retry a failing open until the
-        // acquire timeout and then report it without its cause.
-        let mut conn = Connection::open(&path).db()?;
-        configure(&conn, &config).db()?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
-            .db()?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::backend(SqliteStoreError::NoWal(mode)));
+        // acquire timeout and then report it without its cause. Openers racing on a new file
+        // can get SQLITE_BUSY without the busy handler being consulted (WAL set-up and
+        // recovery take their locks that way), so a busy open is retried within the busy
+        // timeout, as the handler would have waited.
+        let deadline = std::time::Instant::now() + config.busy_timeout;
+        loop {
+            match migrate_on_own_connection(&path, &config) {
+                Err(StoreError::Unavailable { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
         }
-        migrations::migrate(&mut conn)?;
-        drop(conn);
 
         let init = config.clone();
         let manager =
@@ -208,6 +213,19 @@ impl SqliteStore {
             _temp_dir: temp_dir.map(Arc::new),
         })
     }
+}
+
+/// Opens a connection, checks WAL mode and applies the pending migrations.
+fn migrate_on_own_connection(path: &Path, config: &SqliteConfig) -> Result<u32, StoreError> {
+    let mut conn = Connection::open(path).db()?;
+    configure(&conn, config).db()?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(SqliteStoreError::NoWal(mode)));
+    }
+    migrations::migrate(&mut conn)
 }
 
 /// Per-connection settings (see the crate docs for why each).
