@@ -114,6 +114,21 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Config(crate::cli::ConfigCommand::Check(args)) => config_check::check(args),
         Command::Probe(args) => probe::probe(args).await,
         Command::Smoke(args) => smoke::smoke(args).await,
+        Command::Migrate(args) if args.check => {
+            let pending = crate::database::pending_migrations(&args.database).await?;
+            if pending.is_empty() {
+                println!("database is up to date");
+                return Ok(());
+            }
+            println!("{} pending migration(s):", pending.len());
+            for name in &pending {
+                println!("  {name}");
+            }
+            Err(CliError::Check(format!(
+                "{} migration(s) pending; run `echoai migrate`",
+                pending.len()
+            )))
+        }
         Command::Migrate(args) => {
             let (_, applied) = crate::open_store(&args.database).await?;
             match applied {

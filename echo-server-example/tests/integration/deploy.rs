@@ -345,3 +345,158 @@ fn the_default_configuration_stays_valid_in_development() {
     assert_eq!(c.env, Environment::Development);
     assert!(c.violations(&[]).is_empty());
 }
+
+/// `echoai migrate --check` on `database`: exit code and standard output.
+async fn migrate_check(database: &str) -> (Option<i32>, String) {
+    let database = database.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        echoai()
+            .args(["migrate", "--check", "--database", &database])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn migrate(database: &str) {
+    let database = database.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        echoai()
+            .args(["migrate", "--database", &database])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test]
+async fn migrate_check_lists_pending_migrations_and_changes_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("check.db");
+    let db = path.to_str().unwrap();
+    let (code, stdout) = migrate_check(db).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("0001_init"), "{stdout}");
+    assert!(!path.exists(), "--check created the database");
+    migrate(db).await;
+    let (code, stdout) = migrate_check(&format!("sqlite://{db}")).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("up to date"), "{stdout}");
+}
+
+/// `/readyz` of a server over `opened` (with its backend's readiness check); a 503 must be
+/// problem+json.
+async fn ready_status(opened: echo_server_example::database::OpenedStore) -> StatusCode {
+    let mut config = ServerConfig::default();
+    config.security.pepper = Some(echo_core::secret::Secret::new(PEPPER));
+    let state = echo_server_example::AppState::build(
+        opened.store,
+        config,
+        echo_server_example::StateOptions::default(),
+        opened.extras,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = echo_server_example::build_app(state);
+    let server = tokio::spawn(echo_server_example::run(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    let status = r.status();
+    if status != StatusCode::OK {
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/problem+json")
+        );
+    }
+    server.abort();
+    status
+}
+
+#[tokio::test]
+async fn readyz_is_unavailable_while_migrations_are_pending_on_sqlite() {
+    use echo_server_example::database::{PoolSizing, open};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ready.db");
+    let db = path.to_str().unwrap();
+    assert_eq!(
+        ready_status(open(db, PoolSizing::COMMAND).await.unwrap()).await,
+        StatusCode::OK
+    );
+    let opened = open(db, PoolSizing::COMMAND).await.unwrap();
+    // The file is put back one migration behind under the running server.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", version - 1))
+        .unwrap();
+    assert_eq!(ready_status(opened).await, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn migrate_check_and_readyz_on_postgres() {
+    use echo_server_example::database::{PoolSizing, open};
+    use sqlx::Connection;
+    let Some(admin) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true but DATABASE_URL is not set"
+        );
+        eprintln!("SKIPPED: migrate --check on PostgreSQL: DATABASE_URL is not set");
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let name = format!(
+        "echo_test_{}_deploy_{}",
+        std::process::id(),
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+
+    let (code, stdout) = migrate_check(&url).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("0001_init"), "{stdout}");
+    migrate(&url).await;
+    let (code, stdout) = migrate_check(&url).await;
+    assert_eq!(code, Some(0), "{stdout}");
+
+    let opened = open(&url, PoolSizing::COMMAND).await.unwrap();
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    assert_eq!(ready_status(opened).await, StatusCode::SERVICE_UNAVAILABLE);
+    let (code, _) = migrate_check(&url).await;
+    assert_eq!(code, Some(1));
+
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await;
+}
