@@ -116,6 +116,8 @@ async fn open_postgres(_url: &str, _sizing: PoolSizing) -> Result<OpenedStore, C
 }
 
 #[cfg(feature = "sqlite")]
+// Without `postgres` the struct update fills no field, but with it it fills the pool stats.
+#[cfg_attr(not(feature = "postgres"), allow(clippy::needless_update))]
 async fn open_sqlite(path: &str) -> Result<OpenedStore, CliError> {
     use echo_store_sqlite::{SqliteConfig, SqliteStore};
     let store = SqliteStore::open(path, SqliteConfig::default()).await?;
