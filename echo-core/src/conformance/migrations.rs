@@ -67,6 +67,16 @@ pub fn check_recorded(migrations_dir: &Path, recorded: &Path) -> Result<usize, S
     Ok(checked)
 }
 
+/// [`check_recorded`] for a store crate laid out as both of Echo's are: `migrations/` and
+/// `migrations.sha256` beside its `Cargo.toml`; pass `env!("CARGO_MANIFEST_DIR")`.
+///
+/// # Errors
+/// As [`check_recorded`].
+pub fn check_crate(manifest_dir: &str) -> Result<usize, String> {
+    let root = Path::new(manifest_dir);
+    check_recorded(&root.join("migrations"), &root.join("migrations.sha256"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

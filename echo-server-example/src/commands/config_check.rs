@@ -58,12 +58,5 @@ pub fn check(args: ConfigCheckArgs) -> Result<(), CliError> {
             }
         }
     }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Unsafe {
-            environment: config.env,
-            violations,
-        })
-    }
+    super::serve::safe_or_error(config.env, violations)
 }

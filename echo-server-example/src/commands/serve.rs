@@ -35,12 +35,19 @@ fn load(
 /// unsafe for them (the same rules `echoai config check` prints).
 pub(crate) fn refuse_unsafe(config: &ServerConfig) -> Result<(), CliError> {
     let providers = crate::providers::configured_kinds(|k| std::env::var(k).ok());
-    let violations = config.violations(&providers);
+    safe_or_error(config.env, config.violations(&providers))
+}
+
+/// `Ok` without violations, else the error that names them all.
+pub(crate) fn safe_or_error(
+    environment: crate::config::Environment,
+    violations: Vec<crate::config::Violation>,
+) -> Result<(), CliError> {
     if violations.is_empty() {
         Ok(())
     } else {
         Err(CliError::Unsafe {
-            environment: config.env,
+            environment,
             violations,
         })
     }

@@ -198,18 +198,22 @@ fn config_check_prints_settings_masked_and_exits_by_violations() {
     );
 }
 
-#[tokio::test]
-async fn probe_exits_zero_on_a_live_server_and_one_on_a_dead_address() {
-    let s = TestServer::start().await;
-    let url = s.url("/healthz");
-    let out = tokio::task::spawn_blocking(move || {
+/// Runs `echoai probe url` off the runtime (the test server lives on it).
+async fn probe(url: String) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
         echoai()
             .args(["probe", &url, "--timeout-secs", "10"])
             .output()
             .unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn probe_exits_zero_on_a_live_server_and_one_on_a_dead_address() {
+    let s = TestServer::start().await;
+    let out = probe(s.url("/healthz")).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 
@@ -218,14 +222,7 @@ async fn probe_exits_zero_on_a_live_server_and_one_on_a_dead_address() {
         l.local_addr().unwrap()
     };
     for url in [format!("http://{dead}/healthz"), s.url("/no-such-route")] {
-        let out = tokio::task::spawn_blocking(move || {
-            echoai()
-                .args(["probe", &url, "--timeout-secs", "10"])
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let out = probe(url).await;
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
