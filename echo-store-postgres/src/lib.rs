@@ -31,8 +31,10 @@
 //! The schema lives in `migrations/`, embedded at build time and applied by
 //! [`PgStore::migrate`] with sqlx's migrator (tracked in `_sqlx_migrations`). It is idempotent
 //! and safe to run from every server at start-up while others serve: migrations are applied by
-//! one process at a time under an advisory lock, and a database migrated by a newer build is
-//! refused. The indexes that large tables need are built by `CREATE INDEX CONCURRENTLY`, one per
+//! one process at a time under an advisory lock. Migrations are expand-only, so a database
+//! migrated by a newer build is accepted (its unknown, newer versions are left alone: the old
+//! binary keeps serving during a rolling deploy), while an edited released migration (checksum
+//! mismatch) or an unknown version older than this build's newest is refused. The indexes that large tables need are built by `CREATE INDEX CONCURRENTLY`, one per
 //! migration file marked `-- no-transaction` (the statement cannot run in a transaction), so
 //! adding them never blocks writes; an invalid index left by a failed concurrent build is
 //! dropped and rebuilt on the next run. A migration that adds a new table (such as

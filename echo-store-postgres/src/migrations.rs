@@ -10,7 +10,16 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::{PgStoreError, SqlResultExt};
 
 /// Every file of `migrations/`, embedded at build time.
-pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+///
+/// `ignore_missing`: a database a newer build has migrated holds versions this build does not
+/// know. Migrations are expand-only, so during a rolling deploy (or a rollback) the older
+/// binary must still start against it; [`refuse_unknown_older`] keeps refusing an unknown
+/// version *below* ours, which no release order explains. Checksums of the versions this build
+/// knows are still compared by sqlx, so an edited released migration is refused.
+pub(crate) static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// Our own migration lock (an arbitrary constant: "echomigr"), taken before sqlx's.
 const LOCK_KEY: i64 = 0x6563_686f_6d69_6772;
@@ -59,6 +68,7 @@ pub(crate) async fn migrate(options: &PgConnectOptions) -> Result<usize, StoreEr
 async fn migrate_on(conn: &mut PgConnection) -> Result<usize, StoreError> {
     lock(conn).await?;
     let before = applied(conn).await?;
+    refuse_unknown_older(conn).await?;
     drop_invalid_indexes(conn).await?;
     // `run_direct` rather than `run`: `run`'s future is not `Send` for a `&mut PgConnection`
     // ("implementation of Acquire is not general enough"), so it could not be spawned.
@@ -72,6 +82,35 @@ async fn migrate_on(conn: &mut PgConnection) -> Result<usize, StoreError> {
         tracing::info!(applied = count, "applied PostgreSQL schema migrations");
     }
     Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
+/// Refuses a database holding an applied migration this build does not know whose version is
+/// not newer than this build's newest: a branch's migration, or one removed from the tree.
+/// Newer unknown versions come from a newer release and are expected during a rollout.
+async fn refuse_unknown_older(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
+    if !exists {
+        return Ok(());
+    }
+    let newest = schema_version();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE version <= $1")
+            .bind(newest)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+    match applied
+        .into_iter()
+        .find(|v| !MIGRATOR.iter().any(|m| m.version == *v))
+    {
+        Some(v) => Err(StoreError::backend(PgStoreError::Migrate(
+            sqlx::migrate::MigrateError::VersionMissing(v),
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Takes the migration lock by polling `pg_try_advisory_lock`.

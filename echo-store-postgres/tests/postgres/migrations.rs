@@ -1,5 +1,5 @@
-//! Connecting and migrating: idempotent, concurrent-safe, self-repairing, and refusing a
-//! database migrated by a newer build.
+//! Connecting and migrating: idempotent, concurrent-safe, self-repairing, accepting a database
+//! migrated by a newer build and refusing edited or unexplained ones.
 
 use echo_core::conformance::fixtures;
 use echo_core::store::{StoreError, UserStore};
@@ -186,26 +186,61 @@ async fn an_invalid_index_from_a_failed_build_is_rebuilt() {
     assert!(valid, "rebuilt valid");
 }
 
+/// Records an applied migration the embedded set does not contain, as another build would.
+async fn record_foreign(conn: &mut PgConnection, version: i64) {
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ($1, 'from another build', true, '\\x00', 0)",
+    )
+    .bind(version)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+/// Rolling deploys: a newer build migrated the database (expand-only), and this older build
+/// must still start, migrate (a no-op) and report nothing pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn newer_schema_is_refused() {
+async fn newer_schema_is_accepted_by_an_older_build() {
     let Some(store) = crate::fresh_store().await else {
         return;
     };
     let mut conn = crate::raw(&store).await;
-    sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (99999, 'from the future', true, '\\x00', 0)",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    record_foreign(&mut conn, 99999).await;
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    let user = fixtures::user();
+    store.create_user(&user).await.unwrap();
+}
+
+/// An unknown version below this build's newest was not made by a later release: refused,
+/// naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_older_version_is_refused() {
+    let Some(store) = crate::fresh_store().await else {
+        return;
+    };
+    let mut conn = crate::raw(&store).await;
+    record_foreign(&mut conn, -7).await;
     let err = store.migrate().await.unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
     let source = std::error::Error::source(&err).unwrap();
-    assert!(
-        format!("{source:?}").contains("99999"),
-        "the error names the unknown version: {source:?}"
-    );
+    assert!(format!("{source:?}").contains("-7"), "names it: {source:?}");
+}
+
+/// A released migration edited after it was applied is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_known_migration_is_refused() {
+    let Some(store) = crate::fresh_store().await else {
+        return;
+    };
+    let mut conn = crate::raw(&store).await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
