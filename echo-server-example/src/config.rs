@@ -25,8 +25,10 @@
 //! | `workers.run_timeout_secs` | `ECHO_RUN_TIMEOUT_SECS` | 1,800 (the soft limit) |
 //! | `scheduler.interval_secs` | `ECHO_SCHEDULER_INTERVAL_SECS` | 10 |
 //! | `simulated.seed` | `ECHO_SIMULATED_SEED` | 42 |
+//! | `simulated.latency_ms` | `ECHO_SIMULATED_LATENCY_MS` | 0: each simulated call's delay (rehearsals need runs in flight) |
 //! | `simulated.allow_in_production` | `ECHO_ALLOW_SIMULATED` | `false`: production needs a real provider |
 //! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
+//! | `postgres.acquire_timeout_secs` | `ECHO_PG_ACQUIRE_TIMEOUT_SECS` | 3: while the database is down, a request fails with 503 after this |
 //! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
 //! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per key |
 //! | `privacy.policy_version` | `ECHO_PRIVACY_POLICY_VERSION` | `2026-12-01` |
@@ -403,6 +405,8 @@ impl Default for SchedulerSettings {
 pub struct SimulatedSettings {
     /// Seed: same seed, same answers.
     pub seed: u64,
+    /// Delay of every simulated call (milliseconds).
+    pub latency_ms: u64,
     /// Let production start with only the simulated provider (a demo deployment); without it,
     /// production refuses to start when no real provider is configured.
     pub allow_in_production: bool,
@@ -412,6 +416,7 @@ impl Default for SimulatedSettings {
     fn default() -> Self {
         Self {
             seed: 42,
+            latency_ms: 0,
             allow_in_production: false,
         }
     }
@@ -425,6 +430,9 @@ pub struct PostgresSettings {
     pub pool_size: u32,
     /// Extra connections opened under load.
     pub max_overflow: u32,
+    /// How long a call waits for a connection (seconds). Short, so that while the database is
+    /// unreachable API calls fail fast with 503 instead of hanging into the request timeout.
+    pub acquire_timeout_secs: u64,
 }
 
 impl Default for PostgresSettings {
@@ -432,6 +440,7 @@ impl Default for PostgresSettings {
         Self {
             pool_size: 20,
             max_overflow: 10,
+            acquire_timeout_secs: 3,
         }
     }
 }
@@ -543,6 +552,7 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_RUN_TIMEOUT_SECS" => workers.run_timeout_secs: parse_env,
     "ECHO_SCHEDULER_INTERVAL_SECS" => scheduler.interval_secs: parse_env,
     "ECHO_SIMULATED_SEED" => simulated.seed: parse_env,
+    "ECHO_SIMULATED_LATENCY_MS" => simulated.latency_ms: parse_env,
     "ECHO_ALLOW_SIMULATED" => simulated.allow_in_production: parse_bool,
     "ECHO_BODY_LIMIT_BYTES" => http.body_limit_bytes: parse_env,
     "ECHO_WORKER_CONCURRENCY" => workers.concurrency: parse_env,
@@ -550,6 +560,7 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_PROVIDER_CONCURRENCY" => workers.provider_concurrency: parse_env,
     "ECHO_PG_POOL_SIZE" => postgres.pool_size: parse_env,
     "ECHO_PG_MAX_OVERFLOW" => postgres.max_overflow: parse_env,
+    "ECHO_PG_ACQUIRE_TIMEOUT_SECS" => postgres.acquire_timeout_secs: parse_env,
     "ECHO_RATE_LIMIT_FREE" => rate_limits.free: parse_env,
     "ECHO_RATE_LIMIT_PRO" => rate_limits.pro: parse_env,
     "ECHO_RATE_LIMIT_ENTERPRISE" => rate_limits.enterprise: parse_env,
@@ -655,6 +666,12 @@ impl ServerConfig {
         self.listen_addr()?;
         if self.database.trim().is_empty() {
             return Err(invalid("database (ECHO_DATABASE)", "must not be empty"));
+        }
+        if self.postgres.acquire_timeout_secs == 0 {
+            return Err(invalid(
+                "postgres.acquire_timeout_secs (ECHO_PG_ACQUIRE_TIMEOUT_SECS)",
+                "must be at least 1",
+            ));
         }
         for (name, pepper) in [
             ("security.pepper (ECHO_PEPPER)", &self.security.pepper),
@@ -937,6 +954,20 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert!(c.security.hsts);
         assert!(c.workers.concurrency >= 1);
+    }
+
+    /// A zero acquire timeout would fail every PostgreSQL call; it is refused by name.
+    #[test]
+    fn pool_acquire_timeout_is_short_by_default_and_never_zero() {
+        let c = ServerConfig::load(None, env(&[])).unwrap();
+        assert!(
+            c.postgres.acquire_timeout_secs <= 5,
+            "API calls must fail fast"
+        );
+        let e = ServerConfig::load(None, env(&[("ECHO_PG_ACQUIRE_TIMEOUT_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ECHO_PG_ACQUIRE_TIMEOUT_SECS"), "{e}");
     }
 
     #[test]

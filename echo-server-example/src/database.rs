@@ -26,6 +26,8 @@ pub struct PoolSizing {
     pub pool_size: u32,
     /// Extra connections opened under load.
     pub max_overflow: u32,
+    /// How long a call waits for a connection before failing as unavailable.
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl PoolSizing {
@@ -34,6 +36,7 @@ impl PoolSizing {
     pub const COMMAND: Self = Self {
         pool_size: 2,
         max_overflow: 8,
+        acquire_timeout: std::time::Duration::from_secs(30),
     };
 }
 
@@ -82,6 +85,7 @@ async fn open_postgres(url: &str, sizing: PoolSizing) -> Result<OpenedStore, Cli
         PgConfig {
             pool_size: sizing.pool_size,
             max_overflow: sizing.max_overflow,
+            acquire_timeout: sizing.acquire_timeout,
             ..PgConfig::default()
         },
     )

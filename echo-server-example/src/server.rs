@@ -38,6 +38,7 @@ pub async fn open(config: &ServerConfig) -> Result<OpenedStore, CliError> {
     let sizing = PoolSizing {
         pool_size: config.postgres.pool_size,
         max_overflow: config.postgres.max_overflow,
+        acquire_timeout: Duration::from_secs(config.postgres.acquire_timeout_secs),
     };
     crate::database::open(&config.database, sizing).await
 }
@@ -54,7 +55,8 @@ pub fn build_runner(
         ..RunnerConfig::default()
     };
     let mut runner = ExperimentRunner::new(store, runner_config)
-        .with_simulated_per_experiment(config.simulated.seed);
+        .with_simulated_per_experiment(config.simulated.seed)
+        .with_simulated_latency(Duration::from_millis(config.simulated.latency_ms));
     if config.privacy.redaction == echo_core::privacy::RedactionMode::Redact {
         // Refusing to start beats storing unredacted answers against the configuration.
         let redactor = echo_core::privacy::Redactor::new()

@@ -286,6 +286,7 @@ pub struct ExperimentRunner {
     config: RunnerConfig,
     global: Arc<Semaphore>,
     simulated_seed: Option<u64>,
+    simulated_latency: Duration,
     redactor: Option<Arc<crate::privacy::Redactor>>,
 }
 
@@ -299,6 +300,7 @@ impl ExperimentRunner {
             global: Arc::new(Semaphore::new(config.global_concurrency.max(1))),
             config,
             simulated_seed: None,
+            simulated_latency: Duration::ZERO,
             redactor: None,
         }
     }
@@ -336,6 +338,14 @@ impl ExperimentRunner {
         self
     }
 
+    /// Delays every simulated call by `latency`, so a simulated run takes time like a real one:
+    /// staging rehearsals need runs that are still in flight when a worker or the database is
+    /// stopped. Default zero.
+    pub fn with_simulated_latency(mut self, latency: Duration) -> Self {
+        self.simulated_latency = latency;
+        self
+    }
+
     /// The slot that executes `experiment`'s runs on `kind`: the registered one, with the
     /// simulated client re-seeded for the experiment's brands when
     /// [`ExperimentRunner::with_simulated_per_experiment`] is on.
@@ -348,8 +358,10 @@ impl ExperimentRunner {
         let slot = self.providers.get(&kind)?;
         match (kind, self.simulated_seed) {
             (ProviderKind::Simulated, Some(seed)) => {
-                let config =
-                    SimulatedConfig::for_brands(seed, &experiment.target, &experiment.competitors);
+                let config = SimulatedConfig {
+                    latency: self.simulated_latency,
+                    ..SimulatedConfig::for_brands(seed, &experiment.target, &experiment.competitors)
+                };
                 Some(ProviderSlot {
                     client: Arc::new(SimulatedProvider::new(config)),
                     ..slot.clone()

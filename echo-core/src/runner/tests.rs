@@ -955,3 +955,34 @@ async fn redaction_removes_personal_data_before_storage_but_not_from_extraction(
     let metrics = run.metrics.clone().unwrap().metrics;
     assert_eq!(metrics.brands[0].visibility.successes, 3);
 }
+
+/// The server's `simulated.latency_ms` reaches every per-experiment simulator, so staging
+/// rehearsals get runs that are still in flight seconds later. A lower bound (the simulator
+/// sleeps at least this long), not a timing measurement.
+#[tokio::test]
+async fn simulated_latency_applies_to_per_experiment_simulators() {
+    let f = fixture(3, &[ProviderKind::Simulated]).await;
+    let runner = ExperimentRunner::new(f.store.clone(), RunnerConfig::default())
+        .with_simulated_per_experiment(7)
+        .with_simulated_latency(std::time::Duration::from_millis(40));
+    let outcome = runner
+        .run(f.user.id, f.experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    let run = &outcome.batch_runs[0];
+    let iterations = f
+        .store
+        .list_iterations(f.user.id, run.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(iterations.len(), 3);
+    assert!(
+        iterations.iter().all(|it| it.latency_ms >= 40),
+        "{:?}",
+        iterations
+            .iter()
+            .map(|it| it.latency_ms)
+            .collect::<Vec<_>>()
+    );
+}
