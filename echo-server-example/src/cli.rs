@@ -205,6 +205,26 @@ pub struct WorkerArgs {
 pub enum UserCommand {
     /// Create an account; prints a generated password unless `--password-stdin`.
     Create(UserCreateArgs),
+    /// Issue an API key for an account and print it once (e.g. the staging smoke key). Uses
+    /// the configured pepper, which must be set; staging issues test keys.
+    Key(UserKeyArgs),
+}
+
+/// `echoai user key`.
+#[derive(Debug, Args)]
+pub struct UserKeyArgs {
+    /// The account's email.
+    #[arg(long)]
+    pub email: String,
+    /// The key's name, shown in listings.
+    #[arg(long, default_value = "cli")]
+    pub label: String,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE")]
+    pub database: Option<String>,
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "ECHO_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// `echoai user create`.

@@ -104,6 +104,7 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Serve(args) => serve::run_serve(args, log).await,
         Command::Worker(args) => serve::run_worker(args, log).await,
         Command::User(crate::cli::UserCommand::Create(args)) => serve::user_create(args).await,
+        Command::User(crate::cli::UserCommand::Key(args)) => serve::user_key(args).await,
         Command::Retention(crate::cli::RetentionCommand::Run(args)) => {
             privacy::retention_run(args).await
         }

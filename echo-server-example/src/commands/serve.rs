@@ -8,7 +8,7 @@ use echo_core::model::{Email, PricingTier, Timestamp, User};
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
-use crate::cli::{ServeArgs, UserCreateArgs, WorkerArgs};
+use crate::cli::{ServeArgs, UserCreateArgs, UserKeyArgs, WorkerArgs};
 use crate::config::{LogFormat, ServerConfig};
 use crate::server::{Roles, serve};
 
@@ -160,6 +160,41 @@ pub async fn user_create(args: UserCreateArgs) -> Result<(), CliError> {
         // Printed once, to standard output only; it is never logged.
         println!("password: {password}");
     }
+    Ok(())
+}
+
+/// Executes `echoai user key`: issues a key through the same service as the API, digested
+/// with the configured pepper, in the environment's default key environment.
+pub async fn user_key(args: UserKeyArgs) -> Result<(), CliError> {
+    let email = Email::parse(&args.email)?;
+    let name = echo_core::model::Label::parse(&args.label)?;
+    let config = load(args.config.as_deref(), None, args.database)?;
+    if config.security.pepper.is_none() {
+        // A key digested with an ephemeral pepper would never verify.
+        return Err(CliError::Usage(
+            "security.pepper (ECHO_PEPPER) must be set: the key is digested with the servers' pepper".into(),
+        ));
+    }
+    let opened = crate::server::open(&config).await?;
+    let store = opened.store.clone();
+    let user = store
+        .find_user_by_email(&email)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no account with email {}", email.as_str())))?;
+    let environment = config.env.default_key_environment();
+    let state = crate::state::AppState::build(
+        store,
+        config,
+        crate::state::StateOptions::default(),
+        opened.extras,
+    )?;
+    let created = state
+        .keys
+        .create(user.id, name, environment, None, Timestamp::now())
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot issue the key: {e}")))?;
+    // Printed once, to standard output only; it is never logged.
+    println!("{}", created.key.expose());
     Ok(())
 }
 

@@ -478,8 +478,31 @@ async fn migrate_check_and_readyz_on_postgres() {
     let (code, stdout) = migrate_check(&url).await;
     assert_eq!(code, Some(0), "{stdout}");
 
-    let opened = open(&url, PoolSizing::COMMAND).await.unwrap();
+    // A newer release migrated the database (expand-only): this build still calls it current
+    // and ready, and its `migrate` is a no-op.
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990001, 'from a newer release', true, '\\x00', 0)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (code, stdout) = migrate_check(&url).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "a database that is ahead is current: {stdout}"
+    );
+    migrate(&url).await;
+    let ahead = open(&url, PoolSizing::COMMAND).await.unwrap();
+    assert_eq!(ready_status(ahead).await, StatusCode::OK);
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 99990001")
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    let opened = open(&url, PoolSizing::COMMAND).await.unwrap();
     sqlx::query(
         "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
     )
@@ -496,4 +519,83 @@ async fn migrate_check_and_readyz_on_postgres() {
     )))
     .execute(&mut conn)
     .await;
+}
+
+/// `echoai user key` issues a staging (test) key digested with the configured pepper, printed
+/// once; without a pepper it refuses, naming the setting.
+#[tokio::test]
+async fn user_key_issues_a_key_the_servers_pepper_verifies() {
+    use echo_core::auth::{ApiKey, KeyHasher, Pepper};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let out = echoai()
+        .args([
+            "user",
+            "create",
+            "--email",
+            "smoke@example.com",
+            "--database",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let key_for = |pepper: Option<&str>| {
+        let mut c = echoai();
+        c.args([
+            "user",
+            "key",
+            "--email",
+            "smoke@example.com",
+            "--label",
+            "smoke",
+        ])
+        .arg("--database")
+        .arg(&db)
+        .env("ECHO_ENV", "staging")
+        .env("ECHO_AUDIT_SIGNING_KEY", "ab".repeat(32));
+        if let Some(p) = pepper {
+            c.env("ECHO_PEPPER", p);
+        }
+        c.output().unwrap()
+    };
+    let refused = key_for(None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ECHO_PEPPER"));
+
+    let out = key_for(Some(PEPPER));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.trim();
+    assert!(
+        key.starts_with("echo1_test_"),
+        "staging issues test keys: {key}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(key));
+
+    let parsed = ApiKey::parse(key).unwrap();
+    let (store, _) = echo_server_example::open_store(db.to_str().unwrap())
+        .await
+        .unwrap();
+    let record = store
+        .find_api_key(parsed.public_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.name.as_str(), "smoke");
+    let hasher = KeyHasher::new(Pepper::new(PEPPER.as_bytes().to_vec()).unwrap());
+    assert!(
+        hasher
+            .verify(parsed.secret(), Some(&record.secret_hash))
+            .matched()
+    );
 }
