@@ -49,6 +49,7 @@ case "${1:-}" in
 esac
 
 python3 - "$dir" "${overlays[@]}" <<'PY'
+import re
 import sys
 from pathlib import Path
 
@@ -134,6 +135,21 @@ def check_security(env, where, pod_ctx, container):
             fail(env, where, f"resources.{kind} must set cpu and memory")
 
 
+def check_references(env, where, docs, container):
+    """Kubernetes expands $(NAME) only from variables defined before it, and silently leaves
+    the text as it is otherwise: an ECHO_DATABASE of "postgres://$(DATABASE_USER)..." would
+    reach echoai literally."""
+    defined = set()
+    for source in container.get("envFrom") or []:
+        ref = (source.get("configMapRef") or {}).get("name")
+        defined.update(configmaps(docs).get(ref) or {})
+    for var in container.get("env") or []:
+        for name in re.findall(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)", var.get("value") or ""):
+            if name not in defined:
+                fail(env, where, f"{var['name']} refers to $({name}), which is not defined before it")
+        defined.add(var["name"])
+
+
 def check_probes(env, where, container):
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         got = ((container.get(probe) or {}).get("httpGet") or {}).get("path")
@@ -193,6 +209,7 @@ for env in envs:
         for container in containers(spec):
             workloads.append((doc, spec, container))
             check_security(env, f"{name} container {container['name']}", pod_ctx, container)
+            check_references(env, f"{name} container {container['name']}", docs, container)
     if not workloads:
         fail(env, str(path), "renders no workload")
 

@@ -102,6 +102,12 @@ mutate short-worker-grace "terminationGracePeriodSeconds (30) must be greater th
   'pod("production", "Deployment", "echo-worker")["terminationGracePeriodSeconds"] = 30'
 mutate long-shutdown-grace "terminationGracePeriodSeconds (60) must be greater than ECHO_SHUTDOWN_GRACE_SECS (90)" \
   'configmap("staging")["data"]["ECHO_SHUTDOWN_GRACE_SECS"] = "90"'
+# shellcheck disable=SC2016 # the message quotes $(...) literally
+mutate url-before-its-parts 'ECHO_DATABASE refers to $(DATABASE_USER), which is not defined before it' \
+  'c = container("staging", "Deployment", "echo-worker"); c["env"].insert(0, c["env"].pop(c["env"].index(var(c, "ECHO_DATABASE"))))'
+# shellcheck disable=SC2016 # the message quotes $(...) literally
+mutate undefined-part 'ECHO_DATABASE refers to $(DATABASE_NAME), which is not defined before it' \
+  'del configmap("production")["data"]["DATABASE_NAME"]'
 mutate wrong-env "ECHO_ENV must be 'production', found 'staging'" \
   'configmap("production")["data"]["ECHO_ENV"] = "staging"'
 
