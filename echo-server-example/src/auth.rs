@@ -67,17 +67,6 @@ pub struct Caller {
     pub credential: Credential,
 }
 
-impl Caller {
-    /// The rate-limit bucket: the key for API-key callers, the user for session callers (all
-    /// of one user's sessions share a bucket, so opening sessions does not multiply it).
-    pub fn limit_key(&self) -> ApiKeyId {
-        match self.credential {
-            Credential::ApiKey(id) => id,
-            _ => ApiKeyId::from_uuid(*self.user_id.as_uuid()),
-        }
-    }
-}
-
 enum Presented<'a> {
     ApiKey(&'a str),
     Session(&'a str, bool),
@@ -222,8 +211,9 @@ pub async fn require_auth(
             }
         }
     };
+    // One budget per account: every key and session of the user draws on it.
     let decision = state.limiter.check(
-        caller.limit_key(),
+        caller.user_id,
         caller.tier,
         LimitKind::General,
         Instant::now(),

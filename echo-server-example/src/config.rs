@@ -13,6 +13,7 @@
 //! | `security.cors_origins` | `ECHO_CORS_ORIGINS` (comma-separated) | none: CORS off |
 //! | `security.trust_forwarded_for` | `ECHO_TRUST_FORWARDED_FOR` | `false` |
 //! | `security.accept_test_keys` | `ECHO_ACCEPT_TEST_KEYS` | `false` |
+//! | `security.max_api_keys` | `ECHO_MAX_API_KEYS` | 25 active API keys per account (1 to 10,000); past it creating one answers 409 |
 //! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
 //! | `sessions.ttl_secs` | `ECHO_SESSION_TTL_SECS` | 43,200 (12 h) |
@@ -26,7 +27,7 @@
 //! | `simulated.seed` | `ECHO_SIMULATED_SEED` | 42 |
 //! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
 //! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
-//! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per key |
+//! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per account (all its keys and sessions together) |
 //! | `privacy.policy_version` | `ECHO_PRIVACY_POLICY_VERSION` | `2026-12-01` |
 //! | `privacy.deletion_grace_days` | `ECHO_DELETION_GRACE_DAYS` | 30 |
 //! | `privacy.retention_days_free` / `_pro` / `_enterprise` | `ECHO_RETENTION_DAYS_FREE` / `_PRO` / `_ENTERPRISE` | 90 |
@@ -36,7 +37,7 @@
 //! | `privacy.audit_signing_key` | `ECHO_AUDIT_SIGNING_KEY` (64 hex characters) | none: checkpoints unsigned, with a warning |
 //! | `privacy.audit_retention_days` | `ECHO_AUDIT_RETENTION_DAYS` | 730 |
 //! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
-//! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per key |
+//! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per account |
 //!
 //! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
 //! `Debug` and `Display` are redacted.
@@ -204,8 +205,8 @@ impl PrivacySettings {
     }
 }
 
-/// Per-key rate limits in requests per minute (GCRA, burst = the per-minute figure). They are
-/// per replica: with N replicas behind a non-sticky balancer, divide by N.
+/// Per-account rate limits in requests per minute (GCRA, burst = the per-minute figure): all
+/// of a user's keys and sessions share them. They are per replica: with N replicas behind a non-sticky balancer, divide by N.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
@@ -275,6 +276,8 @@ pub struct SecurityConfig {
     pub trust_forwarded_for: bool,
     /// Accept `echo1_test_` keys as well as live ones.
     pub accept_test_keys: bool,
+    /// Most active API keys one account may hold.
+    pub max_api_keys: usize,
 }
 
 impl Default for SecurityConfig {
@@ -288,6 +291,7 @@ impl Default for SecurityConfig {
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
             accept_test_keys: false,
+            max_api_keys: 25,
         }
     }
 }
@@ -504,6 +508,7 @@ const ENV: &[(&str, ApplyEnv)] = env_table! {
     "ECHO_HSTS" => security.hsts: parse_bool,
     "ECHO_TRUST_FORWARDED_FOR" => security.trust_forwarded_for: parse_bool,
     "ECHO_ACCEPT_TEST_KEYS" => security.accept_test_keys: parse_bool,
+    "ECHO_MAX_API_KEYS" => security.max_api_keys: parse_env,
     "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
     "ECHO_SESSION_TTL_SECS" => sessions.ttl_secs: parse_env,
@@ -655,7 +660,13 @@ impl ServerConfig {
                 ));
             }
         }
-        let ranges: [(&str, u64, u64, u64); 8] = [
+        let ranges: [(&str, u64, u64, u64); 9] = [
+            (
+                "security.max_api_keys (ECHO_MAX_API_KEYS)",
+                self.security.max_api_keys as u64,
+                1,
+                10_000,
+            ),
             (
                 "http.body_limit_bytes (ECHO_BODY_LIMIT_BYTES)",
                 self.http.body_limit_bytes as u64,

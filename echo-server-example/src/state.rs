@@ -68,7 +68,7 @@ pub struct Services {
     pub passwords: Arc<PasswordHasher>,
     /// Failed-login backoff per account and IP.
     pub throttle: LoginThrottle,
-    /// Per-key rate limits.
+    /// Per-account rate limits (every key and session of a user share them).
     pub limiter: ApiRateLimiter,
     /// Per-IP limit of the unauthenticated account routes (register, login): each costs an
     /// argon2 hash, so unlimited calls would be a cheap CPU denial of service.
@@ -229,7 +229,10 @@ impl AppState {
             store.clone(),
             hasher.clone(),
             verifier_config,
-            KeyServiceConfig::default(),
+            KeyServiceConfig {
+                max_active_keys: config.security.max_api_keys,
+                ..KeyServiceConfig::default()
+            },
             CacheConfig::default(),
         );
         let sessions = SessionService::new(

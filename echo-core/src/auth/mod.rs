@@ -26,7 +26,7 @@
 //! [`LoginThrottle`] (exponential backoff per account and per IP).
 //!
 //! # Rate limits
-//! [`ApiRateLimiter`]: a keyed GCRA per API key with per-tier quotas, a general and an
+//! [`ApiRateLimiter`]: a keyed GCRA per account with per-tier quotas, a general and an
 //! experiment-creation limit, and the values of the `Retry-After`, `RateLimit-Policy` and
 //! `RateLimit` headers.
 //!

@@ -1,4 +1,4 @@
-//! Per-API-key rate limits: a keyed GCRA with per-tier quotas, and the values of the
+//! Per-account rate limits: a keyed GCRA with per-tier quotas, and the values of the
 //! `Retry-After`, `RateLimit-Policy` and `RateLimit` response headers.
 //!
 //! # Algorithm
@@ -44,7 +44,7 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::model::{ApiKeyId, PricingTier};
+use crate::model::{PricingTier, UserId};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const SHARDS: usize = 16;
@@ -376,17 +376,20 @@ fn ceil_secs(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_SEC)
 }
 
-/// The per-API-key limits of [`RateLimitConfig`]: a general limit for every request and a
+/// The per-account limits of [`RateLimitConfig`]: a general limit for every request and a
 /// separate one for experiment creation, each per pricing tier. Pure logic: the HTTP layer
 /// maps a refusal to 429 with the headers.
+///
+/// Keyed by the account, never by the credential: every API key and session of one user
+/// draws on one budget, so creating more keys (or logging in again) does not multiply it.
 ///
 /// ```
 /// use std::time::Instant;
 /// use echo_core::auth::{ApiRateLimiter, LimitKind, RateLimitConfig};
-/// use echo_core::model::{ApiKeyId, PricingTier};
+/// use echo_core::model::{PricingTier, UserId};
 ///
 /// let limiter = ApiRateLimiter::new(RateLimitConfig::default());
-/// let key = ApiKeyId::new();
+/// let key = UserId::new();
 /// let now = Instant::now();
 /// let d = limiter.check(key, PricingTier::Free, LimitKind::General, now);
 /// assert!(d.allowed);
@@ -404,8 +407,8 @@ fn ceil_secs(nanos: u64) -> u64 {
 #[derive(Debug)]
 pub struct ApiRateLimiter {
     config: RateLimitConfig,
-    general: KeyedGcra<ApiKeyId>,
-    experiments: KeyedGcra<ApiKeyId>,
+    general: KeyedGcra<UserId>,
+    experiments: KeyedGcra<UserId>,
 }
 
 impl ApiRateLimiter {
@@ -423,12 +426,12 @@ impl ApiRateLimiter {
         &self.config
     }
 
-    /// Checks one request of `key` (owned by a user on `tier`) against the `kind` limit at
+    /// Checks one request of the account `key` (on `tier`) against the `kind` limit at
     /// `now`. For experiment creation check [`LimitKind::General`] first, and the creation
     /// limit only if that passed.
     pub fn check(
         &self,
-        key: ApiKeyId,
+        key: UserId,
         tier: PricingTier,
         kind: LimitKind,
         now: Instant,
@@ -527,7 +530,7 @@ mod tests {
     #[test]
     fn tiers_and_kinds_are_separate() {
         let l = ApiRateLimiter::new(RateLimitConfig::default());
-        let k = ApiKeyId::new();
+        let k = UserId::new();
         let now = Instant::now();
         for _ in 0..10 {
             assert!(
@@ -544,7 +547,7 @@ mod tests {
         assert_eq!((d.quota, d.remaining), (600, 599));
         assert!(
             l.check(
-                ApiKeyId::new(),
+                UserId::new(),
                 PricingTier::Pro,
                 LimitKind::ExperimentCreation,
                 now
