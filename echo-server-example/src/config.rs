@@ -16,6 +16,8 @@
 //! | `security.max_api_keys` | `ECHO_MAX_API_KEYS` | 25 active API keys per account (1 to 10,000); past it creating one answers 409 |
 //! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
+//! | `http.header_read_timeout_secs` | `ECHO_HEADER_READ_TIMEOUT_SECS` | 10: a connection sending no complete request head for this long (including an idle keep-alive one) is closed (1 to 3,600) |
+//! | `http.max_connections` | `ECHO_MAX_CONNECTIONS` | 1,024 connections served at once; past it new ones wait in the listen backlog (1 to 1,000,000) |
 //! | `sessions.ttl_secs` | `ECHO_SESSION_TTL_SECS` | 43,200 (12 h) |
 //! | `workers.concurrency` | `ECHO_WORKER_CONCURRENCY` | the machine's cores |
 //! | `workers.min_concurrency` | `ECHO_WORKER_MIN_CONCURRENCY` | 1 |
@@ -304,6 +306,11 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Per-request time limit (seconds); slower requests get 408.
     pub request_timeout_secs: u64,
+    /// Seconds a connection has to send a complete request head; also the idle keep-alive
+    /// limit (see [`crate::connections`]).
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; past it new ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -311,6 +318,8 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }
@@ -511,6 +520,8 @@ const ENV: &[(&str, ApplyEnv)] = env_table! {
     "ECHO_MAX_API_KEYS" => security.max_api_keys: parse_env,
     "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
+    "ECHO_HEADER_READ_TIMEOUT_SECS" => http.header_read_timeout_secs: parse_env,
+    "ECHO_MAX_CONNECTIONS" => http.max_connections: parse_env,
     "ECHO_SESSION_TTL_SECS" => sessions.ttl_secs: parse_env,
     "ECHO_WORKER_LEASE_SECS" => workers.lease_secs: parse_env,
     "ECHO_SHUTDOWN_GRACE_SECS" => workers.shutdown_grace_secs: parse_env,
@@ -660,7 +671,19 @@ impl ServerConfig {
                 ));
             }
         }
-        let ranges: [(&str, u64, u64, u64); 9] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
+            (
+                "http.header_read_timeout_secs (ECHO_HEADER_READ_TIMEOUT_SECS)",
+                self.http.header_read_timeout_secs,
+                1,
+                3600,
+            ),
+            (
+                "http.max_connections (ECHO_MAX_CONNECTIONS)",
+                self.http.max_connections as u64,
+                1,
+                1_000_000,
+            ),
             (
                 "security.max_api_keys (ECHO_MAX_API_KEYS)",
                 self.security.max_api_keys as u64,

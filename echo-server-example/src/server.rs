@@ -245,7 +245,14 @@ pub async fn serve(
         tracing::info!(%addr, database = %redact_url(&config.database), "echoai serving");
         let app = crate::build_app(state.clone());
         let token = shutdown.clone();
-        crate::run(listener, app, async move { token.cancelled().await }).await?;
+        let limits = crate::connections::ConnectionLimits::from_config(&config.http);
+        crate::connections::serve(
+            listener,
+            app,
+            async move { token.cancelled().await },
+            limits,
+        )
+        .await?;
     } else {
         tracing::info!(database = %redact_url(&config.database), "echoai worker running");
         shutdown.cancelled().await;

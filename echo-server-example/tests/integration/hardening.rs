@@ -2,11 +2,15 @@
 //! login throttling by address, failed-authentication limits, slow clients and connection
 //! caps, and start-up and `/metrics` settings.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use echo_core::auth::{Quota, RateLimitConfig, TierQuotas};
+use echo_server_example::connections::{self, ConnectionLimits};
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::harness::{Options, TestServer, experiment_body, send};
 use crate::server::assert_problem;
@@ -148,4 +152,165 @@ async fn the_26th_active_key_is_refused_naming_the_cap() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(create_key(&s, &a.token).await.0, StatusCode::CREATED);
+}
+
+/// The test server's app served again on a listener of its own, within `limits`; cancel the
+/// token to shut it down.
+async fn serve_within(
+    s: &TestServer,
+    limits: ConnectionLimits,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = echo_server_example::build_app(s.state.clone());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let handle = tokio::spawn(connections::serve(
+        listener,
+        app,
+        async move { token.cancelled().await },
+        limits,
+    ));
+    (addr, stop, handle)
+}
+
+/// Reads until the server closes the connection (EOF or reset); returns what it sent.
+async fn read_to_close(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_headers_is_closed_after_the_header_timeout() {
+    let s = TestServer::start().await;
+    let (addr, _stop, _) = serve_within(
+        &s,
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(2),
+            ..ConnectionLimits::default()
+        },
+    )
+    .await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    // One header line a second, for up to a minute: never a complete head.
+    let trickle = tokio::spawn(async move {
+        write.write_all(b"GET /healthz HTTP/1.1\r\n").await?;
+        for i in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            write
+                .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+                .await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(60), read_to_close(&mut read)).await;
+    assert!(closed.is_ok(), "the trickling connection was never closed");
+    // The timeout is 2 s; 15 s is generous for a loaded machine and far below the minute the
+    // client would keep trickling.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+
+    // An idle keep-alive connection is closed after the same timeout, once served.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(60), read_to_close(&mut idle))
+        .await
+        .expect("the idle keep-alive connection was never closed");
+    assert!(
+        String::from_utf8_lossy(&served).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&served)
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let s = TestServer::start().await;
+    let (addr, stop, handle) = serve_within(
+        &s,
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(120),
+            max_connections: 2,
+        },
+    )
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    // Two connections take both slots (an accepted connection is served at once).
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    for c in [&mut first, &mut second] {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    // A third connects (the kernel's backlog) but is not served while both stay open.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0u8; 12];
+    let early = tokio::time::timeout(Duration::from_millis(1500), third.read_exact(&mut buf)).await;
+    assert!(early.is_err(), "served past the cap");
+    // Closing one lets it in.
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(30), third.read_exact(&mut buf))
+        .await
+        .expect("not served after a slot freed")
+        .unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+
+    // Shutdown still drains: the idle keep-alive connection is closed and serve returns.
+    stop.cancel();
+    let _ = read_to_close(&mut second).await;
+    tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .expect("serve did not return after shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    let s = TestServer::start().await;
+    let (addr, stop, handle) = serve_within(&s, ConnectionLimits::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    // The head arrives, the body is still coming when shutdown starts.
+    c.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.write_all(b"}").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), read_to_close(&mut c))
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
