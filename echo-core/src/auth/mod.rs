@@ -23,7 +23,7 @@
 //! # Passwords and logins
 //! [`PasswordHasher`] (argon2id, OWASP parameters, PHC strings, transparent rehash, a dummy
 //! verification for unknown emails), [`PasswordPolicy`] (NIST-style: length only), and
-//! [`LoginThrottle`] (exponential backoff per account and per IP).
+//! [`LoginThrottle`] (exponential backoff per account and IP, per account, and per IP).
 //!
 //! # Rate limits
 //! [`ApiRateLimiter`]: a keyed GCRA per account with per-tier quotas, a general and an

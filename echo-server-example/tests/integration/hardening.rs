@@ -314,3 +314,82 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .unwrap()
         .unwrap();
 }
+
+async fn login_from(s: &TestServer, from: &str, email: &str, password: &str) -> StatusCode {
+    let (status, h, body) = send(
+        s.client
+            .post(s.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password})),
+    )
+    .await;
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        assert_problem(&h, &body, "login-throttled");
+        assert!(h.contains_key("retry-after"));
+    }
+    status
+}
+
+#[tokio::test]
+async fn a_stranger_failing_from_one_address_does_not_lock_the_owner_out() {
+    let mut options = Options::default();
+    options.config.security.trust_forwarded_for = true;
+    // A long first delay, so a slow machine cannot outwait it between the steps below.
+    options.throttle.account_ip.base_delay = Duration::from_secs(3600);
+    options.throttle.account_ip.max_delay = Duration::from_secs(3600);
+    let s = TestServer::start_with(options).await;
+    s.user("uma@example.com").await;
+    let stranger = "203.0.113.9";
+    for _ in 0..6 {
+        assert_eq!(
+            login_from(&s, stranger, "uma@example.com", "wrong guess!!").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&s, stranger, "uma@example.com", "correct horse battery").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the stranger's address is throttled"
+    );
+    assert_eq!(
+        login_from(
+            &s,
+            "198.51.100.20",
+            "uma@example.com",
+            "correct horse battery"
+        )
+        .await,
+        StatusCode::OK,
+        "the owner logs in from another address"
+    );
+}
+
+#[tokio::test]
+async fn guesses_spread_over_addresses_meet_the_per_account_ceiling() {
+    let mut options = Options::default();
+    options.config.security.trust_forwarded_for = true;
+    // A long first delay, so a slow machine cannot outwait it between the steps below.
+    options.throttle.account.base_delay = Duration::from_secs(3600);
+    options.throttle.account.max_delay = Duration::from_secs(3600);
+    let s = TestServer::start_with(options).await;
+    s.user("vic@example.com").await;
+    // 51 failures, one per address: no address reaches its own 5.
+    for i in 0..51 {
+        let from = format!("192.0.2.{}", i + 1);
+        assert_eq!(
+            login_from(&s, &from, "vic@example.com", "wrong guess!!").await,
+            StatusCode::UNAUTHORIZED,
+            "failure {i}"
+        );
+    }
+    assert_eq!(
+        login_from(
+            &s,
+            "198.51.100.21",
+            "vic@example.com",
+            "correct horse battery"
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
