@@ -6,6 +6,9 @@
 //! so only cookie-authenticated unsafe requests need the CSRF checks: a `Sec-Fetch-Site` of
 //! `same-origin` or `none` when the browser sends one, and an `X-CSRF-Token` header equal to
 //! the signed token bound to the session (`GET /api/v1/csrf-token`, also returned at login).
+//!
+//! Failed authentications (a bad key, an invalid session) count against a per-address limit
+//! (`rate_limits.auth_failures`); past it the address gets 429 before any store lookup.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -154,6 +157,35 @@ pub async fn require_auth(
     next: Next,
 ) -> Result<Response, ApiError> {
     let now = Timestamp::now();
+    let address =
+        echo_core::auth::address_block(client_ip(&state, req.headers(), peer(req.extensions())));
+    // An address that failed too often is refused before any lookup, a good key included:
+    // telling good from bad would take the lookup this limit exists to spare.
+    let failures = state.auth_failure_limiter.peek(
+        &address,
+        &state.auth_failure_quota,
+        LimitKind::General,
+        Instant::now(),
+    );
+    if !failures.allowed {
+        tracing::warn!(
+            event = "rate_limited",
+            policy = "auth-failures",
+            "too many failed authentications"
+        );
+        return Err(ApiError::rate_limited(
+            failures.retry_after_secs.unwrap_or(1),
+        ));
+    }
+    let failed = |detail: &'static str| {
+        state.auth_failure_limiter.check(
+            &address,
+            &state.auth_failure_quota,
+            LimitKind::General,
+            Instant::now(),
+        );
+        ApiError::unauthenticated(detail)
+    };
     let caller = {
         let headers = req.headers();
         match presented(headers, &state) {
@@ -168,9 +200,7 @@ pub async fn require_auth(
                     tier: v.tier,
                     credential: Credential::ApiKey(v.key_id),
                 },
-                Err(AuthError::InvalidKey) => {
-                    return Err(ApiError::unauthenticated("invalid API key"));
-                }
+                Err(AuthError::InvalidKey) => return Err(failed("invalid API key")),
                 Err(AuthError::Unavailable { source }) => {
                     return Err(ApiError::from_store(source, "API key"));
                 }
@@ -180,7 +210,7 @@ pub async fn require_auth(
                 let session = match state.sessions.verify(token, now).await {
                     Ok(s) => s,
                     Err(SessionError::Invalid) => {
-                        return Err(ApiError::unauthenticated("invalid or expired session"));
+                        return Err(failed("invalid or expired session"));
                     }
                     Err(SessionError::Unavailable { source }) => {
                         return Err(ApiError::from_store(source, "session"));

@@ -40,6 +40,7 @@
 //! | `privacy.audit_retention_days` | `ECHO_AUDIT_RETENTION_DAYS` | 730 |
 //! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
 //! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per account |
+//! | `rate_limits.auth_failures` | `ECHO_RATE_LIMIT_AUTH_FAILURES` | 30 failed authentications (bad key, invalid session) per minute per client address (IPv6 per /64); past it every request from the address, even with a good key, is refused with 429 before the key is looked up |
 //!
 //! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
 //! `Debug` and `Display` are redacted.
@@ -220,6 +221,8 @@ pub struct RateLimitSettings {
     pub enterprise: u32,
     /// Experiment creation and re-runs, every tier.
     pub experiments: u32,
+    /// Failed authentications per client address.
+    pub auth_failures: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -229,6 +232,7 @@ impl Default for RateLimitSettings {
             pro: 600,
             enterprise: 3_000,
             experiments: 10,
+            auth_failures: 30,
         }
     }
 }
@@ -539,6 +543,7 @@ const ENV: &[(&str, ApplyEnv)] = env_table! {
     "ECHO_RATE_LIMIT_PRO" => rate_limits.pro: parse_env,
     "ECHO_RATE_LIMIT_ENTERPRISE" => rate_limits.enterprise: parse_env,
     "ECHO_RATE_LIMIT_EXPERIMENTS" => rate_limits.experiments: parse_env,
+    "ECHO_RATE_LIMIT_AUTH_FAILURES" => rate_limits.auth_failures: parse_env,
     "ECHO_PRIVACY_POLICY_VERSION" => privacy.policy_version: text,
     "ECHO_AUDIT_SIGNING_KEY" => privacy.audit_signing_key: secret,
     "ECHO_SMTP_URL" => privacy.smtp_url: secret,
@@ -751,6 +756,12 @@ impl ServerConfig {
             ));
         }
         self.rate_limits.to_config()?;
+        echo_core::auth::Quota::per_minute(self.rate_limits.auth_failures).map_err(|e| {
+            invalid(
+                "rate_limits.auth_failures (ECHO_RATE_LIMIT_AUTH_FAILURES)",
+                e.to_string(),
+            )
+        })?;
         self.privacy.signing_seed()?;
         let p = &self.privacy;
         if p.policy_version.trim().is_empty() || p.policy_version.len() > 64 {

@@ -230,6 +230,7 @@ pub async fn serve(
                     crate::error::log_chain("audit checkpoint failed", Some(&e));
                 }
                 state.account_limiter.prune(Instant::now());
+                state.auth_failure_limiter.prune(Instant::now());
                 state.throttle.prune(Instant::now());
                 let now = echo_core::model::Timestamp::now();
                 if let Err(e) = state.store.prune_sessions(now, 1_000).await {

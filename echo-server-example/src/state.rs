@@ -75,6 +75,11 @@ pub struct Services {
     pub account_limiter: KeyedGcra<IpAddr>,
     /// The quota of [`Services::account_limiter`].
     pub account_quota: Quota,
+    /// Failed authentications (bad API keys, invalid sessions) per client address block:
+    /// once over the limit, requests from that address are refused before any store lookup.
+    pub auth_failure_limiter: KeyedGcra<IpAddr>,
+    /// The quota of [`Services::auth_failure_limiter`].
+    pub auth_failure_quota: Quota,
     /// Request, job and pool metrics.
     pub metrics: Arc<Metrics>,
     /// The validated configuration.
@@ -279,6 +284,8 @@ impl AppState {
             limiter: ApiRateLimiter::new(options.rate_limits),
             account_limiter: KeyedGcra::new(100_000),
             account_quota: Quota::per_minute(options.account_per_minute)?,
+            auth_failure_limiter: KeyedGcra::new(100_000),
+            auth_failure_quota: Quota::per_minute(config.rate_limits.auth_failures)?,
             metrics: Arc::new(Metrics::new()),
             config,
             providers: options.providers,

@@ -81,7 +81,7 @@ pub use session::{
     IssuedSession, SESSION_PREFIX, SESSION_TOKEN_LEN, SessionConfig, SessionError, SessionService,
     SessionToken, VerifiedSession,
 };
-pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled};
+pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled, address_block};
 pub use usage::LastUsedCoalescer;
 pub use verify::{
     AcceptedEnvironments, ApiKeyVerifier, AuthError, DynApiKeyVerifier, StoreKeyVerifier,

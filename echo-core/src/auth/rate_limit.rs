@@ -341,6 +341,44 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
         }
     }
 
+    /// Whether `key` would be allowed one more request under `quota` at `now`, without
+    /// recording one. For limits that count only some outcomes (failed authentications):
+    /// peek before the work, [`KeyedGcra::check`] when the outcome is to be counted.
+    pub fn peek(&self, key: &K, quota: &Quota, kind: LimitKind, now: Instant) -> RateLimitDecision {
+        let now_ns = self.nanos(now);
+        let tat = self
+            .shard(key)
+            .get(key)
+            .copied()
+            .unwrap_or(now_ns)
+            .max(now_ns);
+        let earliest = tat.saturating_sub(quota.tolerance_ns());
+        let base = RateLimitDecision {
+            allowed: true,
+            policy: kind.policy_name(),
+            quota: quota.quota(),
+            window_secs: quota.window_secs(),
+            remaining: 0,
+            reset_secs: ceil_secs(tat - now_ns),
+            retry_after_secs: None,
+        };
+        if now_ns < earliest {
+            let retry = ceil_secs(earliest - now_ns).max(1);
+            return RateLimitDecision {
+                allowed: false,
+                reset_secs: retry,
+                retry_after_secs: Some(retry),
+                ..base
+            };
+        }
+        let slack = (now_ns + quota.tolerance_ns()).saturating_sub(tat);
+        let remaining = (slack / quota.emission_ns() + 1).min(u64::from(quota.burst()));
+        RateLimitDecision {
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            ..base
+        }
+    }
+
     /// Drops keys whose quota is fully restored at `now` (they behave as new keys). Call it
     /// periodically (e.g. every minute) to bound memory.
     pub fn prune(&self, now: Instant) {
@@ -569,6 +607,29 @@ mod tests {
             now,
         );
         assert_eq!(d.quota, 100);
+    }
+
+    #[test]
+    fn peek_never_records() {
+        let l = KeyedGcra::new(10);
+        let q = Quota::per_minute(3).unwrap();
+        let now = Instant::now();
+        for _ in 0..10 {
+            let d = l.peek(&1, &q, LimitKind::General, now);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 3);
+        }
+        for _ in 0..3 {
+            assert!(l.check(&1, &q, LimitKind::General, now).allowed);
+        }
+        let d = l.peek(&1, &q, LimitKind::General, now);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_secs, Some(20));
+        assert!(l.peek(&2, &q, LimitKind::General, now).allowed);
+        assert!(
+            l.peek(&1, &q, LimitKind::General, now + secs(20)).allowed,
+            "one request back after one emission interval"
+        );
     }
 
     #[test]

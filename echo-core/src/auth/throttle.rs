@@ -217,9 +217,17 @@ impl LoginThrottle {
         let key = self.account_key(account);
         let wait = self
             .pairs
-            .wait((key, ip_key(ip)), &self.config.account_ip, forget, now)
+            .wait(
+                (key, address_block(ip)),
+                &self.config.account_ip,
+                forget,
+                now,
+            )
             .max(self.accounts.wait(key, &self.config.account, forget, now))
-            .max(self.ips.wait(ip_key(ip), &self.config.ip, forget, now));
+            .max(
+                self.ips
+                    .wait(address_block(ip), &self.config.ip, forget, now),
+            );
         if wait.is_zero() {
             Ok(())
         } else {
@@ -230,9 +238,9 @@ impl LoginThrottle {
     /// Counts a failed attempt (wrong password or unknown account).
     pub fn record_failure(&self, account: &str, ip: IpAddr, now: Instant) {
         let key = self.account_key(account);
-        self.pairs.fail((key, ip_key(ip)), &self.config, now);
+        self.pairs.fail((key, address_block(ip)), &self.config, now);
         self.accounts.fail(key, &self.config, now);
-        self.ips.fail(ip_key(ip), &self.config, now);
+        self.ips.fail(address_block(ip), &self.config, now);
     }
 
     /// Clears the account's counters for `ip` and across addresses after a successful login
@@ -241,7 +249,7 @@ impl LoginThrottle {
     /// account must not reset the throttle of an address guessing others.
     pub fn record_success(&self, account: &str, ip: IpAddr) {
         let key = self.account_key(account);
-        self.pairs.lock().remove(&(key, ip_key(ip)));
+        self.pairs.lock().remove(&(key, address_block(ip)));
         self.accounts.lock().remove(&key);
     }
 
@@ -259,9 +267,10 @@ impl LoginThrottle {
     }
 }
 
-/// IPv4 addresses as they are; IPv6 by /64, the block one subscriber usually holds (so
-/// rotating through a /64 does not escape the throttle). IPv4-mapped IPv6 counts as IPv4.
-fn ip_key(ip: IpAddr) -> IpAddr {
+/// The key per-address limits should use: IPv4 addresses as they are; IPv6 by /64, the block
+/// one subscriber usually holds (so rotating through a /64 does not escape a limit).
+/// IPv4-mapped IPv6 counts as IPv4.
+pub fn address_block(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         v4 => v4,
@@ -334,7 +343,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.retry_after, Duration::from_secs(1));
         assert!(t.check("someone-else", ip("2001:db8:1:3::1"), now).is_ok());
-        assert_eq!(ip_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(address_block(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

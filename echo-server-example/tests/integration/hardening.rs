@@ -393,3 +393,48 @@ async fn guesses_spread_over_addresses_meet_the_per_account_ceiling() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn bad_credentials_from_one_address_are_limited_before_lookup() {
+    let mut options = Options::default();
+    options.config.security.trust_forwarded_for = true;
+    options.config.rate_limits.auth_failures = 5;
+    let s = TestServer::start_with(options).await;
+    let a = s.user("wes@example.com").await;
+    let get = |from: &str, key: &str| {
+        send(
+            s.client
+                .get(s.url("/api/v1/experiments"))
+                .header("x-forwarded-for", from)
+                .header("x-api-key", key),
+        )
+    };
+    let flooder = "203.0.113.50";
+    let bad = "echo1_live_0000000000000000000000000000000000000000";
+    for i in 0..5 {
+        assert_eq!(get(flooder, bad).await.0, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    let (status, h, problem) = get(flooder, bad).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_problem(&h, &problem, "rate-limited");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Invalid sessions count too, and are refused the same way.
+    let (status, _, _) = send(
+        s.client
+            .get(s.url("/api/v1/experiments"))
+            .header("x-forwarded-for", flooder)
+            .bearer_auth("echo1_sess_nope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another address is unaffected, with a bad key or a good one.
+    assert_eq!(get("198.51.100.50", bad).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get("198.51.100.50", &a.key).await.0, StatusCode::OK);
+    // A good key from the limited address is refused too: the check runs before the lookup.
+    assert_eq!(get(flooder, &a.key).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Good requests never count: a fresh address making many stays served.
+    for _ in 0..10 {
+        assert_eq!(get("198.51.100.51", &a.key).await.0, StatusCode::OK);
+    }
+}
