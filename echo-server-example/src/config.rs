@@ -8,11 +8,12 @@
 //! | `database` | `ECHO_DATABASE` | `./echo.db` |
 //! | `security.pepper` | `ECHO_PEPPER` | none: an ephemeral one is generated with a warning |
 //! | `security.previous_pepper` | `ECHO_PREVIOUS_PEPPER` | none |
-//! | `security.dev_insecure_cookies` | `ECHO_DEV_INSECURE_COOKIES` | `false` |
+//! | `security.dev_insecure_cookies` | `ECHO_DEV_INSECURE_COOKIES` | `false`; refused at start unless `listen` is a loopback address |
 //! | `security.hsts` | `ECHO_HSTS` | `true` |
 //! | `security.cors_origins` | `ECHO_CORS_ORIGINS` (comma-separated) | none: CORS off |
 //! | `security.trust_forwarded_for` | `ECHO_TRUST_FORWARDED_FOR` | `false` |
 //! | `security.accept_test_keys` | `ECHO_ACCEPT_TEST_KEYS` | `false` |
+//! | `security.metrics_token` | `ECHO_METRICS_TOKEN` (at least 16 characters) | none: `/metrics` is open; with it, `/metrics` needs `Authorization: Bearer <token>` (401 otherwise) |
 //! | `security.max_api_keys` | `ECHO_MAX_API_KEYS` | 25 active API keys per account (1 to 10,000); past it creating one answers 409 |
 //! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
@@ -42,8 +43,9 @@
 //! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per account |
 //! | `rate_limits.auth_failures` | `ECHO_RATE_LIMIT_AUTH_FAILURES` | 30 failed authentications (bad key, invalid session) per minute per client address (IPv6 per /64); past it every request from the address, even with a good key, is refused with 429 before the key is looked up |
 //!
-//! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
-//! `Debug` and `Display` are redacted.
+//! Secrets (the peppers, the SMTP URL, the audit signing key, the metrics token) are held in
+//! [`Secret`], whose `Debug` and `Display` are redacted. The database URL is logged only
+//! through [`crate::server::redact_url`].
 //!
 //! The variables are read from one table (`ENV`), one line per variable with its field and
 //! parser, so a new setting cannot be read under one name and reported under another.
@@ -284,6 +286,8 @@ pub struct SecurityConfig {
     pub accept_test_keys: bool,
     /// Most active API keys one account may hold.
     pub max_api_keys: usize,
+    /// Bearer token `/metrics` requires; without it `/metrics` is open.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for SecurityConfig {
@@ -298,6 +302,7 @@ impl Default for SecurityConfig {
             trust_forwarded_for: false,
             accept_test_keys: false,
             max_api_keys: 25,
+            metrics_token: None,
         }
     }
 }
@@ -522,6 +527,7 @@ const ENV: &[(&str, ApplyEnv)] = env_table! {
     "ECHO_TRUST_FORWARDED_FOR" => security.trust_forwarded_for: parse_bool,
     "ECHO_ACCEPT_TEST_KEYS" => security.accept_test_keys: parse_bool,
     "ECHO_MAX_API_KEYS" => security.max_api_keys: parse_env,
+    "ECHO_METRICS_TOKEN" => security.metrics_token: secret,
     "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
     "ECHO_HEADER_READ_TIMEOUT_SECS" => http.header_read_timeout_secs: parse_env,
@@ -642,7 +648,25 @@ impl ServerConfig {
 
     /// Checks every setting; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        if self.security.dev_insecure_cookies && !listen.ip().is_loopback() {
+            // Cookies without `Secure` over plain HTTP are for a developer's own machine; on
+            // any other interface they would travel in clear text.
+            return Err(invalid(
+                "security.dev_insecure_cookies (ECHO_DEV_INSECURE_COOKIES)",
+                format!(
+                    "is only allowed when listening on a loopback address (127.0.0.1 or ::1), not {listen}"
+                ),
+            ));
+        }
+        if let Some(token) = &self.security.metrics_token
+            && token.expose().trim().len() < 16
+        {
+            return Err(invalid(
+                "security.metrics_token (ECHO_METRICS_TOKEN)",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+            ));
+        }
         if self.database.trim().is_empty() {
             return Err(invalid("database (ECHO_DATABASE)", "must not be empty"));
         }
@@ -902,6 +926,53 @@ mod tests {
                 assert!(e.to_string().contains(name), "{name}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn insecure_cookies_need_a_loopback_listener() {
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let c = ServerConfig::load(
+                None,
+                env(&[
+                    ("ECHO_DEV_INSECURE_COOKIES", "true"),
+                    ("ECHO_LISTEN", listen),
+                ]),
+            );
+            assert!(c.is_ok(), "{listen}");
+        }
+        for listen in ["0.0.0.0:8080", "192.0.2.1:8080", "[::]:8080"] {
+            let e = ServerConfig::load(
+                None,
+                env(&[
+                    ("ECHO_DEV_INSECURE_COOKIES", "true"),
+                    ("ECHO_LISTEN", listen),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("ECHO_DEV_INSECURE_COOKIES") && e.contains("loopback"),
+                "{e}"
+            );
+        }
+        assert!(ServerConfig::load(None, env(&[("ECHO_LISTEN", "0.0.0.0:8080")])).is_ok());
+    }
+
+    #[test]
+    fn metrics_token_is_a_redacted_secret_of_16_characters() {
+        let c = ServerConfig::load(
+            None,
+            env(&[("ECHO_METRICS_TOKEN", "metrics-token-0123456789")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("metrics-token-0123456789"));
+        let e = ServerConfig::load(None, env(&[("ECHO_METRICS_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ECHO_METRICS_TOKEN") && !e.contains("short"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -438,3 +438,41 @@ async fn bad_credentials_from_one_address_are_limited_before_lookup() {
         assert_eq!(get("198.51.100.51", &a.key).await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_configured() {
+    // Without the setting, /metrics stays open.
+    let open = TestServer::start().await;
+    assert_eq!(
+        send(open.client.get(open.url("/metrics"))).await.0,
+        StatusCode::OK
+    );
+
+    let mut options = Options::default();
+    options.config.security.metrics_token =
+        Some(echo_core::secret::Secret::new("scrape-token-0123456789"));
+    let s = TestServer::start_with(options).await;
+    for (what, auth) in [
+        ("missing", None),
+        ("wrong", Some("Bearer scrape-token-0123456780")),
+        ("prefix", Some("Bearer scrape-token")),
+        ("other scheme", Some("Basic scrape-token-0123456789")),
+    ] {
+        let mut r = s.client.get(s.url("/metrics"));
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        let (status, h, body) = send(r).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_problem(&h, &body, "unauthenticated");
+        assert!(!body.to_string().contains("scrape-token"), "{what}: {body}");
+    }
+    let (status, _, body) = send(
+        s.client
+            .get(s.url("/metrics"))
+            .bearer_auth("scrape-token-0123456789"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("# TYPE"), "{body}");
+}
