@@ -301,44 +301,20 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
         kind: LimitKind,
         now: Instant,
     ) -> RateLimitDecision {
-        let t = quota.emission_ns();
-        let tau = quota.tolerance_ns();
         let now_ns = self.nanos(now);
         let mut shard = self.shard(key);
         let tat = shard.get(key).copied().unwrap_or(now_ns).max(now_ns);
-        let base = RateLimitDecision {
-            allowed: false,
-            policy: kind.policy_name(),
-            quota: quota.quota(),
-            window_secs: quota.window_secs(),
-            remaining: 0,
-            reset_secs: 0,
-            retry_after_secs: None,
-        };
-        let earliest = tat.saturating_sub(tau);
-        if now_ns < earliest {
-            let retry = ceil_secs(earliest - now_ns).max(1);
-            return RateLimitDecision {
-                reset_secs: retry,
-                retry_after_secs: Some(retry),
-                ..base
-            };
+        if let Some(refused) = refusal(quota, kind, tat, now_ns) {
+            return refused;
         }
-        let new_tat = tat.saturating_add(t);
+        let new_tat = tat.saturating_add(quota.emission_ns());
         if !shard.contains_key(key) && shard.len() >= self.max_per_shard {
             shard.retain(|_, tat| *tat > now_ns);
         }
         if shard.contains_key(key) || shard.len() < self.max_per_shard {
             shard.insert(key.clone(), new_tat);
         }
-        let slack = (now_ns + tau).checked_sub(new_tat);
-        let remaining = slack.map_or(0, |s| s / t + 1).min(u64::from(quota.burst()));
-        RateLimitDecision {
-            allowed: true,
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            reset_secs: ceil_secs(new_tat - now_ns),
-            ..base
-        }
+        admitted(quota, kind, new_tat, now_ns)
     }
 
     /// Whether `key` would be allowed one more request under `quota` at `now`, without
@@ -352,31 +328,7 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
             .copied()
             .unwrap_or(now_ns)
             .max(now_ns);
-        let earliest = tat.saturating_sub(quota.tolerance_ns());
-        let base = RateLimitDecision {
-            allowed: true,
-            policy: kind.policy_name(),
-            quota: quota.quota(),
-            window_secs: quota.window_secs(),
-            remaining: 0,
-            reset_secs: ceil_secs(tat - now_ns),
-            retry_after_secs: None,
-        };
-        if now_ns < earliest {
-            let retry = ceil_secs(earliest - now_ns).max(1);
-            return RateLimitDecision {
-                allowed: false,
-                reset_secs: retry,
-                retry_after_secs: Some(retry),
-                ..base
-            };
-        }
-        let slack = (now_ns + quota.tolerance_ns()).saturating_sub(tat);
-        let remaining = (slack / quota.emission_ns() + 1).min(u64::from(quota.burst()));
-        RateLimitDecision {
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            ..base
-        }
+        refusal(quota, kind, tat, now_ns).unwrap_or_else(|| admitted(quota, kind, tat, now_ns))
     }
 
     /// Drops keys whose quota is fully restored at `now` (they behave as new keys). Call it
@@ -402,6 +354,40 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
     /// Whether no key is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The refusal at `now_ns` for a key whose TAT is `tat`, or `None` when a request may pass.
+fn refusal(quota: &Quota, kind: LimitKind, tat: u64, now_ns: u64) -> Option<RateLimitDecision> {
+    let earliest = tat.saturating_sub(quota.tolerance_ns());
+    (now_ns < earliest).then(|| {
+        let retry = ceil_secs(earliest - now_ns).max(1);
+        RateLimitDecision {
+            allowed: false,
+            policy: kind.policy_name(),
+            quota: quota.quota(),
+            window_secs: quota.window_secs(),
+            remaining: 0,
+            reset_secs: retry,
+            retry_after_secs: Some(retry),
+        }
+    })
+}
+
+/// An admission at `now_ns` that leaves the key's TAT at `tat`.
+fn admitted(quota: &Quota, kind: LimitKind, tat: u64, now_ns: u64) -> RateLimitDecision {
+    let slack = (now_ns + quota.tolerance_ns()).checked_sub(tat);
+    let remaining = slack
+        .map_or(0, |s| s / quota.emission_ns() + 1)
+        .min(u64::from(quota.burst()));
+    RateLimitDecision {
+        allowed: true,
+        policy: kind.policy_name(),
+        quota: quota.quota(),
+        window_secs: quota.window_secs(),
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        reset_secs: ceil_secs(tat.saturating_sub(now_ns)),
+        retry_after_secs: None,
     }
 }
 
