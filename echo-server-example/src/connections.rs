@@ -64,8 +64,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Arc::new(Semaphore::new(max));
+    // At most u32::MAX, so the final drain below can take every permit in one call.
+    let max_permits = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
+    let max = u32::try_from(limits.max_connections)
+        .unwrap_or(u32::MAX)
+        .clamp(1, max_permits);
+    let slots = Arc::new(Semaphore::new(max as usize));
     let stop = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -120,7 +124,6 @@ pub async fn serve(
     drop(listener);
     stop.cancel();
     // Every open connection holds a permit: all of them back means all have closed.
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _ = slots.acquire_many(all).await;
+    let _ = slots.acquire_many(max).await;
     Ok(())
 }
