@@ -1,6 +1,6 @@
 //! Who is calling: API keys (`X-API-Key` or `Authorization: Bearer echo1_…`), session tokens
 //! (`Authorization: Bearer echo1_sess_…`) and the session cookie; CSRF for cookie-authenticated
-//! unsafe requests; the general per-key rate limit.
+//! unsafe requests; the general per-account rate limit.
 //!
 //! Only the cookie is an ambient credential (the browser attaches it to cross-site requests),
 //! so only cookie-authenticated unsafe requests need the CSRF checks: a `Sec-Fetch-Site` of

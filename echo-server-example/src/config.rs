@@ -118,7 +118,7 @@ pub struct ServerConfig {
     pub postgres: PostgresSettings,
     /// Logging.
     pub log: LogConfig,
-    /// Per-key rate limits (requests per minute), per replica.
+    /// Per-account rate limits (requests per minute), per replica.
     pub rate_limits: RateLimitSettings,
     /// Privacy: policy version, consent, deletion, retention, redaction, audit signing.
     pub privacy: PrivacySettings,

@@ -1,4 +1,4 @@
-//! Authentication: API keys, login sessions, passwords, login throttling and per-key rate
+//! Authentication: API keys, login sessions, passwords, login throttling and per-account rate
 //! limits.
 //!
 //! # API keys
