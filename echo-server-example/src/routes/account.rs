@@ -330,7 +330,7 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
-    state.throttle.record_success(&account);
+    state.throttle.record_success(&account, ip);
     if needs_rehash {
         let hasher = state.passwords.clone();
         let pw = password.clone();

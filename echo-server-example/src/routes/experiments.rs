@@ -337,7 +337,7 @@ fn check_creation_limit(
     caller: &Caller,
 ) -> Result<echo_core::auth::RateLimitDecision, ApiError> {
     let decision = state.limiter.check(
-        caller.limit_key(),
+        caller.user_id,
         caller.tier,
         LimitKind::ExperimentCreation,
         Instant::now(),

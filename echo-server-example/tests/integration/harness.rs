@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use echo_core::auth::{PasswordParams, RateLimitConfig};
+use echo_core::auth::{PasswordParams, RateLimitConfig, ThrottleConfig};
 use echo_core::model::ProviderKind;
 use echo_core::provider::{Completion, CompletionRequest, PermanentKind, Provider, ProviderError};
 use echo_core::runner::{
@@ -50,6 +50,7 @@ pub enum Backend {
 /// Test-server options.
 pub struct Options {
     pub rate_limits: RateLimitConfig,
+    pub throttle: ThrottleConfig,
     pub config: ServerConfig,
     pub backend: Backend,
 }
@@ -62,6 +63,7 @@ impl Default for Options {
         ));
         Self {
             rate_limits: RateLimitConfig::default(),
+            throttle: ThrottleConfig::default(),
             config,
             backend: Backend::Sqlite,
         }
@@ -121,6 +123,7 @@ impl TestServer {
                     parallelism: 1,
                 },
                 rate_limits: options.rate_limits,
+                throttle: options.throttle,
                 providers: vec![ProviderKind::Simulated, ProviderKind::OpenAi],
                 ..StateOptions::default()
             },

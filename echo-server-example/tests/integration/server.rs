@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Backend, Options, TestServer, experiment_body, send};
 
-fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
+pub(crate) fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
     assert_eq!(
         headers["content-type"], "application/problem+json",
         "{body}"
