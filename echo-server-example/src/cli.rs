@@ -43,6 +43,68 @@ pub enum Command {
     Audit(AuditCommand),
     /// Write everything Echo holds about one user as JSON (GDPR Art. 15/20).
     Export(ExportArgs),
+    /// Inspect the configuration (operators, CI).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// GET a URL; exit 0 on a 2xx answer, 1 otherwise (a container health check without curl).
+    Probe(ProbeArgs),
+    /// Check a running server end to end: health, readiness, security headers, API keys and,
+    /// with --create, one simulated experiment (the promotion gate).
+    Smoke(SmokeArgs),
+}
+
+/// `echoai config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted) and every setting that is unsafe
+    /// for the environment; exit 1 when there is one.
+    Check(ConfigCheckArgs),
+}
+
+/// `echoai config check`.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Check against this environment instead of the configured one (`ECHO_ENV`):
+    /// development, staging or production.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, env = "ECHO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `echoai probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. `http://127.0.0.1:8080/healthz`.
+    pub url: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
+}
+
+/// `echoai smoke`.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The server, e.g. `https://staging.echo.example`.
+    #[arg(long)]
+    pub base_url: String,
+    /// An API key of an account on that server (read-only use unless --create).
+    #[arg(long, env = "ECHO_SMOKE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Also create an experiment on the simulated provider, wait for it, check its metrics
+    /// and delete it (costs one small experiment's quota; never spends on real providers).
+    #[arg(long)]
+    pub create: bool,
+    /// Print every step as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Time limit of each request, and of waiting for the experiment (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
 }
 
 /// `echoai retention …`.
@@ -171,6 +233,9 @@ pub struct MigrateArgs {
     /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
     #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
     pub database: String,
+    /// Change nothing: list the pending migrations and exit 1 when there are any.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `echoai run`.

@@ -4,6 +4,7 @@
 //!
 //! | setting | env | default |
 //! |---|---|---|
+//! | `env` | `ECHO_ENV` (`development`, `staging`, `production`) | `development`: see below |
 //! | `listen` | `ECHO_LISTEN` | `127.0.0.1:8080` |
 //! | `database` | `ECHO_DATABASE` | `./echo.db` |
 //! | `security.pepper` | `ECHO_PEPPER` | none: an ephemeral one is generated with a warning |
@@ -28,6 +29,7 @@
 //! | `workers.run_timeout_secs` | `ECHO_RUN_TIMEOUT_SECS` | 1,800 (the soft limit) |
 //! | `scheduler.interval_secs` | `ECHO_SCHEDULER_INTERVAL_SECS` | 10 |
 //! | `simulated.seed` | `ECHO_SIMULATED_SEED` | 42 |
+//! | `simulated.allow_in_production` | `ECHO_ALLOW_SIMULATED` | `false`: production needs a real provider |
 //! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
 //! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
 //! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per account (all its keys and sessions together) |
@@ -43,6 +45,13 @@
 //! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per account |
 //! | `rate_limits.auth_failures` | `ECHO_RATE_LIMIT_AUTH_FAILURES` | 30 failed authentications (bad key, invalid session) per minute per client address (IPv6 per /64); past it every request from the address, even with a good key, is refused with 429 before the key is looked up |
 //!
+//! Staging and production refuse to start (`serve`, `worker`) with an unsafe configuration,
+//! naming each setting ([`ServerConfig::violations`], also printed by `echoai config check`):
+//! no pepper, insecure cookies, no audit signing key, or a non-loopback `listen` without
+//! `trust_forwarded_for`; production also refuses `accept_test_keys` and a server with no real
+//! provider unless `simulated.allow_in_production`. Staging accepts test keys and issues them
+//! by default; production accepts live keys only.
+//!
 //! Secrets (the peppers, the SMTP URL, the audit signing key, the metrics token) are held in
 //! [`Secret`], whose `Debug` and `Display` are redacted. The database URL is logged only
 //! through [`crate::server::redact_url`].
@@ -55,7 +64,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use echo_core::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod environment;
+
+use environment::environment;
+pub use environment::{Environment, Violation};
 
 /// A configuration error, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +109,11 @@ fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError
 }
 
 /// Everything the server reads at start.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// The deployment environment: staging and production refuse unsafe settings at start.
+    pub env: Environment,
     /// Address to listen on.
     pub listen: String,
     /// SQLite path / `sqlite://` URL or `postgres://` URL.
@@ -125,7 +141,7 @@ pub struct ServerConfig {
 }
 
 /// Privacy and accountability settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacySettings {
     /// The current privacy-policy version: registration must accept exactly it, and users who
@@ -152,9 +168,11 @@ pub struct PrivacySettings {
     pub mail_from: String,
     /// SMTP relay URL (`smtps://user:password@host`); needs the `smtp` feature. Without it
     /// mail goes to `outbox_dir`.
+    #[serde(serialize_with = "masked")]
     pub smtp_url: Option<Secret>,
     /// Hex of a 32-byte Ed25519 seed that signs audit checkpoints; without it checkpoints are
     /// not signed (a warning says so).
+    #[serde(serialize_with = "masked")]
     pub audit_signing_key: Option<Secret>,
     /// Days audit events are kept in the database before they are archived.
     pub audit_retention_days: u32,
@@ -211,8 +229,9 @@ impl PrivacySettings {
 }
 
 /// Per-account rate limits in requests per minute (GCRA, burst = the per-minute figure): all
-/// of a user's keys and sessions share them. They are per replica: with N replicas behind a non-sticky balancer, divide by N.
-#[derive(Debug, Clone, Deserialize)]
+/// of a user's keys and sessions share them. They are per replica: with N replicas behind a
+/// non-sticky balancer, divide by N.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
     /// Every authenticated request, free tier.
@@ -263,12 +282,14 @@ impl RateLimitSettings {
 }
 
 /// Security settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Server-side secret mixed into API-key and session digests (at least 32 bytes).
+    #[serde(serialize_with = "masked")]
     pub pepper: Option<Secret>,
     /// The pepper before a rotation: keys digested with it keep working.
+    #[serde(serialize_with = "masked")]
     pub previous_pepper: Option<Secret>,
     /// Plain-HTTP localhost development: the session cookie drops `Secure` and the `__Host-`
     /// prefix, and HSTS is not sent. Never in production.
@@ -308,7 +329,7 @@ impl Default for SecurityConfig {
 }
 
 /// HTTP limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Largest request body accepted (bytes); larger ones get 413.
@@ -334,7 +355,7 @@ impl Default for HttpConfig {
 }
 
 /// Login sessions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
     /// Lifetime of a session (seconds).
@@ -350,7 +371,7 @@ impl Default for SessionsConfig {
 }
 
 /// Job workers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
     /// Most jobs executed at once (the pool scales up to it with queue depth).
@@ -386,7 +407,7 @@ impl Default for WorkersConfig {
 }
 
 /// The scheduler.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerSettings {
     /// Seconds between scheduler ticks.
@@ -400,21 +421,27 @@ impl Default for SchedulerSettings {
 }
 
 /// The simulated provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimulatedSettings {
     /// Seed: same seed, same answers.
     pub seed: u64,
+    /// Let production start with only the simulated provider (a demo deployment); without it,
+    /// production refuses to start when no real provider is configured.
+    pub allow_in_production: bool,
 }
 
 impl Default for SimulatedSettings {
     fn default() -> Self {
-        Self { seed: 42 }
+        Self {
+            seed: 42,
+            allow_in_production: false,
+        }
     }
 }
 
 /// PostgreSQL pool settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresSettings {
     /// Connections kept open.
@@ -433,7 +460,7 @@ impl Default for PostgresSettings {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// JSON lines, unless standard error is a terminal.
@@ -445,7 +472,7 @@ pub enum LogFormat {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// Output format.
@@ -463,6 +490,7 @@ impl Default for LogConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
+            env: Environment::Development,
             listen: "127.0.0.1:8080".into(),
             database: "./echo.db".into(),
             security: SecurityConfig::default(),
@@ -502,11 +530,13 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
 type ApplyEnv = fn(&mut ServerConfig, name: &str, value: &str) -> Result<(), ConfigError>;
 
 /// `ENV_NAME => field.path: parser` for each variable; the parser is called as
-/// `parser(name, value)` and its result assigned to the field.
+/// `parser(name, value)` and its result assigned to the field. The field's path is kept as
+/// text so `config check` can say where each effective value came from.
 macro_rules! env_table {
     ($($name:literal => $($field:ident).+ : $parse:expr),* $(,)?) => {
         &[$((
             $name,
+            stringify!($($field).+),
             |config: &mut ServerConfig, name: &str, value: &str| {
                 config.$($field).+ = $parse(name, value)?;
                 Ok(())
@@ -517,7 +547,8 @@ macro_rules! env_table {
 
 /// Every environment variable the server reads, each declared once with its field and parser.
 /// They are applied in this order, so when several are bad the first one here is reported.
-const ENV: &[(&str, ApplyEnv)] = env_table! {
+const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
+    "ECHO_ENV" => env: environment,
     "ECHO_LISTEN" => listen: text,
     "ECHO_DATABASE" => database: text,
     "ECHO_PEPPER" => security.pepper: secret,
@@ -539,6 +570,7 @@ const ENV: &[(&str, ApplyEnv)] = env_table! {
     "ECHO_RUN_TIMEOUT_SECS" => workers.run_timeout_secs: parse_env,
     "ECHO_SCHEDULER_INTERVAL_SECS" => scheduler.interval_secs: parse_env,
     "ECHO_SIMULATED_SEED" => simulated.seed: parse_env,
+    "ECHO_ALLOW_SIMULATED" => simulated.allow_in_production: parse_bool,
     "ECHO_BODY_LIMIT_BYTES" => http.body_limit_bytes: parse_env,
     "ECHO_WORKER_CONCURRENCY" => workers.concurrency: parse_env,
     "ECHO_WORKER_MIN_CONCURRENCY" => workers.min_concurrency: parse_env,
@@ -638,7 +670,7 @@ impl ServerConfig {
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        for (name, apply) in ENV {
+        for (name, _, apply) in ENV {
             if let Some(value) = env(name).filter(|v| !v.trim().is_empty()) {
                 apply(self, name, &value)?;
             }
@@ -837,6 +869,48 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Every setting's effective value with where it came from, sorted by file key; secrets
+    /// show as `<redacted>`. `file` is the configuration file's text, if one was read; `env`
+    /// looks a variable up as for [`ServerConfig::load`].
+    pub fn effective(
+        &self,
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Vec<EffectiveSetting> {
+        let file: Option<toml::Table> = file.and_then(|t| t.parse().ok());
+        let mut flat = Vec::new();
+        flatten(
+            "",
+            &serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+            &mut flat,
+        );
+        flat.into_iter()
+            .map(|(key, value)| {
+                let variable = ENV.iter().find(|(_, path, _)| *path == key).map(|e| e.0);
+                let from_env = variable.filter(|v| env(v).is_some_and(|x| !x.trim().is_empty()));
+                let in_file = file.as_ref().is_some_and(|t| {
+                    let mut parts = key.split('.');
+                    let first = parts.next().and_then(|p| t.get(p));
+                    parts
+                        .try_fold(first, |node, part| Some(node?.get(part)))
+                        .flatten()
+                        .is_some()
+                });
+                let source = match (from_env, in_file) {
+                    (Some(v), _) => Source::Env(v),
+                    (None, true) => Source::File,
+                    (None, false) => Source::Default,
+                };
+                EffectiveSetting {
+                    key,
+                    variable,
+                    value,
+                    source,
+                }
+            })
+            .collect()
+    }
+
     /// The parsed listen address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| {
@@ -845,6 +919,72 @@ impl ServerConfig {
                 format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
             )
         })
+    }
+}
+
+/// Where an effective setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File,
+    /// This environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File => f.write_str("file"),
+            Source::Env(name) => write!(f, "env {name}"),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One setting as `echoai config check` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveSetting {
+    /// The file key, e.g. `security.pepper`.
+    pub key: String,
+    /// The environment variable that sets it, when there is one.
+    pub variable: Option<&'static str>,
+    /// The effective value (secrets redacted).
+    pub value: serde_json::Value,
+    /// Where the value came from.
+    pub source: Source,
+}
+
+/// Serializes a secret as `<redacted>` (its `Display`), so printing the configuration can
+/// never print a secret.
+fn masked<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.collect_str(secret),
+        None => s.serialize_none(),
+    }
+}
+
+/// `{"a": {"b": 1}}` becomes `[("a.b", 1)]`; arrays and scalars are leaves.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        leaf => out.push((prefix.to_owned(), leaf.clone())),
     }
 }
 
@@ -910,17 +1050,25 @@ mod tests {
     fn every_variable_sets_its_field_and_names_itself_when_bad() {
         let mut seen = std::collections::HashSet::new();
         let default = format!("{:?}", ServerConfig::default());
-        for (name, _) in ENV {
+        for (name, _, _) in ENV {
             assert!(seen.insert(*name), "{name} is declared twice");
             let apply = |value: &str| {
                 let mut c = ServerConfig::default();
                 c.apply_env(|k| (k == *name).then(|| value.to_owned()))
                     .map(|()| format!("{c:?}"))
             };
-            let changes = ["7", "true", "false", "redact", "json", "https://a.example"]
-                .into_iter()
-                .filter_map(|v| apply(v).ok())
-                .any(|c| c != default);
+            let changes = [
+                "7",
+                "true",
+                "false",
+                "redact",
+                "json",
+                "https://a.example",
+                "production",
+            ]
+            .into_iter()
+            .filter_map(|v| apply(v).ok())
+            .any(|c| c != default);
             assert!(changes, "{name} sets nothing");
             if let Err(e) = apply("not a value") {
                 assert!(e.to_string().contains(name), "{name}: {e}");
@@ -983,5 +1131,34 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn effective_settings_say_where_each_value_came_from_and_hide_secrets() {
+        let text = "[workers]\nconcurrency = 3\n";
+        let vars = env(&[
+            ("ECHO_PEPPER", "a-very-secret-pepper-of-at-least-32-bytes"),
+            ("ECHO_ENV", "staging"),
+        ]);
+        let mut c = ServerConfig::from_toml(text).unwrap();
+        c.apply_env(&vars).unwrap();
+        let all = c.effective(Some(text), &vars);
+        let get = |k: &str| all.iter().find(|s| s.key == k).unwrap();
+        assert_eq!(get("workers.concurrency").source, Source::File);
+        assert_eq!(get("workers.concurrency").value, 3);
+        assert_eq!(get("env").source, Source::Env("ECHO_ENV"));
+        assert_eq!(get("env").value, "staging");
+        assert_eq!(get("listen").source, Source::Default);
+        assert_eq!(get("security.pepper").value, "<redacted>");
+        assert_eq!(
+            get("security.previous_pepper").value,
+            serde_json::Value::Null
+        );
+        let printed = serde_json::to_string(&all).unwrap();
+        assert!(!printed.contains("very-secret"), "{printed}");
+        // Every variable of the table names a setting that is printed.
+        for (name, path, _) in ENV {
+            assert!(all.iter().any(|s| s.key == *path), "{name} -> {path}");
+        }
     }
 }

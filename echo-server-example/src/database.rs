@@ -94,15 +94,8 @@ async fn open_postgres(url: &str, sizing: PoolSizing) -> Result<OpenedStore, Cli
         schema_check: Some(Arc::new(move || {
             let pg = check.clone();
             Box::pin(async move {
-                let applied = pg.applied_migrations().await.map_err(|e| e.to_string())?;
-                let expected = echo_store_postgres::schema_version();
-                if applied >= expected {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{applied} migrations applied, this build needs {expected}"
-                    ))
-                }
+                let pending = pg.pending_migrations().await.map_err(|e| e.to_string())?;
+                pending_is_unready(&pending)
             })
         })),
     };
@@ -123,13 +116,32 @@ async fn open_postgres(_url: &str, _sizing: PoolSizing) -> Result<OpenedStore, C
 }
 
 #[cfg(feature = "sqlite")]
+// Without `postgres` the struct update fills no field, but with it it fills the pool stats.
+#[cfg_attr(not(feature = "postgres"), allow(clippy::needless_update))]
 async fn open_sqlite(path: &str) -> Result<OpenedStore, CliError> {
     use echo_store_sqlite::{SqliteConfig, SqliteStore};
     let store = SqliteStore::open(path, SqliteConfig::default()).await?;
+    let check = store.clone();
     Ok(OpenedStore {
         store: Arc::new(store),
-        // Migrated on open: an opened store is current, and there is no pool to report.
-        extras: StoreExtras::default(),
+        // Migrated on open, so current unless the file is swapped under the server; the
+        // check is one PRAGMA. There is no pool to report.
+        extras: StoreExtras {
+            schema_check: Some(Arc::new(move || {
+                let store = check.clone();
+                Box::pin(async move {
+                    let version = store.schema_version().await.map_err(|e| e.to_string())?;
+                    let names = echo_store_sqlite::MIGRATION_NAMES;
+                    let pending: Vec<String> = names
+                        .iter()
+                        .skip(usize::try_from(version).unwrap_or(0))
+                        .map(|n| n.trim_end_matches(".sql").to_owned())
+                        .collect();
+                    pending_is_unready(&pending)
+                })
+            })),
+            ..StoreExtras::default()
+        },
         job_signal: None,
         applied_migrations: None,
     })
@@ -137,6 +149,77 @@ async fn open_sqlite(path: &str) -> Result<OpenedStore, CliError> {
 
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(_path: &str) -> Result<OpenedStore, CliError> {
+    Err(CliError::NotBuilt {
+        what: "SQLite support",
+        feature: "sqlite",
+    })
+}
+
+/// Readiness: a database missing migrations of this build is not ready (one that is ahead is:
+/// migrations are expand-only, so an older binary keeps working during a rollout).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn pending_is_unready(pending: &[String]) -> Result<(), String> {
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} migration(s) pending: {}",
+            pending.len(),
+            pending.join(", ")
+        ))
+    }
+}
+
+/// The migrations the database `url` names has not applied, without changing anything (a
+/// missing SQLite file is not created). For `echoai migrate --check`.
+///
+/// # Errors
+/// As [`open`]: [`CliError::NotBuilt`], [`CliError::Usage`], [`CliError::Store`].
+pub async fn pending_migrations(url: &str) -> Result<Vec<String>, CliError> {
+    if is_postgres(url) {
+        return pending_postgres(url).await;
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.trim().is_empty() {
+        return Err(CliError::Usage("--database must not be empty".into()));
+    }
+    pending_sqlite(path).await
+}
+
+#[cfg(feature = "postgres")]
+async fn pending_postgres(url: &str) -> Result<Vec<String>, CliError> {
+    use echo_store_postgres::{PgConfig, PgStore};
+    let pg = PgStore::connect(
+        url,
+        PgConfig {
+            pool_size: 1,
+            max_overflow: 0,
+            ..PgConfig::default()
+        },
+    )
+    .await?;
+    Ok(pg.pending_migrations().await?)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn pending_postgres(_url: &str) -> Result<Vec<String>, CliError> {
+    Err(CliError::NotBuilt {
+        what: "PostgreSQL support",
+        feature: "postgres",
+    })
+}
+
+#[cfg(feature = "sqlite")]
+async fn pending_sqlite(path: &str) -> Result<Vec<String>, CliError> {
+    let names = echo_store_sqlite::pending_migrations(path).await?;
+    Ok(names
+        .into_iter()
+        .map(|n| n.trim_end_matches(".sql").to_owned())
+        .collect())
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn pending_sqlite(_path: &str) -> Result<Vec<String>, CliError> {
     Err(CliError::NotBuilt {
         what: "SQLite support",
         feature: "sqlite",
@@ -183,6 +266,7 @@ mod tests {
         let opened = open(&url, PoolSizing::COMMAND).await.unwrap();
         assert_eq!(opened.applied_migrations, None);
         assert!(opened.job_signal.is_none());
-        assert!(opened.extras.schema_check.is_none());
+        let check = opened.extras.schema_check.unwrap();
+        assert_eq!(check().await, Ok(()));
     }
 }

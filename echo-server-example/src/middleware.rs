@@ -16,6 +16,10 @@ use crate::state::AppState;
 /// The request-id header, accepted from clients when well formed and always returned.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Names the deployment environment on every response, so a smoke test or an operator can
+/// see which one answered.
+pub static ECHO_ENVIRONMENT: HeaderName = HeaderName::from_static("echo-environment");
+
 /// The request's id, in the request's extensions for handlers (stored on enqueued jobs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -78,6 +82,10 @@ pub async fn envelope(
         headers.insert(REQUEST_ID.clone(), v);
     }
     security_headers(headers, &state);
+    headers.insert(
+        ECHO_ENVIRONMENT.clone(),
+        HeaderValue::from_static(state.config.env.as_str()),
+    );
     response
 }
 

@@ -97,27 +97,30 @@ fn build_real(_kind: ProviderKind) -> Result<Arc<DynProvider>, CliError> {
     })
 }
 
-/// The real providers whose configuration is in the environment (a key, or for the
-/// OpenAI-compatible client a base URL), for a server that runs many experiments. Providers
-/// that fail to build are logged and skipped (so is every one in a build without the
-/// `providers` feature, with the feature to rebuild with in the log line).
+/// The real providers this build can call whose configuration `env` holds (a key, or for the
+/// OpenAI-compatible client a base URL). Empty in a build without the `providers` feature,
+/// whatever the environment says: production's start-up check relies on that.
+pub fn configured_kinds(env: impl Fn(&str) -> Option<String>) -> Vec<ProviderKind> {
+    if !cfg!(feature = "providers") {
+        return Vec::new();
+    }
+    let set = |var: &str| env(var).is_some_and(|v| !v.trim().is_empty());
+    ProviderKind::ALL
+        .iter()
+        .copied()
+        .filter(|&kind| match kind {
+            ProviderKind::Simulated => false,
+            ProviderKind::OpenAiCompatible => set("ECHO_OPENAI_COMPATIBLE_BASE_URL"),
+            _ => key_variable(kind).is_some_and(set),
+        })
+        .collect()
+}
+
+/// The real providers whose configuration is in the environment, for a server that runs many
+/// experiments. Providers that fail to build are logged and skipped.
 pub fn from_environment() -> Vec<Arc<DynProvider>> {
     let mut clients = Vec::new();
-    for &kind in ProviderKind::ALL {
-        if kind == ProviderKind::Simulated {
-            continue;
-        }
-        let configured = match kind {
-            ProviderKind::OpenAiCompatible => {
-                std::env::var("ECHO_OPENAI_COMPATIBLE_BASE_URL").is_ok_and(|v| !v.trim().is_empty())
-            }
-            _ => key_variable(kind)
-                .and_then(|var| std::env::var(var).ok())
-                .is_some_and(|v| !v.trim().is_empty()),
-        };
-        if !configured {
-            continue;
-        }
+    for kind in configured_kinds(|k| std::env::var(k).ok()) {
         // Brands only matter to the simulator, which is not built here.
         match echo_core::model::BrandName::parse("unused") {
             Ok(name) => match build(kind, 0, &Brand::new(name), &[]) {
@@ -159,5 +162,24 @@ mod tests {
              is available); rebuild with --features providers"
         );
         assert!(build(ProviderKind::Simulated, 0, &brand, &[]).is_ok());
+    }
+
+    #[test]
+    fn configured_kinds_follow_the_variables_this_build_can_use() {
+        let vars = |k: &str| {
+            matches!(k, "ANTHROPIC_API_KEY" | "ECHO_OPENAI_COMPATIBLE_BASE_URL")
+                .then(|| "x".to_owned())
+                .or_else(|| (k == "OPENAI_API_KEY").then(|| " ".to_owned()))
+        };
+        let found = configured_kinds(vars);
+        if cfg!(feature = "providers") {
+            assert_eq!(
+                found,
+                [ProviderKind::Anthropic, ProviderKind::OpenAiCompatible]
+            );
+        } else {
+            assert!(found.is_empty());
+        }
+        assert!(configured_kinds(|_| None).is_empty());
     }
 }

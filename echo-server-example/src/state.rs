@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use echo_core::auth::{
-    AcceptedEnvironments, ApiKeyService, ApiRateLimiter, CacheConfig, KeyAuth, KeyHasher,
-    KeyServiceConfig, KeyedGcra, LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy,
-    Pepper, Quota, RateLimitConfig, SessionConfig, SessionService, StoreKeyVerifier,
-    ThrottleConfig, VerifierConfig,
+    ApiKeyService, ApiRateLimiter, CacheConfig, KeyAuth, KeyHasher, KeyServiceConfig, KeyedGcra,
+    LoginThrottle, PasswordHasher, PasswordParams, PasswordPolicy, Pepper, Quota, RateLimitConfig,
+    SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig, VerifierConfig,
 };
 use echo_core::model::ProviderKind;
 use echo_core::service::ExperimentService;
@@ -223,11 +222,7 @@ impl AppState {
         }
         let hasher = Arc::new(hasher);
         let verifier_config = VerifierConfig {
-            environments: if config.security.accept_test_keys {
-                AcceptedEnvironments::Both
-            } else {
-                AcceptedEnvironments::Live
-            },
+            environments: config.accepted_key_environments(),
             ..VerifierConfig::default()
         };
         let KeyAuth { keys, verifier } = KeyAuth::with_config(

@@ -233,6 +233,14 @@ impl PgStore {
         migrations::applied(&mut conn).await
     }
 
+    /// The embedded migrations this database has not applied (`0007_name`, in order),
+    /// without applying any: `echoai migrate --check` and readiness use it. Empty when the
+    /// schema is current or newer.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool().acquire().await.db()?;
+        migrations::pending(&mut conn).await
+    }
+
     /// The pool's current size and cumulative acquire statistics, for metrics.
     pub fn pool_stats(&self) -> PoolStats {
         self.inner.db.stats(self.inner.config.max_connections())

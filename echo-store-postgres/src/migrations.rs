@@ -101,6 +101,28 @@ async fn lock(conn: &mut PgConnection) -> Result<(), StoreError> {
     }
 }
 
+/// The embedded migrations the database has not applied, as `0007_name` (the file name
+/// without `.sql`), in order. Reads `_sqlx_migrations` only.
+pub(crate) async fn pending(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
+    let done: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !done.contains(&m.version))
+        .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+        .collect())
+}
+
 pub(crate) async fn applied(conn: &mut PgConnection) -> Result<i64, StoreError> {
     // The table does not exist before the first migration (and a query naming it would not
     // even parse), so look it up first.

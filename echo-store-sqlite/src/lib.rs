@@ -105,9 +105,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 pub use config::SqliteConfig;
-#[doc(hidden)]
-pub use migrations::MIGRATIONS;
 pub use migrations::SCHEMA_VERSION;
+#[doc(hidden)]
+pub use migrations::{MIGRATION_NAMES, MIGRATIONS};
 
 use crate::db::Db;
 use crate::error::{SqlResultExt, SqliteStoreError};
@@ -156,6 +156,17 @@ impl SqliteStore {
             Self::open_blocking(path, config, Some(dir))
         })
         .await
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`): readiness compares
+    /// it with [`SCHEMA_VERSION`].
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.db
+            .read_single(|conn| {
+                conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+                    .db()
+            })
+            .await
     }
 
     /// The database file.
@@ -213,6 +224,17 @@ impl SqliteStore {
             _temp_dir: temp_dir.map(Arc::new),
         })
     }
+}
+
+/// The names of the migrations ([`MIGRATION_NAMES`]) the database file at `path` has not
+/// applied, without changing anything: a missing file is not created and lacks them all.
+/// `echoai migrate --check` uses it before a deployment.
+///
+/// Errors: [`StoreError::Backend`] when the file is not a database or was migrated by a newer
+/// build.
+pub async fn pending_migrations(path: impl AsRef<Path>) -> Result<Vec<&'static str>, StoreError> {
+    let path = path.as_ref().to_path_buf();
+    db::blocking(move || migrations::pending(&path)).await
 }
 
 /// Opens a connection, checks WAL mode and applies the pending migrations.

@@ -50,6 +50,8 @@
 //! that run their work on blocking threads or a connection pool. Scenario futures are `Send`
 //! (the macro checks it), so they may also be spawned. [`SCENARIOS`] lists them all.
 //! Scenarios use explicit time around [`fixtures::base_time`] and never sleep.
+//! [`migrations`] checks a SQL store's released migration files against their recorded
+//! checksums.
 //! [`corrupt`] holds scenarios for SQL stores that corrupt rows with the backend's own SQL;
 //! they are outside the macro, for a backend's own tests.
 //!
@@ -69,6 +71,7 @@ pub mod edge;
 pub mod experiments;
 pub mod fixtures;
 pub mod jobs;
+pub mod migrations;
 pub mod retention;
 pub mod runs;
 pub mod sessions;

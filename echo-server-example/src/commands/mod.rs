@@ -1,9 +1,12 @@
 //! The subcommands' implementations.
 
 mod analyze;
+mod config_check;
 mod privacy;
+pub mod probe;
 mod run;
 mod serve;
+pub mod smoke;
 
 use echo_core::model::{Brand, BrandName, ValidationError};
 
@@ -40,6 +43,21 @@ pub enum CliError {
     /// A setting is invalid (the message names it).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Staging or production refused an unsafe configuration (each setting is named).
+    #[error(
+        "unsafe configuration for {environment}:\n  - {}",
+        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - ")
+    )]
+    Unsafe {
+        /// The environment whose rules were applied.
+        environment: crate::config::Environment,
+        /// What is unsafe.
+        violations: Vec<crate::config::Violation>,
+    },
+    /// A check against a running server failed (`probe`, `smoke`, `migrate --check`); the
+    /// message names what failed.
+    #[error("{0}")]
+    Check(String),
     /// The server's services could not be built from the configuration.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -93,6 +111,24 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Export(args) => privacy::export(args).await,
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
+        Command::Config(crate::cli::ConfigCommand::Check(args)) => config_check::check(args),
+        Command::Probe(args) => probe::probe(args).await,
+        Command::Smoke(args) => smoke::smoke(args).await,
+        Command::Migrate(args) if args.check => {
+            let pending = crate::database::pending_migrations(&args.database).await?;
+            if pending.is_empty() {
+                println!("database is up to date");
+                return Ok(());
+            }
+            println!("{} pending migration(s):", pending.len());
+            for name in &pending {
+                println!("  {name}");
+            }
+            Err(CliError::Check(format!(
+                "{} migration(s) pending; run `echoai migrate`",
+                pending.len()
+            )))
+        }
         Command::Migrate(args) => {
             let (_, applied) = crate::open_store(&args.database).await?;
             match applied {

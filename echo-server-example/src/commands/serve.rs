@@ -27,7 +27,30 @@ fn load(
         config.database = d;
     }
     config.validate().map_err(CliError::from)?;
+    refuse_unsafe(&config)?;
     Ok(config)
+}
+
+/// Staging and production stop here, before anything is opened, when the configuration is
+/// unsafe for them (the same rules `echoai config check` prints).
+pub(crate) fn refuse_unsafe(config: &ServerConfig) -> Result<(), CliError> {
+    let providers = crate::providers::configured_kinds(|k| std::env::var(k).ok());
+    safe_or_error(config.env, config.violations(&providers))
+}
+
+/// `Ok` without violations, else the error that names them all.
+pub(crate) fn safe_or_error(
+    environment: crate::config::Environment,
+    violations: Vec<crate::config::Violation>,
+) -> Result<(), CliError> {
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Unsafe {
+            environment,
+            violations,
+        })
+    }
 }
 
 fn init_logs(config: &ServerConfig, filter: Option<&str>) {

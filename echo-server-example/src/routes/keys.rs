@@ -24,7 +24,7 @@ pub struct CreateKeyRequest {
     /// When the key stops working (RFC 3339); never when absent.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
-    /// `live` (default) or `test`.
+    /// `live` or `test`; default: `test` on a staging server, `live` elsewhere.
     #[serde(default)]
     pub environment: Option<String>,
 }
@@ -123,7 +123,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let name = Label::parse(&body.name)?;
     let environment = match body.environment.as_deref() {
-        None | Some("live") => KeyEnvironment::Live,
+        None => state.config.env.default_key_environment(),
+        Some("live") => KeyEnvironment::Live,
         Some("test") => KeyEnvironment::Test,
         Some(_) => return Err(ApiError::invalid("environment", "must be live or test")),
     };

@@ -164,6 +164,7 @@ async fn migrate_is_idempotent_on_sqlite() {
         dispatch(
             Command::Migrate(MigrateArgs {
                 database: db.clone(),
+                check: false,
             }),
             None,
         )

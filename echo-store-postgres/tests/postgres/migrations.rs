@@ -232,3 +232,42 @@ async fn bad_config_url_and_unreachable_server() {
         .unwrap_err();
     assert!(err.is_retryable(), "unreachable is Unavailable: {err:?}");
 }
+
+/// Released migrations are append-only: `migrations.sha256` records each file's hash.
+#[test]
+fn released_migrations_match_their_recorded_checksums() {
+    let checked = echo_core::conformance::migrations::check_crate(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(i64::try_from(checked).unwrap(), schema_version());
+}
+
+#[tokio::test]
+async fn pending_migrations_are_listed_without_applying_them() {
+    let Some(db) = crate::fresh_database().await else {
+        return;
+    };
+    let store = PgStore::connect(&db.url, crate::test_config())
+        .await
+        .unwrap();
+    let all = store.pending_migrations().await.unwrap();
+    assert_eq!(i64::try_from(all.len()).unwrap(), schema_version());
+    assert_eq!(all[0], "0001_init");
+    // Listing applied nothing.
+    assert_eq!(store.applied_migrations().await.unwrap(), 0);
+    store.migrate().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    // A database one migration behind this build lists exactly that one.
+    let mut conn = crate::raw(&store).await;
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let pending = store.pending_migrations().await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0].starts_with(&format!("{:04}_", schema_version())),
+        "{pending:?}"
+    );
+}

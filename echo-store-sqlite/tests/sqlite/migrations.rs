@@ -281,3 +281,48 @@ async fn bad_config_and_memory_path_are_refused() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
 }
+
+/// Released migrations are append-only: `migrations.sha256` records each file's hash.
+#[test]
+fn released_migrations_match_their_recorded_checksums() {
+    let checked = echo_core::conformance::migrations::check_crate(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(checked, echo_store_sqlite::MIGRATION_NAMES.len());
+}
+
+#[tokio::test]
+async fn pending_migrations_are_listed_without_changing_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pending.db");
+    let all = echo_store_sqlite::pending_migrations(&path).await.unwrap();
+    assert_eq!(all, echo_store_sqlite::MIGRATION_NAMES);
+    assert!(!path.exists(), "checking must not create the file");
+
+    // A file an older build left at version 1.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    }
+    let pending = echo_store_sqlite::pending_migrations(&path).await.unwrap();
+    assert_eq!(pending, &echo_store_sqlite::MIGRATION_NAMES[1..]);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1, "checking must not migrate");
+
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert!(
+        echo_store_sqlite::pending_migrations(&path)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
