@@ -308,6 +308,7 @@ pub struct SecurityConfig {
     /// Most active API keys one account may hold.
     pub max_api_keys: usize,
     /// Bearer token `/metrics` requires; without it `/metrics` is open.
+    #[serde(serialize_with = "masked")]
     pub metrics_token: Option<Secret>,
 }
 
