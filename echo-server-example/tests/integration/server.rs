@@ -555,8 +555,8 @@ async fn quotas(s: TestServer) {
     .await;
     assert_eq!(me["prompts_used"], 0);
 
-    // A run on a provider that fails permanently gives its quota back.
-    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    // A run on a provider that fails permanently gives its quota back. The workers start only
+    // after the debit is read: a worker failing the run first would refund it before the read.
     let mut body = experiment_body();
     body["config"]["providers"] = json!(["openai"]);
     let (status, _, created) = send(
@@ -574,6 +574,7 @@ async fn quotas(s: TestServer) {
     )
     .await;
     assert_eq!(me["prompts_used"], 20);
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
     let detail = s
         .wait_finished(&a.key, created["experiment_id"].as_str().unwrap())
         .await;
