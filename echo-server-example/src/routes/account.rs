@@ -318,10 +318,13 @@ pub async fn login(
             }
             state.throttle.record_failure(&account, ip, Instant::now());
             tracing::warn!(event = "login_failed", "login failed");
+            // Whoever tried is unknown: the actor is anonymous (with the address in the
+            // event) and the targeted account is the resource, so a stranger's attempts do not
+            // read as the account holder's own actions in their trail and export.
             audit(
                 &state,
                 &ctx,
-                user.as_ref().map(|u| u.id),
+                None,
                 "login_failure",
                 "user",
                 user.as_ref().map(|u| u.id.to_string()),

@@ -449,3 +449,49 @@ async fn consent_racing_account_deletion_never_leaves_it_active() {
         assert!(s.store.cancel_deletion(user.id, now).await.unwrap());
     }
 }
+
+/// Security review #16 item 9: a failed login was recorded with the targeted account as its
+/// actor, so anyone could write into a victim's trail and export.
+#[tokio::test]
+async fn a_failed_login_is_anonymous_with_the_account_as_resource() {
+    let s = TestServer::start().await;
+    s.user("target@example.com").await;
+    let target = s
+        .store
+        .find_user_by_email(&echo_core::model::Email::parse("target@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, _) = send(
+        s.client
+            .post(s.url("/api/v1/auth/login"))
+            .header("user-agent", "StrangerBot/6")
+            .json(&json!({"email": "target@example.com", "password": "not the password"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let events = s
+        .store
+        .list_audit(&echo_core::store::AuditQuery {
+            action: Some("login_failure".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    let event = &events.items[0].event;
+    assert_eq!(event.actor_user_id, None, "the actor is anonymous");
+    assert!(event.ip.is_some(), "with its address");
+    assert_eq!(event.resource_type, "user");
+    assert_eq!(event.resource_id, Some(target.id.to_string()));
+    let own = s
+        .store
+        .list_audit(&echo_core::store::AuditQuery {
+            actor_user_id: Some(target.id),
+            action: Some("login_failure".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(own.items.is_empty(), "nothing in the target's own trail");
+}
