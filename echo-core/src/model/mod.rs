@@ -27,4 +27,7 @@ pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration
 pub use session::SessionRecord;
 pub use time::Timestamp;
 pub use user::{BrandProfile, ConsentChange, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
-pub use validated::{BrandName, Email, Iterations, Label, Prompt, ValidationError};
+pub use validated::{
+    BrandName, Email, Iterations, Label, Prompt, ValidationError, is_invisible_format,
+    normalize_name,
+};
