@@ -203,9 +203,10 @@ async fn every_refusal_is_the_same_error() {
     assert_invalid(both.verify(&relabelled, at(1)).await, "relabelled");
 
     // Inactive owner.
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = false;
-    f.store.update_user(&user).await.unwrap();
+    f.store
+        .request_deletion(f.user.id, at(1), at(1000))
+        .await
+        .unwrap();
     assert_invalid(v.verify(good.key.expose(), at(1)).await, "inactive owner");
 
     // Deleted owner (its keys cascade away).
@@ -340,15 +341,14 @@ async fn cache_serves_hits_and_revoke_invalidates_at_once() {
     // Deactivating a user: invalidate_user drops all their keys.
     let k4 = f.create(KeyEnvironment::Live, None).await;
     v.verify(k4.key.expose(), at(80)).await.unwrap();
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = false;
-    f.store.update_user(&user).await.unwrap();
+    f.store
+        .request_deletion(f.user.id, at(80), at(1000))
+        .await
+        .unwrap();
     v.invalidate_user(f.user.id);
     assert_invalid(v.verify(k4.key.expose(), at(80)).await, "owner deactivated");
     // Expiry is re-checked on hits.
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = true;
-    f.store.update_user(&user).await.unwrap();
+    assert!(f.store.cancel_deletion(f.user.id, at(81)).await.unwrap());
     let k5 = f.create(KeyEnvironment::Live, Some(at(95))).await;
     v.verify(k5.key.expose(), at(90)).await.unwrap();
     assert_invalid(

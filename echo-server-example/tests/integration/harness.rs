@@ -152,15 +152,17 @@ impl TestServer {
 
     /// Makes the account with `email` an administrator; returns it.
     pub async fn make_admin(&self, email: &str) -> echo_core::model::User {
-        let mut user = self
+        let user = self
             .store
             .find_user_by_email(&echo_core::model::Email::parse(email).unwrap())
             .await
             .unwrap()
             .unwrap();
-        user.is_admin = true;
-        self.store.update_user(&user).await.unwrap();
-        user
+        self.store
+            .set_admin(user.id, true, echo_core::model::Timestamp::now())
+            .await
+            .unwrap();
+        self.store.get_user(user.id).await.unwrap()
     }
 
     /// The messages the server mailed, oldest first.

@@ -1071,3 +1071,45 @@ async fn random_methods_do_not_grow_metrics() {
     assert!(grown <= 40, "/metrics grew by {grown} lines:\n{after}");
     assert!(after.contains("method=\"OTHER\""), "{after}");
 }
+
+/// Security review #16 item 10: invisible direction and zero-width characters in names are
+/// refused at the API, naming the field.
+#[tokio::test]
+async fn names_with_invisible_characters_are_refused() {
+    let s = TestServer::start().await;
+    let a = s.user("unicode@example.com").await;
+    let mut body = experiment_body();
+    body["target_brand"] = json!("Hub\u{202E}Spot");
+    let (status, headers, problem) = send(
+        s.client
+            .post(s.url("/api/v1/experiments"))
+            .header("x-api-key", &a.key)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        headers[reqwest::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(
+        problem["invalid-params"][0]["name"], "target_brand",
+        "{problem}"
+    );
+    assert!(
+        problem["invalid-params"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("U+202E")),
+        "{problem}"
+    );
+
+    let (status, _, problem) = send(
+        s.client
+            .post(s.url("/api/v1/auth/api-keys"))
+            .bearer_auth(&a.token)
+            .json(&json!({"name": "ci\u{200B}key"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["invalid-params"][0]["name"], "label", "{problem}");
+}
