@@ -356,7 +356,7 @@ fn password(c: &mut Criterion) {
 
 fn rate_limit(c: &mut Criterion) {
     let limiter = ApiRateLimiter::new(RateLimitConfig::default());
-    let keys: Vec<ApiKeyId> = (0..10_000).map(|_| ApiKeyId::new()).collect();
+    let keys: Vec<UserId> = (0..10_000).map(|_| UserId::new()).collect();
     let mut i = 0usize;
     c.bench_function("rate_limit_check", |b| {
         b.iter(|| {

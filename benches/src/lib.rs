@@ -9,14 +9,17 @@ pub mod extraction;
 pub const FAKE_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
 
-/// A fresh user with a unique email.
+/// A fresh user with a unique email, consenting to data processing as users who run
+/// experiments do.
 pub fn user(now: Timestamp) -> User {
-    User::new(
+    let mut user = User::new(
         Email::parse(format!("{}@bench.example", UserId::new())).unwrap(),
         PasswordHash::new(FAKE_HASH).unwrap(),
         PricingTier::Enterprise,
         now,
-    )
+    );
+    user.consents.data_processing_consent_at = Some(now);
+    user
 }
 
 /// A realistic experiment created `age_micros` before `now`.

@@ -505,10 +505,10 @@ mod tests {
         for actor in [gone.id, kept.id, gone.id] {
             sink.record(event(Some(actor), now)).await.unwrap();
         }
-        let mut due = gone.clone();
-        due.is_active = false;
-        due.scheduled_deletion_at = Some(now - time::Duration::seconds(1));
-        store.update_user(&due).await.unwrap();
+        store
+            .request_deletion(gone.id, now, now - time::Duration::seconds(1))
+            .await
+            .unwrap();
         let task = RetentionTask::new(
             store.clone(),
             Arc::new(DefaultRetentionPolicy::default()),

@@ -1,11 +1,14 @@
 //! Who is calling: API keys (`X-API-Key` or `Authorization: Bearer echo1_…`), session tokens
 //! (`Authorization: Bearer echo1_sess_…`) and the session cookie; CSRF for cookie-authenticated
-//! unsafe requests; the general per-key rate limit.
+//! unsafe requests; the general per-account rate limit.
 //!
 //! Only the cookie is an ambient credential (the browser attaches it to cross-site requests),
 //! so only cookie-authenticated unsafe requests need the CSRF checks: a `Sec-Fetch-Site` of
 //! `same-origin` or `none` when the browser sends one, and an `X-CSRF-Token` header equal to
 //! the signed token bound to the session (`GET /api/v1/csrf-token`, also returned at login).
+//!
+//! Failed authentications (a bad key, an invalid session) count against a per-address limit
+//! (`rate_limits.auth_failures`); past it the address gets 429 before any store lookup.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -65,17 +68,6 @@ pub struct Caller {
     pub tier: PricingTier,
     /// How they authenticated.
     pub credential: Credential,
-}
-
-impl Caller {
-    /// The rate-limit bucket: the key for API-key callers, the user for session callers (all
-    /// of one user's sessions share a bucket, so opening sessions does not multiply it).
-    pub fn limit_key(&self) -> ApiKeyId {
-        match self.credential {
-            Credential::ApiKey(id) => id,
-            _ => ApiKeyId::from_uuid(*self.user_id.as_uuid()),
-        }
-    }
 }
 
 enum Presented<'a> {
@@ -165,6 +157,35 @@ pub async fn require_auth(
     next: Next,
 ) -> Result<Response, ApiError> {
     let now = Timestamp::now();
+    let address =
+        echo_core::auth::address_block(client_ip(&state, req.headers(), peer(req.extensions())));
+    // An address that failed too often is refused before any lookup, a good key included:
+    // telling good from bad would take the lookup this limit exists to spare.
+    let failures = state.auth_failure_limiter.peek(
+        &address,
+        &state.auth_failure_quota,
+        LimitKind::General,
+        Instant::now(),
+    );
+    if !failures.allowed {
+        tracing::warn!(
+            event = "rate_limited",
+            policy = "auth-failures",
+            "too many failed authentications"
+        );
+        return Err(ApiError::rate_limited(
+            failures.retry_after_secs.unwrap_or(1),
+        ));
+    }
+    let failed = |detail: &'static str| {
+        state.auth_failure_limiter.check(
+            &address,
+            &state.auth_failure_quota,
+            LimitKind::General,
+            Instant::now(),
+        );
+        ApiError::unauthenticated(detail)
+    };
     let caller = {
         let headers = req.headers();
         match presented(headers, &state) {
@@ -179,9 +200,7 @@ pub async fn require_auth(
                     tier: v.tier,
                     credential: Credential::ApiKey(v.key_id),
                 },
-                Err(AuthError::InvalidKey) => {
-                    return Err(ApiError::unauthenticated("invalid API key"));
-                }
+                Err(AuthError::InvalidKey) => return Err(failed("invalid API key")),
                 Err(AuthError::Unavailable { source }) => {
                     return Err(ApiError::from_store(source, "API key"));
                 }
@@ -191,7 +210,7 @@ pub async fn require_auth(
                 let session = match state.sessions.verify(token, now).await {
                     Ok(s) => s,
                     Err(SessionError::Invalid) => {
-                        return Err(ApiError::unauthenticated("invalid or expired session"));
+                        return Err(failed("invalid or expired session"));
                     }
                     Err(SessionError::Unavailable { source }) => {
                         return Err(ApiError::from_store(source, "session"));
@@ -222,8 +241,9 @@ pub async fn require_auth(
             }
         }
     };
+    // One budget per account: every key and session of the user draws on it.
     let decision = state.limiter.check(
-        caller.limit_key(),
+        caller.user_id,
         caller.tier,
         LimitKind::General,
         Instant::now(),

@@ -265,11 +265,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub prompt: String,
 
-    /// The brand whose visibility is measured. Aliases: `--brand "HubSpot=HubSpot CRM,Hubspot"`.
+    /// The brand whose visibility is measured. Aliases: `--brand "HubSpot=HubSpot CRM,Hubspot"`;
+    /// a match mode after `;`: `--brand "Close=Close CRM;match=case_sensitive"` (modes:
+    /// `case_insensitive`, the default; `case_sensitive`; `aliases_only`).
     #[arg(long)]
     pub brand: String,
 
-    /// A competitor (repeatable), with optional aliases: `--competitor "Salesforce=SFDC"`.
+    /// A competitor (repeatable), with optional aliases and match mode, as `--brand`:
+    /// `--competitor "Salesforce=SFDC"`, `--competitor "Copper;match=case_sensitive"`.
     #[arg(long = "competitor")]
     pub competitors: Vec<String>,
 
@@ -325,11 +328,12 @@ pub struct RunArgs {
 /// `echoai analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// The target brand, with optional aliases (`"HubSpot=HubSpot CRM"`).
+    /// The target brand, with optional aliases and match mode, as for `run`
+    /// (`"HubSpot=HubSpot CRM"`, `"Close;match=case_sensitive"`).
     #[arg(long)]
     pub brand: String,
 
-    /// A competitor (repeatable), with optional aliases.
+    /// A competitor (repeatable), with optional aliases and match mode.
     #[arg(long = "competitor")]
     pub competitors: Vec<String>,
 

@@ -9,13 +9,17 @@
 //! | `database` | `ECHO_DATABASE` | `./echo.db` |
 //! | `security.pepper` | `ECHO_PEPPER` | none: an ephemeral one is generated with a warning |
 //! | `security.previous_pepper` | `ECHO_PREVIOUS_PEPPER` | none |
-//! | `security.dev_insecure_cookies` | `ECHO_DEV_INSECURE_COOKIES` | `false` |
+//! | `security.dev_insecure_cookies` | `ECHO_DEV_INSECURE_COOKIES` | `false`; refused at start unless `listen` is a loopback address |
 //! | `security.hsts` | `ECHO_HSTS` | `true` |
 //! | `security.cors_origins` | `ECHO_CORS_ORIGINS` (comma-separated) | none: CORS off |
 //! | `security.trust_forwarded_for` | `ECHO_TRUST_FORWARDED_FOR` | `false` |
 //! | `security.accept_test_keys` | `ECHO_ACCEPT_TEST_KEYS` | `false` |
+//! | `security.metrics_token` | `ECHO_METRICS_TOKEN` (at least 16 characters) | none: `/metrics` is open; with it, `/metrics` needs `Authorization: Bearer <token>` (401 otherwise) |
+//! | `security.max_api_keys` | `ECHO_MAX_API_KEYS` | 25 active API keys per account (1 to 10,000); past it creating one answers 409 |
 //! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
+//! | `http.header_read_timeout_secs` | `ECHO_HEADER_READ_TIMEOUT_SECS` | 10: a connection sending no complete request head for this long (including an idle keep-alive one) is closed (1 to 3,600) |
+//! | `http.max_connections` | `ECHO_MAX_CONNECTIONS` | 1,024 connections served at once; past it new ones wait in the listen backlog (1 to 1,000,000) |
 //! | `sessions.ttl_secs` | `ECHO_SESSION_TTL_SECS` | 43,200 (12 h) |
 //! | `workers.concurrency` | `ECHO_WORKER_CONCURRENCY` | the machine's cores |
 //! | `workers.min_concurrency` | `ECHO_WORKER_MIN_CONCURRENCY` | 1 |
@@ -30,7 +34,7 @@
 //! | `postgres.pool_size` / `max_overflow` | `ECHO_PG_POOL_SIZE` / `ECHO_PG_MAX_OVERFLOW` | 20 / 10 |
 //! | `postgres.acquire_timeout_secs` | `ECHO_PG_ACQUIRE_TIMEOUT_SECS` | 3: while the database is down, a request fails with 503 after this |
 //! | `log.format` | `ECHO_LOG_FORMAT` (`auto`, `json`, `pretty`) | `auto`: JSON unless on a terminal |
-//! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per key |
+//! | `rate_limits.free` / `pro` / `enterprise` | `ECHO_RATE_LIMIT_FREE` / `_PRO` / `_ENTERPRISE` | 60 / 600 / 3,000 requests per minute per account (all its keys and sessions together) |
 //! | `privacy.policy_version` | `ECHO_PRIVACY_POLICY_VERSION` | `2026-12-01` |
 //! | `privacy.deletion_grace_days` | `ECHO_DELETION_GRACE_DAYS` | 30 |
 //! | `privacy.retention_days_free` / `_pro` / `_enterprise` | `ECHO_RETENTION_DAYS_FREE` / `_PRO` / `_ENTERPRISE` | 90 |
@@ -40,7 +44,8 @@
 //! | `privacy.audit_signing_key` | `ECHO_AUDIT_SIGNING_KEY` (64 hex characters) | none: checkpoints unsigned, with a warning |
 //! | `privacy.audit_retention_days` | `ECHO_AUDIT_RETENTION_DAYS` | 730 |
 //! | `privacy.audit_archive_dir` | `ECHO_AUDIT_ARCHIVE_DIR` | `./echo-audit-archive` |
-//! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per key |
+//! | `rate_limits.experiments` | `ECHO_RATE_LIMIT_EXPERIMENTS` | 10 experiment creations per minute per account |
+//! | `rate_limits.auth_failures` | `ECHO_RATE_LIMIT_AUTH_FAILURES` | 30 failed authentications (bad key, invalid session) per minute per client address (IPv6 per /64); past it every request from the address, even with a good key, is refused with 429 before the key is looked up |
 //!
 //! Staging and production refuse to start (`serve`, `worker`) with an unsafe configuration,
 //! naming each setting ([`ServerConfig::violations`], also printed by `echoai config check`):
@@ -49,8 +54,9 @@
 //! provider unless `simulated.allow_in_production`. Staging accepts test keys and issues them
 //! by default; production accepts live keys only.
 //!
-//! Secrets (the peppers, the SMTP URL, the audit signing key) are held in [`Secret`], whose
-//! `Debug` and `Display` are redacted.
+//! Secrets (the peppers, the SMTP URL, the audit signing key, the metrics token) are held in
+//! [`Secret`], whose `Debug` and `Display` are redacted. The database URL is logged only
+//! through [`crate::server::redact_url`].
 //!
 //! The variables are read from one table (`ENV`), one line per variable with its field and
 //! parser, so a new setting cannot be read under one name and reported under another.
@@ -130,7 +136,7 @@ pub struct ServerConfig {
     pub postgres: PostgresSettings,
     /// Logging.
     pub log: LogConfig,
-    /// Per-key rate limits (requests per minute), per replica.
+    /// Per-account rate limits (requests per minute), per replica.
     pub rate_limits: RateLimitSettings,
     /// Privacy: policy version, consent, deletion, retention, redaction, audit signing.
     pub privacy: PrivacySettings,
@@ -224,8 +230,9 @@ impl PrivacySettings {
     }
 }
 
-/// Per-key rate limits in requests per minute (GCRA, burst = the per-minute figure). They are
-/// per replica: with N replicas behind a non-sticky balancer, divide by N.
+/// Per-account rate limits in requests per minute (GCRA, burst = the per-minute figure): all
+/// of a user's keys and sessions share them. They are per replica: with N replicas behind a
+/// non-sticky balancer, divide by N.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
@@ -237,6 +244,8 @@ pub struct RateLimitSettings {
     pub enterprise: u32,
     /// Experiment creation and re-runs, every tier.
     pub experiments: u32,
+    /// Failed authentications per client address.
+    pub auth_failures: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -246,6 +255,7 @@ impl Default for RateLimitSettings {
             pro: 600,
             enterprise: 3_000,
             experiments: 10,
+            auth_failures: 30,
         }
     }
 }
@@ -297,6 +307,11 @@ pub struct SecurityConfig {
     pub trust_forwarded_for: bool,
     /// Accept `echo1_test_` keys as well as live ones.
     pub accept_test_keys: bool,
+    /// Most active API keys one account may hold.
+    pub max_api_keys: usize,
+    /// Bearer token `/metrics` requires; without it `/metrics` is open.
+    #[serde(serialize_with = "masked")]
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for SecurityConfig {
@@ -310,6 +325,8 @@ impl Default for SecurityConfig {
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
             accept_test_keys: false,
+            max_api_keys: 25,
+            metrics_token: None,
         }
     }
 }
@@ -322,6 +339,11 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Per-request time limit (seconds); slower requests get 408.
     pub request_timeout_secs: u64,
+    /// Seconds a connection has to send a complete request head; also the idle keep-alive
+    /// limit (see [`crate::connections`]).
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; past it new ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -329,6 +351,8 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }
@@ -543,8 +567,12 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_HSTS" => security.hsts: parse_bool,
     "ECHO_TRUST_FORWARDED_FOR" => security.trust_forwarded_for: parse_bool,
     "ECHO_ACCEPT_TEST_KEYS" => security.accept_test_keys: parse_bool,
+    "ECHO_MAX_API_KEYS" => security.max_api_keys: parse_env,
+    "ECHO_METRICS_TOKEN" => security.metrics_token: secret,
     "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
+    "ECHO_HEADER_READ_TIMEOUT_SECS" => http.header_read_timeout_secs: parse_env,
+    "ECHO_MAX_CONNECTIONS" => http.max_connections: parse_env,
     "ECHO_SESSION_TTL_SECS" => sessions.ttl_secs: parse_env,
     "ECHO_WORKER_LEASE_SECS" => workers.lease_secs: parse_env,
     "ECHO_SHUTDOWN_GRACE_SECS" => workers.shutdown_grace_secs: parse_env,
@@ -565,6 +593,7 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_RATE_LIMIT_PRO" => rate_limits.pro: parse_env,
     "ECHO_RATE_LIMIT_ENTERPRISE" => rate_limits.enterprise: parse_env,
     "ECHO_RATE_LIMIT_EXPERIMENTS" => rate_limits.experiments: parse_env,
+    "ECHO_RATE_LIMIT_AUTH_FAILURES" => rate_limits.auth_failures: parse_env,
     "ECHO_PRIVACY_POLICY_VERSION" => privacy.policy_version: text,
     "ECHO_AUDIT_SIGNING_KEY" => privacy.audit_signing_key: secret,
     "ECHO_SMTP_URL" => privacy.smtp_url: secret,
@@ -663,7 +692,25 @@ impl ServerConfig {
 
     /// Checks every setting; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        if self.security.dev_insecure_cookies && !listen.ip().is_loopback() {
+            // Cookies without `Secure` over plain HTTP are for a developer's own machine; on
+            // any other interface they would travel in clear text.
+            return Err(invalid(
+                "security.dev_insecure_cookies (ECHO_DEV_INSECURE_COOKIES)",
+                format!(
+                    "is only allowed when listening on a loopback address (127.0.0.1 or ::1), not {listen}"
+                ),
+            ));
+        }
+        if let Some(token) = &self.security.metrics_token
+            && token.expose().trim().len() < 16
+        {
+            return Err(invalid(
+                "security.metrics_token (ECHO_METRICS_TOKEN)",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+            ));
+        }
         if self.database.trim().is_empty() {
             return Err(invalid("database (ECHO_DATABASE)", "must not be empty"));
         }
@@ -703,7 +750,25 @@ impl ServerConfig {
                 ));
             }
         }
-        let ranges: [(&str, u64, u64, u64); 8] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
+            (
+                "http.header_read_timeout_secs (ECHO_HEADER_READ_TIMEOUT_SECS)",
+                self.http.header_read_timeout_secs,
+                1,
+                3600,
+            ),
+            (
+                "http.max_connections (ECHO_MAX_CONNECTIONS)",
+                self.http.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "security.max_api_keys (ECHO_MAX_API_KEYS)",
+                self.security.max_api_keys as u64,
+                1,
+                10_000,
+            ),
             (
                 "http.body_limit_bytes (ECHO_BODY_LIMIT_BYTES)",
                 self.http.body_limit_bytes as u64,
@@ -765,6 +830,12 @@ impl ServerConfig {
             ));
         }
         self.rate_limits.to_config()?;
+        echo_core::auth::Quota::per_minute(self.rate_limits.auth_failures).map_err(|e| {
+            invalid(
+                "rate_limits.auth_failures (ECHO_RATE_LIMIT_AUTH_FAILURES)",
+                e.to_string(),
+            )
+        })?;
         self.privacy.signing_seed()?;
         let p = &self.privacy;
         if p.policy_version.trim().is_empty() || p.policy_version.len() > 64 {
@@ -1035,6 +1106,53 @@ mod tests {
                 assert!(e.to_string().contains(name), "{name}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn insecure_cookies_need_a_loopback_listener() {
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let c = ServerConfig::load(
+                None,
+                env(&[
+                    ("ECHO_DEV_INSECURE_COOKIES", "true"),
+                    ("ECHO_LISTEN", listen),
+                ]),
+            );
+            assert!(c.is_ok(), "{listen}");
+        }
+        for listen in ["0.0.0.0:8080", "192.0.2.1:8080", "[::]:8080"] {
+            let e = ServerConfig::load(
+                None,
+                env(&[
+                    ("ECHO_DEV_INSECURE_COOKIES", "true"),
+                    ("ECHO_LISTEN", listen),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("ECHO_DEV_INSECURE_COOKIES") && e.contains("loopback"),
+                "{e}"
+            );
+        }
+        assert!(ServerConfig::load(None, env(&[("ECHO_LISTEN", "0.0.0.0:8080")])).is_ok());
+    }
+
+    #[test]
+    fn metrics_token_is_a_redacted_secret_of_16_characters() {
+        let c = ServerConfig::load(
+            None,
+            env(&[("ECHO_METRICS_TOKEN", "metrics-token-0123456789")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("metrics-token-0123456789"));
+        let e = ServerConfig::load(None, env(&[("ECHO_METRICS_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ECHO_METRICS_TOKEN") && !e.contains("short"),
+            "{e}"
+        );
     }
 
     #[test]

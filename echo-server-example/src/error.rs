@@ -51,6 +51,9 @@ pub mod types {
     pub const INTERNAL: &str = "internal-error";
     /// The caller is authenticated but may not do this.
     pub const FORBIDDEN: &str = "forbidden";
+    /// Creating or running an experiment needs data-processing consent, which the caller has
+    /// not given or has withdrawn (`POST /api/v1/user/consent` gives it).
+    pub const CONSENT_REQUIRED: &str = "consent-required";
 }
 
 /// One field that failed validation.
@@ -253,6 +256,12 @@ impl ApiError {
         match e {
             ServiceError::Invalid(v) => Self::from(v),
             state @ ServiceError::State { .. } => Self::conflict(state.to_string()),
+            ServiceError::ConsentRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                types::CONSENT_REQUIRED,
+                "Consent required",
+                "data-processing consent is required to create or run experiments; give it with POST /api/v1/user/consent",
+            ),
             ServiceError::Store(e) => Self::from_store(e, what),
             other => {
                 log_chain("service error", Some(&other));

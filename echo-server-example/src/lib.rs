@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod database;
 pub mod error;
 pub mod metrics;
@@ -36,7 +37,6 @@ pub mod smtp;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,17 +148,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves `app` on `listener` with the default [`connections::ConnectionLimits`] until
+/// `shutdown` resolves, then lets in-flight requests finish (see [`connections::serve`] for
+/// other limits).
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    connections::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        shutdown,
+        connections::ConnectionLimits::default(),
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 

@@ -14,10 +14,16 @@ async fn main() -> ExitCode {
     match echo_server_example::commands::dispatch(cli.command, cli.log.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            let mut shown = e.to_string();
+            eprintln!("error: {shown}");
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                // Wrappers that embed their source's message would print it twice.
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                shown = text;
                 source = cause.source();
             }
             ExitCode::FAILURE

@@ -232,6 +232,7 @@ pub async fn serve(
                     crate::error::log_chain("audit checkpoint failed", Some(&e));
                 }
                 state.account_limiter.prune(Instant::now());
+                state.auth_failure_limiter.prune(Instant::now());
                 state.throttle.prune(Instant::now());
                 let now = echo_core::model::Timestamp::now();
                 if let Err(e) = state.store.prune_sessions(now, 1_000).await {
@@ -247,7 +248,14 @@ pub async fn serve(
         tracing::info!(%addr, database = %redact_url(&config.database), "echoai serving");
         let app = crate::build_app(state.clone());
         let token = shutdown.clone();
-        crate::run(listener, app, async move { token.cancelled().await }).await?;
+        let limits = crate::connections::ConnectionLimits::from_config(&config.http);
+        crate::connections::serve(
+            listener,
+            app,
+            async move { token.cancelled().await },
+            limits,
+        )
+        .await?;
     } else {
         tracing::info!(database = %redact_url(&config.database), "echoai worker running");
         shutdown.cancelled().await;
@@ -290,18 +298,63 @@ pub fn retention_task(
     .with_audit(sink)
 }
 
-/// A database URL without its password, for logs.
+/// A database URL without its passwords, for logs and output: the userinfo password
+/// (`postgres://user:***@host/db`) and the `password` and `sslpassword` query parameters
+/// (`?password=***`, any case). Everything that logs or prints a database URL goes through
+/// this function.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned(); // a file path
+    };
+    let (before_query, query) = match url[scheme_end..].find('?') {
+        Some(q) => url.split_at(scheme_end + q),
+        None => (url, ""),
+    };
+    let mut out = String::with_capacity(url.len());
+    // The last `@` before the query ends the userinfo (an unencoded `@` in a password is
+    // then still hidden).
+    match before_query[scheme_end..].rfind('@') {
+        Some(at) => {
+            let userinfo = &before_query[scheme_end..scheme_end + at];
+            out.push_str(&before_query[..scheme_end]);
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&before_query[scheme_end + at..]);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(params) = query.strip_prefix('?') {
+        let (params, fragment) = match params.split_once('#') {
+            Some((p, f)) => (p, Some(f)),
+            None => (params, None),
+        };
+        out.push('?');
+        for (i, param) in params.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match param.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password")
+                        || key.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    out.push_str(key);
+                    out.push_str("=***");
+                }
+                _ => out.push_str(param),
             }
         }
-        _ => url.to_owned(),
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
     }
+    out
 }
 
 fn hostname() -> String {
@@ -324,5 +377,34 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("./echo.db"), "./echo.db");
+    }
+
+    #[test]
+    fn query_string_and_awkward_passwords_are_redacted() {
+        let cases = [
+            (
+                "postgres://h/db?user=u&password=hunter2&sslmode=require",
+                "postgres://h/db?user=u&password=***&sslmode=require",
+            ),
+            (
+                "postgresql://u:pw@h/db?PASSWORD=hunter2&sslpassword=k3y#x",
+                "postgresql://u:***@h/db?PASSWORD=***&sslpassword=***#x",
+            ),
+            (
+                "postgres://u:p@ss:w/rd@h:5432/db?application_name=a@b",
+                "postgres://u:***@h:5432/db?application_name=a@b",
+            ),
+            (
+                "postgres://h/db?sslmode=disable",
+                "postgres://h/db?sslmode=disable",
+            ),
+            ("sqlite://./echo.db", "sqlite://./echo.db"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted, "{url}");
+            for secret in ["hunter2", "k3y", "p@ss", "w/rd"] {
+                assert!(!redact_url(url).contains(secret), "{url}");
+            }
+        }
     }
 }

@@ -67,13 +67,18 @@ pub struct Services {
     pub passwords: Arc<PasswordHasher>,
     /// Failed-login backoff per account and IP.
     pub throttle: LoginThrottle,
-    /// Per-key rate limits.
+    /// Per-account rate limits (every key and session of a user share them).
     pub limiter: ApiRateLimiter,
     /// Per-IP limit of the unauthenticated account routes (register, login): each costs an
     /// argon2 hash, so unlimited calls would be a cheap CPU denial of service.
     pub account_limiter: KeyedGcra<IpAddr>,
     /// The quota of [`Services::account_limiter`].
     pub account_quota: Quota,
+    /// Failed authentications (bad API keys, invalid sessions) per client address block:
+    /// once over the limit, requests from that address are refused before any store lookup.
+    pub auth_failure_limiter: KeyedGcra<IpAddr>,
+    /// The quota of [`Services::auth_failure_limiter`].
+    pub auth_failure_quota: Quota,
     /// Request, job and pool metrics.
     pub metrics: Arc<Metrics>,
     /// The validated configuration.
@@ -224,7 +229,10 @@ impl AppState {
             store.clone(),
             hasher.clone(),
             verifier_config,
-            KeyServiceConfig::default(),
+            KeyServiceConfig {
+                max_active_keys: config.security.max_api_keys,
+                ..KeyServiceConfig::default()
+            },
             CacheConfig::default(),
         );
         let sessions = SessionService::new(
@@ -271,6 +279,8 @@ impl AppState {
             limiter: ApiRateLimiter::new(options.rate_limits),
             account_limiter: KeyedGcra::new(100_000),
             account_quota: Quota::per_minute(options.account_per_minute)?,
+            auth_failure_limiter: KeyedGcra::new(100_000),
+            auth_failure_quota: Quota::per_minute(config.rate_limits.auth_failures)?,
             metrics: Arc::new(Metrics::new()),
             config,
             providers: options.providers,

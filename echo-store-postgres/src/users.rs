@@ -1,5 +1,8 @@
 use async_trait::async_trait;
-use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::model::{
+    BrandProfile, ConsentChange, Consents, Email, PasswordHash, PricingTier, QuotaDebit,
+    QuotaUsage, Timestamp, User, UserId,
+};
 use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
 use sqlx::PgConnection;
@@ -33,6 +36,26 @@ pub(crate) async fn debit_quota(
     })
     .await?;
     Err(debit_refused(debit, used))
+}
+
+/// The answer of a conditional update: `true` when it changed the row, `false` when the
+/// condition refused it, [`StoreError::NotFound`] when there is no such user.
+async fn applied_or_missing(
+    conn: &mut PgConnection,
+    id: UserId,
+    changed: u64,
+) -> Result<bool, StoreError> {
+    if changed > 0 {
+        return Ok(true);
+    }
+    fetch_opt(
+        conn,
+        sqlx::query(q::USER_EXISTS).bind(*id.as_uuid()),
+        |_| Ok(()),
+    )
+    .await?
+    .map(|()| false)
+    .ok_or(StoreError::not_found("user"))
 }
 
 #[async_trait]
@@ -84,25 +107,112 @@ impl UserStore for PgStore {
         .await
     }
 
-    async fn update_user(&self, u: &User) -> Result<(), StoreError> {
-        let c = &u.consents;
+    async fn request_deletion(
+        &self,
+        id: UserId,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut conn = self.db().conn().await?;
         let changed = execute(
             &mut conn,
-            sqlx::query(q::USER_UPDATE_PROFILE)
-                .bind(*u.id.as_uuid())
-                .bind(u.email.as_str())
-                .bind(u.password_hash.expose())
-                .bind(u.tier.as_str())
-                .bind(u.is_active)
-                .bind(u.is_admin)
-                .bind(c.privacy_policy_version.as_deref())
-                .bind(opt_dt(c.privacy_policy_accepted_at))
-                .bind(opt_dt(c.data_processing_consent_at))
-                .bind(opt_dt(c.marketing_consent_at))
-                .bind(opt_dt(u.scheduled_deletion_at))
-                .bind(dt(u.created_at))
-                .bind(dt(u.updated_at)),
+            sqlx::query(q::USER_REQUEST_DELETION)
+                .bind(*id.as_uuid())
+                .bind(dt(at))
+                .bind(dt(purge_after)),
+        )
+        .await?;
+        found(changed, "user")
+    }
+
+    async fn cancel_deletion(&self, id: UserId, at: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_CANCEL_DELETION)
+                .bind(*id.as_uuid())
+                .bind(dt(at)),
+        )
+        .await?;
+        applied_or_missing(&mut conn, id, changed).await
+    }
+
+    async fn update_consents(
+        &self,
+        id: UserId,
+        change: &ConsentChange,
+        at: Timestamp,
+    ) -> Result<Consents, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let mut consents = fetch_opt(
+            &mut tx,
+            sqlx::query(q::USER_CONSENTS_FOR_UPDATE).bind(*id.as_uuid()),
+            rows::record::<Consents>,
+        )
+        .await?
+        .ok_or(StoreError::not_found("user"))?;
+        consents.apply(change, at);
+        execute(
+            &mut tx,
+            sqlx::query(q::USER_SET_CONSENTS)
+                .bind(*id.as_uuid())
+                .bind(consents.privacy_policy_version.as_deref())
+                .bind(opt_dt(consents.privacy_policy_accepted_at))
+                .bind(opt_dt(consents.data_processing_consent_at))
+                .bind(opt_dt(consents.marketing_consent_at))
+                .bind(dt(at)),
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(consents)
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_SET_PASSWORD_HASH)
+                .bind(*id.as_uuid())
+                .bind(expected.expose())
+                .bind(new.expose())
+                .bind(dt(at)),
+        )
+        .await?;
+        applied_or_missing(&mut conn, id, changed).await
+    }
+
+    async fn set_tier(
+        &self,
+        id: UserId,
+        tier: PricingTier,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_SET_TIER)
+                .bind(*id.as_uuid())
+                .bind(tier.as_str())
+                .bind(dt(at)),
+        )
+        .await?;
+        found(changed, "user")
+    }
+
+    async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        let changed = execute(
+            &mut conn,
+            sqlx::query(q::USER_SET_ADMIN)
+                .bind(*id.as_uuid())
+                .bind(is_admin)
+                .bind(dt(at)),
         )
         .await?;
         found(changed, "user")

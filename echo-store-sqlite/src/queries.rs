@@ -25,12 +25,31 @@ pub const USER_BY_EMAIL: &str = concat!(
     sql_columns!(user),
     " FROM users WHERE email = ?1"
 );
-/// Profile fields of a user; the quota columns are left alone on purpose.
-pub const USER_UPDATE_PROFILE: &str = "UPDATE users SET email = ?2, password_hash = ?3, \
-     pricing_tier = ?4, is_active = ?5, is_admin = ?6, privacy_policy_version = ?7, \
-     privacy_policy_accepted_at = ?8, data_processing_consent_at = ?9, \
-     marketing_consent_at = ?10, scheduled_deletion_at = ?11, created_at = ?12, \
-     updated_at = ?13 WHERE id = ?1";
+/// Whether a user exists, to tell a refused conditional update from a missing user.
+pub const USER_EXISTS: &str = "SELECT 1 FROM users WHERE id = ?1";
+/// Deactivates a user and schedules the purge; nothing else is written.
+pub const USER_REQUEST_DELETION: &str = "UPDATE users SET is_active = 0, \
+     scheduled_deletion_at = ?3, updated_at = ?2 WHERE id = ?1";
+/// Restores a user whose deletion is pending and not yet due; the condition and the write are
+/// one statement, so a purge date that passed or a cancelled deletion is never undone.
+pub const USER_CANCEL_DELETION: &str = "UPDATE users SET is_active = 1, \
+     scheduled_deletion_at = NULL, updated_at = ?2 \
+     WHERE id = ?1 AND NOT is_active AND scheduled_deletion_at > ?2";
+/// A user's consents, read inside the transaction that rewrites them (the write transaction holds the database's write lock).
+pub const USER_CONSENTS_FOR_UPDATE: &str = "SELECT privacy_policy_version, \
+     privacy_policy_accepted_at, data_processing_consent_at, marketing_consent_at \
+     FROM users WHERE id = ?1";
+/// Writes the consent columns only.
+pub const USER_SET_CONSENTS: &str = "UPDATE users SET privacy_policy_version = ?2, \
+     privacy_policy_accepted_at = ?3, data_processing_consent_at = ?4, \
+     marketing_consent_at = ?5, updated_at = ?6 WHERE id = ?1";
+/// Replaces the password hash only if it is still the expected one.
+pub const USER_SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?3, \
+     updated_at = ?4 WHERE id = ?1 AND password_hash = ?2";
+/// Sets the pricing tier.
+pub const USER_SET_TIER: &str = "UPDATE users SET pricing_tier = ?2, updated_at = ?3 WHERE id = ?1";
+/// Sets the admin flag.
+pub const USER_SET_ADMIN: &str = "UPDATE users SET is_admin = ?2, updated_at = ?3 WHERE id = ?1";
 /// Deletes a user; the foreign keys cascade to everything they own.
 pub const USER_DELETE: &str = "DELETE FROM users WHERE id = ?1";
 /// Deletes the jobs whose payload names user `?1` (its id as text, as serde writes it). The

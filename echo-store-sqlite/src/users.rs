@@ -1,5 +1,8 @@
 use async_trait::async_trait;
-use echo_core::model::{BrandProfile, Email, QuotaDebit, QuotaUsage, Timestamp, User, UserId};
+use echo_core::model::{
+    BrandProfile, ConsentChange, Consents, Email, PasswordHash, PricingTier, QuotaDebit,
+    QuotaUsage, Timestamp, User, UserId,
+};
 use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
 use rusqlite::{Transaction, params};
@@ -28,6 +31,17 @@ pub(crate) fn debit_quota(tx: &Transaction<'_>, debit: QuotaDebit) -> Result<(),
         Cols::new(row).u32("users.prompts_used")
     })?;
     Err(debit_refused(debit, used))
+}
+
+/// The answer of a conditional update: `true` when it changed the row, `false` when the
+/// condition refused it, [`StoreError::NotFound`] when there is no such user.
+fn applied_or_missing(tx: &Transaction<'_>, id: &[u8], changed: usize) -> Result<bool, StoreError> {
+    if changed > 0 {
+        return Ok(true);
+    }
+    query_opt(tx, q::USER_EXISTS, [id], |_| Ok(()))?
+        .map(|()| false)
+        .ok_or(StoreError::not_found("user"))
 }
 
 #[async_trait]
@@ -92,29 +106,124 @@ impl UserStore for SqliteStore {
             .await
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        let u = user.clone();
+    async fn request_deletion(
+        &self,
+        id: UserId,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<(), StoreError> {
         self.db
             .write(move |tx| {
-                let c = &u.consents;
                 let changed = execute(
                     tx,
-                    q::USER_UPDATE_PROFILE,
+                    q::USER_REQUEST_DELETION,
                     params![
-                        u.id.as_uuid().as_bytes(),
-                        u.email.as_str(),
-                        u.password_hash.expose(),
-                        u.tier.as_str(),
-                        u.is_active,
-                        u.is_admin,
-                        c.privacy_policy_version,
-                        opt_micros(c.privacy_policy_accepted_at),
-                        opt_micros(c.data_processing_consent_at),
-                        opt_micros(c.marketing_consent_at),
-                        opt_micros(u.scheduled_deletion_at),
-                        u.created_at.unix_micros(),
-                        u.updated_at.unix_micros(),
+                        id.as_uuid().as_bytes(),
+                        at.unix_micros(),
+                        purge_after.unix_micros()
                     ],
+                )
+                .db()?;
+                found(changed as u64, "user")
+            })
+            .await
+    }
+
+    async fn cancel_deletion(&self, id: UserId, at: Timestamp) -> Result<bool, StoreError> {
+        self.db
+            .write(move |tx| {
+                let id = id.as_uuid().as_bytes();
+                let changed =
+                    execute(tx, q::USER_CANCEL_DELETION, params![id, at.unix_micros()]).db()?;
+                applied_or_missing(tx, id, changed)
+            })
+            .await
+    }
+
+    async fn update_consents(
+        &self,
+        id: UserId,
+        change: &ConsentChange,
+        at: Timestamp,
+    ) -> Result<Consents, StoreError> {
+        let change = change.clone();
+        self.db
+            .write(move |tx| {
+                let id = id.as_uuid().as_bytes();
+                let mut consents = query_opt(
+                    tx,
+                    q::USER_CONSENTS_FOR_UPDATE,
+                    [id],
+                    rows::record::<Consents>,
+                )?
+                .ok_or(StoreError::not_found("user"))?;
+                consents.apply(&change, at);
+                execute(
+                    tx,
+                    q::USER_SET_CONSENTS,
+                    params![
+                        id,
+                        consents.privacy_policy_version,
+                        opt_micros(consents.privacy_policy_accepted_at),
+                        opt_micros(consents.data_processing_consent_at),
+                        opt_micros(consents.marketing_consent_at),
+                        at.unix_micros(),
+                    ],
+                )
+                .db()?;
+                Ok(consents)
+            })
+            .await
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (expected, new) = (expected.clone(), new.clone());
+        self.db
+            .write(move |tx| {
+                let id = id.as_uuid().as_bytes();
+                let changed = execute(
+                    tx,
+                    q::USER_SET_PASSWORD_HASH,
+                    params![id, expected.expose(), new.expose(), at.unix_micros()],
+                )
+                .db()?;
+                applied_or_missing(tx, id, changed)
+            })
+            .await
+    }
+
+    async fn set_tier(
+        &self,
+        id: UserId,
+        tier: PricingTier,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::USER_SET_TIER,
+                    params![id.as_uuid().as_bytes(), tier.as_str(), at.unix_micros()],
+                )
+                .db()?;
+                found(changed as u64, "user")
+            })
+            .await
+    }
+
+    async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError> {
+        self.db
+            .write(move |tx| {
+                let changed = execute(
+                    tx,
+                    q::USER_SET_ADMIN,
+                    params![id.as_uuid().as_bytes(), is_admin, at.unix_micros()],
                 )
                 .db()?;
                 found(changed as u64, "user")

@@ -6,6 +6,10 @@
 //! them: items continue across blank lines and indented or lazy continuation lines; a change of
 //! bullet character or ordered delimiter, a heading, a fence, a thematic break or an unindented
 //! paragraph after a blank line ends a list.
+//!
+//! A position is always the position of a top-level item: a brand first named in a nested
+//! sub-bullet gets the number of the item it is nested under, the position a reader sees
+//! ("2. Salesforce" with a sub-bullet "- Slack" puts Slack at 2, not at 1 of the sub-list).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ListKind {
@@ -24,8 +28,9 @@ struct Marker {
     number: u32,
 }
 
-/// The 1-based position of the list item that contains `offset`: the number the reader sees for
-/// an ordered list (its start number plus the items before it), the ordinal for a bulleted one.
+/// The 1-based position of the top-level list item that contains `offset`: the number the
+/// reader sees for an ordered list (its start number plus the items before it), the ordinal for
+/// a bulleted one. Nested items count as the top-level item they sit under.
 #[cfg(test)]
 pub(crate) fn list_position(text: &str, offset: usize) -> Option<u32> {
     ListPositions::new(text).at(offset)
@@ -59,6 +64,7 @@ impl<'t> ListPositions<'t> {
 
     pub(crate) fn at(&mut self, offset: usize) -> Option<u32> {
         let (line, marker) = containing_item(&self.lines, offset)?;
+        let (line, marker) = outermost_item(&self.lines, line, marker);
         Some(self.item_position(line, marker))
     }
 
@@ -266,6 +272,41 @@ fn parse_marker(line: &str) -> Option<Marker> {
     })
 }
 
+/// The top-level item (its line number and marker) that `item`, on `line`, is nested in, or
+/// `item` itself when it is not nested. A parent is an item above that starts left of `item`
+/// and whose content column `item` reaches; the walk ends at a break or at an unindented
+/// paragraph after a blank line, which end the list.
+fn outermost_item(lines: &Lines<'_>, mut line: usize, mut item: Marker) -> (usize, Marker) {
+    let mut cur = line;
+    let mut blank_below = false;
+    while item.indent > 0 {
+        let Some(ps) = cur.checked_sub(1) else { break };
+        cur = ps;
+        match classify(lines.line(ps)) {
+            Line::Blank => blank_below = true,
+            Line::Break => break,
+            Line::Item(m) => {
+                blank_below = false;
+                if m.indent < item.indent {
+                    if m.content_col > item.indent {
+                        // Too little indentation to be its child: a list of its own.
+                        break;
+                    }
+                    line = ps;
+                    item = m;
+                }
+            }
+            Line::Text { indent } => {
+                if blank_below && indent == 0 {
+                    break;
+                }
+                blank_below = false;
+            }
+        }
+    }
+    (line, item)
+}
+
 /// The item (its line number and marker) whose content contains `offset`, if any.
 fn containing_item(lines: &Lines<'_>, offset: usize) -> Option<(usize, Marker)> {
     let line = lines.index_of(offset)?;
@@ -353,10 +394,44 @@ mod tests {
         let t = "1. **HubSpot**\n\n   Works with Zapier.\n\n2. **Salesforce**\n   - Slack\n   - Tableau\n3. Pipedrive\nlazy Zoho\n\nAfter Asana";
         assert_eq!(pos(t, "Zapier"), Some(1));
         assert_eq!(pos(t, "Salesforce"), Some(2));
+        assert_eq!(
+            pos(t, "Slack"),
+            Some(2),
+            "nested items take their parent's position"
+        );
         assert_eq!(pos(t, "Tableau"), Some(2));
         assert_eq!(pos(t, "Pipedrive"), Some(3));
         assert_eq!(pos(t, "Zoho"), Some(3), "lazy continuation");
         assert_eq!(pos(t, "Asana"), None);
+    }
+
+    #[test]
+    fn nested_items_count_as_their_top_level_item() {
+        let t =
+            "1. Intro\n2. CRMs:\n   - HubSpot\n     1. Zoho\n   - Pipedrive\n3. Other\n   * Asana";
+        assert_eq!(pos(t, "HubSpot"), Some(2), "not 1 of the sub-list");
+        assert_eq!(pos(t, "Zoho"), Some(2), "two levels down");
+        assert_eq!(pos(t, "Pipedrive"), Some(2), "not 2 of the sub-list");
+        assert_eq!(pos(t, "Asana"), Some(3));
+        let loose = "- a\n- b\n\n  More on b.\n\n  - HubSpot";
+        assert_eq!(pos(loose, "HubSpot"), Some(2), "loose parent item");
+        let wide = "9. a\n10. b\n    - HubSpot";
+        assert_eq!(
+            pos(wide, "HubSpot"),
+            Some(10),
+            "a wide marker's content column"
+        );
+        let lazy = "1. a\n2. b\nlazy line\n   - HubSpot";
+        assert_eq!(pos(lazy, "HubSpot"), Some(2), "across a lazy continuation");
+        // Indented too little to be a child of "10.": a list of its own, as CommonMark reads it.
+        assert_eq!(pos("10. a\n  - HubSpot", "HubSpot"), Some(1));
+        // A paragraph after a blank line ended the outer list: the indented list stands alone.
+        assert_eq!(
+            pos("- a\n\nText.\n\n  - x\n  - HubSpot", "HubSpot"),
+            Some(2)
+        );
+        // An indented top-level list still counts from its own first item.
+        assert_eq!(pos(" - a\n - HubSpot", "HubSpot"), Some(2));
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub enum KeyError {
     /// The key is revoked or expired, so it cannot be rotated.
     #[error("the API key is revoked or expired")]
     Inactive,
+    /// The owner already holds [`KeyServiceConfig::max_active_keys`] active keys.
+    #[error("at most {max} active API keys per account; revoke one first")]
+    TooManyKeys {
+        /// The cap.
+        max: usize,
+    },
 }
 
 /// Settings of [`ApiKeyService`].
@@ -35,6 +41,12 @@ pub struct KeyServiceConfig {
     /// How long a rotated key keeps working after its replacement is issued, so deployments
     /// can switch over. Default 24 hours.
     pub rotation_grace: Duration,
+    /// Most active (neither revoked nor expired) keys one account may hold; creating one more
+    /// fails with [`KeyError::TooManyKeys`]. Rate limits are per account, so the cap is not
+    /// what bounds request rates: it bounds the rows a user can make the store keep and the
+    /// keys an owner has to audit. A rotation may exceed it by the one key it replaces, until
+    /// that key's grace period ends. Default 25.
+    pub max_active_keys: usize,
 }
 
 impl Default for KeyServiceConfig {
@@ -42,9 +54,14 @@ impl Default for KeyServiceConfig {
         Self {
             default_lifetime: None,
             rotation_grace: Duration::from_secs(24 * 3600),
+            max_active_keys: 25,
         }
     }
 }
+
+/// Shards of the per-owner creation lock: creations of one owner are serialised (count, then
+/// insert), creations of different owners rarely contend.
+const CREATE_LOCK_SHARDS: usize = 64;
 
 /// A key's state at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +148,8 @@ pub struct ApiKeyService {
     hasher: Arc<KeyHasher>,
     config: KeyServiceConfig,
     cache: Option<Arc<VerifiedKeyCache>>,
+    create_locks: Arc<[tokio::sync::Mutex<()>; CREATE_LOCK_SHARDS]>,
+    lock_hasher: std::hash::RandomState,
 }
 
 impl ApiKeyService {
@@ -145,6 +164,8 @@ impl ApiKeyService {
             hasher,
             config,
             cache: None,
+            create_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            lock_hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -157,7 +178,56 @@ impl ApiKeyService {
     /// Issues a key for `owner`. `expires_at = None` applies
     /// [`KeyServiceConfig::default_lifetime`]. The returned [`CreatedKey::key`] is the only
     /// copy: the store keeps the public id and an HMAC of the secret.
+    ///
+    /// Fails with [`KeyError::TooManyKeys`] when the owner already holds
+    /// [`KeyServiceConfig::max_active_keys`] active keys. The count and the insert run under a
+    /// per-owner lock, so concurrent creations through one service cannot pass the cap
+    /// together. The lock is per process: replicas racing on one account could each add a
+    /// key, exceeding the cap by at most the replica count minus one.
     pub async fn create(
+        &self,
+        owner: UserId,
+        name: Label,
+        environment: KeyEnvironment,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<CreatedKey, KeyError> {
+        let _guard = self.lock_owner(owner).await;
+        self.check_cap(owner, None, now).await?;
+        self.insert_new(owner, name, environment, expires_at, now)
+            .await
+    }
+
+    async fn lock_owner(&self, owner: UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher as _;
+        let shard = (self.lock_hasher.hash_one(owner) % CREATE_LOCK_SHARDS as u64) as usize;
+        self.create_locks[shard].lock().await
+    }
+
+    /// Refuses when `owner`'s active keys, not counting `replacing`, are at the cap.
+    async fn check_cap(
+        &self,
+        owner: UserId,
+        replacing: Option<ApiKeyId>,
+        now: Timestamp,
+    ) -> Result<(), KeyError> {
+        let active = self
+            .store
+            .list_api_keys(owner)
+            .await?
+            .iter()
+            .filter(|r| Some(r.id) != replacing)
+            .filter(|r| ApiKeySummary::from_record(r, now).status == KeyStatus::Active)
+            .count();
+        if active >= self.config.max_active_keys {
+            return Err(KeyError::TooManyKeys {
+                max: self.config.max_active_keys,
+            });
+        }
+        Ok(())
+    }
+
+    async fn insert_new(
         &self,
         owner: UserId,
         name: Label,
@@ -276,9 +346,12 @@ impl ApiKeyService {
             old_expires_at = old_expires_at.min(existing);
         }
 
-        let new_key = self
-            .create(owner, old.name.clone(), environment, None, now)
-            .await?;
+        let new_key = {
+            let _guard = self.lock_owner(owner).await;
+            self.check_cap(owner, Some(id), now).await?;
+            self.insert_new(owner, old.name.clone(), environment, None, now)
+                .await?
+        };
         if let Err(e) = self
             .store
             .set_api_key_expiry(owner, id, Some(old_expires_at))

@@ -1,4 +1,4 @@
-//! Authentication: API keys, login sessions, passwords, login throttling and per-key rate
+//! Authentication: API keys, login sessions, passwords, login throttling and per-account rate
 //! limits.
 //!
 //! # API keys
@@ -23,10 +23,10 @@
 //! # Passwords and logins
 //! [`PasswordHasher`] (argon2id, OWASP parameters, PHC strings, transparent rehash, a dummy
 //! verification for unknown emails), [`PasswordPolicy`] (NIST-style: length only), and
-//! [`LoginThrottle`] (exponential backoff per account and per IP).
+//! [`LoginThrottle`] (exponential backoff per account and IP, per account, and per IP).
 //!
 //! # Rate limits
-//! [`ApiRateLimiter`]: a keyed GCRA per API key with per-tier quotas, a general and an
+//! [`ApiRateLimiter`]: a keyed GCRA per account with per-tier quotas, a general and an
 //! experiment-creation limit, and the values of the `Retry-After`, `RateLimit-Policy` and
 //! `RateLimit` headers.
 //!
@@ -81,7 +81,7 @@ pub use session::{
     IssuedSession, SESSION_PREFIX, SESSION_TOKEN_LEN, SessionConfig, SessionError, SessionService,
     SessionToken, VerifiedSession,
 };
-pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled};
+pub use throttle::{BackoffPolicy, LoginThrottle, ThrottleConfig, Throttled, address_block};
 pub use usage::LastUsedCoalescer;
 pub use verify::{
     AcceptedEnvironments, ApiKeyVerifier, AuthError, DynApiKeyVerifier, StoreKeyVerifier,

@@ -1,4 +1,4 @@
-//! Per-API-key rate limits: a keyed GCRA with per-tier quotas, and the values of the
+//! Per-account rate limits: a keyed GCRA with per-tier quotas, and the values of the
 //! `Retry-After`, `RateLimit-Policy` and `RateLimit` response headers.
 //!
 //! # Algorithm
@@ -44,7 +44,7 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::model::{ApiKeyId, PricingTier};
+use crate::model::{PricingTier, UserId};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const SHARDS: usize = 16;
@@ -301,44 +301,34 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
         kind: LimitKind,
         now: Instant,
     ) -> RateLimitDecision {
-        let t = quota.emission_ns();
-        let tau = quota.tolerance_ns();
         let now_ns = self.nanos(now);
         let mut shard = self.shard(key);
         let tat = shard.get(key).copied().unwrap_or(now_ns).max(now_ns);
-        let base = RateLimitDecision {
-            allowed: false,
-            policy: kind.policy_name(),
-            quota: quota.quota(),
-            window_secs: quota.window_secs(),
-            remaining: 0,
-            reset_secs: 0,
-            retry_after_secs: None,
-        };
-        let earliest = tat.saturating_sub(tau);
-        if now_ns < earliest {
-            let retry = ceil_secs(earliest - now_ns).max(1);
-            return RateLimitDecision {
-                reset_secs: retry,
-                retry_after_secs: Some(retry),
-                ..base
-            };
+        if let Some(refused) = refusal(quota, kind, tat, now_ns) {
+            return refused;
         }
-        let new_tat = tat.saturating_add(t);
+        let new_tat = tat.saturating_add(quota.emission_ns());
         if !shard.contains_key(key) && shard.len() >= self.max_per_shard {
             shard.retain(|_, tat| *tat > now_ns);
         }
         if shard.contains_key(key) || shard.len() < self.max_per_shard {
             shard.insert(key.clone(), new_tat);
         }
-        let slack = (now_ns + tau).checked_sub(new_tat);
-        let remaining = slack.map_or(0, |s| s / t + 1).min(u64::from(quota.burst()));
-        RateLimitDecision {
-            allowed: true,
-            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            reset_secs: ceil_secs(new_tat - now_ns),
-            ..base
-        }
+        admitted(quota, kind, new_tat, now_ns)
+    }
+
+    /// Whether `key` would be allowed one more request under `quota` at `now`, without
+    /// recording one. For limits that count only some outcomes (failed authentications):
+    /// peek before the work, [`KeyedGcra::check`] when the outcome is to be counted.
+    pub fn peek(&self, key: &K, quota: &Quota, kind: LimitKind, now: Instant) -> RateLimitDecision {
+        let now_ns = self.nanos(now);
+        let tat = self
+            .shard(key)
+            .get(key)
+            .copied()
+            .unwrap_or(now_ns)
+            .max(now_ns);
+        refusal(quota, kind, tat, now_ns).unwrap_or_else(|| admitted(quota, kind, tat, now_ns))
     }
 
     /// Drops keys whose quota is fully restored at `now` (they behave as new keys). Call it
@@ -367,6 +357,40 @@ impl<K: Hash + Eq + Clone> KeyedGcra<K> {
     }
 }
 
+/// The refusal at `now_ns` for a key whose TAT is `tat`, or `None` when a request may pass.
+fn refusal(quota: &Quota, kind: LimitKind, tat: u64, now_ns: u64) -> Option<RateLimitDecision> {
+    let earliest = tat.saturating_sub(quota.tolerance_ns());
+    (now_ns < earliest).then(|| {
+        let retry = ceil_secs(earliest - now_ns).max(1);
+        RateLimitDecision {
+            allowed: false,
+            policy: kind.policy_name(),
+            quota: quota.quota(),
+            window_secs: quota.window_secs(),
+            remaining: 0,
+            reset_secs: retry,
+            retry_after_secs: Some(retry),
+        }
+    })
+}
+
+/// An admission at `now_ns` that leaves the key's TAT at `tat`.
+fn admitted(quota: &Quota, kind: LimitKind, tat: u64, now_ns: u64) -> RateLimitDecision {
+    let slack = (now_ns + quota.tolerance_ns()).checked_sub(tat);
+    let remaining = slack
+        .map_or(0, |s| s / quota.emission_ns() + 1)
+        .min(u64::from(quota.burst()));
+    RateLimitDecision {
+        allowed: true,
+        policy: kind.policy_name(),
+        quota: quota.quota(),
+        window_secs: quota.window_secs(),
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        reset_secs: ceil_secs(tat.saturating_sub(now_ns)),
+        retry_after_secs: None,
+    }
+}
+
 /// `n` as a `NonZeroU32`, with 0 raised to 1 (for literals).
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::MIN.saturating_add(n.saturating_sub(1))
@@ -376,17 +400,20 @@ fn ceil_secs(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_SEC)
 }
 
-/// The per-API-key limits of [`RateLimitConfig`]: a general limit for every request and a
+/// The per-account limits of [`RateLimitConfig`]: a general limit for every request and a
 /// separate one for experiment creation, each per pricing tier. Pure logic: the HTTP layer
 /// maps a refusal to 429 with the headers.
+///
+/// Keyed by the account, never by the credential: every API key and session of one user
+/// draws on one budget, so creating more keys (or logging in again) does not multiply it.
 ///
 /// ```
 /// use std::time::Instant;
 /// use echo_core::auth::{ApiRateLimiter, LimitKind, RateLimitConfig};
-/// use echo_core::model::{ApiKeyId, PricingTier};
+/// use echo_core::model::{PricingTier, UserId};
 ///
 /// let limiter = ApiRateLimiter::new(RateLimitConfig::default());
-/// let key = ApiKeyId::new();
+/// let key = UserId::new();
 /// let now = Instant::now();
 /// let d = limiter.check(key, PricingTier::Free, LimitKind::General, now);
 /// assert!(d.allowed);
@@ -404,8 +431,8 @@ fn ceil_secs(nanos: u64) -> u64 {
 #[derive(Debug)]
 pub struct ApiRateLimiter {
     config: RateLimitConfig,
-    general: KeyedGcra<ApiKeyId>,
-    experiments: KeyedGcra<ApiKeyId>,
+    general: KeyedGcra<UserId>,
+    experiments: KeyedGcra<UserId>,
 }
 
 impl ApiRateLimiter {
@@ -423,12 +450,12 @@ impl ApiRateLimiter {
         &self.config
     }
 
-    /// Checks one request of `key` (owned by a user on `tier`) against the `kind` limit at
+    /// Checks one request of the account `key` (on `tier`) against the `kind` limit at
     /// `now`. For experiment creation check [`LimitKind::General`] first, and the creation
     /// limit only if that passed.
     pub fn check(
         &self,
-        key: ApiKeyId,
+        key: UserId,
         tier: PricingTier,
         kind: LimitKind,
         now: Instant,
@@ -527,7 +554,7 @@ mod tests {
     #[test]
     fn tiers_and_kinds_are_separate() {
         let l = ApiRateLimiter::new(RateLimitConfig::default());
-        let k = ApiKeyId::new();
+        let k = UserId::new();
         let now = Instant::now();
         for _ in 0..10 {
             assert!(
@@ -544,7 +571,7 @@ mod tests {
         assert_eq!((d.quota, d.remaining), (600, 599));
         assert!(
             l.check(
-                ApiKeyId::new(),
+                UserId::new(),
                 PricingTier::Pro,
                 LimitKind::ExperimentCreation,
                 now
@@ -566,6 +593,29 @@ mod tests {
             now,
         );
         assert_eq!(d.quota, 100);
+    }
+
+    #[test]
+    fn peek_never_records() {
+        let l = KeyedGcra::new(10);
+        let q = Quota::per_minute(3).unwrap();
+        let now = Instant::now();
+        for _ in 0..10 {
+            let d = l.peek(&1, &q, LimitKind::General, now);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 3);
+        }
+        for _ in 0..3 {
+            assert!(l.check(&1, &q, LimitKind::General, now).allowed);
+        }
+        let d = l.peek(&1, &q, LimitKind::General, now);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_secs, Some(20));
+        assert!(l.peek(&2, &q, LimitKind::General, now).allowed);
+        assert!(
+            l.peek(&1, &q, LimitKind::General, now + secs(20)).allowed,
+            "one request back after one emission interval"
+        );
     }
 
     #[test]

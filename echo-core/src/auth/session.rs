@@ -617,10 +617,11 @@ mod tests {
     async fn owner_flags_are_read_with_the_session() {
         let f = Fixture::new().await;
         let issued = f.issue().await;
-        let mut user = f.user.clone();
-        user.is_admin = true;
-        user.tier = PricingTier::Enterprise;
-        f.store.update_user(&user).await.unwrap();
+        f.store.set_admin(f.user.id, true, at(0)).await.unwrap();
+        f.store
+            .set_tier(f.user.id, PricingTier::Enterprise, at(0))
+            .await
+            .unwrap();
         let verified = f
             .service
             .verify(issued.token.expose(), at(1))
@@ -673,10 +674,12 @@ mod tests {
             "unknown id",
         );
 
-        let mut inactive = new_user(&f.store).await;
+        let inactive = new_user(&f.store).await;
         let theirs = f.service.issue(&inactive, at(0)).await.unwrap();
-        inactive.is_active = false;
-        f.store.update_user(&inactive).await.unwrap();
+        f.store
+            .request_deletion(inactive.id, at(0), at(1000))
+            .await
+            .unwrap();
         assert_invalid(
             f.service.verify(theirs.token.expose(), at(1)).await,
             "inactive owner",

@@ -151,8 +151,44 @@ impl UserStore for TestStore {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         self.inner.find_user_by_email(email).await
     }
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        self.inner.update_user(user).await
+    async fn request_deletion(
+        &self,
+        id: UserId,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.request_deletion(id, at, purge_after).await
+    }
+    async fn cancel_deletion(&self, id: UserId, at: Timestamp) -> Result<bool, StoreError> {
+        self.inner.cancel_deletion(id, at).await
+    }
+    async fn update_consents(
+        &self,
+        id: UserId,
+        change: &ConsentChange,
+        at: Timestamp,
+    ) -> Result<Consents, StoreError> {
+        self.inner.update_consents(id, change, at).await
+    }
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_password_hash(id, expected, new, at).await
+    }
+    async fn set_tier(
+        &self,
+        id: UserId,
+        tier: PricingTier,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.set_tier(id, tier, at).await
+    }
+    async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_admin(id, is_admin, at).await
     }
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         self.inner.delete_user(id).await

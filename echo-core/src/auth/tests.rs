@@ -203,9 +203,10 @@ async fn every_refusal_is_the_same_error() {
     assert_invalid(both.verify(&relabelled, at(1)).await, "relabelled");
 
     // Inactive owner.
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = false;
-    f.store.update_user(&user).await.unwrap();
+    f.store
+        .request_deletion(f.user.id, at(1), at(1000))
+        .await
+        .unwrap();
     assert_invalid(v.verify(good.key.expose(), at(1)).await, "inactive owner");
 
     // Deleted owner (its keys cascade away).
@@ -340,15 +341,14 @@ async fn cache_serves_hits_and_revoke_invalidates_at_once() {
     // Deactivating a user: invalidate_user drops all their keys.
     let k4 = f.create(KeyEnvironment::Live, None).await;
     v.verify(k4.key.expose(), at(80)).await.unwrap();
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = false;
-    f.store.update_user(&user).await.unwrap();
+    f.store
+        .request_deletion(f.user.id, at(80), at(1000))
+        .await
+        .unwrap();
     v.invalidate_user(f.user.id);
     assert_invalid(v.verify(k4.key.expose(), at(80)).await, "owner deactivated");
     // Expiry is re-checked on hits.
-    let mut user = f.store.get_user(f.user.id).await.unwrap();
-    user.is_active = true;
-    f.store.update_user(&user).await.unwrap();
+    assert!(f.store.cancel_deletion(f.user.id, at(81)).await.unwrap());
     let k5 = f.create(KeyEnvironment::Live, Some(at(95))).await;
     v.verify(k5.key.expose(), at(90)).await.unwrap();
     assert_invalid(
@@ -725,4 +725,71 @@ async fn no_session_secret_in_errors_or_debug() {
             "part of the secret leaked in: {s}"
         );
     }
+}
+
+#[tokio::test]
+async fn active_keys_are_capped_per_owner_even_under_concurrent_creation() {
+    let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+    let hasher = Arc::new(KeyHasher::new(Pepper::new(PEPPER.to_vec()).unwrap()));
+    let config = KeyServiceConfig {
+        max_active_keys: 3,
+        ..KeyServiceConfig::default()
+    };
+    let service = ApiKeyService::new(store.clone(), hasher, config);
+    let user = new_user(&store).await;
+    let create = |service: ApiKeyService, owner: UserId| async move {
+        service
+            .create(
+                owner,
+                Label::parse("k").unwrap(),
+                KeyEnvironment::Live,
+                None,
+                at(0),
+            )
+            .await
+    };
+    // Ten concurrent creations: exactly the cap succeeds, the rest name it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        tasks.spawn(create(service.clone(), user.id));
+    }
+    let mut created = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(k) => created.push(k),
+            Err(KeyError::TooManyKeys { max }) => assert_eq!(max, 3),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created.len(), 3);
+    assert_eq!(store.list_api_keys(user.id).await.unwrap().len(), 3);
+    let e = create(service.clone(), user.id).await.unwrap_err();
+    assert!(e.to_string().contains("at most 3"), "{e}");
+
+    // Another owner is not affected by this one's keys.
+    let other = new_user(&store).await;
+    assert!(create(service.clone(), other.id).await.is_ok());
+
+    // A rotation at the cap replaces its key, so it is allowed (the old key is in grace);
+    // a second rotation of another key then counts the one still in grace.
+    let r = service
+        .rotate(user.id, created[0].summary.id, None, at(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        service
+            .rotate(user.id, created[1].summary.id, None, at(1))
+            .await,
+        Err(KeyError::TooManyKeys { max: 3 })
+    ));
+    // Revoking frees a slot.
+    service
+        .revoke(user.id, r.new_key.summary.id, at(2))
+        .await
+        .unwrap();
+    service
+        .revoke(user.id, created[0].summary.id, at(2))
+        .await
+        .unwrap();
+    assert!(create(service.clone(), user.id).await.is_ok());
 }

@@ -1,4 +1,5 @@
-//! Login throttling: exponential backoff per account and per client IP after repeated failures.
+//! Login throttling: exponential backoff after repeated failures, per (account, client IP),
+//! per account across all addresses (a higher ceiling), and per client IP across accounts.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -6,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Backoff for one dimension (account or IP).
+/// Backoff for one dimension (account and IP, account, or IP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
     /// Failures allowed before any delay.
@@ -34,7 +35,13 @@ impl BackoffPolicy {
 /// Settings of [`LoginThrottle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleConfig {
-    /// Per account (email): 5 free failures, then 1 s doubling to 15 min.
+    /// Per account (email) from one client IP: 5 free failures, then 1 s doubling to 15 min.
+    /// Keyed by the pair, so a stranger guessing from one address does not lock the owner
+    /// out of logging in from another.
+    pub account_ip: BackoffPolicy,
+    /// Per account across all addresses, the ceiling against guessing spread over many
+    /// addresses: 50 free failures, then 1 s doubling to 15 min. Reaching it does lock the
+    /// owner out too, which is the price of bounding a distributed guess.
     pub account: BackoffPolicy,
     /// Per client IP (IPv6 per /64): 20 free failures (offices and NATs share addresses),
     /// then 1 s doubling to 15 min.
@@ -49,8 +56,13 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            account: BackoffPolicy {
+            account_ip: BackoffPolicy {
                 free_failures: 5,
+                base_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(15 * 60),
+            },
+            account: BackoffPolicy {
+                free_failures: 50,
                 base_delay: Duration::from_secs(1),
                 max_delay: Duration::from_secs(15 * 60),
             },
@@ -141,8 +153,9 @@ impl<K: Hash + Eq + Copy> Table<K> {
     }
 }
 
-/// Slows down password guessing: after repeated failures for an account, or from an IP,
-/// further attempts are refused for an exponentially growing delay.
+/// Slows down password guessing: after repeated failures for an account from one IP, for an
+/// account from anywhere (a higher ceiling), or from one IP for any accounts, further
+/// attempts are refused for an exponentially growing delay.
 ///
 /// In memory and **per replica**: with N replicas behind a load balancer an attacker gets up
 /// to N times the attempts (use sticky routing by client IP, or a shared store-backed
@@ -152,7 +165,8 @@ impl<K: Hash + Eq + Copy> Table<K> {
 /// Usage at login: [`LoginThrottle::check`] before touching the password (answer 429 with
 /// `Retry-After` when throttled), then [`LoginThrottle::record_failure`] or
 /// [`LoginThrottle::record_success`]. Record unknown emails as failures too, so the throttle
-/// does not reveal which accounts exist.
+/// does not reveal which accounts exist. The IP is the client's address as the server
+/// determines it (the peer, or a trusted proxy's `X-Forwarded-For`).
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -160,19 +174,23 @@ impl<K: Hash + Eq + Copy> Table<K> {
 /// use echo_core::auth::{LoginThrottle, ThrottleConfig};
 ///
 /// let throttle = LoginThrottle::new(ThrottleConfig::default());
-/// let ip: IpAddr = "203.0.113.7".parse()?;
+/// let stranger: IpAddr = "203.0.113.7".parse()?;
+/// let owner: IpAddr = "198.51.100.20".parse()?;
 /// let now = Instant::now();
 /// for _ in 0..6 {
-///     throttle.check("ada@example.com", ip, now)?;
-///     throttle.record_failure("ada@example.com", ip, now);
+///     throttle.check("ada@example.com", stranger, now)?;
+///     throttle.record_failure("ada@example.com", stranger, now);
 /// }
-/// assert!(throttle.check("ada@example.com", ip, now).is_err());
+/// assert!(throttle.check("ada@example.com", stranger, now).is_err());
+/// // The owner, elsewhere, is not locked out by the stranger's guesses.
+/// assert!(throttle.check("ada@example.com", owner, now).is_ok());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct LoginThrottle {
     config: ThrottleConfig,
     account_keys: RandomState,
+    pairs: Table<(u64, IpAddr)>,
     accounts: Table<u64>,
     ips: Table<IpAddr>,
 }
@@ -183,6 +201,7 @@ impl LoginThrottle {
         Self {
             config,
             account_keys: RandomState::new(),
+            pairs: Table::new(),
             accounts: Table::new(),
             ips: Table::new(),
         }
@@ -195,10 +214,20 @@ impl LoginThrottle {
     /// Whether an attempt for `account` (the normalised email) from `ip` may proceed at `now`.
     pub fn check(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
         let forget = self.config.forget_after;
+        let key = self.account_key(account);
         let wait = self
-            .accounts
-            .wait(self.account_key(account), &self.config.account, forget, now)
-            .max(self.ips.wait(ip_key(ip), &self.config.ip, forget, now));
+            .pairs
+            .wait(
+                (key, address_block(ip)),
+                &self.config.account_ip,
+                forget,
+                now,
+            )
+            .max(self.accounts.wait(key, &self.config.account, forget, now))
+            .max(
+                self.ips
+                    .wait(address_block(ip), &self.config.ip, forget, now),
+            );
         if wait.is_zero() {
             Ok(())
         } else {
@@ -208,33 +237,40 @@ impl LoginThrottle {
 
     /// Counts a failed attempt (wrong password or unknown account).
     pub fn record_failure(&self, account: &str, ip: IpAddr, now: Instant) {
-        self.accounts
-            .fail(self.account_key(account), &self.config, now);
-        self.ips.fail(ip_key(ip), &self.config, now);
+        let key = self.account_key(account);
+        self.pairs.fail((key, address_block(ip)), &self.config, now);
+        self.accounts.fail(key, &self.config, now);
+        self.ips.fail(address_block(ip), &self.config, now);
     }
 
-    /// Clears the account's counter after a successful login. The IP counter stays: one
-    /// valid account must not reset the throttle of an address guessing others.
-    pub fn record_success(&self, account: &str) {
-        self.accounts.lock().remove(&self.account_key(account));
+    /// Clears the account's counters for `ip` and across addresses after a successful login
+    /// from `ip`. Other addresses' counters for the account stay (the owner logging in does
+    /// not forgive a stranger guessing elsewhere), and so does the IP counter: one valid
+    /// account must not reset the throttle of an address guessing others.
+    pub fn record_success(&self, account: &str, ip: IpAddr) {
+        let key = self.account_key(account);
+        self.pairs.lock().remove(&(key, address_block(ip)));
+        self.accounts.lock().remove(&key);
     }
 
     /// Drops counters quiet for longer than [`ThrottleConfig::forget_after`]; call it now and
     /// then (e.g. every minute).
     pub fn prune(&self, now: Instant) {
+        self.pairs.prune(self.config.forget_after, now);
         self.accounts.prune(self.config.forget_after, now);
         self.ips.prune(self.config.forget_after, now);
     }
 
-    /// Counters held: (accounts, IPs).
-    pub fn len(&self) -> (usize, usize) {
-        (self.accounts.len(), self.ips.len())
+    /// Counters held: (account and IP pairs, accounts, IPs).
+    pub fn len(&self) -> (usize, usize, usize) {
+        (self.pairs.len(), self.accounts.len(), self.ips.len())
     }
 }
 
-/// IPv4 addresses as they are; IPv6 by /64, the block one subscriber usually holds (so
-/// rotating through a /64 does not escape the throttle). IPv4-mapped IPv6 counts as IPv4.
-fn ip_key(ip: IpAddr) -> IpAddr {
+/// The key per-address limits should use: IPv4 addresses as they are; IPv6 by /64, the block
+/// one subscriber usually holds (so rotating through a /64 does not escape a limit).
+/// IPv4-mapped IPv6 counts as IPv4.
+pub fn address_block(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         v4 => v4,
@@ -251,7 +287,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let p = ThrottleConfig::default().account;
+        let p = ThrottleConfig::default().account_ip;
         let d: Vec<u64> = (0..=20).map(|n| p.delay(n).as_secs()).collect();
         assert_eq!(&d[..9], &[0, 0, 0, 0, 0, 0, 1, 2, 4]);
         assert_eq!(p.delay(15).as_secs(), 512);
@@ -286,12 +322,12 @@ mod tests {
                 .retry_after,
             Duration::from_secs(2)
         );
-        t.record_success("ada");
+        t.record_success("ada", a);
         assert!(t.check("ada", a, now + Duration::from_secs(1)).is_ok());
         // Forgotten after an hour of quiet.
         t.record_failure("cy", a, now);
         t.prune(now + Duration::from_secs(3600));
-        assert_eq!(t.len(), (0, 0));
+        assert_eq!(t.len(), (0, 0, 0));
     }
 
     #[test]
@@ -307,7 +343,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.retry_after, Duration::from_secs(1));
         assert!(t.check("someone-else", ip("2001:db8:1:3::1"), now).is_ok());
-        assert_eq!(ip_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(address_block(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]
@@ -325,6 +361,33 @@ mod tests {
                 now + Duration::from_secs(i),
             );
         }
-        assert_eq!(t.len(), (3, 1));
+        assert_eq!(t.len(), (3, 3, 1));
+    }
+
+    #[test]
+    fn a_stranger_does_not_lock_the_owner_out_but_the_account_ceiling_holds() {
+        let t = LoginThrottle::new(ThrottleConfig::default());
+        let now = Instant::now();
+        let stranger = ip("203.0.113.9");
+        let owner = ip("198.51.100.20");
+        for _ in 0..6 {
+            t.record_failure("ada", stranger, now);
+        }
+        assert!(t.check("ada", stranger, now).is_err());
+        assert!(t.check("ada", owner, now).is_ok());
+        // Guesses spread over addresses: each address stays under its 5, the account
+        // reaches its ceiling of 50 and is throttled from everywhere.
+        for i in 0..44u32 {
+            t.record_failure("ada", ip(&format!("192.0.2.{}", i + 1)), now);
+        }
+        assert!(t.check("ada", owner, now).is_ok(), "50 failures are free");
+        t.record_failure("ada", ip("192.0.2.200"), now);
+        let err = t.check("ada", owner, now).unwrap_err();
+        assert_eq!(err.retry_after, Duration::from_secs(1));
+        assert!(t.check("bob", owner, now).is_ok());
+        // The owner's success from their address lifts the ceiling, not the stranger's pair.
+        t.record_success("ada", owner);
+        assert!(t.check("ada", owner, now).is_ok());
+        assert!(t.check("ada", stranger, now).is_err());
     }
 }

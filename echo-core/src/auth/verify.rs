@@ -47,7 +47,7 @@ impl From<StoreError> for AuthError {
 /// A key that passed every check: who is calling, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKey {
-    /// The key record's id (for audit events and per-key rate limits).
+    /// The key record's id (for audit events).
     pub key_id: ApiKeyId,
     /// The key's owner: the tenant every store call is scoped to.
     pub user_id: UserId,

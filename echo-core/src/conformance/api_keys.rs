@@ -271,13 +271,18 @@ pub async fn find_api_key_for_auth_joins_owner(store: &DynStore) {
 /// `find_api_key_for_auth` reflects the owner's current `is_active` and tier; a deleted owner's
 /// keys are gone.
 pub async fn find_api_key_for_auth_reflects_owner_changes(store: &DynStore) {
-    let mut u = new_user(store).await;
+    let u = new_user(store).await;
     let key = api_key(u.id, at(1));
     store.create_api_key(&key).await.expect("create_api_key");
 
-    u.is_active = false;
-    u.tier = PricingTier::Enterprise;
-    store.update_user(&u).await.expect("update_user");
+    store
+        .request_deletion(u.id, at(2), at(100))
+        .await
+        .expect("request_deletion");
+    store
+        .set_tier(u.id, PricingTier::Enterprise, at(2))
+        .await
+        .expect("set_tier");
     assert_eq!(
         store
             .find_api_key_for_auth(&key.public_id)

@@ -163,7 +163,7 @@ pub async fn anonymize_iterations_touches_only_the_tier(store: &DynStore) {
     let free = user_on(store, PricingTier::Free).await;
     let pro = user_on(store, PricingTier::Pro).await;
     let enterprise = user_on(store, PricingTier::Enterprise).await;
-    let mut upgraded = user_on(store, PricingTier::Free).await;
+    let upgraded = user_on(store, PricingTier::Free).await;
     let mut runs = Vec::new();
     for owner in [&free, &pro, &enterprise, &upgraded] {
         let (_, run) = owned_run(store, owner.id).await;
@@ -176,8 +176,10 @@ pub async fn anonymize_iterations_touches_only_the_tier(store: &DynStore) {
         .await;
         runs.push((owner.id, run, its));
     }
-    upgraded.tier = PricingTier::Pro;
-    store.update_user(&upgraded).await.expect("upgrade");
+    store
+        .set_tier(upgraded.id, PricingTier::Pro, days_ago(1))
+        .await
+        .expect("upgrade");
 
     assert_eq!(
         store
@@ -415,9 +417,13 @@ pub async fn users_due_for_deletion_filters_and_orders(store: &DynStore) {
     .await;
     new_user_with(store, due(-1)).await;
     new_user_with(store, |u| u.is_active = false).await;
-    let mut restored = new_user_with(store, due(50)).await;
-    restored.is_active = true;
-    store.update_user(&restored).await.expect("restore");
+    let restored = new_user_with(store, due(50)).await;
+    assert!(
+        store
+            .cancel_deletion(restored.id, days_ago(51))
+            .await
+            .expect("restore")
+    );
 
     let mut ties = [tie_a.id, tie_b.id];
     ties.sort();

@@ -85,16 +85,21 @@ pub async fn find_unknown_session_is_none(store: &DynStore) {
     assert_eq!(find(store, SessionId::new()).await, None, "unknown id");
 }
 
-/// The owner's `is_active`, `is_admin` and tier are read at lookup time: `update_user` changes
+/// The owner's `is_active`, `is_admin` and tier are read at lookup time: changing them changes
 /// them for every session of the user, and the session itself is untouched.
 pub async fn find_session_for_auth_reflects_owner_changes(store: &DynStore) {
-    let mut u = new_user(store).await;
+    let u = new_user(store).await;
     let s = new_session(store, u.id, |_| {}).await;
 
-    u.is_active = false;
-    u.is_admin = true;
-    u.tier = PricingTier::Enterprise;
-    store.update_user(&u).await.expect("update_user");
+    store
+        .request_deletion(u.id, at(1), at(100))
+        .await
+        .expect("request_deletion");
+    store.set_admin(u.id, true, at(1)).await.expect("set_admin");
+    store
+        .set_tier(u.id, PricingTier::Enterprise, at(1))
+        .await
+        .expect("set_tier");
     assert_eq!(
         store.find_session_for_auth(s.id).await.expect("find"),
         Some(SessionAuth {
@@ -106,10 +111,15 @@ pub async fn find_session_for_auth_reflects_owner_changes(store: &DynStore) {
         "deactivated, promoted, upgraded"
     );
 
-    u.is_active = true;
-    u.is_admin = false;
-    u.tier = PricingTier::Free;
-    store.update_user(&u).await.expect("update_user again");
+    assert!(store.cancel_deletion(u.id, at(2)).await.expect("cancel"));
+    store
+        .set_admin(u.id, false, at(2))
+        .await
+        .expect("set_admin");
+    store
+        .set_tier(u.id, PricingTier::Free, at(2))
+        .await
+        .expect("set_tier");
     assert_eq!(
         store.find_session_for_auth(s.id).await.expect("find"),
         Some(SessionAuth {

@@ -8,8 +8,8 @@ use super::fixtures::{
     new_user_with, store_experiment, unique, user,
 };
 use crate::model::{
-    Brand, BrandProfile, Consents, Email, MatchMode, PasswordHash, PricingTier, QuotaUsage,
-    Timestamp, UserId,
+    Brand, BrandProfile, ConsentChange, Consents, Email, MatchMode, PasswordHash, PricingTier,
+    QuotaUsage, Timestamp, UserId,
 };
 use crate::store::{DynStore, StoreError};
 
@@ -111,121 +111,293 @@ pub async fn duplicate_email_or_id_is_conflict(store: &DynStore) {
     );
 }
 
-/// `update_user` replaces every profile field; lookups by the old email stop matching.
-pub async fn update_user_changes_profile_fields(store: &DynStore) {
-    let original = new_user(store).await;
-    let mut changed = original.clone();
-    changed.email = email();
-    changed.password_hash =
-        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$bmV3aGFzaA").expect("phc");
-    changed.tier = PricingTier::Enterprise;
-    changed.is_active = false;
-    changed.is_admin = true;
-    changed.consents = Consents {
-        privacy_policy_version: Some("2026-02".into()),
-        privacy_policy_accepted_at: Some(at(10)),
-        data_processing_consent_at: Some(at(11)),
-        marketing_consent_at: Some(at(12)),
-    };
-    changed.scheduled_deletion_at = Some(at(30 * 86_400));
-    changed.updated_at = at_micros(60_000_001);
-    store.update_user(&changed).await.expect("update_user");
+/// The stored user with the fields a targeted update may write (`updated_at` and `$fields`)
+/// copied from `got`: what the user must equal when nothing else was written.
+macro_rules! only_changed {
+    ($before:expr, $got:expr, $($field:ident),*) => {{
+        let mut expected = $before.clone();
+        expected.updated_at = $got.updated_at;
+        $(expected.$field = $got.$field.clone();)*
+        expected
+    }};
+}
 
-    assert_eq!(
-        store.get_user(original.id).await.expect("get_user"),
-        changed
-    );
-    assert_eq!(
-        store
-            .find_user_by_email(&original.email)
-            .await
-            .expect("find old"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_user_by_email(&changed.email)
-            .await
-            .expect("find new"),
-        Some(changed.clone())
-    );
-
-    // Back again, clearing the optional fields.
-    let mut cleared = changed.clone();
-    cleared.consents = Consents::default();
-    cleared.scheduled_deletion_at = None;
-    cleared.updated_at = at(61);
+/// `request_deletion` deactivates and schedules the purge, writing nothing else; repeating it
+/// moves the date; an unknown user is NotFound.
+pub async fn request_deletion_deactivates_and_schedules(store: &DynStore) {
+    let u = new_user_with(store, |u| u.consents.marketing_consent_at = Some(at(-5))).await;
     store
-        .update_user(&cleared)
+        .request_deletion(u.id, at(10), at(30 * 86_400))
         .await
-        .expect("update_user clearing fields");
+        .expect("request_deletion");
+    let got = store.get_user(u.id).await.expect("get_user");
+    assert!(!got.is_active, "deactivated");
+    assert_eq!(got.scheduled_deletion_at, Some(at(30 * 86_400)));
+    assert_eq!(got.updated_at, at(10));
     assert_eq!(
-        store.get_user(original.id).await.expect("get_user"),
-        cleared
+        got,
+        only_changed!(u, got, is_active, scheduled_deletion_at),
+        "no other field written"
+    );
+    store
+        .request_deletion(u.id, at(11), at(40 * 86_400))
+        .await
+        .expect("request_deletion again");
+    let again = store.get_user(u.id).await.expect("get_user");
+    assert_eq!(again.scheduled_deletion_at, Some(at(40 * 86_400)));
+    assert_not_found(
+        store.request_deletion(user().id, at(1), at(2)).await,
+        "request_deletion of an unknown user",
     );
 }
 
-/// `update_user` of an unknown user is NotFound and creates nothing.
-pub async fn update_missing_user_is_not_found(store: &DynStore) {
-    let ghost = user();
-    assert_not_found(
-        store.update_user(&ghost).await,
-        "update_user of an unknown user",
+/// `cancel_deletion` restores only an inactive account whose purge is scheduled after `at`;
+/// active accounts, accounts deactivated without a deletion and accounts whose purge is due
+/// stay as they are.
+pub async fn cancel_deletion_restores_only_pending(store: &DynStore) {
+    let pending = new_user(store).await;
+    store
+        .request_deletion(pending.id, at(1), at(100))
+        .await
+        .expect("request_deletion");
+    assert!(
+        store
+            .cancel_deletion(pending.id, at(99))
+            .await
+            .expect("cancel")
     );
-    assert_not_found(
-        store.get_user(ghost.id).await,
-        "the unknown user after update",
+    let got = store.get_user(pending.id).await.expect("get_user");
+    assert!(got.is_active && got.scheduled_deletion_at.is_none());
+    assert_eq!(got.updated_at, at(99));
+    assert_eq!(
+        got,
+        only_changed!(pending, got, is_active),
+        "no other field"
+    );
+    assert!(
+        !store
+            .cancel_deletion(pending.id, at(99))
+            .await
+            .expect("cancel again"),
+        "nothing left to cancel"
+    );
+
+    let due = new_user(store).await;
+    store
+        .request_deletion(due.id, at(1), at(100))
+        .await
+        .expect("request_deletion");
+    let before = store.get_user(due.id).await.expect("get_user");
+    assert!(
+        !store
+            .cancel_deletion(due.id, at(100))
+            .await
+            .expect("cancel"),
+        "a purge that is due is not cancelled"
+    );
+    assert_eq!(store.get_user(due.id).await.expect("get_user"), before);
+
+    let deactivated = new_user_with(store, |u| u.is_active = false).await;
+    assert!(
+        !store
+            .cancel_deletion(deactivated.id, at(1))
+            .await
+            .expect("cancel")
     );
     assert_eq!(
-        store.find_user_by_email(&ghost.email).await.expect("find"),
-        None
+        store.get_user(deactivated.id).await.expect("get_user"),
+        deactivated,
+        "deactivated without a deletion: stays inactive"
+    );
+    assert_not_found(
+        store.cancel_deletion(user().id, at(1)).await,
+        "cancel_deletion of an unknown user",
     );
 }
 
-/// `update_user` with a stale copy never overwrites the quota counter: a debit made after the
-/// copy was read survives.
-pub async fn update_user_never_writes_quota(store: &DynStore) {
+/// `update_consents` applies the change to the consents stored at that moment: giving again
+/// keeps the first time, withdrawing clears, absent fields stay; no other field is written.
+pub async fn update_consents_applies_to_stored_consents(store: &DynStore) {
     let u = new_user(store).await;
-    let stale = u.clone();
+    let give = ConsentChange {
+        privacy_policy_version: Some("2026-02".into()),
+        data_processing: Some(true),
+        marketing: Some(true),
+    };
+    let first = store
+        .update_consents(u.id, &give, at(10))
+        .await
+        .expect("give");
+    assert_eq!(
+        first,
+        Consents {
+            privacy_policy_version: Some("2026-02".into()),
+            privacy_policy_accepted_at: Some(at(10)),
+            data_processing_consent_at: Some(at(10)),
+            marketing_consent_at: Some(at(10)),
+        }
+    );
+    let withdraw_marketing = ConsentChange {
+        marketing: Some(false),
+        data_processing: Some(true),
+        ..ConsentChange::default()
+    };
+    let second = store
+        .update_consents(u.id, &withdraw_marketing, at(20))
+        .await
+        .expect("withdraw");
+    assert_eq!(
+        second,
+        Consents {
+            marketing_consent_at: None,
+            ..first.clone()
+        },
+        "data processing keeps its first time, marketing is cleared, the policy stays"
+    );
+    let got = store.get_user(u.id).await.expect("get_user");
+    assert_eq!(
+        got.consents, second,
+        "returned consents are the stored ones"
+    );
+    assert_eq!(got.updated_at, at(20));
+    assert_eq!(got, only_changed!(u, got, consents), "no other field");
+
+    // A change made by a caller holding an old copy still lands on the stored consents, and a
+    // pending deletion is left alone.
+    store
+        .request_deletion(u.id, at(30), at(1000))
+        .await
+        .expect("request_deletion");
+    store
+        .update_consents(
+            u.id,
+            &ConsentChange {
+                data_processing: Some(false),
+                ..ConsentChange::default()
+            },
+            at(31),
+        )
+        .await
+        .expect("withdraw processing");
+    let got = store.get_user(u.id).await.expect("get_user");
+    assert!(!got.is_active, "still deactivated");
+    assert_eq!(got.scheduled_deletion_at, Some(at(1000)), "purge still due");
+    assert_eq!(got.consents.data_processing_consent_at, None);
+    assert_eq!(
+        got.consents.privacy_policy_version.as_deref(),
+        Some("2026-02")
+    );
+    assert_not_found(
+        store.update_consents(user().id, &give, at(1)).await,
+        "update_consents of an unknown user",
+    );
+}
+
+/// `set_password_hash` replaces the hash only while the stored one is `expected`.
+pub async fn set_password_hash_compares_and_sets(store: &DynStore) {
+    let u = new_user(store).await;
+    let rehashed =
+        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$bmV3aGFzaA").expect("phc");
+    let changed_meanwhile =
+        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$Y2hhbmdlZA").expect("phc");
+    assert!(
+        store
+            .set_password_hash(u.id, &u.password_hash, &changed_meanwhile, at(5))
+            .await
+            .expect("set")
+    );
+    let got = store.get_user(u.id).await.expect("get_user");
+    assert_eq!(got.password_hash, changed_meanwhile);
+    assert_eq!(got, only_changed!(u, got, password_hash), "no other field");
+    assert!(
+        !store
+            .set_password_hash(u.id, &u.password_hash, &rehashed, at(6))
+            .await
+            .expect("stale set"),
+        "a stale expected hash is refused"
+    );
+    assert_eq!(
+        store.get_user(u.id).await.expect("get_user"),
+        got,
+        "nothing written"
+    );
+    assert_not_found(
+        store
+            .set_password_hash(user().id, &u.password_hash, &rehashed, at(1))
+            .await,
+        "set_password_hash of an unknown user",
+    );
+}
+
+/// `set_tier` and `set_admin` write their own column (and `updated_at`) only; the quota
+/// counter, debited after the caller's copy was read, survives.
+pub async fn set_tier_and_admin_write_only_their_columns(store: &DynStore) {
+    let u = new_user(store).await;
     let e = experiment(u.id, at(1));
     store_experiment(store, &e).await;
+    let debited = store.get_user(u.id).await.expect("get_user");
 
-    let mut edited = stale;
-    edited.tier = PricingTier::Pro;
-    edited.updated_at = at(2);
-    edited.quota = QuotaUsage {
-        prompts_used: 0,
-        resets_at: at(999),
-    };
-    store.update_user(&edited).await.expect("update_user");
-
+    store
+        .set_tier(u.id, PricingTier::Enterprise, at(2))
+        .await
+        .expect("set_tier");
+    store.set_admin(u.id, true, at(3)).await.expect("set_admin");
     let got = store.get_user(u.id).await.expect("get_user");
-    assert_eq!(got.tier, PricingTier::Pro, "profile field written");
-    assert_eq!(got.updated_at, at(2));
+    assert_eq!((got.tier, got.is_admin), (PricingTier::Enterprise, true));
+    assert_eq!(got.updated_at, at(3));
     assert_eq!(
-        got.quota,
-        QuotaUsage {
-            prompts_used: e.prompts_per_run(),
-            resets_at: u.quota.resets_at,
-        },
-        "quota counter untouched by update_user"
+        got,
+        only_changed!(debited, got, tier, is_admin),
+        "no other field"
+    );
+    assert_eq!(got.quota.prompts_used, e.prompts_per_run(), "debit kept");
+    store
+        .set_admin(u.id, false, at(4))
+        .await
+        .expect("revoke admin");
+    assert!(!store.get_user(u.id).await.expect("get_user").is_admin);
+
+    let ghost = user().id;
+    assert_not_found(
+        store.set_tier(ghost, PricingTier::Pro, at(1)).await,
+        "set_tier of an unknown user",
+    );
+    assert_not_found(
+        store.set_admin(ghost, true, at(1)).await,
+        "set_admin of an unknown user",
     );
 }
 
-/// Changing a user's email to another user's (in any case) is a Conflict and changes nothing.
-pub async fn update_user_to_taken_email_is_conflict(store: &DynStore) {
-    let a = new_user(store).await;
-    let b = new_user(store).await;
-    let mut b2 = b.clone();
-    b2.email = Email::parse(a.email.as_str().to_uppercase()).expect("valid email");
-    b2.tier = PricingTier::Pro;
-    assert_conflict(store.update_user(&b2).await, "update_user to a taken email");
-    assert_eq!(store.get_user(b.id).await.expect("get b"), b, "b unchanged");
-    assert_eq!(store.get_user(a.id).await.expect("get a"), a, "a unchanged");
-    assert_eq!(
-        store.find_user_by_email(&a.email).await.expect("find"),
-        Some(a)
-    );
+/// A consent update racing a deletion request, 200 times: the account always ends
+/// deactivated with its purge scheduled, and the consent lands too. (A read-modify-write of
+/// the whole row reactivated the deleted account, about 1 race in 15.)
+pub async fn consent_racing_deletion_never_reactivates(store: &DynStore) {
+    for round in 0..200 {
+        let u = new_user(store).await;
+        let purge = at(30 * 86_400 + round);
+        let change = ConsentChange {
+            data_processing: Some(true),
+            ..ConsentChange::default()
+        };
+        let (consent, deletion) = futures::future::join(
+            store.update_consents(u.id, &change, at(round)),
+            store.request_deletion(u.id, at(round), purge),
+        )
+        .await;
+        consent.expect("update_consents");
+        deletion.expect("request_deletion");
+        let got = store.get_user(u.id).await.expect("get_user");
+        assert!(!got.is_active, "round {round}: deleted account left active");
+        assert_eq!(
+            got.scheduled_deletion_at,
+            Some(purge),
+            "round {round}: purge not scheduled"
+        );
+        assert!(
+            got.consents.data_processing_consent_at.is_some(),
+            "round {round}: consent lost"
+        );
+    }
 }
 
 /// Deleting a user removes everything they own (profile, keys, experiments, runs, iterations)

@@ -26,5 +26,8 @@ pub use job::{Job, JobLease, JobPayload};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
 pub use time::Timestamp;
-pub use user::{BrandProfile, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
-pub use validated::{BrandName, Email, Iterations, Label, Prompt, ValidationError};
+pub use user::{BrandProfile, ConsentChange, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
+pub use validated::{
+    BrandName, Email, Iterations, Label, Prompt, ValidationError, is_invisible_format,
+    normalize_name,
+};

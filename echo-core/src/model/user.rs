@@ -55,6 +55,45 @@ pub struct Consents {
     pub marketing_consent_at: Option<Timestamp>,
 }
 
+impl Consents {
+    /// Whether the user consents to the processing of their experiments' prompts and answers
+    /// (GDPR Art. 6(1)(a)): without it nothing of theirs is sent to a provider.
+    pub fn allows_processing(&self) -> bool {
+        self.data_processing_consent_at.is_some()
+    }
+
+    /// Applies `change` made at `at`: accepting a policy version records it with `at`; giving
+    /// a consent again keeps its first time (the proof of when it was given); withdrawing
+    /// clears it; an absent field leaves its consent as it is. Every store applies a change
+    /// through this, inside its own atomic update of the consent fields.
+    pub fn apply(&mut self, change: &ConsentChange, at: Timestamp) {
+        if let Some(version) = &change.privacy_policy_version {
+            self.privacy_policy_version = Some(version.clone());
+            self.privacy_policy_accepted_at = Some(at);
+        }
+        let set = |slot: &mut Option<Timestamp>, given: Option<bool>| match given {
+            Some(true) => *slot = slot.or(Some(at)),
+            Some(false) => *slot = None,
+            None => {}
+        };
+        set(&mut self.data_processing_consent_at, change.data_processing);
+        set(&mut self.marketing_consent_at, change.marketing);
+    }
+}
+
+/// A change to a user's [`Consents`], applied atomically by
+/// [`UserStore::update_consents`](crate::store::UserStore::update_consents). `None` fields are
+/// left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentChange {
+    /// Accept this privacy policy version (the caller checks it is the current one).
+    pub privacy_policy_version: Option<String>,
+    /// Give (`true`) or withdraw (`false`) data-processing consent.
+    pub data_processing: Option<bool>,
+    /// Give (`true`) or withdraw (`false`) marketing consent.
+    pub marketing: Option<bool>,
+}
+
 /// Monthly prompt accounting. Changed only through the store's atomic debit, refund and reset
 /// operations, never by a read-modify-write of the whole user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

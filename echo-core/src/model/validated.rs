@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 /// Input that failed validation: which field and why, in words fit for an end user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +25,48 @@ impl ValidationError {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether `c` is an invisible formatting character that names must not hold: the
+/// bidirectional embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and marks
+/// (U+200E, U+200F, U+061C), and the zero-width characters (U+200B–U+200D, U+2060, U+FEFF).
+/// Unseen, they make two names that look alike compare different (a brand that is never
+/// matched, a second account under a look-alike email) or reorder what a reader sees
+/// ("Trojan Source", CVE-2021-42574).
+///
+/// The zero-width joiners also build emoji sequences and some scripts' ligatures; a name is an
+/// identifier here, and refusing them is the price of names that are what they look like.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{061C}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
+}
+
+/// The one Unicode check of the names people read and compare (brand names with their
+/// aliases and competitors, labels such as API-key names, emails): refuses
+/// [invisible formatting characters](is_invisible_format), naming the field and the code
+/// point, and returns the text in Unicode Normalization Form C, so that a name typed with a
+/// combining accent and one typed precomposed are the same name.
+///
+/// Refused rather than stripped: a name that held one was either pasted from somewhere that
+/// adds them, which the user can fix, or crafted, which they should not get away with.
+pub fn normalize_name(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    if let Some(c) = raw.chars().find(|&c| is_invisible_format(c)) {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must not contain invisible or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(raw.nfc().collect())
 }
 
 /// Rejects control characters other than ordinary whitespace: they break logs, terminals and
@@ -135,7 +178,7 @@ string_newtype!(
     Email,
     "email",
     |raw| {
-        let s = raw.trim().to_lowercase();
+        let s = normalize_name("email", &raw.trim().to_lowercase())?;
         let bad = |reason: &str| Err(ValidationError::new("email", reason));
         if s.is_empty() {
             return bad("must not be empty");
@@ -165,19 +208,23 @@ string_newtype!(
 );
 
 string_newtype!(
-    /// A brand or alias name: 1 to 200 characters, trimmed, no control characters.
+    /// A brand or alias name: 1 to 200 characters, trimmed, NFC-normalised, no control or
+    /// [invisible formatting](is_invisible_format) characters.
     ///
     /// ```
     /// use echo_core::model::BrandName;
     /// assert_eq!(BrandName::parse("  Monday.com ").unwrap().as_str(), "Monday.com");
     /// assert!(BrandName::parse("   ").is_err());
+    /// // A combining accent is composed; a right-to-left override is refused.
+    /// assert_eq!(BrandName::parse("Nestle\u{301}").unwrap().as_str(), "Nestl\u{e9}");
+    /// assert!(BrandName::parse("Acme\u{202E}moc").is_err());
     /// ```
     BrandName,
     "brand name",
     |raw| {
-        let s = raw.trim();
-        check_text("brand name", s, BrandName::MAX_CHARS, false)?;
-        Ok(s.to_owned())
+        let s = normalize_name("brand name", raw.trim())?;
+        check_text("brand name", &s, BrandName::MAX_CHARS, false)?;
+        Ok(s)
     }
 );
 
@@ -211,13 +258,13 @@ impl Prompt {
 
 string_newtype!(
     /// A short human label (API-key name, model name, job kind): 1 to 100 characters, trimmed,
-    /// no control characters.
+    /// NFC-normalised, no control or [invisible formatting](is_invisible_format) characters.
     Label,
     "label",
     |raw| {
-        let s = raw.trim();
-        check_text("label", s, 100, false)?;
-        Ok(s.to_owned())
+        let s = normalize_name("label", raw.trim())?;
+        check_text("label", &s, 100, false)?;
+        Ok(s)
     }
 );
 
@@ -295,6 +342,50 @@ mod tests {
         assert!(Prompt::parse(" \n ").is_err());
     }
 
+    /// Security review #16 item 10: bidi overrides and zero-width characters passed as
+    /// ordinary text, and canonically equal names in different forms counted as two.
+    #[test]
+    fn invisible_characters_are_refused_naming_the_field() {
+        for c in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{200C}', '\u{200D}',
+            '\u{2060}', '\u{FEFF}',
+        ] {
+            let brand = BrandName::parse(format!("Hub{c}Spot")).unwrap_err();
+            assert_eq!(brand.field, "brand name", "U+{:04X}", u32::from(c));
+            assert!(
+                brand.reason.contains(&format!("U+{:04X}", u32::from(c))),
+                "{brand}"
+            );
+            assert_eq!(
+                Label::parse(format!("ci{c}key")).unwrap_err().field,
+                "label"
+            );
+            assert_eq!(
+                Email::parse(format!("ada{c}@example.com"))
+                    .unwrap_err()
+                    .field,
+                "email"
+            );
+        }
+        // Serde goes through the same check.
+        assert!(serde_json::from_str::<BrandName>("\"Acme\\u202e\"").is_err());
+    }
+
+    #[test]
+    fn names_are_nfc_normalised() {
+        let decomposed = BrandName::parse("Nestle\u{301}").unwrap();
+        assert_eq!(decomposed, BrandName::parse("Nestl\u{e9}").unwrap());
+        assert_eq!(decomposed.as_str().chars().count(), 6);
+        assert_eq!(
+            Label::parse("cafe\u{301} key").unwrap().as_str(),
+            "caf\u{e9} key"
+        );
+        assert_eq!(
+            Email::parse("Jose\u{301}@Example.com").unwrap(),
+            Email::parse("jos\u{e9}@example.com").unwrap()
+        );
+    }
+
     #[test]
     fn serde_validates() {
         assert!(serde_json::from_str::<Iterations>("0").is_err());
@@ -314,6 +405,32 @@ mod tests {
             let _ = BrandName::parse(&s);
             let _ = Prompt::parse(&s);
             let _ = Label::parse(&s);
+        }
+
+        #[test]
+        fn validated_names_hold_no_invisible_characters_and_are_nfc(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "\\PC{0,6}",
+                    "[\u{202A}-\u{202E}\u{2066}-\u{2069}\u{200B}-\u{200F}\u{2060}\u{FEFF}\u{061C}]",
+                    "[a-zA-Z\u{300}-\u{36F}\u{e0}-\u{ff}]{0,4}",
+                ],
+                0..6,
+            )
+        ) {
+            use unicode_normalization::is_nfc;
+            let s: String = parts.concat();
+            let checks: [(&str, Option<String>); 3] = [
+                ("brand", BrandName::parse(&s).ok().map(BrandName::into_inner)),
+                ("label", Label::parse(&s).ok().map(Label::into_inner)),
+                ("email", Email::parse(format!("{s}@example.com")).ok().map(Email::into_inner)),
+            ];
+            for (what, valid) in checks {
+                if let Some(v) = valid {
+                    prop_assert!(!v.chars().any(is_invisible_format), "{}: {:?}", what, v);
+                    prop_assert!(is_nfc(&v), "{}: {:?} not NFC", what, v);
+                }
+            }
         }
 
         #[test]

@@ -4,6 +4,8 @@
 //! The document: `{"format", "exported_at", "user", "consents", "brand_profile", "api_keys",
 //! "experiments": [{…experiment, "batch_runs": [{…run, "iterations": […]}]}], "audit_events"}`.
 //! API keys appear as metadata only (never a secret or digest), the password hash never.
+//! Audit events about the user done by someone else (an administrator, an anonymous login
+//! attempt) keep their actor id but not that person's IP address and user agent.
 //! `"format"` is `"echo.export.v1"`; a change to the document's shape gets a new format name.
 //!
 //! [`export_user`] writes into any [`ExportSink`]: a blocking [`std::io::Write`] through
@@ -353,7 +355,9 @@ where
 }
 
 /// Events the user did, then events about the user's account done by others (an
-/// administrator viewing it), each once.
+/// administrator viewing it, an anonymous failed login), each once. The address and user
+/// agent of an event the user did not do are someone else's personal data and are left out
+/// (written as `null`); the event itself, its actor id included, is kept.
 async fn write_audit_events<S, W>(
     store: &S,
     user: UserId,
@@ -390,7 +394,14 @@ where
                     if seen.len() > 1 {
                         out.raw(",").await?;
                     }
-                    out.value(event).await?;
+                    if event.event.actor_user_id == Some(user) {
+                        out.value(event).await?;
+                    } else {
+                        let mut theirs = event.clone();
+                        theirs.event.ip = None;
+                        theirs.event.user_agent = None;
+                        out.value(&theirs).await?;
+                    }
                 }
             }
             match page.next_cursor {

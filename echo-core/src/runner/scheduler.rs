@@ -45,6 +45,9 @@ pub struct TickReport {
     /// Occurrences skipped because the owner's account is inactive (schedule advanced, no
     /// job, no debit).
     pub skipped_inactive: u32,
+    /// Occurrences skipped because the owner has not given, or has withdrawn, data-processing
+    /// consent (schedule advanced, no job, no debit).
+    pub skipped_no_consent: u32,
     /// Occurrences another scheduler claimed first (or that stopped being due); nothing done.
     pub lost: u32,
     /// Recurrences this tick ended: the expression has no further occurrence or is invalid.
@@ -126,6 +129,7 @@ impl Scheduler {
                             Claim::Enqueued => report.enqueued += 1,
                             Claim::SkippedOverQuota => report.skipped_over_quota += 1,
                             Claim::SkippedInactive => report.skipped_inactive += 1,
+                            Claim::SkippedNoConsent => report.skipped_no_consent += 1,
                             Claim::Lost => report.lost += 1,
                         }
                     }
@@ -179,8 +183,13 @@ impl Scheduler {
             }
         };
         // An inactive owner's schedule still advances (so it does not stay due and crowd out
-        // the others), through a debit that cannot succeed: no job, no charge.
-        let debit = QuotaDebit::for_run(owner, experiment);
+        // the others), through a debit that cannot succeed: no job, no charge. So does the
+        // schedule of an owner without consent, by the services' own rule.
+        let consent = crate::service::require_consent(owner).is_ok();
+        let mut debit = QuotaDebit::for_run(owner, experiment);
+        if !consent {
+            debit.limit = 0;
+        }
         let job = RunExperimentPayload {
             user_id: experiment.user_id,
             experiment_id: experiment.id,
@@ -193,6 +202,7 @@ impl Scheduler {
         {
             ScheduleClaim::Enqueued => Claim::Enqueued,
             ScheduleClaim::SkippedOverQuota if !owner.is_active => Claim::SkippedInactive,
+            ScheduleClaim::SkippedOverQuota if !consent => Claim::SkippedNoConsent,
             ScheduleClaim::SkippedOverQuota => Claim::SkippedOverQuota,
             ScheduleClaim::Lost => Claim::Lost,
         };
@@ -202,6 +212,9 @@ impl Scheduler {
             }
             Claim::SkippedOverQuota => {
                 tracing::info!(experiment_id = %experiment.id, user_id = %experiment.user_id, "scheduled run skipped: owner over quota");
+            }
+            Claim::SkippedNoConsent => {
+                tracing::info!(experiment_id = %experiment.id, user_id = %experiment.user_id, "scheduled run skipped: owner has not given data-processing consent");
             }
             Claim::SkippedInactive | Claim::Lost => {}
         }
@@ -246,6 +259,7 @@ impl Scheduler {
                     enqueued = report.enqueued,
                     skipped_over_quota = report.skipped_over_quota,
                     skipped_inactive = report.skipped_inactive,
+                    skipped_no_consent = report.skipped_no_consent,
                     lost = report.lost,
                     ended = report.ended,
                     errors = report.errors,
@@ -264,6 +278,7 @@ enum Claim {
     Enqueued,
     SkippedOverQuota,
     SkippedInactive,
+    SkippedNoConsent,
     Lost,
 }
 

@@ -24,14 +24,15 @@ pub(super) fn memory_store() -> Arc<DynStore> {
     Arc::new(MemoryStore::new())
 }
 
-/// A new Pro user in `store`.
+/// A new Pro user in `store`, consenting to data processing.
 pub(super) async fn add_user(store: &Arc<DynStore>) -> User {
-    let user = User::new(
+    let mut user = User::new(
         Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
         PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
         PricingTier::Pro,
         Timestamp::now(),
     );
+    user.consents.data_processing_consent_at = Some(user.created_at);
     store.create_user(&user).await.unwrap();
     user
 }

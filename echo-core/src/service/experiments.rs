@@ -159,6 +159,7 @@ impl ExperimentService {
     /// monthly quota by [`Experiment::prompts_per_run`], all in one transaction.
     ///
     /// Errors: [`ServiceError::Invalid`] for a draft that breaks a model rule;
+    /// [`ServiceError::ConsentRequired`] when the owner has not given data-processing consent;
     /// [`StoreError::QuotaExceeded`](crate::store::StoreError::QuotaExceeded) over the quota
     /// (an inactive owner has none); `NotFound` for an unknown owner. Nothing is stored then.
     pub async fn submit(
@@ -203,6 +204,7 @@ impl ExperimentService {
         options: SubmitOptions,
     ) -> Result<Submitted, ServiceError> {
         let owner = self.users.get_user(experiment.user_id).await?;
+        super::require_consent(&owner)?;
         let debit = QuotaDebit::for_run(&owner, &experiment);
         let job = run_job(
             experiment.user_id,
@@ -244,6 +246,7 @@ impl ExperimentService {
             });
         }
         let user = self.users.get_user(owner).await?;
+        super::require_consent(&user)?;
         let debit = QuotaDebit::for_run(&user, &experiment);
         let now = options.now();
         let job = run_job(owner, id, now, &options);
@@ -326,4 +329,145 @@ fn run_job(
     .into_job(now);
     job.request_id.clone_from(&options.request_id);
     job
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::model::{BrandName, ConsentChange, Email, PasswordHash, PricingTier, Prompt, User};
+    use crate::service::Accounts;
+    use crate::store::memory::MemoryStore;
+
+    fn draft() -> ExperimentDraft {
+        ExperimentDraft::new(
+            Prompt::parse("Best CRM for startups?").unwrap(),
+            Brand::new(BrandName::parse("HubSpot").unwrap()),
+        )
+    }
+
+    async fn user(store: &Arc<DynStore>, consent: bool) -> User {
+        let now = Timestamp::now();
+        let mut user = User::new(
+            Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
+            PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
+            PricingTier::Pro,
+            now,
+        );
+        if consent {
+            user.consents.data_processing_consent_at = Some(now);
+        }
+        store.create_user(&user).await.unwrap();
+        user
+    }
+
+    async fn withdraw(store: &Arc<DynStore>, user: UserId) {
+        let change = ConsentChange {
+            data_processing: Some(false),
+            ..ConsentChange::default()
+        };
+        store
+            .update_consents(user, &change, Timestamp::now())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn submit_without_consent_is_refused_and_stores_nothing() {
+        let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+        let service = ExperimentService::from_store(&store);
+        let never = user(&store, false).await;
+        let withdrawn = user(&store, true).await;
+        withdraw(&store, withdrawn.id).await;
+        for owner in [never.id, withdrawn.id] {
+            let refused = service.submit(owner, draft()).await;
+            assert!(
+                matches!(refused, Err(ServiceError::ConsentRequired)),
+                "{refused:?}"
+            );
+            let listed = store
+                .list_experiments(owner, &crate::store::ExperimentQuery::default())
+                .await
+                .unwrap();
+            assert!(listed.items.is_empty(), "nothing stored");
+            assert_eq!(store.get_user(owner).await.unwrap().quota.prompts_used, 0);
+        }
+        assert_eq!(store.queue_stats(Timestamp::now()).await.unwrap().due, 0);
+    }
+
+    #[tokio::test]
+    async fn rerun_after_consent_is_withdrawn_is_refused() {
+        let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+        let service = ExperimentService::from_store(&store);
+        let owner = user(&store, true).await;
+        let submitted = service.submit(owner.id, draft()).await.unwrap();
+        let id = submitted.experiment.id;
+        store
+            .set_experiment_status(owner.id, id, ExperimentStatus::Completed, Timestamp::now())
+            .await
+            .unwrap();
+        withdraw(&store, owner.id).await;
+        let used = store.get_user(owner.id).await.unwrap().quota.prompts_used;
+
+        let refused = service.rerun(owner.id, id).await;
+        assert!(
+            matches!(refused, Err(ServiceError::ConsentRequired)),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.get_experiment(owner.id, id).await.unwrap().status,
+            ExperimentStatus::Completed,
+            "not queued again"
+        );
+        assert_eq!(
+            store.get_user(owner.id).await.unwrap().quota.prompts_used,
+            used,
+            "no debit"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_local_account_consents_but_a_registered_one_keeps_its_choice() {
+        let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+        let accounts = Accounts::from_store(&store);
+        let service = ExperimentService::from_store(&store);
+
+        let local = accounts
+            .local_user(&Email::parse("ada@example.com").unwrap())
+            .await
+            .unwrap();
+        assert!(local.consents.allows_processing());
+        service.submit(local.id, draft()).await.unwrap();
+
+        // A local account from before consent was enforced is given it.
+        let mut old = User::new(
+            Email::parse("old@example.com").unwrap(),
+            PasswordHash::unusable(),
+            PricingTier::Enterprise,
+            Timestamp::now(),
+        );
+        old.consents = crate::model::Consents::default();
+        store.create_user(&old).await.unwrap();
+        let old = accounts.local_user(&old.email).await.unwrap();
+        assert!(old.consents.allows_processing());
+        assert!(
+            store
+                .get_user(old.id)
+                .await
+                .unwrap()
+                .consents
+                .allows_processing()
+        );
+
+        // A registered user (who can log in) who withdrew is not overruled.
+        let registered = user(&store, true).await;
+        withdraw(&store, registered.id).await;
+        let same = accounts.local_user(&registered.email).await.unwrap();
+        assert!(!same.consents.allows_processing());
+        assert!(matches!(
+            service.submit(same.id, draft()).await,
+            Err(ServiceError::ConsentRequired)
+        ));
+    }
 }

@@ -42,7 +42,7 @@ mod experiments;
 pub use accounts::Accounts;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 
-use crate::model::{ExperimentStatus, ValidationError};
+use crate::model::{ExperimentStatus, User, ValidationError};
 use crate::store::StoreError;
 
 /// Why a service call was refused or failed. Nothing was written when it returns one.
@@ -61,8 +61,24 @@ pub enum ServiceError {
         /// What the caller may do instead.
         action: &'static str,
     },
+    /// The owner has not given, or has withdrawn, data-processing consent
+    /// ([`Consents::allows_processing`](crate::model::Consents::allows_processing)): nothing
+    /// of theirs is created or run until they give it again.
+    #[error("data-processing consent is required to create or run experiments")]
+    ConsentRequired,
     /// The store refused or failed (not found, over quota, unavailable…), with its meaning
     /// and source kept.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The consent rule, in one place: an experiment of `owner` may be created or run only while
+/// they consent to data processing. The submit and re-run services refuse with
+/// [`ServiceError::ConsentRequired`]; the scheduler skips the occurrence.
+pub(crate) fn require_consent(owner: &User) -> Result<(), ServiceError> {
+    if owner.consents.allows_processing() {
+        Ok(())
+    } else {
+        Err(ServiceError::ConsentRequired)
+    }
 }

@@ -37,9 +37,10 @@ pub use types::{
 
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun,
-    BatchRunId, BatchRunUpdate, BrandProfile, Email, Experiment, ExperimentId, ExperimentStatus,
-    Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent, PricingTier, QuotaDebit,
-    RecordOutcome, SessionId, SessionRecord, Timestamp, User, UserId,
+    BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email, Experiment,
+    ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent,
+    PasswordHash, PricingTier, QuotaDebit, RecordOutcome, SessionId, SessionRecord, Timestamp,
+    User, UserId,
 };
 
 /// Accounts, their quota counters and brand profiles.
@@ -55,13 +56,66 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// The user with `email`, if any.
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
 
-    /// Replaces the user's profile fields (email, password hash, tier, flags, consents,
-    /// scheduled deletion, `updated_at`); `id` and `created_at` never change. The quota counter
-    /// is **not** written: it changes only
-    /// through [`UserStore::refund_quota`], [`UserStore::reset_due_quotas`] and the debits of
-    /// [`ExperimentStore`], so a profile update never loses a concurrent debit.
-    /// [`StoreError::NotFound`] when absent, [`StoreError::Conflict`] when the new email is taken.
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    // Account changes are targeted updates, one per operation, each writing only its own
+    // columns in one statement or transaction. There is deliberately no whole-row update: a
+    // handler that read the row, changed one field and wrote every field back undid whatever
+    // changed in between (a consent update racing a deletion reactivated the deleted account
+    // with no purge scheduled). `id`, `email`, `created_at` and the quota counter never change
+    // through these.
+
+    /// Deactivates the account and schedules its purge: `is_active = false`,
+    /// `scheduled_deletion_at = purge_after`, `updated_at = at`, nothing else. Repeating it
+    /// moves the purge date. [`StoreError::NotFound`] when absent.
+    async fn request_deletion(
+        &self,
+        id: UserId,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Cancels a pending deletion: when the account is inactive with a
+    /// `scheduled_deletion_at` after `at`, it becomes active again with no deletion scheduled
+    /// and `updated_at = at`, and `true` is returned. Otherwise nothing is written and `false`
+    /// is returned: an active account, one deactivated without a deletion, or one whose purge
+    /// is due (`scheduled_deletion_at <= at`) is never reactivated. The condition and the
+    /// write are one atomic step. [`StoreError::NotFound`] when absent.
+    async fn cancel_deletion(&self, id: UserId, at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Applies `change` to the user's consents as
+    /// [`Consents::apply`](crate::model::Consents::apply) does, against the consents stored
+    /// at that moment (not a copy the caller read earlier), and sets `updated_at = at`; no
+    /// other field is written. Returns the consents after the change.
+    /// [`StoreError::NotFound`] when absent.
+    async fn update_consents(
+        &self,
+        id: UserId,
+        change: &ConsentChange,
+        at: Timestamp,
+    ) -> Result<Consents, StoreError>;
+
+    /// Replaces the password hash with `new` (and sets `updated_at = at`) only if the stored
+    /// hash is still `expected`: a rehash after login never undoes a password change that
+    /// landed in between. `true` when replaced, `false` when the stored hash differs.
+    /// [`StoreError::NotFound`] when absent.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the pricing tier (and `updated_at = at`). [`StoreError::NotFound`] when absent.
+    async fn set_tier(
+        &self,
+        id: UserId,
+        tier: PricingTier,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Grants (`true`) or takes away (`false`) the admin flag (and sets `updated_at = at`).
+    /// [`StoreError::NotFound`] when absent.
+    async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError>;
 
     /// Deletes the user and, in the same transaction, every row they own: brand profile, API
     /// keys, sessions, experiments with their runs and iterations, and every job whose payload

@@ -142,18 +142,38 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
     }
 }
 
-/// Parses `"Name"` or `"Name=alias one,alias two"` into a [`Brand`].
+/// Parses a brand spec into a [`Brand`]: `"Name"`, `"Name=alias one,alias two"`, and either
+/// followed by options after `;`. The one option is `match=MODE`, where MODE is
+/// `case_insensitive` (the default), `case_sensitive` (for brands named by ordinary words:
+/// `"Close;match=case_sensitive"` counts "Close" but not "close the deal") or `aliases_only`
+/// (`"Bear=Bear app,Bear notes;match=aliases_only"` counts only the aliases).
 pub fn parse_brand(spec: &str) -> Result<Brand, ValidationError> {
-    let (name, aliases) = match spec.split_once('=') {
-        Some((name, aliases)) => (name, aliases),
-        None => (spec, ""),
+    let (names, options) = match spec.split_once(';') {
+        Some((names, options)) => (names, Some(options)),
+        None => (spec, None),
     };
+    let (name, aliases) = names.split_once('=').unwrap_or((names, ""));
     let mut brand = Brand::new(BrandName::parse(name)?);
     brand.aliases = aliases
         .split(',')
         .filter(|a| !a.trim().is_empty())
         .map(BrandName::parse)
         .collect::<Result<_, _>>()?;
+    for option in options.into_iter().flat_map(|o| o.split(';')) {
+        match option.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("match", mode)) => brand.match_mode = mode.parse()?,
+            _ => {
+                return Err(ValidationError::new(
+                    "brand",
+                    format!(
+                        "unknown brand option {:?}: the only option is match=case_insensitive, \
+                         match=case_sensitive or match=aliases_only",
+                        option.trim()
+                    ),
+                ));
+            }
+        }
+    }
     brand.validate()?;
     Ok(brand)
 }
@@ -171,5 +191,43 @@ mod tests {
         assert!(parse_brand("").is_err());
         assert!(parse_brand("=x").is_err());
         assert_eq!(parse_brand("Monday.com").unwrap().aliases.len(), 0);
+    }
+
+    #[test]
+    fn brand_spec_match_modes() {
+        use echo_core::model::MatchMode;
+        let close = parse_brand("Close;match=case_sensitive").unwrap();
+        assert_eq!(
+            (close.name.as_str(), close.match_mode),
+            ("Close", MatchMode::CaseSensitive)
+        );
+        assert!(close.aliases.is_empty());
+        let bear = parse_brand("Bear=Bear app, Bear notes ; match = aliases_only").unwrap();
+        assert_eq!(bear.aliases.len(), 2);
+        assert_eq!(bear.match_mode, MatchMode::AliasesOnly);
+        assert_eq!(
+            parse_brand("HubSpot").unwrap().match_mode,
+            MatchMode::CaseInsensitive
+        );
+        let unknown = parse_brand("Close;match=fuzzy").unwrap_err().to_string();
+        assert!(unknown.contains("fuzzy"), "{unknown}");
+        let option = parse_brand("Close;exact").unwrap_err().to_string();
+        assert!(option.contains("unknown brand option"), "{option}");
+        // aliases_only needs aliases, as through the API.
+        assert!(parse_brand("Bear;match=aliases_only").is_err());
+    }
+
+    /// The spec's match mode reaches the extractor: a case-sensitive "Close" is not counted
+    /// for the verb at the start of a sentence, where the default mode counts it.
+    #[test]
+    fn case_sensitive_spec_is_not_over_counted() {
+        use echo_core::analysis::BrandMatcher;
+        let text = "close the deal faster with HubSpot. Close is also good.";
+        let count = |spec: &str| {
+            let matcher = BrandMatcher::new(&parse_brand(spec).unwrap(), &[]).unwrap();
+            matcher.extract(text).brand("Close").map(|h| h.count)
+        };
+        assert_eq!(count("Close"), Some(2));
+        assert_eq!(count("Close;match=case_sensitive"), Some(1));
     }
 }

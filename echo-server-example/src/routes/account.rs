@@ -287,17 +287,18 @@ pub async fn login(
             (user, needs_rehash, false)
         }
         // A login during the deletion grace period cancels the deletion.
+        // The store re-checks that the deletion is still pending and not yet due, atomically.
         (Some(mut user), Ok(PasswordCheck::Valid { needs_rehash }))
-            if user.scheduled_deletion_at.is_some_and(|at| at > now) =>
+            if user.scheduled_deletion_at.is_some_and(|at| at > now)
+                && state
+                    .store
+                    .cancel_deletion(user.id, now)
+                    .await
+                    .map_err(|e| ApiError::from_store(e, "user"))? =>
         {
             user.is_active = true;
             user.scheduled_deletion_at = None;
             user.updated_at = now;
-            state
-                .store
-                .update_user(&user)
-                .await
-                .map_err(|e| ApiError::from_store(e, "user"))?;
             tracing::info!(event = "account_deletion_cancelled", user_id = %user.id, "account restored");
             audit_action(
                 &state,
@@ -317,10 +318,13 @@ pub async fn login(
             }
             state.throttle.record_failure(&account, ip, Instant::now());
             tracing::warn!(event = "login_failed", "login failed");
+            // Whoever tried is unknown: the actor is anonymous (with the address in the
+            // event) and the targeted account is the resource, so a stranger's attempts do not
+            // read as the account holder's own actions in their trail and export.
             audit(
                 &state,
                 &ctx,
-                user.as_ref().map(|u| u.id),
+                None,
                 "login_failure",
                 "user",
                 user.as_ref().map(|u| u.id.to_string()),
@@ -330,15 +334,17 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
-    state.throttle.record_success(&account);
+    state.throttle.record_success(&account, ip);
     if needs_rehash {
         let hasher = state.passwords.clone();
         let pw = password.clone();
         if let Ok(Ok(hash)) = blocking(move || hasher.hash(&pw)).await {
-            let mut updated = user.clone();
-            updated.password_hash = hash;
-            updated.updated_at = Timestamp::now();
-            if let Err(e) = state.store.update_user(&updated).await {
+            // Only over the hash just verified: a password change in between wins.
+            if let Err(e) = state
+                .store
+                .set_password_hash(user.id, &user.password_hash, &hash, Timestamp::now())
+                .await
+            {
                 log_chain("password rehash not stored", Some(&e));
             }
         }

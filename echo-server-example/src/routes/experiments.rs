@@ -337,7 +337,7 @@ fn check_creation_limit(
     caller: &Caller,
 ) -> Result<echo_core::auth::RateLimitDecision, ApiError> {
     let decision = state.limiter.check(
-        caller.limit_key(),
+        caller.user_id,
         caller.tier,
         LimitKind::ExperimentCreation,
         Instant::now(),
@@ -393,6 +393,7 @@ fn submit_options(request_id: &RequestId, now: Timestamp) -> SubmitOptions {
     responses((status = 202, description = "Stored and queued", body = ExperimentAccepted),
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 402, description = "Over the monthly quota; nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Data-processing consent not given (consent-required); nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Experiment-creation rate limit", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn create(
@@ -516,6 +517,7 @@ pub async fn get(
     params(("id" = String, Path, description = "Experiment id")),
     responses((status = 202, description = "Queued", body = ExperimentAccepted),
         (status = 402, description = "Over the monthly quota", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Data-processing consent not given (consent-required); nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such experiment of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Queued, running or cancelled", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn run(

@@ -97,6 +97,9 @@ fn key_error(e: KeyError) -> ApiError {
     match e {
         KeyError::Store(s) => ApiError::from_store(s, "API key"),
         KeyError::Inactive => ApiError::conflict("the API key is revoked or expired"),
+        KeyError::TooManyKeys { max } => ApiError::conflict(format!(
+            "at most {max} active API keys per account (security.max_api_keys); revoke one first"
+        )),
         other => {
             log_chain("API-key operation failed", Some(&other));
             ApiError::internal()
@@ -110,6 +113,7 @@ fn key_error(e: KeyError) -> ApiError {
     request_body = CreateKeyRequest,
     responses((status = 201, description = "Created; the key is shown once", body = CreatedKeyView),
         (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account holds the most active keys allowed", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<AppState>,

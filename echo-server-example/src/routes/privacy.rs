@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use echo_core::mail::MailMessage;
-use echo_core::model::{Timestamp, User};
+use echo_core::model::{ConsentChange, Timestamp, User};
 use echo_core::privacy::export::export_user;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -105,33 +105,25 @@ pub async fn consent(
 ) -> Result<axum::Json<ConsentView>, ApiError> {
     let current = &state.config.privacy.policy_version;
     let mut user = current_user(&state, &caller).await?;
-    let now = Timestamp::now();
-    let before = user.consents.clone();
-    if let Some(version) = &body.privacy_policy_version {
-        if version != current {
-            return Err(ApiError::invalid(
-                "privacy_policy_version",
-                format!("must be the current version {current:?}"),
-            ));
-        }
-        user.consents.privacy_policy_version = Some(version.clone());
-        user.consents.privacy_policy_accepted_at = Some(now);
+    if let Some(version) = &body.privacy_policy_version
+        && version != current
+    {
+        return Err(ApiError::invalid(
+            "privacy_policy_version",
+            format!("must be the current version {current:?}"),
+        ));
     }
-    // Giving a consent again keeps its first time; withdrawing clears it.
-    let set = |slot: &mut Option<Timestamp>, given: Option<bool>| match given {
-        Some(true) => *slot = slot.or(Some(now)),
-        Some(false) => *slot = None,
-        None => {}
+    let change = ConsentChange {
+        privacy_policy_version: body.privacy_policy_version,
+        data_processing: body.data_processing,
+        marketing: body.marketing,
     };
-    set(
-        &mut user.consents.data_processing_consent_at,
-        body.data_processing,
-    );
-    set(&mut user.consents.marketing_consent_at, body.marketing);
-    user.updated_at = now;
-    state
+    // Applied to the stored consents in one atomic update of their columns alone, so it can
+    // neither undo a concurrent deletion nor lose a concurrent consent change.
+    let before = user.consents.clone();
+    user.consents = state
         .store
-        .update_user(&user)
+        .update_consents(user.id, &change, Timestamp::now())
         .await
         .map_err(|e| ApiError::from_store(e, "user"))?;
     audit(
@@ -203,15 +195,12 @@ pub async fn delete_account(
     Extension(caller): Extension<Caller>,
     ctx: AuditContext,
 ) -> Result<Response, ApiError> {
-    let mut user = current_user(&state, &caller).await?;
+    let user = current_user(&state, &caller).await?;
     let now = Timestamp::now();
     let at = now + time::Duration::days(i64::from(state.config.privacy.deletion_grace_days));
-    user.is_active = false;
-    user.scheduled_deletion_at = Some(at);
-    user.updated_at = now;
     state
         .store
-        .update_user(&user)
+        .request_deletion(user.id, now, at)
         .await
         .map_err(|e| ApiError::from_store(e, "user"))?;
     // Deactivation alone refuses every credential (verification checks the owner); revoking

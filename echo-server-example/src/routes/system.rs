@@ -42,10 +42,39 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
     Ok(axum::Json(Health { status: "ok" }))
 }
 
-/// Prometheus metrics (text exposition format 0.0.4).
+/// Whether `headers` carry `Authorization: Bearer <expected>`. Both sides are hashed first, so
+/// the constant-time comparison does not reveal the token's length either.
+fn bearer_matches(headers: &axum::http::HeaderMap, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or("");
+    Sha256::digest(presented.as_bytes())
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into()
+}
+
+/// Prometheus metrics (text exposition format 0.0.4). With `security.metrics_token` set, the
+/// scraper must send it as `Authorization: Bearer`.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"),
+        (status = 401, description = "A metrics token is configured and was not sent", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.security.metrics_token
+        && !bearer_matches(&headers, token.expose())
+    {
+        return Err(ApiError::unauthenticated(
+            "send the metrics token (ECHO_METRICS_TOKEN) as Authorization: Bearer",
+        ));
+    }
     // Pool first: the queue query below takes a connection, which would count as in use.
     #[cfg(feature = "postgres")]
     let pool = state.pool_stats.as_ref().map(|f| f());
@@ -66,7 +95,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    response
+    Ok(response)
 }
 
 /// The OpenAPI 3.1 document of this API, generated from the handlers.

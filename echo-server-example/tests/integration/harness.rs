@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use echo_core::auth::{PasswordParams, RateLimitConfig};
+use echo_core::auth::{PasswordParams, RateLimitConfig, ThrottleConfig};
 use echo_core::model::ProviderKind;
 use echo_core::provider::{Completion, CompletionRequest, PermanentKind, Provider, ProviderError};
 use echo_core::runner::{
@@ -50,6 +50,7 @@ pub enum Backend {
 /// Test-server options.
 pub struct Options {
     pub rate_limits: RateLimitConfig,
+    pub throttle: ThrottleConfig,
     pub config: ServerConfig,
     pub backend: Backend,
 }
@@ -62,6 +63,7 @@ impl Default for Options {
         ));
         Self {
             rate_limits: RateLimitConfig::default(),
+            throttle: ThrottleConfig::default(),
             config,
             backend: Backend::Sqlite,
         }
@@ -121,6 +123,7 @@ impl TestServer {
                     parallelism: 1,
                 },
                 rate_limits: options.rate_limits,
+                throttle: options.throttle,
                 providers: vec![ProviderKind::Simulated, ProviderKind::OpenAi],
                 ..StateOptions::default()
             },
@@ -149,15 +152,17 @@ impl TestServer {
 
     /// Makes the account with `email` an administrator; returns it.
     pub async fn make_admin(&self, email: &str) -> echo_core::model::User {
-        let mut user = self
+        let user = self
             .store
             .find_user_by_email(&echo_core::model::Email::parse(email).unwrap())
             .await
             .unwrap()
             .unwrap();
-        user.is_admin = true;
-        self.store.update_user(&user).await.unwrap();
-        user
+        self.store
+            .set_admin(user.id, true, echo_core::model::Timestamp::now())
+            .await
+            .unwrap();
+        self.store.get_user(user.id).await.unwrap()
     }
 
     /// The messages the server mailed, oldest first.

@@ -4,6 +4,7 @@
 
 mod cli;
 mod deploy;
+mod hardening;
 mod harness;
 mod privacy;
 mod server;

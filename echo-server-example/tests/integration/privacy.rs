@@ -38,14 +38,20 @@ async fn registration_requires_the_current_policy_and_policy_changes_ask_again()
     options.config.privacy.policy_version = "2027-01-01".into();
     let s2 = TestServer::start_with(options).await;
     let a = s2.user("q@example.com").await;
-    let mut stale = s2
+    let stale = s2
         .store
         .find_user_by_email(&echo_core::model::Email::parse("q@example.com").unwrap())
         .await
         .unwrap()
         .unwrap();
-    stale.consents.privacy_policy_version = Some("2026-12-01".into());
-    s2.store.update_user(&stale).await.unwrap();
+    let older_policy = echo_core::model::ConsentChange {
+        privacy_policy_version: Some("2026-12-01".into()),
+        ..Default::default()
+    };
+    s2.store
+        .update_consents(stale.id, &older_policy, echo_core::model::Timestamp::now())
+        .await
+        .unwrap();
     let (_, _, login) = send(
         s2.client
             .post(s2.url("/api/v1/auth/login"))
@@ -241,11 +247,11 @@ async fn deletion_blocks_credentials_at_once_mails_and_a_login_in_the_grace_peri
     assert!(user.is_active && user.scheduled_deletion_at.is_none());
 
     // After the grace period a login no longer restores.
-    let mut expired = user.clone();
-    expired.is_active = false;
-    expired.scheduled_deletion_at =
-        Some(echo_core::model::Timestamp::now() - time::Duration::seconds(1));
-    s.store.update_user(&expired).await.unwrap();
+    let now = echo_core::model::Timestamp::now();
+    s.store
+        .request_deletion(user.id, now, now - time::Duration::seconds(1))
+        .await
+        .unwrap();
     let (status, _, _) = send(
         s.client
             .post(s.url("/api/v1/auth/login"))
@@ -316,4 +322,176 @@ async fn the_admin_audit_log_filters_pages_and_audits_itself() {
         !own["items"].as_array().unwrap().is_empty(),
         "viewing is audited"
     );
+}
+
+#[tokio::test]
+async fn withdrawn_consent_refuses_creating_and_running_experiments() {
+    let s = TestServer::start().await;
+    let a = s.user("noconsent@example.com").await;
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    let (status, _, created) = send(
+        s.client
+            .post(s.url("/api/v1/experiments"))
+            .header("x-api-key", &a.key)
+            .json(&experiment_body()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["experiment_id"].as_str().unwrap().to_owned();
+    s.wait_finished(&a.key, &id).await;
+
+    let consent = |given: bool| {
+        s.client
+            .post(s.url("/api/v1/user/consent"))
+            .header("x-api-key", &a.key)
+            .json(&json!({"data_processing": given}))
+    };
+    let (status, _, c) = send(consent(false)).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert!(c["data_processing_consent_at"].is_null());
+
+    let submit = s
+        .client
+        .post(s.url("/api/v1/experiments"))
+        .header("x-api-key", &a.key)
+        .json(&experiment_body());
+    let rerun = s
+        .client
+        .post(s.url(&format!("/api/v1/experiments/{id}/run")))
+        .header("x-api-key", &a.key);
+    for (what, request) in [("submit", submit), ("re-run", rerun)] {
+        let (status, headers, problem) = send(request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {problem}");
+        assert_eq!(
+            headers[reqwest::header::CONTENT_TYPE],
+            "application/problem+json",
+            "{what}"
+        );
+        assert_eq!(
+            problem["type"], "urn:echo:problem:consent-required",
+            "{what}: {problem}"
+        );
+    }
+    let (_, _, list) = send(
+        s.client
+            .get(s.url("/api/v1/experiments"))
+            .header("x-api-key", &a.key),
+    )
+    .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+
+    // Given again, running works again.
+    let (status, _, _) = send(consent(true)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(
+        s.client
+            .post(s.url(&format!("/api/v1/experiments/{id}/run")))
+            .header("x-api-key", &a.key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    s.wait_finished(&a.key, &id).await;
+    workers.cancel();
+    handle.await.unwrap();
+}
+
+/// Security review #16 item 4: a consent update racing the account's deletion wrote back the
+/// whole row it had read before, reactivating the deleted account with no purge scheduled.
+#[tokio::test]
+async fn consent_racing_account_deletion_never_leaves_it_active() {
+    let s = TestServer::start().await;
+    let a = s.user("race@example.com").await;
+    let user = s
+        .store
+        .find_user_by_email(&echo_core::model::Email::parse("race@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // 400 requests within the minute: the enterprise tier's rate limit allows them.
+    s.store
+        .set_tier(
+            user.id,
+            echo_core::model::PricingTier::Enterprise,
+            echo_core::model::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    for round in 0..200 {
+        let consent = send(
+            s.client
+                .post(s.url("/api/v1/user/consent"))
+                .header("x-api-key", &a.key)
+                .json(&json!({"marketing": round % 2 == 0})),
+        );
+        let delete = send(
+            s.client
+                .delete(s.url("/api/v1/user/account"))
+                .header("x-api-key", &a.key),
+        );
+        let ((consented, _, c), (deleted, _, d)) = tokio::join!(consent, delete);
+        // The consent request may authenticate after the deletion and be refused.
+        assert!(
+            matches!(consented, StatusCode::OK | StatusCode::UNAUTHORIZED),
+            "round {round}: {consented} {c}"
+        );
+        assert_eq!(deleted, StatusCode::ACCEPTED, "round {round}: {d}");
+        let now = echo_core::model::Timestamp::now();
+        let stored = s.store.get_user(user.id).await.unwrap();
+        assert!(
+            !stored.is_active,
+            "round {round}: deleted account is active"
+        );
+        assert!(
+            stored.scheduled_deletion_at.is_some_and(|at| at > now),
+            "round {round}: no purge scheduled"
+        );
+        // Restored for the next round, as a login in the grace period would.
+        assert!(s.store.cancel_deletion(user.id, now).await.unwrap());
+    }
+}
+
+/// Security review #16 item 9: a failed login was recorded with the targeted account as its
+/// actor, so anyone could write into a victim's trail and export.
+#[tokio::test]
+async fn a_failed_login_is_anonymous_with_the_account_as_resource() {
+    let s = TestServer::start().await;
+    s.user("target@example.com").await;
+    let target = s
+        .store
+        .find_user_by_email(&echo_core::model::Email::parse("target@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, _) = send(
+        s.client
+            .post(s.url("/api/v1/auth/login"))
+            .header("user-agent", "StrangerBot/6")
+            .json(&json!({"email": "target@example.com", "password": "not the password"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let events = s
+        .store
+        .list_audit(&echo_core::store::AuditQuery {
+            action: Some("login_failure".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    let event = &events.items[0].event;
+    assert_eq!(event.actor_user_id, None, "the actor is anonymous");
+    assert!(event.ip.is_some(), "with its address");
+    assert_eq!(event.resource_type, "user");
+    assert_eq!(event.resource_id, Some(target.id.to_string()));
+    let own = s
+        .store
+        .list_audit(&echo_core::store::AuditQuery {
+            actor_user_id: Some(target.id),
+            action: Some("login_failure".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(own.items.is_empty(), "nothing in the target's own trail");
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Backend, Options, TestServer, experiment_body, send};
 
-fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
+pub(crate) fn assert_problem(headers: &HeaderMap, body: &Value, slug: &str) {
     assert_eq!(
         headers["content-type"], "application/problem+json",
         "{body}"
@@ -555,8 +555,8 @@ async fn quotas(s: TestServer) {
     .await;
     assert_eq!(me["prompts_used"], 0);
 
-    // A run on a provider that fails permanently gives its quota back.
-    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    // A run on a provider that fails permanently gives its quota back. The workers start only
+    // after the debit is read: a worker failing the run first would refund it before the read.
     let mut body = experiment_body();
     body["config"]["providers"] = json!(["openai"]);
     let (status, _, created) = send(
@@ -574,6 +574,7 @@ async fn quotas(s: TestServer) {
     )
     .await;
     assert_eq!(me["prompts_used"], 20);
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
     let detail = s
         .wait_finished(&a.key, created["experiment_id"].as_str().unwrap())
         .await;
@@ -1069,4 +1070,46 @@ async fn random_methods_do_not_grow_metrics() {
     let grown = after.lines().count().saturating_sub(before.lines().count());
     assert!(grown <= 40, "/metrics grew by {grown} lines:\n{after}");
     assert!(after.contains("method=\"OTHER\""), "{after}");
+}
+
+/// Security review #16 item 10: invisible direction and zero-width characters in names are
+/// refused at the API, naming the field.
+#[tokio::test]
+async fn names_with_invisible_characters_are_refused() {
+    let s = TestServer::start().await;
+    let a = s.user("unicode@example.com").await;
+    let mut body = experiment_body();
+    body["target_brand"] = json!("Hub\u{202E}Spot");
+    let (status, headers, problem) = send(
+        s.client
+            .post(s.url("/api/v1/experiments"))
+            .header("x-api-key", &a.key)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        headers[reqwest::header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(
+        problem["invalid-params"][0]["name"], "target_brand",
+        "{problem}"
+    );
+    assert!(
+        problem["invalid-params"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("U+202E")),
+        "{problem}"
+    );
+
+    let (status, _, problem) = send(
+        s.client
+            .post(s.url("/api/v1/auth/api-keys"))
+            .bearer_auth(&a.token)
+            .json(&json!({"name": "ci\u{200B}key"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["invalid-params"][0]["name"], "label", "{problem}");
 }

@@ -143,6 +143,12 @@ async fn racing_schedulers_enqueue_each_due_experiment_once_on_postgres() {
     let store: Arc<DynStore> = Arc::new(pg);
     let user = new_user(&*store).await;
     let now = Timestamp::now();
+    // The scheduler skips the runs of an owner without data-processing consent.
+    let consent = echo_core::model::ConsentChange {
+        data_processing: Some(true),
+        ..Default::default()
+    };
+    store.update_consents(user.id, &consent, now).await.unwrap();
     let due = now - time::Duration::minutes(90);
     for _ in 0..20 {
         let e = recurring(user.id, now, Some(due));

@@ -37,7 +37,8 @@ pub struct BrandHit {
     pub rank: u32,
     /// When the first match lies in a markdown list item: the item's number as rendered (an
     /// ordered list's start number plus the items before it; the ordinal in a bulleted list).
-    /// Nested lists count on their own.
+    /// A match inside a nested list counts as the top-level item it sits under: the position a
+    /// reader sees ("2. Salesforce" with a sub-bullet "- Slack" puts Slack at 2).
     pub list_position: Option<u32>,
     /// Every match, in text order, so each number can be audited against the answer.
     pub spans: Vec<MatchSpan>,

@@ -258,3 +258,66 @@ async fn a_reader_that_goes_away_stops_the_export() {
         other => panic!("expected a write error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_export_leaves_out_the_address_and_agent_of_others() {
+    let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+    let (user, _) = seeded_user(store.as_ref(), 1).await;
+    let admin = new_user_with(store.as_ref(), |u| u.is_admin = true).await;
+    let about = |actor: Option<UserId>, action: &str, ip: &str, agent: &str, secs| NewAuditEvent {
+        actor_user_id: actor,
+        resource_type: "user".into(),
+        resource_id: Some(user.id.to_string()),
+        ip: Some(ip.into()),
+        user_agent: Some(agent.into()),
+        ..audit_event(action, at(secs))
+    };
+    for event in [
+        about(
+            Some(admin.id),
+            "view_user",
+            "198.51.100.9",
+            "AdminBrowser/9",
+            40,
+        ),
+        about(None, "login_failure", "192.0.2.66", "StrangerBot/6", 41),
+        about(
+            Some(user.id),
+            "update_consent",
+            "203.0.113.50",
+            "OwnBrowser/5",
+            42,
+        ),
+    ] {
+        store.append_audit(&event).await.unwrap();
+    }
+
+    let text = export_text(store.as_ref(), &user).await;
+    for other in [
+        "198.51.100.9",
+        "AdminBrowser/9",
+        "192.0.2.66",
+        "StrangerBot/6",
+    ] {
+        assert!(!text.contains(other), "{other} leaked into the export");
+    }
+    let export: Value = serde_json::from_str(&text).unwrap();
+    let events = export["audit_events"].as_array().unwrap();
+    let by_action = |action: &str| {
+        events
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} missing"))
+    };
+    let viewed = by_action("view_user");
+    assert_eq!(
+        viewed["actor_user_id"],
+        admin.id.to_string(),
+        "the event is kept"
+    );
+    assert!(viewed["ip"].is_null() && viewed["user_agent"].is_null());
+    assert!(by_action("login_failure")["ip"].is_null());
+    let own = by_action("update_consent");
+    assert_eq!(own["ip"], "203.0.113.50", "the user's own address stays");
+    assert_eq!(own["user_agent"], "OwnBrowser/5");
+}

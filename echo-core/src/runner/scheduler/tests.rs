@@ -2,7 +2,8 @@ use time::macros::datetime;
 
 use super::*;
 use crate::model::{
-    Email, ExperimentStatus, Job, JobStatus, PasswordHash, PricingTier, ProviderKind, Recurrence,
+    ConsentChange, Email, ExperimentStatus, Job, JobStatus, PasswordHash, PricingTier,
+    ProviderKind, Recurrence,
 };
 use crate::runner::RUN_EXPERIMENT;
 use crate::runner::tests::{add_user, create_with_job, experiment_of, memory_store};
@@ -163,6 +164,7 @@ async fn an_owner_over_quota_is_skipped_and_the_schedule_still_advances() {
         now_,
     );
     user.quota.resets_at = now_ + time::Duration::days(20);
+    user.consents.data_processing_consent_at = Some(now_);
     store.create_user(&user).await.unwrap();
     // The first run took 400 of the free tier's 500; another would exceed it.
     let e = recurring(&store, &user, 400, "@daily", now_ - hours(1)).await;
@@ -190,6 +192,7 @@ async fn due_quotas_are_reset_before_runs_are_debited() {
         now_ - time::Duration::days(40),
     );
     user.quota.resets_at = now_ - time::Duration::days(10);
+    user.consents.data_processing_consent_at = Some(now_);
     store.create_user(&user).await.unwrap();
     // 400 used before the reset: without it the run below would be over the 500 limit.
     recurring(&store, &user, 400, "@hourly", now_ - hours(1)).await;
@@ -215,10 +218,12 @@ async fn an_invalid_stored_expression_ends_the_recurrence_after_the_due_run() {
 #[tokio::test]
 async fn an_inactive_owners_schedule_advances_without_a_run_or_a_charge() {
     let store = memory_store();
-    let mut user = add_user(&store).await;
+    let user = add_user(&store).await;
     let e = recurring(&store, &user, 2, "@hourly", now() - hours(1)).await;
-    user.is_active = false;
-    store.update_user(&user).await.unwrap();
+    store
+        .request_deletion(user.id, now(), now() + hours(24 * 30))
+        .await
+        .unwrap();
     let used = store.get_user(user.id).await.unwrap().quota.prompts_used;
     let report = scheduler(&store).tick(now()).await.unwrap();
     assert_eq!((report.enqueued, report.skipped_inactive), (0, 1));
@@ -288,4 +293,51 @@ async fn run_ticks_until_shutdown() {
         .expect("run returns on shutdown")
         .unwrap();
     assert_eq!(store.queue_stats(Timestamp::now()).await.unwrap().due, 1);
+}
+
+#[tokio::test]
+async fn an_owner_without_consent_is_skipped_without_a_run_or_a_charge() {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let e = recurring(&store, &user, 2, "@hourly", now() - hours(1)).await;
+    let withdraw = ConsentChange {
+        data_processing: Some(false),
+        ..ConsentChange::default()
+    };
+    store
+        .update_consents(user.id, &withdraw, now())
+        .await
+        .unwrap();
+    let used = store.get_user(user.id).await.unwrap().quota.prompts_used;
+    let due_before = due_jobs(&store).await;
+
+    let report = scheduler(&store).tick(now()).await.unwrap();
+    assert_eq!(
+        (
+            report.enqueued,
+            report.skipped_no_consent,
+            report.skipped_over_quota
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(due_jobs(&store).await, due_before, "no job");
+    assert_eq!(
+        store.get_user(user.id).await.unwrap().quota.prompts_used,
+        used,
+        "no charge"
+    );
+    assert_eq!(
+        next_run_at(&store, &e).await,
+        Some(Timestamp::from_datetime(datetime!(2026-05-04 11:00 UTC))),
+        "the schedule advances, so it does not stay due"
+    );
+
+    // Consent given again: the next occurrence runs.
+    let give = ConsentChange {
+        data_processing: Some(true),
+        ..ConsentChange::default()
+    };
+    store.update_consents(user.id, &give, now()).await.unwrap();
+    let later = scheduler(&store).tick(now() + hours(1)).await.unwrap();
+    assert_eq!((later.enqueued, later.skipped_no_consent), (1, 0));
 }

@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use crate::model::{ApiKeyRecord, BrandProfile, Email, ExperimentId, Job, Timestamp, User, UserId};
+use crate::model::{
+    ApiKeyRecord, BrandProfile, ConsentChange, Consents, Email, ExperimentId, Job, PasswordHash,
+    PricingTier, Timestamp, User, UserId,
+};
 use crate::store::{StoreError, UserStore};
 
 /// Whether a job's payload names the user whose id's canonical text is `user`, the way
@@ -15,6 +18,16 @@ fn payload_names_user(job: &Job, user: &str) -> bool {
         .get("user_id")
         .and_then(serde_json::Value::as_str)
         == Some(user)
+}
+
+impl MemoryStore {
+    /// Runs `edit` on the stored user under the state lock, the in-memory form of a targeted
+    /// `UPDATE ... WHERE id = ?`.
+    fn edit_user<T>(&self, id: UserId, edit: impl FnOnce(&mut User) -> T) -> Result<T, StoreError> {
+        let mut s = self.state()?;
+        let user = s.users.get_mut(&id).ok_or(StoreError::not_found("user"))?;
+        Ok(edit(user))
+    }
 }
 
 #[async_trait]
@@ -49,27 +62,78 @@ impl UserStore for MemoryStore {
             .cloned())
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut s = self.state()?;
-        let old_email = match s.users.get(&user.id) {
-            Some(old) => old.email.clone(),
-            None => return Err(StoreError::not_found("user")),
-        };
-        if old_email != user.email {
-            if s.user_by_email.contains_key(user.email.as_str()) {
-                return Err(StoreError::conflict("email is already registered"));
+    async fn request_deletion(
+        &self,
+        id: UserId,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.edit_user(id, |u| {
+            u.is_active = false;
+            u.scheduled_deletion_at = Some(purge_after);
+            u.updated_at = at;
+        })
+    }
+
+    async fn cancel_deletion(&self, id: UserId, at: Timestamp) -> Result<bool, StoreError> {
+        self.edit_user(id, |u| {
+            let pending = !u.is_active && u.scheduled_deletion_at.is_some_and(|due| due > at);
+            if pending {
+                u.is_active = true;
+                u.scheduled_deletion_at = None;
+                u.updated_at = at;
             }
-            s.user_by_email.remove(old_email.as_str());
-            s.user_by_email
-                .insert(user.email.as_str().to_owned(), user.id);
-        }
-        if let Some(stored) = s.users.get_mut(&user.id) {
-            let (quota, created_at) = (stored.quota, stored.created_at);
-            *stored = user.clone();
-            stored.quota = quota;
-            stored.created_at = created_at;
-        }
-        Ok(())
+            pending
+        })
+    }
+
+    async fn update_consents(
+        &self,
+        id: UserId,
+        change: &ConsentChange,
+        at: Timestamp,
+    ) -> Result<Consents, StoreError> {
+        self.edit_user(id, |u| {
+            u.consents.apply(change, at);
+            u.updated_at = at;
+            u.consents.clone()
+        })
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.edit_user(id, |u| {
+            let current = u.password_hash == *expected;
+            if current {
+                u.password_hash = new.clone();
+                u.updated_at = at;
+            }
+            current
+        })
+    }
+
+    async fn set_tier(
+        &self,
+        id: UserId,
+        tier: PricingTier,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.edit_user(id, |u| {
+            u.tier = tier;
+            u.updated_at = at;
+        })
+    }
+
+    async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError> {
+        self.edit_user(id, |u| {
+            u.is_admin = is_admin;
+            u.updated_at = at;
+        })
     }
 
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {

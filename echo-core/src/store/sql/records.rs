@@ -23,15 +23,23 @@ impl FromColumns for User {
             },
             is_active: c.bool("users.is_active")?,
             is_admin: c.bool("users.is_admin")?,
-            consents: Consents {
-                privacy_policy_version: c.opt_text("users.privacy_policy_version")?,
-                privacy_policy_accepted_at: c.opt_ts("users.privacy_policy_accepted_at")?,
-                data_processing_consent_at: c.opt_ts("users.data_processing_consent_at")?,
-                marketing_consent_at: c.opt_ts("users.marketing_consent_at")?,
-            },
+            consents: Consents::from_columns(c)?,
             scheduled_deletion_at: c.opt_ts("users.scheduled_deletion_at")?,
             created_at: c.ts("users.created_at")?,
             updated_at: c.ts("users.updated_at")?,
+        })
+    }
+}
+
+/// The four consent columns, in `sql_columns!(user)` order: the user decoder reads them
+/// through this, and so does a store's consent update.
+impl FromColumns for Consents {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(Consents {
+            privacy_policy_version: c.opt_text("users.privacy_policy_version")?,
+            privacy_policy_accepted_at: c.opt_ts("users.privacy_policy_accepted_at")?,
+            data_processing_consent_at: c.opt_ts("users.data_processing_consent_at")?,
+            marketing_consent_at: c.opt_ts("users.marketing_consent_at")?,
         })
     }
 }
