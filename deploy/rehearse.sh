@@ -150,7 +150,7 @@ for tool in psql pg_ctlcluster curl jq python3 bc sha384sum; do
 done
 # The cluster serving 5432: Debian names clusters by major version (/etc/postgresql/<v>/main).
 PG_VERSION=$(pg_lsclusters -h 2>/dev/null | awk '$3 == 5432 && $2 == "main" {print $1; exit}')
-[ -n "$PG_VERSION" ] || PG_VERSION=$(ls /etc/postgresql | sort -V | tail -n 1)
+[ -n "$PG_VERSION" ] || PG_VERSION=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
 [ -n "$PG_VERSION" ] || fail "no Debian PostgreSQL cluster in /etc/postgresql"
 psql "$ADMIN_URL" -XAtqc 'SELECT 1' >/dev/null || fail "cannot connect to $ADMIN_URL"
 log "PostgreSQL $PG_VERSION, binary $BIN, state in $TMP, API on $BASE"
@@ -170,10 +170,15 @@ start worker2 worker
 wait_ready 30
 alive api worker1 worker2
 
-step "issue the smoke key"
+step "issue the smoke key and give consent"
 "$BIN" user create --email smoke@echo.localhost >/dev/null 2>"$TMP/user.log" || fail "user create"
 KEY=$("$BIN" user key --email smoke@echo.localhost --label staging-smoke 2>>"$TMP/user.log") || fail "user key"
 case "$KEY" in echo1_test_*) ;; *) fail "staging did not issue a test key" ;; esac
+# The smoke account processes experiments: it gives data-processing consent once, as an
+# operator provisioning it would.
+api POST /api/v1/user/consent '{"data_processing":true}' >/dev/null
+read -r CODE _ <"$TMP/status" || true
+[ "$CODE" = 200 ] || fail "POST /api/v1/user/consent answered $CODE: $(cat "$TMP/body")"
 
 step "smoke --create"
 "$BIN" smoke --base-url "$BASE" --api-key "$KEY" --create --json --timeout-secs 60 >"$TMP/smoke-1.log" 2>&1 ||
