@@ -14,7 +14,7 @@ targets=(api_key brand_spec cron extract redact config_toml provider_response)
 
 props() {
     echo "fuzz-smoke: property tests, ${FUZZ_PROP_CASES:-100000} cases per target"
-    # The workspace's target directory: same lockfile, so its built dependencies are reused.
+    # The workspace's target directory, so dependencies at the same versions are built once.
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target}" cargo test --release --locked --test props
 }
 
