@@ -476,3 +476,155 @@ async fn retention_run_and_export_from_the_command_line() {
     .unwrap_err();
     assert!(err.to_string().contains("no user"));
 }
+
+const ANSWER: &str = "For a startup, consider:\n1. Pipedrive for simple pipelines.\n2. HubSpot CRM, free to start.\nHubSpot also has marketing tools.\n";
+
+fn assert_analysis(stdout: &[u8]) {
+    let json: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    let brands = json["brands"].as_array().unwrap();
+    let hubspot = brands.iter().find(|b| b["brand"] == "HubSpot").unwrap();
+    assert_eq!(hubspot["is_target"], true);
+    assert_eq!(hubspot["count"], 2, "the alias and the name");
+    assert_eq!(hubspot["rank"], 2);
+    assert_eq!(hubspot["list_position"], 2);
+    let pipedrive = brands.iter().find(|b| b["brand"] == "Pipedrive").unwrap();
+    assert_eq!(pipedrive["rank"], 1);
+    assert!(
+        brands.iter().all(|b| b["brand"] != "Salesforce"),
+        "a brand the answer never names has no hit"
+    );
+}
+
+#[test]
+fn analyze_reads_a_file_or_standard_input_and_prints_the_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("answer.txt");
+    std::fs::write(&file, ANSWER).unwrap();
+    let brand_args = [
+        "analyze",
+        "--brand",
+        "HubSpot=HubSpot CRM",
+        "--competitor",
+        "Salesforce",
+        "--competitor",
+        "Pipedrive",
+    ];
+    let out = echoai().args(brand_args).arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_analysis(&out.stdout);
+
+    let mut child = echoai()
+        .args(brand_args)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(ANSWER.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_analysis(&out.stdout);
+
+    let out = echoai()
+        .args(brand_args)
+        .arg(dir.path().join("missing.txt"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a missing file fails");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn run_prints_a_table_or_json_and_announces_adaptive_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("echo.db");
+    let base = |iterations: &str, extra: &[&str]| {
+        let mut c = echoai();
+        c.args([
+            "run",
+            "--prompt",
+            "Best CRM for startups",
+            "--brand",
+            "HubSpot",
+            "--competitor",
+            "Salesforce",
+            "--iterations",
+            iterations,
+            "--database",
+        ])
+        .arg(&db)
+        .args(extra)
+        .env_remove("ECHO_DATABASE")
+        .env_remove("ECHO_CLI_USER");
+        c
+    };
+
+    let out = base("20", &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("Echo report · experiment "), "{table}");
+    assert_eq!(
+        lines[1],
+        "Prompt: \"Best CRM for startups\" · 20 iterations per provider"
+    );
+    assert!(
+        table.contains("[SIMULATED: synthetic answers, not a real model]"),
+        "{table}"
+    );
+    assert!(table.contains(" answers (0 failed) · "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("HubSpot *")),
+        "the target is starred: {table}"
+    );
+    assert!(!table.contains("All providers pooled"), "one provider");
+
+    let out = base("200", &["--json", "--precision", "0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("adaptive sampling: stops at ±0.2"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["iterations"], 200);
+    assert_eq!(json["target"], "HubSpot");
+    assert_eq!(json["providers"][0]["simulated"], true);
+    let recorded = json["providers"][0]["recorded"].as_u64().unwrap();
+    assert!(
+        recorded < 200,
+        "±0.2 is reached long before 200 answers, recorded {recorded}"
+    );
+
+    let out = base("20", &["--precision", "0.7"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--precision must be a half-width"));
+
+    let out = base("20", &["--provider", "nonsense"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown provider \"nonsense\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
