@@ -628,3 +628,62 @@ fn run_prints_a_table_or_json_and_announces_adaptive_sampling() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn privacy_commands_explain_missing_keys_and_export_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let db = db.to_str().unwrap();
+    dispatch(Command::Run(run_args(db)), None).await.unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = echoai();
+        c.args(args)
+            .env("ECHO_DATABASE", db)
+            .env_remove("ECHO_PEPPER")
+            .env_remove("ECHO_CONFIG")
+            .env_remove("ECHO_AUDIT_SIGNING_KEY")
+            .env_remove("ECHO_AUDIT_ARCHIVE_DIR");
+        c
+    };
+
+    let out = cmd(&["retention", "run"]).output().unwrap();
+    assert!(!out.status.success(), "purging needs the pepper");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ECHO_PEPPER (security.pepper) must be set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cmd(&["audit", "verify"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["result"], "ok");
+    assert_eq!(report["checkpoint_key"], false);
+    assert!(
+        stderr.contains("no checkpoint key given: only the chain was checked"),
+        "{stderr}"
+    );
+
+    let out = cmd(&["audit", "verify"])
+        .env("ECHO_AUDIT_SIGNING_KEY", "not-hex")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ECHO_AUDIT_SIGNING_KEY"),
+        "a bad key names its setting: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cmd(&["export", "--user", "cli@echo.localhost"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(export["user"]["email"], "cli@echo.localhost");
+}
