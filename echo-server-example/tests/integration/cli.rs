@@ -687,3 +687,68 @@ async fn privacy_commands_explain_missing_keys_and_export_to_standard_output() {
     let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(export["user"]["email"], "cli@echo.localhost");
 }
+
+/// The binary with an empty environment (keys and settings on the machine must not leak in),
+/// keeping the coverage profile path.
+fn echoai_clean() -> std::process::Command {
+    let mut c = echoai();
+    c.env_clear();
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        c.env("LLVM_PROFILE_FILE", profile);
+    }
+    c
+}
+
+#[test]
+fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let db = db.to_str().unwrap();
+
+    // A real provider without its key names the variable and the simulator as a way out.
+    let out = echoai_clean()
+        .args(["run", "--prompt", "Best CRM", "--brand", "HubSpot"])
+        .args(["--provider", "anthropic", "--database", db])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs an API key in ANTHROPIC_API_KEY"),
+        "{stderr}"
+    );
+
+    // A key digested without the servers' pepper would never verify.
+    let out = echoai_clean()
+        .args([
+            "user",
+            "key",
+            "--email",
+            "a@echo.localhost",
+            "--database",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("security.pepper (ECHO_PEPPER) must be set"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no key printed");
+
+    // An address already in use is named with its setting.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = echoai_clean()
+        .args(["serve", "--listen", &addr, "--database", db])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (listen / ECHO_LISTEN)")),
+        "{stderr}"
+    );
+}
