@@ -1019,6 +1019,106 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Each out-of-range or malformed value is refused with the setting's name and the rule.
+    #[test]
+    fn every_validation_rule_names_its_setting() {
+        let long_version = "v".repeat(65);
+        // (environment, the setting the error names, the rule it states)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case<'_>; 10] = [
+            (
+                &[("ECHO_CORS_ORIGINS", "https://app.example.com/")],
+                "ECHO_CORS_ORIGINS",
+                "is not an origin",
+            ),
+            (
+                &[("ECHO_CORS_ORIGINS", "ftp://files.example.com")],
+                "ECHO_CORS_ORIGINS",
+                "is not an origin",
+            ),
+            (
+                &[("ECHO_SCHEDULER_INTERVAL_SECS", "0")],
+                "ECHO_SCHEDULER_INTERVAL_SECS",
+                "must be between 1 and 3600",
+            ),
+            (
+                &[
+                    ("ECHO_WORKER_CONCURRENCY", "2"),
+                    ("ECHO_WORKER_MIN_CONCURRENCY", "3"),
+                ],
+                "ECHO_WORKER_MIN_CONCURRENCY",
+                "must not exceed workers.concurrency",
+            ),
+            (
+                &[("ECHO_RATE_LIMIT_AUTH_FAILURES", "0")],
+                "ECHO_RATE_LIMIT_AUTH_FAILURES",
+                "",
+            ),
+            (
+                &[("ECHO_AUDIT_SIGNING_KEY", "abcd")],
+                "ECHO_AUDIT_SIGNING_KEY",
+                "must be 64 hex characters",
+            ),
+            (
+                &[("ECHO_PRIVACY_POLICY_VERSION", &long_version)],
+                "ECHO_PRIVACY_POLICY_VERSION",
+                "must be 1 to 64 characters",
+            ),
+            (
+                &[("ECHO_RETENTION_DAYS_FREE", "0")],
+                "ECHO_RETENTION_DAYS_FREE",
+                "must be between 1 and 36500 days",
+            ),
+            (
+                &[("ECHO_DELETION_GRACE_DAYS", "40000")],
+                "ECHO_DELETION_GRACE_DAYS",
+                "must be between 0 and 36500 days",
+            ),
+            (
+                &[("ECHO_PG_POOL_SIZE", "0")],
+                "ECHO_PG_POOL_SIZE",
+                "must be at least 1",
+            ),
+        ];
+        for (vars, setting, reason) in cases {
+            let e = ServerConfig::load(None, env(vars)).unwrap_err().to_string();
+            assert!(e.contains(setting), "{vars:?}: {e}");
+            assert!(e.contains(reason), "{vars:?}: {e}");
+        }
+        let seed = "ab".repeat(32);
+        let c = ServerConfig::load(None, env(&[("ECHO_AUDIT_SIGNING_KEY", &seed)])).unwrap();
+        assert_eq!(c.privacy.signing_seed().unwrap(), Some([0xab; 32]));
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let e = ServerConfig::load(Some(&missing), env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\nno_such_setting = 1\n").unwrap();
+        let e = ServerConfig::load(Some(&bad), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.toml") && e.contains("no_such_setting"),
+            "{e}"
+        );
+
+        let empty_db = dir.path().join("empty.toml");
+        std::fs::write(&empty_db, "database = \"\"\n").unwrap();
+        let e = ServerConfig::load(Some(&empty_db), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ECHO_DATABASE") && e.contains("must not be empty"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn defaults_validate() {
         let c = ServerConfig::load(None, env(&[])).unwrap();

@@ -388,3 +388,198 @@ pub fn for_status(status: StatusCode) -> ApiError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use echo_core::model::ExperimentStatus;
+    use echo_core::service::ServiceError;
+
+    use super::*;
+
+    /// The response's status, headers and JSON body.
+    async fn render(e: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn secret_source() -> BoxSource {
+        Box::new(std::io::Error::other(
+            "password=hunter2 at db.internal:5432",
+        ))
+    }
+
+    type BoxSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+    #[tokio::test]
+    async fn every_response_is_problem_json_with_its_type_and_status() {
+        let (status, headers, body) = render(ApiError::conflict("already running")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body["type"], "urn:echo:problem:conflict");
+        assert_eq!(body["title"], "Conflict");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["detail"], "already running");
+        assert!(body.get("invalid-params").is_none());
+        assert!(body.get("retry_after").is_none());
+    }
+
+    #[tokio::test]
+    async fn validation_errors_list_the_field() {
+        let e = ApiError::from(ValidationError::new("email", "must contain @"));
+        assert_eq!(e.slug(), types::INVALID_INPUT);
+        let (status, _, body) = render(e).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["detail"], "email must contain @");
+        assert_eq!(
+            body["invalid-params"],
+            serde_json::json!([{"name": "email", "reason": "must contain @"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_and_rate_limited_carry_their_headers() {
+        let (status, headers, _) = render(ApiError::unauthenticated("no key")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"echo\"");
+
+        let (status, headers, body) = render(ApiError::rate_limited(7)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "7");
+        assert_eq!(body["retry_after"], 7);
+        assert_eq!(body["detail"], "rate limit exceeded; retry in 7 s");
+
+        let (_, headers, body) = render(ApiError::unavailable(0)).await;
+        assert_eq!(headers[header::RETRY_AFTER], "1", "never Retry-After: 0");
+        assert_eq!(body["retry_after"], 1);
+
+        let (status, _, body) = render(ApiError::csrf("missing token")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["type"], "urn:echo:problem:csrf-check-failed");
+
+        let (status, _, body) = render(ApiError::malformed("expected value")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["type"], "urn:echo:problem:malformed-body");
+    }
+
+    #[tokio::test]
+    async fn store_errors_map_to_their_problem_and_hide_internal_detail() {
+        let e = ApiError::from_store(StoreError::not_found("experiment"), "experiment");
+        assert_eq!(
+            (e.status(), e.slug()),
+            (StatusCode::NOT_FOUND, types::NOT_FOUND)
+        );
+        let (_, _, body) = render(e).await;
+        assert_eq!(body["detail"], "experiment not found");
+
+        let e = ApiError::from_store(StoreError::conflict("name taken"), "key");
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+
+        let quota = StoreError::QuotaExceeded {
+            used: 90,
+            requested: 30,
+            limit: 100,
+        };
+        let (status, _, body) = render(ApiError::from_store(quota, "experiment")).await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(body["type"], "urn:echo:problem:quota-exceeded");
+        assert_eq!(
+            body["quota"],
+            serde_json::json!({"used": 90, "requested": 30, "limit": 100})
+        );
+        assert!(body["detail"].as_str().unwrap().contains("10 of your 100"));
+
+        let invalid = StoreError::Invalid(ValidationError::new("name", "is too long"));
+        assert_eq!(
+            ApiError::from_store(invalid, "key").slug(),
+            types::INVALID_INPUT
+        );
+
+        let unavailable = StoreError::Unavailable {
+            retry_after: Some(Duration::from_secs(5)),
+            source: secret_source(),
+        };
+        let (status, headers, body) = render(ApiError::from_store(unavailable, "x")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert!(!body.to_string().contains("hunter2"));
+
+        for e in [
+            StoreError::Backend {
+                source: secret_source(),
+            },
+            StoreError::LeaseLost,
+        ] {
+            let (status, _, body) = render(ApiError::from_store(e, "x")).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(body["type"], "urn:echo:problem:internal-error");
+            assert!(!body.to_string().contains("hunter2"), "{body}");
+            assert!(!body.to_string().contains("lease"), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn service_errors_map_state_to_conflict_and_consent_to_forbidden() {
+        let state = ServiceError::State {
+            status: ExperimentStatus::Running,
+            action: "cannot be deleted",
+        };
+        let (status, _, body) = render(ApiError::from_service(state, "experiment")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body["detail"],
+            "the experiment is running: cannot be deleted"
+        );
+
+        let (status, _, body) =
+            render(ApiError::from_service(ServiceError::ConsentRequired, "x")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["type"], "urn:echo:problem:consent-required");
+
+        let invalid = ServiceError::Invalid(ValidationError::new("prompt", "is empty"));
+        assert_eq!(
+            ApiError::from_service(invalid, "x").status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let missing = ServiceError::Store(StoreError::not_found("experiment"));
+        assert_eq!(
+            ApiError::from_service(missing, "experiment").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn bare_statuses_become_problems() {
+        for (status, slug) in [
+            (StatusCode::NOT_FOUND, types::NOT_FOUND),
+            (StatusCode::METHOD_NOT_ALLOWED, types::METHOD_NOT_ALLOWED),
+            (StatusCode::PAYLOAD_TOO_LARGE, types::PAYLOAD_TOO_LARGE),
+            (StatusCode::REQUEST_TIMEOUT, types::TIMEOUT),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                types::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (StatusCode::BAD_GATEWAY, types::INTERNAL),
+            (StatusCode::BAD_REQUEST, types::MALFORMED_BODY),
+        ] {
+            let e = for_status(status);
+            assert_eq!(e.slug(), slug, "{status}");
+            let (rendered, headers, body) = render(e).await;
+            assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+            assert_eq!(body["type"], ApiError::type_uri(slug));
+            if slug == types::INTERNAL {
+                assert_eq!(rendered, StatusCode::INTERNAL_SERVER_ERROR);
+            } else {
+                assert_eq!(rendered, status);
+            }
+        }
+    }
+}

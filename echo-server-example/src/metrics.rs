@@ -250,4 +250,113 @@ mod tests {
         ));
         assert!(text.contains("echo_queue_jobs{state=\"due\"} 0"));
     }
+
+    #[test]
+    fn job_histograms_are_labelled_by_kind_and_outcome() {
+        let m = Metrics::new();
+        m.observe_job("run_experiment", "succeeded", Duration::from_millis(300));
+        m.observe_job("run_experiment", "succeeded", Duration::from_secs(20));
+        m.observe_job("retention", "fail\"ed\n", Duration::from_secs(1));
+        let text = m.render(None, None);
+        let labels = "kind=\"run_experiment\",outcome=\"succeeded\"";
+        for (le, n) in [("0.1", 0), ("0.5", 1), ("15", 1), ("60", 2), ("7200", 2)] {
+            let line = format!("echo_job_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "echo_job_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 2"
+        )));
+        assert!(text.contains(&format!("echo_job_duration_seconds_sum{{{labels}}} 20.3")));
+        assert!(text.contains(&format!("echo_job_duration_seconds_count{{{labels}}} 2")));
+        assert!(
+            text.contains("kind=\"retention\",outcome=\"fail\\\"ed\\n\""),
+            "quote and newline escaped"
+        );
+        assert!(!text.contains("echo_queue_jobs"), "no queue, no gauge");
+        assert!(!text.contains("echo_worker_slots"), "no pool, no gauge");
+    }
+
+    #[test]
+    fn queue_and_worker_gauges_carry_every_state() {
+        let queue = QueueStats {
+            due: 3,
+            scheduled: 5,
+            running: 2,
+            failed: 1,
+        };
+        let workers = PoolSnapshot {
+            in_flight: 2,
+            target_concurrency: 8,
+            claimed: 40,
+            succeeded: 30,
+            cancelled: 1,
+            retrying: 4,
+            failed: 2,
+            released: 3,
+            lease_lost: 5,
+            abandoned: 6,
+            claim_errors: 7,
+        };
+        let text = Metrics::new().render(Some(queue), Some(workers));
+        for line in [
+            "echo_queue_jobs{state=\"due\"} 3",
+            "echo_queue_jobs{state=\"scheduled\"} 5",
+            "echo_queue_jobs{state=\"running\"} 2",
+            "echo_queue_jobs{state=\"failed\"} 1",
+            "# TYPE echo_worker_slots gauge",
+            "echo_worker_slots{state=\"in_flight\"} 2",
+            "echo_worker_slots{state=\"target\"} 8",
+            "# TYPE echo_worker_jobs_total counter",
+            "echo_worker_jobs_total{outcome=\"claimed\"} 40",
+            "echo_worker_jobs_total{outcome=\"succeeded\"} 30",
+            "echo_worker_jobs_total{outcome=\"cancelled\"} 1",
+            "echo_worker_jobs_total{outcome=\"retrying\"} 4",
+            "echo_worker_jobs_total{outcome=\"failed\"} 2",
+            "echo_worker_jobs_total{outcome=\"released\"} 3",
+            "echo_worker_jobs_total{outcome=\"lease_lost\"} 5",
+            "echo_worker_jobs_total{outcome=\"abandoned\"} 6",
+            "echo_worker_claim_errors_total 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_pool_section_has_gauges_counters_and_a_cumulative_histogram() {
+        let mut buckets = vec![0; ACQUIRE_BUCKETS_SECONDS.len()];
+        buckets[0] = 1;
+        for b in buckets.iter_mut().skip(2) {
+            *b = 9;
+        }
+        let stats = PoolStats {
+            size: 4,
+            idle: 1,
+            in_use: 3,
+            max_connections: 10,
+            acquires: 12,
+            waits: 2,
+            timeouts: 1,
+            acquire_buckets: buckets,
+            acquire_seconds_sum: 0.75,
+        };
+        let mut text = String::new();
+        render_pool(&mut text, &stats);
+        for line in [
+            "echo_db_pool_connections{state=\"open\"} 4",
+            "echo_db_pool_connections{state=\"idle\"} 1",
+            "echo_db_pool_connections{state=\"in_use\"} 3",
+            "echo_db_pool_connections{state=\"max\"} 10",
+            "echo_db_pool_acquires_total 12",
+            "echo_db_pool_waits_total 2",
+            "echo_db_pool_timeouts_total 1",
+            "echo_db_pool_acquire_seconds_bucket{le=\"0.0001\"} 1",
+            "echo_db_pool_acquire_seconds_bucket{le=\"0.001\"} 9",
+            "echo_db_pool_acquire_seconds_bucket{le=\"+Inf\"} 12",
+            "echo_db_pool_acquire_seconds_sum 0.75",
+            "echo_db_pool_acquire_seconds_count 12",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
 }

@@ -244,3 +244,206 @@ fn describe_caveat(caveat: &Caveat) -> String {
         _ => "see the JSON output".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use echo_core::analysis::{AnswerRecord, TrackedBrands};
+    use echo_core::model::BrandMention;
+
+    use super::*;
+
+    fn mention(brand: &str, rank: u32) -> BrandMention {
+        BrandMention {
+            brand: brand.to_owned(),
+            count: 1,
+            first_offset: 0,
+            rank,
+            list_position: None,
+        }
+    }
+
+    fn section(provider: ProviderKind, metrics: Option<RunMetrics>) -> ProviderSection {
+        ProviderSection {
+            provider,
+            simulated: provider == ProviderKind::Simulated,
+            model: "requested-model".to_owned(),
+            models_reported: Vec::new(),
+            batch_run_id: "run".to_owned(),
+            status: BatchRunStatus::Completed,
+            error: None,
+            planned: 6,
+            recorded: 6,
+            cost_usd: 0.0,
+            metrics,
+        }
+    }
+
+    /// Two providers with metrics (one simulated, one real that failed part-way), one whose
+    /// answers all failed and one that stored no metrics, for a branded prompt.
+    fn report() -> Report {
+        let brands = TrackedBrands::from_names("HubSpot", ["Salesforce"]);
+        let both = [mention("HubSpot", 1), mention("Salesforce", 2)];
+        let hubspot = [mention("HubSpot", 1)];
+        let salesforce = [mention("Salesforce", 1)];
+        let simulated = RunMetrics::compute(
+            &brands,
+            true,
+            [
+                AnswerRecord::Analysed(&both),
+                AnswerRecord::Analysed(&hubspot),
+                AnswerRecord::Analysed(&salesforce),
+                AnswerRecord::Analysed(&[]),
+                AnswerRecord::Failed,
+                AnswerRecord::Unanalysed,
+            ],
+        );
+        let openai = RunMetrics::compute(
+            &brands,
+            true,
+            [AnswerRecord::Analysed(&[]), AnswerRecord::Analysed(&[])],
+        );
+        let all_failed = RunMetrics::compute(&brands, true, [AnswerRecord::Failed]);
+        let overall = ExperimentMetrics::new(vec![
+            ProviderRun {
+                provider: ProviderKind::Simulated,
+                model: "sim".to_owned(),
+                metrics: simulated.clone(),
+            },
+            ProviderRun {
+                provider: ProviderKind::OpenAi,
+                model: "gpt-4o-mini".to_owned(),
+                metrics: openai.clone(),
+            },
+        ]);
+        let mut real = section(ProviderKind::OpenAi, Some(openai));
+        real.models_reported = vec!["gpt-4o-mini-2024-07-18".to_owned()];
+        real.status = BatchRunStatus::Failed;
+        real.error = Some("rate limited".to_owned());
+        real.cost_usd = 0.0123;
+        Report {
+            experiment_id: "exp-1".to_owned(),
+            status: ExperimentStatus::Completed,
+            prompt: "Is HubSpot a good CRM?".to_owned(),
+            target: "HubSpot".to_owned(),
+            competitors: vec!["Salesforce".to_owned()],
+            iterations: 6,
+            branded_prompt: true,
+            providers: vec![
+                section(ProviderKind::Simulated, Some(simulated)),
+                real,
+                section(ProviderKind::Anthropic, Some(all_failed)),
+                section(ProviderKind::Gemini, None),
+            ],
+            overall: Some(overall),
+        }
+    }
+
+    fn lines_after<'a>(table: &'a str, heading: &str) -> Vec<&'a str> {
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with(heading))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_table_has_a_header_the_branded_note_and_one_section_per_provider() {
+        let table = report().to_table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "Echo report · experiment exp-1");
+        assert_eq!(
+            lines[1],
+            "Prompt: \"Is HubSpot a good CRM?\" · 6 iterations per provider"
+        );
+        assert_eq!(
+            lines[2],
+            "Note: the prompt names HubSpot itself, which inflates its visibility."
+        );
+
+        let sim = lines_after(
+            &table,
+            "simulated · requested-model [SIMULATED: synthetic answers, not a real model]",
+        );
+        assert_eq!(
+            sim[0],
+            "  4 answers (1 failed) · 3 named a tracked brand (75.0%) · cost $0.0000"
+        );
+        assert!(sim[1].trim_start().starts_with("brand"), "{}", sim[1]);
+        let target_row: Vec<&str> = sim[2].split_whitespace().collect();
+        assert_eq!(&target_row[..4], ["HubSpot", "*", "2/4", "50.0%"]);
+        assert_eq!(target_row.last(), Some(&"50.0%"), "first place in 2 of 4");
+        let competitor_row: Vec<&str> = sim[3].split_whitespace().collect();
+        assert_eq!(&competitor_row[..3], ["Salesforce", "2/4", "50.0%"]);
+        assert!(sim[4].starts_with("  * target · SoV(m)"));
+        assert!(
+            sim.contains(&"  caution: 1 answers were not analysed and are left out of every rate")
+        );
+        assert!(sim.contains(
+            &"  caution: the prompt names the target: report it apart from non-branded prompts"
+        ));
+    }
+
+    #[test]
+    fn a_real_provider_shows_the_reported_model_its_error_and_its_caveats() {
+        let table = report().to_table();
+        let real = lines_after(&table, "openai · gpt-4o-mini-2024-07-18");
+        assert_eq!(real[0], "  run failed: rate limited");
+        assert_eq!(
+            real[1],
+            "  2 answers (0 failed) · 0 named a tracked brand (0.0%) · cost $0.0123"
+        );
+        assert!(real.contains(
+            &"  caution: only 0 of 2 answers name any tracked brand; share of voice and rank rest on few answers"
+        ));
+
+        let failed = lines_after(&table, "anthropic · requested-model");
+        let row: Vec<&str> = failed[2].split_whitespace().collect();
+        assert_eq!(
+            &row[..5],
+            ["HubSpot", "*", "0/0", "–", "–"],
+            "undefined rates"
+        );
+        assert!(failed.contains(&"  caution: no successful answers: every rate is undefined"));
+
+        let none = lines_after(&table, "gemini · requested-model");
+        assert_eq!(none, ["  no metrics stored"]);
+    }
+
+    #[test]
+    fn several_providers_add_a_pooled_table_and_the_mean_visibility() {
+        let table = report().to_table();
+        let pooled = lines_after(&table, "All providers pooled");
+        let row: Vec<&str> = pooled[1].split_whitespace().collect();
+        assert_eq!(&row[..4], ["HubSpot", "*", "2/6", "33.3%"]);
+        assert_eq!(
+            pooled.last(),
+            Some(
+                &"  HubSpot visibility, mean over providers (each provider weighs the same): 25.0%"
+            )
+        );
+
+        let mut single = report();
+        single.providers.truncate(1);
+        assert!(!single.to_table().contains("All providers pooled"));
+    }
+
+    #[test]
+    fn the_json_form_carries_every_section_and_the_overall_metrics() {
+        let json = serde_json::to_value(report()).unwrap();
+        assert_eq!(json["experiment_id"], "exp-1");
+        assert_eq!(json["branded_prompt"], true);
+        assert_eq!(json["competitors"], serde_json::json!(["Salesforce"]));
+        let providers = json["providers"].as_array().unwrap();
+        assert_eq!(providers.len(), 4);
+        assert_eq!(providers[0]["simulated"], true);
+        assert_eq!(providers[1]["provider"], "openai");
+        assert_eq!(providers[1]["status"], "failed");
+        assert_eq!(providers[1]["error"], "rate limited");
+        assert_eq!(providers[3]["metrics"], serde_json::Value::Null);
+        assert_eq!(json["overall"]["provider_mean_visibility"], 0.25);
+        assert_eq!(json["overall"]["pooled"]["n"], 6);
+    }
+}

@@ -476,3 +476,279 @@ async fn retention_run_and_export_from_the_command_line() {
     .unwrap_err();
     assert!(err.to_string().contains("no user"));
 }
+
+const ANSWER: &str = "For a startup, consider:\n1. Pipedrive for simple pipelines.\n2. HubSpot CRM, free to start.\nHubSpot also has marketing tools.\n";
+
+fn assert_analysis(stdout: &[u8]) {
+    let json: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    let brands = json["brands"].as_array().unwrap();
+    let hubspot = brands.iter().find(|b| b["brand"] == "HubSpot").unwrap();
+    assert_eq!(hubspot["is_target"], true);
+    assert_eq!(hubspot["count"], 2, "the alias and the name");
+    assert_eq!(hubspot["rank"], 2);
+    assert_eq!(hubspot["list_position"], 2);
+    let pipedrive = brands.iter().find(|b| b["brand"] == "Pipedrive").unwrap();
+    assert_eq!(pipedrive["rank"], 1);
+    assert!(
+        brands.iter().all(|b| b["brand"] != "Salesforce"),
+        "a brand the answer never names has no hit"
+    );
+}
+
+#[test]
+fn analyze_reads_a_file_or_standard_input_and_prints_the_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("answer.txt");
+    std::fs::write(&file, ANSWER).unwrap();
+    let brand_args = [
+        "analyze",
+        "--brand",
+        "HubSpot=HubSpot CRM",
+        "--competitor",
+        "Salesforce",
+        "--competitor",
+        "Pipedrive",
+    ];
+    let out = echoai().args(brand_args).arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_analysis(&out.stdout);
+
+    let mut child = echoai()
+        .args(brand_args)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(ANSWER.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_analysis(&out.stdout);
+
+    let out = echoai()
+        .args(brand_args)
+        .arg(dir.path().join("missing.txt"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a missing file fails");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn run_prints_a_table_or_json_and_announces_adaptive_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("echo.db");
+    let base = |iterations: &str, extra: &[&str]| {
+        let mut c = echoai();
+        c.args([
+            "run",
+            "--prompt",
+            "Best CRM for startups",
+            "--brand",
+            "HubSpot",
+            "--competitor",
+            "Salesforce",
+            "--iterations",
+            iterations,
+            "--database",
+        ])
+        .arg(&db)
+        .args(extra)
+        .env_remove("ECHO_DATABASE")
+        .env_remove("ECHO_CLI_USER");
+        c
+    };
+
+    let out = base("20", &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("Echo report · experiment "), "{table}");
+    assert_eq!(
+        lines[1],
+        "Prompt: \"Best CRM for startups\" · 20 iterations per provider"
+    );
+    assert!(
+        table.contains("[SIMULATED: synthetic answers, not a real model]"),
+        "{table}"
+    );
+    assert!(table.contains(" answers (0 failed) · "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("HubSpot *")),
+        "the target is starred: {table}"
+    );
+    assert!(!table.contains("All providers pooled"), "one provider");
+
+    let out = base("200", &["--json", "--precision", "0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("adaptive sampling: stops at ±0.2"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["iterations"], 200);
+    assert_eq!(json["target"], "HubSpot");
+    assert_eq!(json["providers"][0]["simulated"], true);
+    let recorded = json["providers"][0]["recorded"].as_u64().unwrap();
+    assert!(
+        recorded < 200,
+        "±0.2 is reached long before 200 answers, recorded {recorded}"
+    );
+
+    let out = base("20", &["--precision", "0.7"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--precision must be a half-width"));
+
+    let out = base("20", &["--provider", "nonsense"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown provider \"nonsense\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn privacy_commands_explain_missing_keys_and_export_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let db = db.to_str().unwrap();
+    dispatch(Command::Run(run_args(db)), None).await.unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = echoai();
+        c.args(args)
+            .env("ECHO_DATABASE", db)
+            .env_remove("ECHO_PEPPER")
+            .env_remove("ECHO_CONFIG")
+            .env_remove("ECHO_AUDIT_SIGNING_KEY")
+            .env_remove("ECHO_AUDIT_ARCHIVE_DIR");
+        c
+    };
+
+    let out = cmd(&["retention", "run"]).output().unwrap();
+    assert!(!out.status.success(), "purging needs the pepper");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ECHO_PEPPER (security.pepper) must be set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cmd(&["audit", "verify"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["result"], "ok");
+    assert_eq!(report["checkpoint_key"], false);
+    assert!(
+        stderr.contains("no checkpoint key given: only the chain was checked"),
+        "{stderr}"
+    );
+
+    let out = cmd(&["audit", "verify"])
+        .env("ECHO_AUDIT_SIGNING_KEY", "not-hex")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ECHO_AUDIT_SIGNING_KEY"),
+        "a bad key names its setting: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cmd(&["export", "--user", "cli@echo.localhost"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(export["user"]["email"], "cli@echo.localhost");
+}
+
+/// The binary with an empty environment (keys and settings on the machine must not leak in),
+/// keeping the coverage profile path.
+fn echoai_clean() -> std::process::Command {
+    let mut c = echoai();
+    c.env_clear();
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        c.env("LLVM_PROFILE_FILE", profile);
+    }
+    c
+}
+
+#[test]
+fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let db = db.to_str().unwrap();
+
+    // A real provider without its key names the variable and the simulator as a way out.
+    let out = echoai_clean()
+        .args(["run", "--prompt", "Best CRM", "--brand", "HubSpot"])
+        .args(["--provider", "anthropic", "--database", db])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs an API key in ANTHROPIC_API_KEY"),
+        "{stderr}"
+    );
+
+    // A key digested without the servers' pepper would never verify.
+    let out = echoai_clean()
+        .args([
+            "user",
+            "key",
+            "--email",
+            "a@echo.localhost",
+            "--database",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("security.pepper (ECHO_PEPPER) must be set"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no key printed");
+
+    // An address already in use is named with its setting.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = echoai_clean()
+        .args(["serve", "--listen", &addr, "--database", db])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (listen / ECHO_LISTEN)")),
+        "{stderr}"
+    );
+}
