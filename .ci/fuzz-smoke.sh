@@ -18,6 +18,10 @@ props() {
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target}" cargo test --release --locked --test props
 }
 
+if [[ "${1:-}" != "--props" ]] && ! command -v cargo-fuzz >/dev/null; then
+    cargo install cargo-fuzz --locked --version 0.13.2 ||
+        echo "fuzz-smoke: cargo-fuzz could not be installed; falling back" >&2
+fi
 if [[ "${1:-}" == "--props" ]] || ! command -v cargo-fuzz >/dev/null; then
     props
     exit
