@@ -690,15 +690,6 @@ async fn privacy_commands_explain_missing_keys_and_export_to_standard_output() {
 
 /// The binary with an empty environment (keys and settings on the machine must not leak in),
 /// keeping the coverage profile path.
-fn echoai_clean() -> std::process::Command {
-    let mut c = echoai();
-    c.env_clear();
-    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
-        c.env("LLVM_PROFILE_FILE", profile);
-    }
-    c
-}
-
 #[test]
 fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
     let dir = tempfile::tempdir().unwrap();
@@ -706,7 +697,7 @@ fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
     let db = db.to_str().unwrap();
 
     // A real provider without its key names the variable and the simulator as a way out.
-    let out = echoai_clean()
+    let out = crate::harness::echoai_clean()
         .args(["run", "--prompt", "Best CRM", "--brand", "HubSpot"])
         .args(["--provider", "anthropic", "--database", db])
         .output()
@@ -719,7 +710,7 @@ fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
     );
 
     // A key digested without the servers' pepper would never verify.
-    let out = echoai_clean()
+    let out = crate::harness::echoai_clean()
         .args([
             "user",
             "key",
@@ -741,7 +732,7 @@ fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
     // An address already in use is named with its setting.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = echoai_clean()
+    let out = crate::harness::echoai_clean()
         .args(["serve", "--listen", &addr, "--database", db])
         .output()
         .unwrap();

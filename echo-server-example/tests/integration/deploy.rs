@@ -10,16 +10,7 @@ use serde_json::json;
 
 use crate::harness::{Options, TestServer, send};
 
-fn echoai() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_echoai"));
-    // Only what each test sets: a provider key or ECHO_ENV on the machine must not leak in.
-    c.env_clear();
-    // Except where a coverage run collects the child's profile.
-    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
-        c.env("LLVM_PROFILE_FILE", profile);
-    }
-    c
-}
+use crate::harness::echoai_clean as echoai;
 
 async fn server_in(env: Environment, accept_test_keys: bool) -> TestServer {
     let mut options = Options::default();

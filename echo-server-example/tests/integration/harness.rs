@@ -382,3 +382,14 @@ pub async fn send(r: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, Value) 
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, headers, body)
 }
+
+/// The `echoai` binary with an empty environment, so a provider key or `ECHO_ENV` on the machine
+/// cannot leak into a test; only `LLVM_PROFILE_FILE` is kept, so a coverage run counts the child.
+pub fn echoai_clean() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_echoai"));
+    c.env_clear();
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        c.env("LLVM_PROFILE_FILE", profile);
+    }
+    c
+}
