@@ -40,6 +40,8 @@
 mod accounts;
 mod experiments;
 mod runs;
+#[cfg(test)]
+mod test_support;
 
 pub use accounts::Accounts;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};

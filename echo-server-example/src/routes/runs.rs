@@ -4,7 +4,7 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use echo_core::model::{BatchRunId, ExperimentId, Timestamp};
+use echo_core::model::{BatchRunId, BrandMention, ExperimentId, Timestamp};
 use echo_core::service::{Answer, AnswerCursor, AnswerQuery, AnswerSpan};
 use echo_core::store::PageSize;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -92,21 +92,6 @@ impl From<AnswerSpan> for SpanView {
     }
 }
 
-/// The stored per-brand summary of an answer (what the run's metrics count).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MentionView {
-    /// Canonical brand name.
-    pub brand: String,
-    /// Matches of the name and its aliases.
-    pub count: u32,
-    /// Byte offset of the first match.
-    pub first_offset: u32,
-    /// 1-based rank by first appearance.
-    pub rank: u32,
-    /// Position in a markdown list, when the first mention is a list item.
-    pub list_position: Option<u32>,
-}
-
 /// One answer of a run.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AnswerView {
@@ -130,8 +115,10 @@ pub struct AnswerView {
     pub text: Option<String>,
     /// The retention policy erased the text: no text and no spans, the summary stays.
     pub anonymized: bool,
-    /// The stored per-brand summary.
-    pub mentions: Vec<MentionView>,
+    /// The stored per-brand summary (brand, count, first_offset, rank, list_position): what
+    /// the run's metrics count.
+    #[schema(value_type = Vec<Object>)]
+    pub mentions: Vec<BrandMention>,
     /// Every matched span of `text`, in text order. Found again by Echo's extraction with the
     /// experiment's brands (the stored summary keeps only first offsets).
     pub spans: Vec<SpanView>,
@@ -149,17 +136,7 @@ impl From<Answer> for AnswerView {
             error: a.error,
             text: a.text,
             anonymized: a.anonymized,
-            mentions: a
-                .mentions
-                .into_iter()
-                .map(|m| MentionView {
-                    brand: m.brand,
-                    count: m.count,
-                    first_offset: m.first_offset,
-                    rank: m.rank,
-                    list_position: m.list_position,
-                })
-                .collect(),
+            mentions: a.mentions,
             spans: a.spans.into_iter().map(SpanView::from).collect(),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Account, TestServer, experiment_body, send};
+use crate::harness::{Account, Backend, TestServer, experiment_body, send};
 use crate::server::assert_problem;
 
 /// Creates the typical experiment for `a`; returns its id.
@@ -30,8 +30,22 @@ async fn answers(
 }
 
 #[tokio::test]
-async fn answers_page_through_a_run_with_spans_and_stay_private() {
-    let s = TestServer::start().await;
+async fn answers_on_sqlite() {
+    answers_page_through_a_run_with_spans_and_stay_private(
+        TestServer::on(Backend::Sqlite).await.unwrap(),
+    )
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn answers_on_postgres() {
+    if let Some(s) = TestServer::on(Backend::Postgres).await {
+        answers_page_through_a_run_with_spans_and_stay_private(s).await;
+    }
+}
+
+async fn answers_page_through_a_run_with_spans_and_stay_private(s: TestServer) {
     let a = s.user("ada@example.com").await;
     let b = s.user("bob@example.com").await;
     let (workers, handle) = s.start_workers(Duration::from_secs(30));
@@ -229,6 +243,84 @@ async fn events_stream_progress_until_done_then_close() {
     let again = read_events(r).await;
     let names: Vec<&str> = again.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["progress", "done"]);
+}
+
+/// The stream follows what the store says, whoever writes it: here the test writes a run's
+/// progress itself, as a worker in another process would, with no worker in this one.
+#[tokio::test]
+async fn events_follow_progress_written_by_another_process() {
+    use echo_core::conformance::fixtures::{completed_update, iteration};
+    use echo_core::model::{BatchRun, ExperimentId, ExperimentStatus, ProviderKind, Timestamp};
+    let s = TestServer::start().await;
+    let a = s.user("ada@example.com").await;
+    let id = create(&s, &a, &experiment_body()).await;
+    let r = s
+        .client
+        .get(s.url(&format!("/api/v1/experiments/{id}/events")))
+        .header("x-api-key", &a.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let reader = tokio::spawn(read_events(r));
+
+    let experiment: ExperimentId = id.parse().unwrap();
+    let run = BatchRun::new(
+        experiment,
+        ProviderKind::Simulated,
+        "sim-1",
+        10,
+        Timestamp::now(),
+    );
+    s.store.create_batch_run(&run).await.unwrap();
+    let pause = || tokio::time::sleep(Duration::from_millis(1_200));
+    for batch in [0..4u32, 4..10] {
+        pause().await;
+        let iterations: Vec<_> = batch
+            .map(|index| iteration(run.id, index, Timestamp::now()))
+            .collect();
+        s.store.record_iterations(&iterations).await.unwrap();
+    }
+    pause().await;
+    let now = Timestamp::now();
+    s.store
+        .update_batch_run(run.id, &completed_update(None, now))
+        .await
+        .unwrap();
+    let user = s
+        .store
+        .find_user_by_email(&echo_core::model::Email::parse("ada@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    s.store
+        .set_experiment_status(user, experiment, ExperimentStatus::Completed, now)
+        .await
+        .unwrap();
+
+    let events = reader.await.unwrap();
+    let seen: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|(name, _)| name == "progress")
+        .map(|(_, d)| {
+            (
+                d["completed"].as_u64().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, "pending"),
+            (4, "pending"),
+            (10, "pending"),
+            (10, "completed")
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap().0, "done");
 }
 
 #[tokio::test]

@@ -1,21 +1,12 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::model::{BrandName, Email, PasswordHash, PricingTier, Prompt, User, UserId};
+use crate::model::{BrandName, PricingTier, Prompt, User, UserId};
 use crate::service::{ExperimentDraft, ExperimentService};
 use crate::store::memory::MemoryStore;
 
 async fn user(store: &Arc<DynStore>) -> User {
-    let now = Timestamp::now();
-    let mut user = User::new(
-        Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
-        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
-        PricingTier::Pro,
-        now,
-    );
-    user.consents.data_processing_consent_at = Some(now);
-    store.create_user(&user).await.unwrap();
-    user
+    crate::service::test_support::user(store, true).await
 }
 
 /// An experiment tracking HubSpot (alias "HubSpot CRM") against Salesforce, owned by `owner`.
