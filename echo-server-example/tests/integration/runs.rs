@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Account, Backend, TestServer, experiment_body, send};
+use crate::harness::{Account, Backend, Options, TestServer, experiment_body, send};
 use crate::server::assert_problem;
 
 /// Creates the typical experiment for `a`; returns its id.
@@ -251,7 +251,10 @@ async fn events_stream_progress_until_done_then_close() {
 async fn events_follow_progress_written_by_another_process() {
     use echo_core::conformance::fixtures::{completed_update, iteration};
     use echo_core::model::{BatchRun, ExperimentId, ExperimentStatus, ProviderKind, Timestamp};
-    let s = TestServer::start().await;
+    // A stream outlives the request timeout, which bounds only the wait for the headers.
+    let mut options = Options::default();
+    options.config.http.request_timeout_secs = 1;
+    let s = TestServer::start_with(options).await;
     let a = s.user("ada@example.com").await;
     let id = create(&s, &a, &experiment_body()).await;
     let r = s

@@ -272,3 +272,70 @@ fn cursors_round_trip_and_garbage_is_invalid() {
         assert!(AnswerCursor::decode(bad).is_err(), "{bad}");
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tracked() -> Experiment {
+        let mut hubspot = Brand::new(BrandName::parse("HubSpot").unwrap());
+        hubspot
+            .aliases
+            .push(BrandName::parse("HubSpot CRM").unwrap());
+        ExperimentDraft::new(Prompt::parse("Best CRM?").unwrap(), hubspot)
+            .competitor(Brand::new(BrandName::parse("Ørsted").unwrap()))
+            .into_experiment(UserId::new(), Timestamp::now())
+            .unwrap()
+    }
+
+    const PIECES: &[&str] = &[
+        "HubSpot",
+        "hubspot crm",
+        "ØRSTED",
+        "Ørsted",
+        "ß",
+        "é",
+        "🚀",
+        "我",
+        "İ",
+        " ",
+        ".",
+        "x",
+    ];
+
+    proptest! {
+        #[test]
+        fn cursor_decoding_never_panics(s in "\\PC*") {
+            let _ = AnswerCursor::decode(&s);
+        }
+
+        #[test]
+        fn cursors_round_trip(index in 0..u32::MAX) {
+            let c = AnswerCursor::after(index).unwrap();
+            prop_assert_eq!(AnswerCursor::decode(&c.encode()).unwrap(), c);
+        }
+
+        #[test]
+        fn spans_are_ordered_on_char_boundaries_with_matching_char_offsets(
+            pieces in prop::collection::vec(prop::sample::select(PIECES), 0..40)
+        ) {
+            let e = tracked();
+            let matcher = BrandMatcher::new(&e.target, &e.competitors).unwrap();
+            let text = pieces.concat();
+            let found = spans(&e, &matcher, &text);
+            let mut last_end = 0;
+            for s in &found {
+                prop_assert!(s.start >= last_end && s.start < s.end);
+                prop_assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+                prop_assert_eq!(s.char_start, text[..s.start].chars().count());
+                prop_assert_eq!(s.char_end, text[..s.end].chars().count());
+                prop_assert_eq!(s.is_target, s.brand == "HubSpot");
+                last_end = s.end;
+            }
+            // Exactly the spans of the extraction that produced the stored mentions.
+            let stored = matcher.extract(&text).to_mentions();
+            let counted: u32 = stored.iter().map(|m| m.count).sum();
+            prop_assert_eq!(found.len(), counted as usize);
+        }
+    }
+}
