@@ -14,7 +14,7 @@
 //! client that reconnects starts from the truth rather than from missed events. The price is
 //! latency (at most one interval, plus the runner's write batching) and one indexed read of
 //! the experiment and one of its runs per stream and interval; streams per account are
-//! bounded ([`EventStreamConfig::per_account`]), so the read rate is too.
+//! bounded (`http.event_streams_per_account`), so the read rate is too.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -34,11 +34,10 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Limits and timings of the progress streams.
+/// Timings of the progress streams (the per-account bound is the setting
+/// `http.event_streams_per_account`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventStreamConfig {
-    /// Open streams per account (all its keys and sessions together); one more is a 429.
-    pub per_account: u32,
     /// How often a stream reads the experiment's progress.
     pub poll_interval: Duration,
     /// How often an idle stream sends a comment, so proxies keep the connection open.
@@ -48,9 +47,6 @@ pub struct EventStreamConfig {
 impl Default for EventStreamConfig {
     fn default() -> Self {
         Self {
-            // A dashboard tab or two per experiment being watched; a client leaking streams
-            // hits the bound long before it costs the database anything noticeable.
-            per_account: 4,
             poll_interval: Duration::from_millis(500),
             keep_alive: Duration::from_secs(15),
         }
@@ -58,34 +54,42 @@ impl Default for EventStreamConfig {
 }
 
 /// The open streams per account, and the signal that ends them all at shutdown.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventStreams {
+    per_account: u32,
     config: EventStreamConfig,
     open: Mutex<HashMap<UserId, u32>>,
     shutdown: CancellationToken,
 }
 
 impl EventStreams {
-    /// Streams bounded by `config`.
-    pub fn new(config: EventStreamConfig) -> Self {
+    /// At most `per_account` open streams per account (all its keys and sessions together),
+    /// with `config`'s timings.
+    pub fn new(per_account: u32, config: EventStreamConfig) -> Self {
         Self {
+            per_account,
             config,
             open: Mutex::default(),
             shutdown: CancellationToken::new(),
         }
     }
 
-    /// The limits in force.
+    /// The timings in force.
     pub fn config(&self) -> EventStreamConfig {
         self.config
     }
 
+    /// Streams an account may have open at once.
+    pub fn per_account(&self) -> u32 {
+        self.per_account
+    }
+
     /// A slot for one more stream of `user`, released when the permit drops; `None` when
-    /// the account has [`EventStreamConfig::per_account`] open.
+    /// the account has [`EventStreams::per_account`] open.
     pub fn acquire(self: &Arc<Self>, user: UserId) -> Option<StreamPermit> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(user).or_insert(0);
-        if *n >= self.config.per_account {
+        if *n >= self.per_account {
             return None;
         }
         *n += 1;
@@ -190,7 +194,7 @@ pub async fn progress_stream(
         .map_err(|e| ApiError::from_service(e, "experiment"))?;
     let permit = state.event_streams.acquire(owner).ok_or_else(|| {
         tracing::warn!(event = "event_streams_exhausted", user_id = %owner, "too many event streams");
-        let limit = state.event_streams.config().per_account;
+        let limit = state.event_streams.per_account();
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             crate::error::types::TOO_MANY_STREAMS,

@@ -163,7 +163,7 @@ pub struct StateOptions {
     pub account_per_minute: u32,
     /// The mailer; default: an outbox directory (`privacy.outbox_dir`).
     pub mailer: Option<Arc<echo_core::mail::DynMailer>>,
-    /// Progress streams: per-account bound, poll and keep-alive intervals.
+    /// Progress streams: poll and keep-alive intervals.
     pub event_streams: crate::events::EventStreamConfig,
 }
 
@@ -278,7 +278,10 @@ impl AppState {
             pseudonym_key,
             experiments: ExperimentService::from_store(&store),
             runs: RunService::from_store(&store),
-            event_streams: Arc::new(crate::events::EventStreams::new(options.event_streams)),
+            event_streams: Arc::new(crate::events::EventStreams::new(
+                config.http.event_streams_per_account,
+                options.event_streams,
+            )),
             store,
             verifier,
             keys,

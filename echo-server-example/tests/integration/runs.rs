@@ -339,7 +339,8 @@ async fn event_streams_are_bounded_per_account() {
             .header("x-api-key", key.to_owned())
             .send()
     };
-    let limit = s.state.event_streams.config().per_account;
+    let limit = s.state.event_streams.per_account();
+    assert_eq!(limit, s.state.config.http.event_streams_per_account);
     let mut held = Vec::new();
     for _ in 0..limit {
         let r = open(&a.key, &id).await.unwrap();
