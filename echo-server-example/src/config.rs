@@ -20,6 +20,7 @@
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
 //! | `http.header_read_timeout_secs` | `ECHO_HEADER_READ_TIMEOUT_SECS` | 10: a connection sending no complete request head for this long (including an idle keep-alive one) is closed (1 to 3,600) |
 //! | `http.max_connections` | `ECHO_MAX_CONNECTIONS` | 1,024 connections served at once; past it new ones wait in the listen backlog (1 to 1,000,000) |
+//! | `http.event_streams_per_account` | `ECHO_EVENT_STREAMS_PER_ACCOUNT` | 4 progress streams (`GET …/events`) open per account; past it 429 (1 to 1,000) |
 //! | `sessions.ttl_secs` | `ECHO_SESSION_TTL_SECS` | 43,200 (12 h) |
 //! | `workers.concurrency` | `ECHO_WORKER_CONCURRENCY` | the machine's cores |
 //! | `workers.min_concurrency` | `ECHO_WORKER_MIN_CONCURRENCY` | 1 |
@@ -344,6 +345,8 @@ pub struct HttpConfig {
     pub header_read_timeout_secs: u64,
     /// Connections served at once; past it new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Progress streams open per account (each holds a connection); past it 429.
+    pub event_streams_per_account: u32,
 }
 
 impl Default for HttpConfig {
@@ -353,6 +356,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             header_read_timeout_secs: 10,
             max_connections: 1024,
+            event_streams_per_account: 4,
         }
     }
 }
@@ -573,6 +577,7 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
     "ECHO_HEADER_READ_TIMEOUT_SECS" => http.header_read_timeout_secs: parse_env,
     "ECHO_MAX_CONNECTIONS" => http.max_connections: parse_env,
+    "ECHO_EVENT_STREAMS_PER_ACCOUNT" => http.event_streams_per_account: parse_env,
     "ECHO_SESSION_TTL_SECS" => sessions.ttl_secs: parse_env,
     "ECHO_WORKER_LEASE_SECS" => workers.lease_secs: parse_env,
     "ECHO_SHUTDOWN_GRACE_SECS" => workers.shutdown_grace_secs: parse_env,
@@ -750,7 +755,13 @@ impl ServerConfig {
                 ));
             }
         }
-        let ranges: [(&str, u64, u64, u64); 11] = [
+        let ranges: [(&str, u64, u64, u64); 12] = [
+            (
+                "http.event_streams_per_account (ECHO_EVENT_STREAMS_PER_ACCOUNT)",
+                u64::from(self.http.event_streams_per_account),
+                1,
+                1000,
+            ),
             (
                 "http.header_read_timeout_secs (ECHO_HEADER_READ_TIMEOUT_SECS)",
                 self.http.header_read_timeout_secs,
@@ -1025,7 +1036,12 @@ mod tests {
         let long_version = "v".repeat(65);
         // (environment, the setting the error names, the rule it states)
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-        let cases: [Case<'_>; 10] = [
+        let cases: [Case<'_>; 11] = [
+            (
+                &[("ECHO_EVENT_STREAMS_PER_ACCOUNT", "0")],
+                "ECHO_EVENT_STREAMS_PER_ACCOUNT",
+                "must be between 1 and 1000",
+            ),
             (
                 &[("ECHO_CORS_ORIGINS", "https://app.example.com/")],
                 "ECHO_CORS_ORIGINS",

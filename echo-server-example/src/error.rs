@@ -54,6 +54,8 @@ pub mod types {
     /// Creating or running an experiment needs data-processing consent, which the caller has
     /// not given or has withdrawn (`POST /api/v1/user/consent` gives it).
     pub const CONSENT_REQUIRED: &str = "consent-required";
+    /// The account has as many progress streams (`GET …/events`) open as it may: close one.
+    pub const TOO_MANY_STREAMS: &str = "too-many-streams";
 }
 
 /// One field that failed validation.

@@ -3,7 +3,7 @@
 //! `main.rs` only parses the command line; everything else is here so tests drive the same code.
 //! - [`build_app`] and [`run`]: the HTTP API (axum) over an [`AppState`]; [`server`] wires the
 //!   API, the worker pool and the scheduler into `echoai serve` / `echoai worker`.
-//! - [`routes`]: the handlers; [`auth`]: credentials, CSRF and rate limits; [`middleware`]:
+//! - [`routes`]: the handlers; [`events`]: the live progress streams (SSE); [`auth`]: credentials, CSRF and rate limits; [`middleware`]:
 //!   request ids, logs, metrics and security headers; [`error`]: problem+json.
 //! - [`config`]: typed configuration from defaults, a TOML file and the environment.
 //! - [`commands`]: `echoai run` (the main job), `analyze`, `migrate`, `serve`, `worker`, `user`.
@@ -24,6 +24,7 @@ pub mod config;
 pub mod connections;
 pub mod database;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -53,7 +54,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::error::ApiError;
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, system};
+use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, runs, system};
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
 /// and OpenAPI routes, and the middleware every response goes through.
@@ -79,6 +80,11 @@ pub fn build_app(state: AppState) -> Router {
         .route("/experiments/{id}/run", post(experiments::run))
         .route("/experiments/{id}/cancel", post(experiments::cancel))
         .route("/experiments/{id}/compare", get(experiments::compare))
+        .route("/experiments/{id}/events", get(runs::events))
+        .route(
+            "/experiments/{id}/runs/{run_id}/answers",
+            get(runs::answers),
+        )
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, system};
+use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, runs, system};
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,12 +57,14 @@ impl Modify for Security {
         brand::get_profile, brand::put_profile,
         experiments::create, experiments::list, experiments::get, experiments::run,
         experiments::cancel, experiments::delete, experiments::compare,
+        runs::answers, runs::events,
         dashboard::stats,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,
         system::healthz, system::readyz, system::metrics, system::openapi,
     ),
-    components(schemas(Problem, crate::error::InvalidParam)),
+    components(schemas(Problem, crate::error::InvalidParam, crate::events::ProgressData,
+        crate::events::DoneData, crate::events::ErrorData)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

@@ -242,6 +242,16 @@ pub async fn serve(
         });
     }
 
+    {
+        // Progress streams last as long as their experiment runs: end them at shutdown so
+        // the graceful drain does not wait for them.
+        let streams = state.event_streams.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            token.cancelled().await;
+            streams.close_all();
+        });
+    }
     if roles.api {
         let listener = listener.ok_or_else(|| CliError::Usage("no listener".into()))?;
         let addr = listener.local_addr()?;

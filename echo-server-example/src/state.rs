@@ -11,7 +11,7 @@ use echo_core::auth::{
     SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig, VerifierConfig,
 };
 use echo_core::model::ProviderKind;
-use echo_core::service::ExperimentService;
+use echo_core::service::{ExperimentService, RunService};
 use echo_core::store::DynStore;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -57,6 +57,10 @@ pub struct Services {
     /// Submit, re-run, cancel and delete experiments (the rules shared with the CLI and the
     /// scheduler).
     pub experiments: ExperimentService,
+    /// A run's answers with their spans, and an experiment's progress.
+    pub runs: RunService,
+    /// The open progress streams per account, and their limits.
+    pub event_streams: Arc<crate::events::EventStreams>,
     /// API-key verification (with the verified-key cache).
     pub verifier: Arc<StoreKeyVerifier>,
     /// API-key lifecycle.
@@ -159,6 +163,8 @@ pub struct StateOptions {
     pub account_per_minute: u32,
     /// The mailer; default: an outbox directory (`privacy.outbox_dir`).
     pub mailer: Option<Arc<echo_core::mail::DynMailer>>,
+    /// Progress streams: poll and keep-alive intervals.
+    pub event_streams: crate::events::EventStreamConfig,
 }
 
 impl Default for StateOptions {
@@ -172,6 +178,7 @@ impl Default for StateOptions {
             // demand at about a hundredth of a core.
             account_per_minute: 30,
             mailer: None,
+            event_streams: crate::events::EventStreamConfig::default(),
         }
     }
 }
@@ -270,6 +277,11 @@ impl AppState {
             audit_sink: Arc::new(audit_sink),
             pseudonym_key,
             experiments: ExperimentService::from_store(&store),
+            runs: RunService::from_store(&store),
+            event_streams: Arc::new(crate::events::EventStreams::new(
+                config.http.event_streams_per_account,
+                options.event_streams,
+            )),
             store,
             verifier,
             keys,

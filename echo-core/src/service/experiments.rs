@@ -338,6 +338,7 @@ mod tests {
     use super::*;
     use crate::model::{BrandName, ConsentChange, Email, PasswordHash, PricingTier, Prompt, User};
     use crate::service::Accounts;
+    use crate::service::test_support::user;
     use crate::store::memory::MemoryStore;
 
     fn draft() -> ExperimentDraft {
@@ -345,21 +346,6 @@ mod tests {
             Prompt::parse("Best CRM for startups?").unwrap(),
             Brand::new(BrandName::parse("HubSpot").unwrap()),
         )
-    }
-
-    async fn user(store: &Arc<DynStore>, consent: bool) -> User {
-        let now = Timestamp::now();
-        let mut user = User::new(
-            Email::parse(format!("{}@example.com", UserId::new())).unwrap(),
-            PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
-            PricingTier::Pro,
-            now,
-        );
-        if consent {
-            user.consents.data_processing_consent_at = Some(now);
-        }
-        store.create_user(&user).await.unwrap();
-        user
     }
 
     async fn withdraw(store: &Arc<DynStore>, user: UserId) {

@@ -1,5 +1,6 @@
 //! The business rules that every caller shares: submitting, re-running, cancelling and deleting
-//! an experiment, and the local account an embedded program runs under.
+//! an experiment, reading a run's answers with their matched spans and an experiment's
+//! progress, and the local account an embedded program runs under.
 //!
 //! The reference server's JSON routes, its CLI and the scheduler all go through these
 //! functions, so a rule (the quota debit by tier, which statuses may be re-run, what a cancel
@@ -38,9 +39,15 @@
 
 mod accounts;
 mod experiments;
+mod runs;
+#[cfg(test)]
+mod test_support;
 
 pub use accounts::Accounts;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
+pub use runs::{
+    Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
+};
 
 use crate::model::{ExperimentStatus, User, ValidationError};
 use crate::store::StoreError;
@@ -70,6 +77,10 @@ pub enum ServiceError {
     /// and source kept.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The experiment's brands could not be indexed for extraction (validated experiments
+    /// never reach the matcher's limits).
+    #[error(transparent)]
+    Matcher(#[from] crate::analysis::MatcherError),
 }
 
 /// The consent rule, in one place: an experiment of `owner` may be created or run only while

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod experiments;
 pub mod keys;
 pub mod privacy;
+pub mod runs;
 pub mod system;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

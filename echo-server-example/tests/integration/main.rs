@@ -7,4 +7,5 @@ mod deploy;
 mod hardening;
 mod harness;
 mod privacy;
+mod runs;
 mod server;
