@@ -430,6 +430,55 @@ mod tests {
         );
     }
 
+    #[test]
+    fn interval_contains_its_closed_bounds_only() {
+        let ci = Interval {
+            lower: 0.25,
+            upper: 0.75,
+        };
+        assert_eq!(ci.half_width(), 0.25);
+        for inside in [0.25, 0.5, 0.75] {
+            assert!(ci.contains(inside), "{inside} is inside [0.25, 0.75]");
+        }
+        for outside in [0.2, 0.8, f64::NAN] {
+            assert!(!ci.contains(outside), "{outside} is outside [0.25, 0.75]");
+        }
+    }
+
+    #[test]
+    fn wilson_needs_a_finite_positive_quantile() {
+        for z in [0.0, -Z_95, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(wilson_interval_z(32, 50, z), None, "z = {z}");
+        }
+        assert_eq!(wilson_interval_z(32, 50, Z_95), wilson_interval(32, 50));
+    }
+
+    #[test]
+    fn planner_edges() {
+        // z²·¼ / (z/20)² is exactly 100.0: the tolerance must not round it up to 101.
+        assert_eq!(iterations_for_half_width(Z_95 / 20.0), Some(100));
+        assert_eq!(iterations_for_half_width(-0.1), None);
+        assert_eq!(iterations_for_half_width(f64::INFINITY), None);
+        assert_eq!(iterations_for_half_width_at(-0.1, 0.05), None);
+        // z²·¼ / E² = 4,294,967,294.5 rounds up to u32::MAX, which still fits; just above
+        // it, 4,294,967,295.5 does not.
+        assert_eq!(
+            iterations_for_half_width(1.495_333_850_770_804_4e-5),
+            Some(u32::MAX)
+        );
+        assert_eq!(iterations_for_half_width(1.495_333_850_596_724_7e-5), None);
+    }
+
+    #[test]
+    fn adaptive_sampling_stops_on_a_target_met_exactly() {
+        let reached = wilson_interval(48, 97).unwrap().half_width();
+        assert!(!should_continue(48, 97, reached, 500));
+        assert!(should_continue(48, 97, reached / 2.0, 500));
+        // A target that is not a number is never met.
+        assert!(should_continue(48, 97, f64::NAN, 500));
+        assert!(should_continue(48, 97, 0.0, 500));
+    }
+
     proptest! {
         #[test]
         fn wilson_bounds_are_valid(n in 1u32..100_000, frac in 0.0f64..=1.0) {

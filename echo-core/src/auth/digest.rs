@@ -263,10 +263,41 @@ mod tests {
         );
     }
 
+    /// With the same pepper as current and previous both digests match: the key is not flagged
+    /// as predating the rotation, and the combined choice agrees with `matched`.
+    #[test]
+    fn match_flags_for_every_combination() {
+        let same = KeyHasher::new(pepper(1)).with_previous(pepper(1));
+        let rotated = KeyHasher::new(pepper(2)).with_previous(pepper(1));
+        let old_digest = KeyHasher::new(pepper(1)).digest("s");
+        let cases = [
+            // (match, matched, by previous pepper)
+            (same.verify("s", Some(&old_digest)), true, false),
+            (rotated.verify("s", Some(&old_digest)), true, true),
+            (rotated.verify("s", Some(&rotated.digest("s"))), true, false),
+            (rotated.verify("t", Some(&old_digest)), false, false),
+            (rotated.verify("s", None), false, false),
+        ];
+        for (i, (m, matched, previous)) in cases.into_iter().enumerate() {
+            assert_eq!(m.matched(), matched, "case {i}");
+            assert_eq!(m.by_previous_pepper(), previous, "case {i}");
+            assert_eq!(bool::from(m.as_choice()), matched, "case {i}");
+        }
+        // The dummy digest is made with the current pepper; a previous pepper equal to it
+        // must not turn an unknown id into a match either.
+        let dummy_secret = "echo1 dummy digest for unknown key ids";
+        assert!(!same.verify(dummy_secret, None).matched());
+    }
+
     #[test]
     fn debug_is_redacted() {
         let h = KeyHasher::new(pepper(0x41)).with_previous(pepper(0x42));
         let s = format!("{h:?} {:?}", pepper(0x41));
         assert!(!s.contains("AAAA") && !s.contains("65, 65"));
+        assert_eq!(
+            s,
+            "KeyHasher { current: \"<redacted>\", previous: Some(\"<redacted>\") } \
+             Pepper(<redacted>)"
+        );
     }
 }

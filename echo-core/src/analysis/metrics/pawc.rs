@@ -367,6 +367,7 @@ mod tests {
             (a.words, a.word_share, a.normalised_word_share),
             (0.0, Some(0.0), None)
         );
+        assert_eq!(a.normalised_position_adjusted, None);
         let p = pawc_from_sentences(&[0], &[("A", &[0])]);
         assert_eq!(p.brands[0].word_share, None);
         let brands = TrackedBrands::from_names("A", ["B"]);
@@ -390,6 +391,16 @@ mod tests {
             round4(s.brands[1].mean_normalised_position_adjusted.unwrap()),
             0.5735
         );
+        assert!(s.brands[0].is_target && !s.brands[1].is_target);
+
+        // An answer without word tokens is averaged in `answers` but not in the plain means.
+        let silent = pawc_from_sentences(&[0], &[("A", &[0])]);
+        let s = PawcSummary::mean(&brands, [&one, &silent]);
+        assert_eq!(
+            (s.answers, s.answers_with_words, s.informative_answers),
+            (2, 1, 1)
+        );
+        assert_eq!(round4(s.brands[0].mean_word_share.unwrap()), 0.30);
     }
     proptest! {
 

@@ -252,6 +252,62 @@ fn pooling_and_provider_mean() {
     assert_eq!(none.pooled.n, 0);
 }
 
+/// `FewInformativeAnswers` is "fewer than half": 1 of 2 is half and carries no caveat, 1 of 3
+/// does.
+#[test]
+fn few_informative_answers_is_strictly_below_half() {
+    let named = [mention("HubSpot", 1, 1, None)];
+    let run = |n: usize| {
+        let records = (0..n).map(|i| AnswerRecord::Analysed(if i == 0 { &named } else { &[] }));
+        RunMetrics::compute(&brands(), false, records)
+    };
+    assert!(run(2).caveats.is_empty());
+    assert_eq!(
+        run(3).caveats,
+        [Caveat::FewInformativeAnswers {
+            informative: 1,
+            n: 3
+        }]
+    );
+}
+
+#[test]
+fn pooling_keeps_branded_prompts_and_unmarked_targets() {
+    let named = [mention("HubSpot", 1, 1, None)];
+    let plain = RunMetrics::compute(&brands(), false, [AnswerRecord::Analysed(&named)]);
+    let branded = RunMetrics::compute(&brands(), true, [AnswerRecord::Analysed(&named)]);
+    let pooled = RunMetrics::pooled([&plain, &branded]);
+    assert!(pooled.branded_prompt);
+    assert_eq!(pooled.caveats, [Caveat::BrandedPrompt]);
+    assert!(!RunMetrics::pooled([&plain, &plain]).branded_prompt);
+
+    // Rows from a source that marked no target: pooling does not promote the first one.
+    let mut untargeted = plain.clone();
+    for b in &mut untargeted.brands {
+        b.is_target = false;
+    }
+    let pooled = RunMetrics::pooled([&untargeted]);
+    assert_eq!(pooled.brands.len(), 3);
+    assert_eq!(pooled.target(), None);
+    assert_eq!(pooled.brands[0].brand, "HubSpot");
+}
+
+#[test]
+fn visibility_change_between_runs() {
+    let named = [mention("HubSpot", 1, 1, None)];
+    let run = |hits: usize| {
+        let records = (0..100).map(|i| AnswerRecord::Analysed(if i < hits { &named } else { &[] }));
+        RunMetrics::compute(&brands(), false, records)
+    };
+    // 40/100 then 55/100: the worked example of `ProportionChange`.
+    let change = run(55).visibility_change(&run(40)).unwrap();
+    assert_eq!((change.before.successes, change.after.successes), (40, 55));
+    assert_eq!(round4(change.p_value.unwrap()), 0.0337);
+    let mut no_target = run(40);
+    no_target.brands.clear();
+    assert_eq!(run(55).visibility_change(&no_target), None);
+}
+
 fn arb_mentions() -> impl Strategy<Value = Option<Vec<BrandMention>>> {
     let one = (
         prop::sample::select(vec!["HubSpot", "Salesforce", "Pipedrive", "Other"]),
