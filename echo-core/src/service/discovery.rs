@@ -99,7 +99,7 @@ impl DiscoveryService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BrandName, Email, Iteration, IterationId, Prompt, ProviderKind};
+    use crate::model::{BrandName, Email, Iteration, Prompt, ProviderKind};
     use crate::service::{Accounts, ExperimentDraft, ExperimentService};
     use crate::store::memory::MemoryStore;
 
@@ -151,20 +151,12 @@ mod tests {
         let iterations: Vec<Iteration> = answers
             .iter()
             .enumerate()
-            .map(|(i, a)| Iteration {
-                id: IterationId::new(),
-                batch_run_id: run.id,
-                index: i as u32,
-                raw_response: a.map(str::to_owned),
-                mentions: None,
-                is_success: a.is_some(),
-                error: a.is_none().then(|| "timeout".to_owned()),
-                latency_ms: 1,
-                input_tokens: 1,
-                output_tokens: 1,
-                created_at: Timestamp::now(),
-                is_anonymized: false,
-                anonymized_at: None,
+            .map(|(i, a)| {
+                let mut it =
+                    crate::conformance::fixtures::iteration(run.id, i as u32, Timestamp::now());
+                it.raw_response = a.map(str::to_owned);
+                it.is_success = a.is_some();
+                it
             })
             .collect();
         store.record_iterations(&iterations).await.unwrap();

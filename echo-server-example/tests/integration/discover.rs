@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use echo_core::conformance::fixtures;
 use echo_core::model::{
-    BatchRun, Brand, BrandName, Email, ExperimentId, Iteration, IterationId, Prompt, ProviderKind,
-    Timestamp,
+    BatchRun, Brand, BrandName, Email, ExperimentId, Iteration, Prompt, ProviderKind, Timestamp,
 };
 use echo_core::service::{Accounts, ExperimentDraft, ExperimentService};
 use echo_core::store::DynStore;
@@ -22,20 +22,10 @@ async fn store_answers(store: &Arc<DynStore>, id: &str, answers: &[&str]) {
     let iterations: Vec<Iteration> = answers
         .iter()
         .enumerate()
-        .map(|(i, a)| Iteration {
-            id: IterationId::new(),
-            batch_run_id: run.id,
-            index: i as u32,
-            raw_response: Some((*a).to_owned()),
-            mentions: None,
-            is_success: true,
-            error: None,
-            latency_ms: 1,
-            input_tokens: 1,
-            output_tokens: 1,
-            created_at: Timestamp::now(),
-            is_anonymized: false,
-            anonymized_at: None,
+        .map(|(i, a)| {
+            let mut it = fixtures::iteration(run.id, i as u32, Timestamp::now());
+            it.raw_response = Some((*a).to_owned());
+            it
         })
         .collect();
     store.record_iterations(&iterations).await.unwrap();
