@@ -11,6 +11,9 @@
 //!   for the matcher to be at least 20x faster (benches/README.md says why it is not). `regex`
 //!   is built with its default features (literal prefilters, lazy DFA), as anyone writing the
 //!   naive version would get it.
+//! - `discovery_1000_answers`: competitor discovery (`Discoverer::discover`, tracking one
+//!   brand, with a prompt) over 1,000 answers: the 31 labelled answers of
+//!   `echo-core/tests/data/discovery` cycled; the target is under 50 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
@@ -65,5 +68,46 @@ fn bench_extraction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_extraction);
+fn bench_discovery(c: &mut Criterion) {
+    use echo_core::analysis::{BrandMatcher, Discoverer};
+    use echo_core::model::{Brand, BrandName};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../echo-core/tests/data/discovery");
+    let mut texts: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    texts.sort();
+    let answers: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .cycle()
+        .take(1000)
+        .collect();
+    let matcher =
+        BrandMatcher::new(&Brand::new(BrandName::parse("HubSpot").unwrap()), &[]).unwrap();
+    let discoverer = Discoverer::new()
+        .tracking(matcher)
+        .prompt("What are the best tools for a small business?");
+    let found = discoverer.discover(answers.iter().copied());
+    eprintln!(
+        "discovery: {} answers ({} bytes), {} candidates",
+        found.answers,
+        answers.iter().map(|a| a.len()).sum::<usize>(),
+        found.brands.len()
+    );
+    let mut group = c.benchmark_group("extraction");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(20);
+    group.bench_function("discovery_1000_answers", |b| {
+        b.iter(|| discoverer.discover(black_box(&answers).iter().copied()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_extraction, bench_discovery);
 criterion_main!(benches);

@@ -26,6 +26,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the brand mentions found in a text file as JSON.
     Analyze(AnalyzeArgs),
+    /// List the brands answers name but an experiment does not track (competitor discovery),
+    /// from a stored experiment or from answer files.
+    Discover(DiscoverArgs),
     /// Apply the database migrations (idempotent; safe while servers run).
     Migrate(MigrateArgs),
     /// Serve the HTTP API, with workers and the scheduler in the same process by default.
@@ -339,4 +342,35 @@ pub struct AnalyzeArgs {
 
     /// The answer to analyse; `-` reads standard input.
     pub file: PathBuf,
+}
+
+/// `echoai discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Answer files (one answer per file, markdown or plain text); `-` reads standard input.
+    #[arg(required_unless_present = "experiment", conflicts_with = "experiment")]
+    pub files: Vec<PathBuf>,
+    /// A stored experiment's id: analyse the answers of all its runs (with --user).
+    #[arg(long, requires = "user")]
+    pub experiment: Option<String>,
+    /// The email of the experiment's owner.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL, for --experiment.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
+    /// For files: a tracked brand not to report (repeatable), with optional aliases and match
+    /// mode as for `run`. A stored experiment excludes its own brands.
+    #[arg(long = "brand", conflicts_with = "experiment")]
+    pub brands: Vec<String>,
+    /// For files: the prompt the answers reply to; names made only of its words are not
+    /// reported. A stored experiment uses its own prompt.
+    #[arg(long, conflicts_with = "experiment")]
+    pub prompt: Option<String>,
+    /// Show at most this many brands.
+    #[arg(long, default_value_t = 25)]
+    pub top: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

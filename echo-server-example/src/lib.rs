@@ -54,7 +54,9 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::error::ApiError;
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, runs, system};
+use crate::routes::{
+    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+};
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
 /// and OpenAPI routes, and the middleware every response goes through.
@@ -85,6 +87,11 @@ pub fn build_app(state: AppState) -> Router {
             "/experiments/{id}/runs/{run_id}/answers",
             get(runs::answers),
         )
+        .route(
+            "/experiments/{id}/discovered-brands",
+            get(discover::discovered_brands),
+        )
+        .route("/brand/profile/competitors", post(discover::add_competitor))
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))

@@ -6,7 +6,9 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, runs, system};
+use crate::routes::{
+    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+};
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +60,7 @@ impl Modify for Security {
         experiments::create, experiments::list, experiments::get, experiments::run,
         experiments::cancel, experiments::delete, experiments::compare,
         runs::answers, runs::events,
+        discover::discovered_brands, discover::add_competitor,
         dashboard::stats,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,

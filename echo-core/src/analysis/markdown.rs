@@ -143,6 +143,15 @@ impl<'t> ListPositions<'t> {
     }
 }
 
+/// The text of every list item's first line, after its marker, in text order; nested items
+/// included. Competitor discovery reads the names answers put at the head of each item.
+pub(crate) fn item_leads(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter_map(|line| {
+        let marker = parse_marker(line)?;
+        line.get(marker.content_byte..)
+    })
+}
+
 /// The lines of a text, numbered from 0, by the offsets of its line feeds: known in advance
 /// rather than searched for backwards from every line a walk visits.
 struct Lines<'t> {
@@ -445,6 +454,13 @@ mod tests {
         assert_eq!(pos("---\nHubSpot", "HubSpot"), None);
         assert_eq!(pos("1.HubSpot", "HubSpot"), None);
         assert_eq!(pos("- a\r\n- HubSpot\r\n", "HubSpot"), Some(2));
+    }
+
+    #[test]
+    fn item_leads_follow_the_markers() {
+        let t = "Intro\n1. **HubSpot** – free\n   - Slack\n* Asana\n---\n2)Nope\n10) Zoho\r\n-\n";
+        let leads: Vec<&str> = item_leads(t).collect();
+        assert_eq!(leads, ["**HubSpot** – free", "Slack", "Asana", "Zoho", ""]);
     }
 
     /// The line lookups the walks used before the line index: searches of the text.

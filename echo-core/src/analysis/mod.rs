@@ -14,6 +14,9 @@
 //! - [`stats`]: [`Proportion`] and the Wilson interval, the normal CDF, the comparison of two
 //!   runs ([`ProportionChange`]: two-proportion z-test and Newcombe interval), the sample-size
 //!   planner and [`should_continue`] for adaptive sampling.
+//! - [`discover`]: [`Discoverer`] finds the brands answers name but the experiment does not
+//!   track (list leads, table first columns, recurring capitalised names), ranked by the share
+//!   of answers naming them with its Wilson interval.
 //! - [`repro`]: the [`ReproducibilityRecord`] of a batch run.
 //! - [`text`]: sentence splitting and word tokens.
 //!
@@ -41,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod discover;
 pub mod extract;
 mod markdown;
 pub mod metrics;
@@ -48,6 +52,7 @@ pub mod repro;
 pub mod stats;
 pub mod text;
 
+pub use discover::{DiscoveredBrand, Discoverer, Discovery};
 pub use extract::{BrandHit, BrandMatcher, Extraction, MatchSpan, MatcherError, TrackedBrands};
 pub use metrics::{
     AnswerPawc, AnswerRecord, BrandMetrics, BrandPawc, BrandPawcSummary, Caveat, ExperimentMetrics,

@@ -236,3 +236,41 @@ pub struct BrandProfile {
     /// Last change.
     pub updated_at: Timestamp,
 }
+
+impl BrandProfile {
+    /// Adds `competitor` to the default competitors ("add as competitor" from discovery).
+    /// Returns `false`, changing nothing, when a default competitor already has that name or
+    /// alias (compared case-insensitively, as matching is by default).
+    ///
+    /// Errors: the profile's own brand (by name or alias) cannot be its competitor, an invalid
+    /// brand is refused, and the list holds at most
+    /// [`Experiment::MAX_COMPETITORS`](super::Experiment::MAX_COMPETITORS).
+    pub fn add_competitor(&mut self, competitor: Brand) -> Result<bool, ValidationError> {
+        competitor.validate()?;
+        let spellings = |b: &Brand| -> Vec<String> {
+            std::iter::once(&b.name)
+                .chain(&b.aliases)
+                .map(|n| n.as_str().to_lowercase())
+                .collect()
+        };
+        let new = spellings(&competitor);
+        let overlaps = |b: &Brand| spellings(b).iter().any(|s| new.contains(s));
+        if overlaps(&self.brand) {
+            return Err(ValidationError::new(
+                "competitor",
+                "is the profile's own brand",
+            ));
+        }
+        if self.default_competitors.iter().any(overlaps) {
+            return Ok(false);
+        }
+        if self.default_competitors.len() >= super::Experiment::MAX_COMPETITORS {
+            return Err(ValidationError::new(
+                "default_competitors",
+                format!("must be at most {}", super::Experiment::MAX_COMPETITORS),
+            ));
+        }
+        self.default_competitors.push(competitor);
+        Ok(true)
+    }
+}

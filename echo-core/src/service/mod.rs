@@ -1,6 +1,7 @@
 //! The business rules that every caller shares: submitting, re-running, cancelling and deleting
 //! an experiment, reading a run's answers with their matched spans and an experiment's
-//! progress, and the local account an embedded program runs under.
+//! progress, discovering the competitors its answers name and adding one to the brand profile,
+//! and the local account an embedded program runs under.
 //!
 //! The reference server's JSON routes, its CLI and the scheduler all go through these
 //! functions, so a rule (the quota debit by tier, which statuses may be re-run, what a cancel
@@ -38,12 +39,14 @@
 //! ```
 
 mod accounts;
+mod discovery;
 mod experiments;
 mod runs;
 #[cfg(test)]
 mod test_support;
 
 pub use accounts::Accounts;
+pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use runs::{
     Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
@@ -73,6 +76,10 @@ pub enum ServiceError {
     /// of theirs is created or run until they give it again.
     #[error("data-processing consent is required to create or run experiments")]
     ConsentRequired,
+    /// The experiment's brands cannot be indexed for analysis (beyond the automaton's limits,
+    /// far past what brand validation allows).
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::MatcherError),
     /// The store refused or failed (not found, over quota, unavailable…), with its meaning
     /// and source kept.
     #[error(transparent)]

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod config_check;
+mod discover;
 mod privacy;
 pub mod probe;
 mod run;
@@ -112,6 +113,7 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Export(args) => privacy::export(args).await,
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
+        Command::Discover(args) => discover::discover(args).await,
         Command::Config(crate::cli::ConfigCommand::Check(args)) => config_check::check(args),
         Command::Probe(args) => probe::probe(args).await,
         Command::Smoke(args) => smoke::smoke(args).await,

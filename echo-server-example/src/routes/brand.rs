@@ -103,7 +103,8 @@ pub struct BrandProfileView {
 }
 
 impl BrandProfileView {
-    fn of(p: &BrandProfile) -> Self {
+    /// The view of a stored profile.
+    pub fn of(p: &BrandProfile) -> Self {
         Self {
             brand: brand_view(&p.brand),
             domain: p.domain.clone(),

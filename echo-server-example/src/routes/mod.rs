@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod brand;
 pub mod dashboard;
+pub mod discover;
 pub mod experiments;
 pub mod keys;
 pub mod privacy;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod deploy;
+mod discover;
 mod hardening;
 mod harness;
 mod privacy;
