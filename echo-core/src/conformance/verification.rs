@@ -73,7 +73,9 @@ pub async fn verification_token_redeems_once_and_marks_user(store: &DynStore) {
         "a redeemed token",
     );
     assert_not_found(
-        store.redeem_email_verification_token(&digest(), at(61)).await,
+        store
+            .redeem_email_verification_token(&digest(), at(61))
+            .await,
         "a digest never issued",
     );
     // A second token verifies again without moving the first verification time.
@@ -125,7 +127,11 @@ pub async fn verification_token_replaced_by_newer(store: &DynStore) {
         "a replaced token",
     );
     assert_eq!(
-        store.get_user(u.id).await.expect("get_user").email_verified_at,
+        store
+            .get_user(u.id)
+            .await
+            .expect("get_user")
+            .email_verified_at,
         None
     );
     store

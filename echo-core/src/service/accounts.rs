@@ -220,7 +220,11 @@ impl Registration {
                     // The conflict was on the id, which is drawn at random: not a taken email.
                     return Err(StoreError::conflict("user id already exists").into());
                 };
-                if let Err(e) = self.mailer.send(&attempt_notice(&owner, user.created_at)).await {
+                if let Err(e) = self
+                    .mailer
+                    .send(&attempt_notice(&owner, user.created_at))
+                    .await
+                {
                     tracing::warn!(event = "registration_notice_failed", user_id = %owner.id, error = %e, "the notice of a registration attempt could not be sent");
                 }
                 Ok(Registered::AlreadyRegistered(owner.id))
@@ -481,7 +485,10 @@ mod tests {
                 .unwrap()
                 .email_verification_pending()
         );
-        assert_eq!(registration.resend(user.id, later).await.unwrap(), Resent::Sent);
+        assert_eq!(
+            registration.resend(user.id, later).await.unwrap(),
+            Resent::Sent
+        );
         let second = mail.last_token();
         assert_ne!(first, second);
         assert!(matches!(

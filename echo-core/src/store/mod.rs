@@ -38,10 +38,9 @@ pub use types::{
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun,
     BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email,
-    EmailVerificationRedemption, EmailVerificationToken, Experiment,
-    ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent,
-    PasswordHash, PricingTier, QuotaDebit, RecordOutcome, SecretDigest, SessionId, SessionRecord,
-    Timestamp,
+    EmailVerificationRedemption, EmailVerificationToken, Experiment, ExperimentId,
+    ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent, PasswordHash,
+    PricingTier, QuotaDebit, RecordOutcome, SecretDigest, SessionId, SessionRecord, Timestamp,
     User, UserId,
 };
 

@@ -145,8 +145,7 @@ impl UserStore for MemoryStore {
         if !s.users.contains_key(&token.user_id) {
             return Err(StoreError::not_found("user"));
         }
-        if s
-            .verification_tokens
+        if s.verification_tokens
             .get(&token.token_hash.0)
             .is_some_and(|t| t.user_id != token.user_id)
         {
