@@ -112,7 +112,7 @@ impl Default for VerificationSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
     /// A new account was stored (and, when verification is required, a token mailed).
-    Created(User),
+    Created(Box<User>),
     /// The address already has an account: nothing was stored, and its owner was told by mail
     /// that someone tried to register with it.
     AlreadyRegistered(UserId),
@@ -213,7 +213,7 @@ impl Registration {
                 {
                     tracing::warn!(event = "verification_mail_failed", user_id = %user.id, error = %e, "the verification mail of a new account could not be sent");
                 }
-                Ok(Registered::Created(user))
+                Ok(Registered::Created(Box::new(user)))
             }
             Err(StoreError::Conflict { .. }) => {
                 let Some(owner) = self.users.find_user_by_email(&user.email).await? else {
@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(sent[1].to.as_str(), "dee@example.com");
         assert!(sent[1].subject.contains("tried to register"));
         assert!(!sent[1].body.contains("token="), "{}", sent[1].body);
-        assert_eq!(store.get_user(first.id).await.unwrap(), first);
+        assert_eq!(store.get_user(first.id).await.unwrap(), *first);
     }
 
     #[tokio::test]
