@@ -893,6 +893,8 @@ async fn health_readiness_metrics_and_openapi() {
         ("post", "/api/v1/auth/login"),
         ("post", "/api/v1/auth/logout"),
         ("get", "/api/v1/auth/me"),
+        ("post", "/api/v1/auth/verify-email"),
+        ("post", "/api/v1/auth/verify-email/resend"),
         ("post", "/api/v1/auth/api-keys"),
         ("get", "/api/v1/auth/api-keys"),
         ("delete", "/api/v1/auth/api-keys/{id}"),
