@@ -30,6 +30,25 @@ async fn verify(s: &TestServer, token: &str) -> (StatusCode, reqwest::header::He
     .await
 }
 
+async fn create(s: &TestServer, key: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    send(
+        s.client
+            .post(s.url("/api/v1/experiments"))
+            .header("x-api-key", key)
+            .json(&experiment_body()),
+    )
+    .await
+}
+
+async fn resend(s: &TestServer, key: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    send(
+        s.client
+            .post(s.url("/api/v1/auth/verify-email/resend"))
+            .header("x-api-key", key),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn registering_a_new_and_a_taken_email_answer_alike_and_the_owner_is_told() {
     let s = TestServer::start_with(verifying()).await;
@@ -61,13 +80,7 @@ async fn registering_a_new_and_a_taken_email_answer_alike_and_the_owner_is_told(
 async fn an_unverified_account_cannot_create_until_its_token_is_used_once() {
     let s = TestServer::start_with(verifying()).await;
     let a = s.user("bea@example.com").await;
-    let (status, h, b) = send(
-        s.client
-            .post(s.url("/api/v1/experiments"))
-            .header("x-api-key", &a.key)
-            .json(&experiment_body()),
-    )
-    .await;
+    let (status, h, b) = create(&s, &a.key).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{b}");
     assert_problem(&h, &b, "email-unverified");
 
@@ -86,13 +99,7 @@ async fn an_unverified_account_cannot_create_until_its_token_is_used_once() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_problem(&h, &b, "verification-token-invalid");
 
-    let (status, _, b) = send(
-        s.client
-            .post(s.url("/api/v1/experiments"))
-            .header("x-api-key", &a.key)
-            .json(&experiment_body()),
-    )
-    .await;
+    let (status, _, b) = create(&s, &a.key).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{b}");
 
     let (_, _, events) = send(
@@ -145,12 +152,7 @@ async fn an_expired_token_fails_and_a_resend_mails_a_working_one() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{b}");
     assert_problem(&h, &b, "verification-token-expired");
 
-    let (status, _, b) = send(
-        s.client
-            .post(s.url("/api/v1/auth/verify-email/resend"))
-            .header("x-api-key", &a.key),
-    )
-    .await;
+    let (status, _, b) = resend(&s, &a.key).await;
     assert_eq!(
         (status, b["status"].as_str()),
         (StatusCode::OK, Some("sent"))
@@ -158,12 +160,7 @@ async fn an_expired_token_fails_and_a_resend_mails_a_working_one() {
     let new = s.mailed_token("cal@example.com");
     assert_ne!(new, old);
     assert_eq!(verify(&s, &new).await.0, StatusCode::OK);
-    let (status, _, b) = send(
-        s.client
-            .post(s.url("/api/v1/auth/verify-email/resend"))
-            .header("x-api-key", &a.key),
-    )
-    .await;
+    let (status, _, b) = resend(&s, &a.key).await;
     assert_eq!(
         (status, b["status"].as_str()),
         (StatusCode::OK, Some("already_verified"))
@@ -176,12 +173,7 @@ async fn resends_are_rate_limited_per_account() {
     let a = s.user("dan@example.com").await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let (status, h, b) = send(
-            s.client
-                .post(s.url("/api/v1/auth/verify-email/resend"))
-                .header("x-api-key", &a.key),
-        )
-        .await;
+        let (status, h, b) = resend(&s, &a.key).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_problem(&h, &b, "rate-limited");
         }
@@ -213,13 +205,7 @@ async fn with_the_setting_off_accounts_work_at_once_and_no_link_is_mailed() {
     let s = TestServer::start().await;
     assert!(!s.state.config.require_email_verification());
     let a = s.user("eli@example.com").await;
-    let (status, _, b) = send(
-        s.client
-            .post(s.url("/api/v1/experiments"))
-            .header("x-api-key", &a.key)
-            .json(&experiment_body()),
-    )
-    .await;
+    let (status, _, b) = create(&s, &a.key).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{b}");
     assert!(
         !s.outbox().iter().any(|m| m.contains("token=")),
