@@ -1,9 +1,12 @@
 //! Outgoing mail: the [`Mailer`] trait and [`OutboxMailer`], which writes each message to a
 //! local outbox directory as an RFC 5322 `.eml` file.
 //!
-//! Echo sends few messages (account-deletion confirmations), so a deployment either points a
-//! mail relay at the outbox or implements [`Mailer`] over its provider's API. Messages hold
-//! no secrets: never put a token or a password in one.
+//! Echo sends few messages (account-deletion confirmations, email verification, notices of
+//! registration attempts), so a deployment either points a mail relay at the outbox or
+//! implements [`Mailer`] over its provider's API. Messages hold no long-lived secret: never a
+//! password or an API key. The one exception is the email-verification token, which must
+//! reach the address to prove it: it works once, expires within a day, and is stored only as
+//! a digest.
 
 use std::fmt::Debug;
 use std::io::Write as _;

@@ -15,7 +15,9 @@
 //! | `security.trust_forwarded_for` | `ECHO_TRUST_FORWARDED_FOR` | `false` |
 //! | `security.accept_test_keys` | `ECHO_ACCEPT_TEST_KEYS` | `false` |
 //! | `security.metrics_token` | `ECHO_METRICS_TOKEN` (at least 16 characters) | none: `/metrics` is open; with it, `/metrics` needs `Authorization: Bearer <token>` (401 otherwise) |
+//! | `security.require_email_verification` | `ECHO_REQUIRE_EMAIL_VERIFICATION` | on in production, off in development and staging: new accounts verify their email (a mailed one-time link, valid 24 h) before they create or run experiments |
 //! | `security.max_api_keys` | `ECHO_MAX_API_KEYS` | 25 active API keys per account (1 to 10,000); past it creating one answers 409 |
+//! | `http.public_base_url` | `ECHO_PUBLIC_BASE_URL` | `http://` + `listen`: the address users reach the server at, for links in mail (set it behind a proxy) |
 //! | `http.body_limit_bytes` | `ECHO_BODY_LIMIT_BYTES` | 1 MiB |
 //! | `http.request_timeout_secs` | `ECHO_REQUEST_TIMEOUT_SECS` | 30 |
 //! | `http.header_read_timeout_secs` | `ECHO_HEADER_READ_TIMEOUT_SECS` | 10: a connection sending no complete request head for this long (including an idle keep-alive one) is closed (1 to 3,600) |
@@ -313,6 +315,9 @@ pub struct SecurityConfig {
     /// Bearer token `/metrics` requires; without it `/metrics` is open.
     #[serde(serialize_with = "masked")]
     pub metrics_token: Option<Secret>,
+    /// New accounts verify their email before they create or run experiments; unset: on in
+    /// production only (see [`ServerConfig::require_email_verification`]).
+    pub require_email_verification: Option<bool>,
 }
 
 impl Default for SecurityConfig {
@@ -328,6 +333,7 @@ impl Default for SecurityConfig {
             accept_test_keys: false,
             max_api_keys: 25,
             metrics_token: None,
+            require_email_verification: None,
         }
     }
 }
@@ -347,6 +353,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Progress streams open per account (each holds a connection); past it 429.
     pub event_streams_per_account: u32,
+    /// The URL users reach the server at (`https://echo.example.com`), for links in mail;
+    /// unset: `http://` and the listen address.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -357,6 +366,7 @@ impl Default for HttpConfig {
             header_read_timeout_secs: 10,
             max_connections: 1024,
             event_streams_per_account: 4,
+            public_base_url: None,
         }
     }
 }
@@ -573,6 +583,8 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
     "ECHO_ACCEPT_TEST_KEYS" => security.accept_test_keys: parse_bool,
     "ECHO_MAX_API_KEYS" => security.max_api_keys: parse_env,
     "ECHO_METRICS_TOKEN" => security.metrics_token: secret,
+    "ECHO_REQUIRE_EMAIL_VERIFICATION" => security.require_email_verification: opt_bool,
+    "ECHO_PUBLIC_BASE_URL" => http.public_base_url: opt_text,
     "ECHO_CORS_ORIGINS" => security.cors_origins: comma_list,
     "ECHO_REQUEST_TIMEOUT_SECS" => http.request_timeout_secs: parse_env,
     "ECHO_HEADER_READ_TIMEOUT_SECS" => http.header_read_timeout_secs: parse_env,
@@ -615,6 +627,14 @@ const ENV: &[(&str, &str, ApplyEnv)] = env_table! {
 
 fn text(_name: &str, value: &str) -> Result<String, ConfigError> {
     Ok(value.to_owned())
+}
+
+fn opt_text(_name: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    Ok(Some(value.trim().to_owned()))
+}
+
+fn opt_bool(name: &str, value: &str) -> Result<Option<bool>, ConfigError> {
+    parse_bool(name, value).map(Some)
 }
 
 fn secret(_name: &str, value: &str) -> Result<Option<Secret>, ConfigError> {
@@ -889,6 +909,16 @@ impl ServerConfig {
                 ));
             }
         }
+        if let Some(url) = &self.http.public_base_url
+            && (!(url.starts_with("https://") || url.starts_with("http://"))
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+                || url.contains(['?', '#']))
+        {
+            return Err(invalid(
+                "http.public_base_url (ECHO_PUBLIC_BASE_URL)",
+                format!("{url:?} is not an http:// or https:// URL without query or fragment"),
+            ));
+        }
         if self.postgres.pool_size == 0 {
             return Err(invalid(
                 "postgres.pool_size (ECHO_PG_POOL_SIZE)",
@@ -930,6 +960,14 @@ impl ServerConfig {
                     (None, true) => Source::File,
                     (None, false) => Source::Default,
                 };
+                // Defaults that depend on the environment show the value in force, not "unset".
+                let value = match key.as_str() {
+                    "security.require_email_verification" => {
+                        serde_json::Value::Bool(self.require_email_verification())
+                    }
+                    "http.public_base_url" => serde_json::Value::String(self.public_base_url()),
+                    _ => value,
+                };
                 EffectiveSetting {
                     key,
                     variable,
@@ -938,6 +976,23 @@ impl ServerConfig {
                 }
             })
             .collect()
+    }
+
+    /// Whether new accounts must verify their email: as set, else on in production only (so
+    /// development keeps its two-command start, and staging its scripted rehearsal).
+    pub fn require_email_verification(&self) -> bool {
+        self.security
+            .require_email_verification
+            .unwrap_or(self.env == Environment::Production)
+    }
+
+    /// The base of links in mail: `http.public_base_url` without a trailing slash, else
+    /// `http://` and the listen address.
+    pub fn public_base_url(&self) -> String {
+        match &self.http.public_base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
     }
 
     /// The parsed listen address.

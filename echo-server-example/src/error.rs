@@ -56,6 +56,13 @@ pub mod types {
     pub const CONSENT_REQUIRED: &str = "consent-required";
     /// The account has as many progress streams (`GET …/events`) open as it may: close one.
     pub const TOO_MANY_STREAMS: &str = "too-many-streams";
+    /// Creating or running an experiment needs a verified email address: the account was
+    /// registered while verification was required (`POST /api/v1/auth/verify-email`).
+    pub const EMAIL_UNVERIFIED: &str = "email-unverified";
+    /// The verification token is unknown, malformed or already used.
+    pub const VERIFICATION_TOKEN_INVALID: &str = "verification-token-invalid";
+    /// The verification token expired (`POST /api/v1/auth/verify-email/resend` sends another).
+    pub const VERIFICATION_TOKEN_EXPIRED: &str = "verification-token-expired";
 }
 
 /// One field that failed validation.
@@ -264,6 +271,28 @@ impl ApiError {
                 "Consent required",
                 "data-processing consent is required to create or run experiments; give it with POST /api/v1/user/consent",
             ),
+            ServiceError::EmailUnverified => Self::new(
+                StatusCode::FORBIDDEN,
+                types::EMAIL_UNVERIFIED,
+                "Email not verified",
+                "verify your email address to create or run experiments: open the link mailed to you, or ask for a new one with POST /api/v1/auth/verify-email/resend",
+            ),
+            ServiceError::VerificationTokenInvalid => Self::new(
+                StatusCode::BAD_REQUEST,
+                types::VERIFICATION_TOKEN_INVALID,
+                "Invalid verification token",
+                "the token is unknown or has already been used; log in and ask for a new one with POST /api/v1/auth/verify-email/resend",
+            ),
+            ServiceError::VerificationTokenExpired => Self::new(
+                StatusCode::BAD_REQUEST,
+                types::VERIFICATION_TOKEN_EXPIRED,
+                "Verification token expired",
+                "the token has expired; log in and ask for a new one with POST /api/v1/auth/verify-email/resend",
+            ),
+            ServiceError::Mail(e) => {
+                log_chain("mail delivery failed", Some(&e));
+                Self::unavailable(60)
+            }
             ServiceError::Store(e) => Self::from_store(e, what),
             other => {
                 log_chain("service error", Some(&other));

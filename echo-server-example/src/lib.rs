@@ -97,6 +97,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/admin/users/{id}", get(admin::get_user))
         .route("/admin/audit-logs", get(admin::audit_logs))
         .route("/user/consent", post(privacy::consent))
+        .route(
+            "/auth/verify-email/resend",
+            post(account::resend_verification),
+        )
         .route("/user/data-export", get(privacy::export))
         .route(
             "/user/account",
@@ -107,6 +111,7 @@ pub fn build_app(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/register", post(account::register))
         .route("/auth/login", post(account::login))
+        .route("/auth/verify-email", post(account::verify_email))
         .route("/privacy-policy", get(privacy::policy))
         .merge(protected);
     let limit = state.config.http.body_limit_bytes;

@@ -55,6 +55,7 @@ impl Modify for Security {
     info(title = "Echo API", description = "Measure how AI assistants talk about brands."),
     paths(
         account::register, account::login, account::logout, account::csrf_token, account::me,
+        account::verify_email, account::resend_verification,
         keys::create, keys::list, keys::revoke, keys::rotate,
         brand::get_profile, brand::put_profile,
         experiments::create, experiments::list, experiments::get, experiments::run,

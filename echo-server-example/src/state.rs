@@ -11,7 +11,8 @@ use echo_core::auth::{
     SessionConfig, SessionService, StoreKeyVerifier, ThrottleConfig, VerifierConfig,
 };
 use echo_core::model::ProviderKind;
-use echo_core::service::{ExperimentService, RunService};
+use echo_core::model::UserId;
+use echo_core::service::{ExperimentService, Registration, RunService, VerificationSettings};
 use echo_core::store::DynStore;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -98,8 +99,15 @@ pub struct Services {
     pub audit_sink: Arc<echo_core::audit::StoreAuditSink>,
     /// Keys the pseudonyms of purged accounts in audit events (derived from the pepper).
     pub pseudonym_key: Vec<u8>,
-    /// Outgoing mail (account-deletion confirmations).
+    /// Outgoing mail (account-deletion confirmations, email verification, registration
+    /// notices).
     pub mailer: Arc<echo_core::mail::DynMailer>,
+    /// Registration and email verification (the rules live in echo-core).
+    pub registration: Registration,
+    /// Verification-mail resends per account: each sends a message, so they are few.
+    pub resend_limiter: KeyedGcra<UserId>,
+    /// The quota of [`Services::resend_limiter`].
+    pub resend_quota: Quota,
     /// Worker-pool counters, when this process runs workers.
     pub worker_stats: std::sync::RwLock<Option<WorkerStatsFn>>,
 }
@@ -272,8 +280,22 @@ impl AppState {
                 config.privacy.mail_from.clone(),
             )),
         };
+        let registration = Registration::new(
+            store.clone(),
+            mailer.clone(),
+            VerificationSettings {
+                required: config.require_email_verification(),
+                public_base_url: config.public_base_url(),
+                ..VerificationSettings::default()
+            },
+        );
         Ok(Self(Arc::new(Services {
             mailer,
+            registration,
+            resend_limiter: KeyedGcra::new(100_000),
+            // Three at once, then one every 20 minutes: enough for a lost message, too few
+            // to flood an inbox.
+            resend_quota: Quota::new(3, Duration::from_secs(3_600))?,
             audit_sink: Arc::new(audit_sink),
             pseudonym_key,
             experiments: ExperimentService::from_store(&store),

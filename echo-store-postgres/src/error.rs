@@ -10,6 +10,7 @@ const PARENTS: &[(&str, &str)] = &[
     ("brand_profiles_user_id_fkey", "user"),
     ("api_keys_user_id_fkey", "user"),
     ("sessions_user_id_fkey", "user"),
+    ("email_verification_tokens_user_id_fkey", "user"),
     ("experiments_user_id_fkey", "user"),
     ("batch_runs_experiment_id_fkey", "experiment"),
     ("iterations_batch_run_id_fkey", "batch run"),

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    BrandProfile, ConsentChange, Consents, Email, PasswordHash, PricingTier, QuotaDebit,
-    QuotaUsage, Timestamp, User, UserId,
+    BrandProfile, ConsentChange, Consents, Email, EmailVerificationRedemption,
+    EmailVerificationToken, PasswordHash, PricingTier, QuotaDebit, QuotaUsage, SecretDigest,
+    Timestamp, User, UserId,
 };
 use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
@@ -80,7 +81,9 @@ impl UserStore for PgStore {
                 .bind(opt_dt(c.marketing_consent_at))
                 .bind(opt_dt(u.scheduled_deletion_at))
                 .bind(dt(u.created_at))
-                .bind(dt(u.updated_at)),
+                .bind(dt(u.updated_at))
+                .bind(u.email_verification_required)
+                .bind(opt_dt(u.email_verified_at)),
         )
         .await?;
         Ok(())
@@ -216,6 +219,61 @@ impl UserStore for PgStore {
         )
         .await?;
         found(changed, "user")
+    }
+
+    async fn put_email_verification_token(
+        &self,
+        token: &EmailVerificationToken,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.db().conn().await?;
+        execute(
+            &mut conn,
+            sqlx::query(q::VERIFICATION_TOKEN_UPSERT)
+                .bind(*token.user_id.as_uuid())
+                .bind(&token.token_hash.0[..])
+                .bind(dt(token.created_at))
+                .bind(dt(token.expires_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_email_verification_token(
+        &self,
+        token_hash: &SecretDigest,
+        now: Timestamp,
+    ) -> Result<EmailVerificationRedemption, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let taken = fetch_opt(
+            &mut tx,
+            sqlx::query(q::VERIFICATION_TOKEN_TAKE)
+                .bind(&token_hash.0[..])
+                .bind(dt(now)),
+            |row| Cols::new(row).id::<UserId>("email_verification_tokens.user_id"),
+        )
+        .await?;
+        let Some(user) = taken else {
+            let exists = fetch_opt(
+                &mut tx,
+                sqlx::query(q::VERIFICATION_TOKEN_EXISTS).bind(&token_hash.0[..]),
+                |_| Ok(()),
+            )
+            .await?;
+            return match exists {
+                Some(()) => Ok(EmailVerificationRedemption::Expired),
+                None => Err(StoreError::not_found("verification token")),
+            };
+        };
+        let changed = execute(
+            &mut tx,
+            sqlx::query(q::USER_SET_EMAIL_VERIFIED)
+                .bind(*user.as_uuid())
+                .bind(dt(now)),
+        )
+        .await?;
+        found(changed, "verification token")?;
+        commit(tx).await?;
+        Ok(EmailVerificationRedemption::Verified(user))
     }
 
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {

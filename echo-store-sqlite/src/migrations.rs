@@ -23,7 +23,12 @@ macro_rules! migrations {
     };
 }
 
-migrations!["0001_init.sql", "0002_sessions.sql", "0003_retention.sql"];
+migrations![
+    "0001_init.sql",
+    "0002_sessions.sql",
+    "0003_retention.sql",
+    "0004_email_verification.sql",
+];
 
 /// The schema version this build creates and expects (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 pub const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
     sql_columns!(user),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 );
 /// A user by id.
 pub const USER_BY_ID: &str = concat!("SELECT ", sql_columns!(user), " FROM users WHERE id = ?1");
@@ -50,6 +50,20 @@ pub const USER_SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = ?3, \
 pub const USER_SET_TIER: &str = "UPDATE users SET pricing_tier = ?2, updated_at = ?3 WHERE id = ?1";
 /// Sets the admin flag.
 pub const USER_SET_ADMIN: &str = "UPDATE users SET is_admin = ?2, updated_at = ?3 WHERE id = ?1";
+/// Replaces a user's pending verification token (the primary key is the user).
+pub const VERIFICATION_TOKEN_UPSERT: &str = "INSERT INTO email_verification_tokens \
+     (user_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (user_id) DO UPDATE SET token_hash = excluded.token_hash, \
+     created_at = excluded.created_at, expires_at = excluded.expires_at";
+/// A verification token's owner and expiry, by the digest of its secret.
+pub const VERIFICATION_TOKEN_BY_HASH: &str =
+    "SELECT user_id, expires_at FROM email_verification_tokens WHERE token_hash = ?1";
+/// Deletes a redeemed token.
+pub const VERIFICATION_TOKEN_DELETE: &str =
+    "DELETE FROM email_verification_tokens WHERE token_hash = ?1";
+/// Marks a user's email verified, keeping the first time.
+pub const USER_SET_EMAIL_VERIFIED: &str = "UPDATE users SET \
+     email_verified_at = coalesce(email_verified_at, ?2), updated_at = ?2 WHERE id = ?1";
 /// Deletes a user; the foreign keys cascade to everything they own.
 pub const USER_DELETE: &str = "DELETE FROM users WHERE id = ?1";
 /// Deletes the jobs whose payload names user `?1` (its id as text, as serde writes it). The

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    BrandProfile, ConsentChange, Consents, Email, PasswordHash, PricingTier, QuotaDebit,
-    QuotaUsage, Timestamp, User, UserId,
+    BrandProfile, ConsentChange, Consents, Email, EmailVerificationRedemption,
+    EmailVerificationToken, PasswordHash, PricingTier, QuotaDebit, QuotaUsage, SecretDigest,
+    Timestamp, User, UserId,
 };
 use echo_core::store::sql::{ColumnReader, debit_refused, found, to_json};
 use echo_core::store::{StoreError, UserStore};
@@ -70,6 +71,8 @@ impl UserStore for SqliteStore {
                         opt_micros(u.scheduled_deletion_at),
                         u.created_at.unix_micros(),
                         u.updated_at.unix_micros(),
+                        u.email_verification_required,
+                        opt_micros(u.email_verified_at),
                     ],
                 )
                 .db()?;
@@ -227,6 +230,65 @@ impl UserStore for SqliteStore {
                 )
                 .db()?;
                 found(changed as u64, "user")
+            })
+            .await
+    }
+
+    async fn put_email_verification_token(
+        &self,
+        token: &EmailVerificationToken,
+    ) -> Result<(), StoreError> {
+        let t = token.clone();
+        self.db
+            .write(move |tx| {
+                let user = t.user_id.as_uuid().as_bytes();
+                query_opt(tx, q::USER_EXISTS, [user], |_| Ok(()))?
+                    .ok_or(StoreError::not_found("user"))?;
+                execute(
+                    tx,
+                    q::VERIFICATION_TOKEN_UPSERT,
+                    params![
+                        user,
+                        &t.token_hash.0[..],
+                        t.created_at.unix_micros(),
+                        t.expires_at.unix_micros()
+                    ],
+                )
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn redeem_email_verification_token(
+        &self,
+        token_hash: &SecretDigest,
+        now: Timestamp,
+    ) -> Result<EmailVerificationRedemption, StoreError> {
+        let hash = token_hash.0;
+        self.db
+            .write(move |tx| {
+                let (user, expires_at) =
+                    query_opt(tx, q::VERIFICATION_TOKEN_BY_HASH, [&hash[..]], |row| {
+                        let mut c = Cols::new(row);
+                        Ok((
+                            c.id::<UserId>("email_verification_tokens.user_id")?,
+                            c.ts("email_verification_tokens.expires_at")?,
+                        ))
+                    })?
+                    .ok_or(StoreError::not_found("verification token"))?;
+                if expires_at <= now {
+                    return Ok(EmailVerificationRedemption::Expired);
+                }
+                execute(tx, q::VERIFICATION_TOKEN_DELETE, [&hash[..]]).db()?;
+                let changed = execute(
+                    tx,
+                    q::USER_SET_EMAIL_VERIFIED,
+                    params![user.as_uuid().as_bytes(), now.unix_micros()],
+                )
+                .db()?;
+                found(changed as u64, "verification token")?;
+                Ok(EmailVerificationRedemption::Verified(user))
             })
             .await
     }

@@ -113,7 +113,7 @@ pub enum KeyFormatError {
 /// The operating system's random number generator failed; no key was made.
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random number generator failed")]
-pub struct EntropyError(#[source] getrandom::Error);
+pub struct EntropyError(#[source] pub(crate) getrandom::Error);
 
 /// A full key as handed to its owner, exactly once, at creation or rotation.
 ///

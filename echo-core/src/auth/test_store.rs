@@ -190,6 +190,21 @@ impl UserStore for TestStore {
     async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError> {
         self.inner.set_admin(id, is_admin, at).await
     }
+    async fn put_email_verification_token(
+        &self,
+        token: &crate::model::EmailVerificationToken,
+    ) -> Result<(), StoreError> {
+        self.inner.put_email_verification_token(token).await
+    }
+    async fn redeem_email_verification_token(
+        &self,
+        token_hash: &crate::model::SecretDigest,
+        now: Timestamp,
+    ) -> Result<crate::model::EmailVerificationRedemption, StoreError> {
+        self.inner
+            .redeem_email_verification_token(token_hash, now)
+            .await
+    }
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         self.inner.delete_user(id).await
     }

@@ -76,6 +76,7 @@ pub mod retention;
 pub mod runs;
 pub mod sessions;
 pub mod users;
+pub mod verification;
 
 /// Every scenario as `"module::name"`, in the order the macro expands them. Generated from the
 /// list inside [`store_conformance_tests!`](crate::store_conformance_tests).
@@ -116,6 +117,15 @@ macro_rules! store_conformance_tests {
                 refund_quota_saturates_at_zero,
                 reset_due_quotas_by_whole_months,
                 brand_profile_put_get_replace,
+            }
+            verification {
+                verification_fields_round_trip,
+                verification_token_redeems_once_and_marks_user,
+                verification_token_expiry_writes_nothing,
+                verification_token_replaced_by_newer,
+                verification_tokens_are_tenant_isolated,
+                delete_user_removes_verification_tokens,
+                concurrent_redemptions_have_one_winner,
             }
             api_keys {
                 api_key_create_and_find,

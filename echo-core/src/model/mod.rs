@@ -26,7 +26,10 @@ pub use job::{Job, JobLease, JobPayload};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
 pub use time::Timestamp;
-pub use user::{BrandProfile, ConsentChange, Consents, PasswordHash, QuotaDebit, QuotaUsage, User};
+pub use user::{
+    BrandProfile, ConsentChange, Consents, EmailVerificationRedemption, EmailVerificationToken,
+    PasswordHash, QuotaDebit, QuotaUsage, User,
+};
 pub use validated::{
     BrandName, Email, Iterations, Label, Prompt, ValidationError, is_invisible_format,
     normalize_name,

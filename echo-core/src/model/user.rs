@@ -140,6 +140,13 @@ pub struct User {
     pub consents: Consents,
     /// When set, the account is purged after this instant unless the deletion is cancelled.
     pub scheduled_deletion_at: Option<Timestamp>,
+    /// The account was registered while email verification was required: it creates and runs
+    /// nothing until `email_verified_at` is set. Accounts registered without the requirement
+    /// (and those made before it existed) keep `false`.
+    pub email_verification_required: bool,
+    /// When the owner proved they receive mail at `email` (a verification token redeemed, or an
+    /// operator created the account).
+    pub email_verified_at: Option<Timestamp>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last update of profile fields.
@@ -167,10 +174,45 @@ impl User {
             is_admin: false,
             consents: Consents::default(),
             scheduled_deletion_at: None,
+            email_verification_required: false,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         }
     }
+}
+
+impl User {
+    /// Whether the account still waits for its email to be verified before it may create or
+    /// run experiments.
+    pub fn email_verification_pending(&self) -> bool {
+        self.email_verification_required && self.email_verified_at.is_none()
+    }
+}
+
+/// A pending email-verification token as stored: only the SHA-256 digest of the secret the
+/// mail carried, so a copy of the database cannot verify anyone. A user has at most one; a new
+/// one replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailVerificationToken {
+    /// Whose address it verifies.
+    pub user_id: UserId,
+    /// SHA-256 of the token's secret.
+    pub token_hash: super::SecretDigest,
+    /// When it was issued.
+    pub created_at: Timestamp,
+    /// It verifies nothing from this instant on.
+    pub expires_at: Timestamp,
+}
+
+/// What redeeming a verification token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailVerificationRedemption {
+    /// The token was valid: it is gone, and the user's `email_verified_at` is set (its first
+    /// value kept).
+    Verified(UserId),
+    /// The token exists but expired; nothing was written.
+    Expired,
 }
 
 /// A request to take `amount` prompts from a user's monthly quota, refused when

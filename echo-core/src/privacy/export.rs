@@ -171,6 +171,9 @@ struct UserRecord<'a> {
     is_active: bool,
     is_admin: bool,
     scheduled_deletion_at: Option<Timestamp>,
+    /// The verification state (never a token: those are stored only as digests).
+    email_verification_required: bool,
+    email_verified_at: Option<Timestamp>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -250,6 +253,8 @@ where
         is_active: user.is_active,
         is_admin: user.is_admin,
         scheduled_deletion_at: user.scheduled_deletion_at,
+        email_verification_required: user.email_verification_required,
+        email_verified_at: user.email_verified_at,
         created_at: user.created_at,
         updated_at: user.updated_at,
     })

@@ -48,6 +48,9 @@ pub struct TickReport {
     /// Occurrences skipped because the owner has not given, or has withdrawn, data-processing
     /// consent (schedule advanced, no job, no debit).
     pub skipped_no_consent: u32,
+    /// Occurrences skipped because the owner registered while email verification was required
+    /// and has not verified their address yet (schedule advanced, no job, no debit).
+    pub skipped_unverified: u32,
     /// Occurrences another scheduler claimed first (or that stopped being due); nothing done.
     pub lost: u32,
     /// Recurrences this tick ended: the expression has no further occurrence or is invalid.
@@ -130,6 +133,7 @@ impl Scheduler {
                             Claim::SkippedOverQuota => report.skipped_over_quota += 1,
                             Claim::SkippedInactive => report.skipped_inactive += 1,
                             Claim::SkippedNoConsent => report.skipped_no_consent += 1,
+                            Claim::SkippedUnverified => report.skipped_unverified += 1,
                             Claim::Lost => report.lost += 1,
                         }
                     }
@@ -184,10 +188,12 @@ impl Scheduler {
         };
         // An inactive owner's schedule still advances (so it does not stay due and crowd out
         // the others), through a debit that cannot succeed: no job, no charge. So does the
-        // schedule of an owner without consent, by the services' own rule.
+        // schedule of an owner without consent or with an unverified email, by the services'
+        // own rules.
         let consent = crate::service::require_consent(owner).is_ok();
+        let verified = crate::service::require_verified_email(owner).is_ok();
         let mut debit = QuotaDebit::for_run(owner, experiment);
-        if !consent {
+        if !consent || !verified {
             debit.limit = 0;
         }
         let job = RunExperimentPayload {
@@ -203,6 +209,7 @@ impl Scheduler {
             ScheduleClaim::Enqueued => Claim::Enqueued,
             ScheduleClaim::SkippedOverQuota if !owner.is_active => Claim::SkippedInactive,
             ScheduleClaim::SkippedOverQuota if !consent => Claim::SkippedNoConsent,
+            ScheduleClaim::SkippedOverQuota if !verified => Claim::SkippedUnverified,
             ScheduleClaim::SkippedOverQuota => Claim::SkippedOverQuota,
             ScheduleClaim::Lost => Claim::Lost,
         };
@@ -215,6 +222,9 @@ impl Scheduler {
             }
             Claim::SkippedNoConsent => {
                 tracing::info!(experiment_id = %experiment.id, user_id = %experiment.user_id, "scheduled run skipped: owner has not given data-processing consent");
+            }
+            Claim::SkippedUnverified => {
+                tracing::info!(experiment_id = %experiment.id, user_id = %experiment.user_id, "scheduled run skipped: owner has not verified their email");
             }
             Claim::SkippedInactive | Claim::Lost => {}
         }
@@ -260,6 +270,7 @@ impl Scheduler {
                     skipped_over_quota = report.skipped_over_quota,
                     skipped_inactive = report.skipped_inactive,
                     skipped_no_consent = report.skipped_no_consent,
+                    skipped_unverified = report.skipped_unverified,
                     lost = report.lost,
                     ended = report.ended,
                     errors = report.errors,
@@ -279,6 +290,7 @@ enum Claim {
     SkippedOverQuota,
     SkippedInactive,
     SkippedNoConsent,
+    SkippedUnverified,
     Lost,
 }
 

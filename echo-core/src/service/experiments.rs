@@ -160,6 +160,7 @@ impl ExperimentService {
     ///
     /// Errors: [`ServiceError::Invalid`] for a draft that breaks a model rule;
     /// [`ServiceError::ConsentRequired`] when the owner has not given data-processing consent;
+    /// [`ServiceError::EmailUnverified`] while the owner's email awaits verification;
     /// [`StoreError::QuotaExceeded`](crate::store::StoreError::QuotaExceeded) over the quota
     /// (an inactive owner has none); `NotFound` for an unknown owner. Nothing is stored then.
     pub async fn submit(
@@ -205,6 +206,7 @@ impl ExperimentService {
     ) -> Result<Submitted, ServiceError> {
         let owner = self.users.get_user(experiment.user_id).await?;
         super::require_consent(&owner)?;
+        super::require_verified_email(&owner)?;
         let debit = QuotaDebit::for_run(&owner, &experiment);
         let job = run_job(
             experiment.user_id,
@@ -247,6 +249,7 @@ impl ExperimentService {
         }
         let user = self.users.get_user(owner).await?;
         super::require_consent(&user)?;
+        super::require_verified_email(&user)?;
         let debit = QuotaDebit::for_run(&user, &experiment);
         let now = options.now();
         let job = run_job(owner, id, now, &options);

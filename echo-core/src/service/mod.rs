@@ -45,7 +45,7 @@ mod runs;
 #[cfg(test)]
 mod test_support;
 
-pub use accounts::Accounts;
+pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use runs::{
@@ -76,10 +76,24 @@ pub enum ServiceError {
     /// of theirs is created or run until they give it again.
     #[error("data-processing consent is required to create or run experiments")]
     ConsentRequired,
-    /// The experiment's brands cannot be indexed for analysis (beyond the automaton's limits,
-    /// far past what brand validation allows).
+    /// The owner registered while email verification was required and has not verified their
+    /// address yet ([`User::email_verification_pending`]): nothing of theirs is created or run
+    /// until they do.
+    #[error("the account's email address must be verified to create or run experiments")]
+    EmailUnverified,
+    /// The verification token is unknown: never issued, already used, replaced by a newer one,
+    /// or its account deleted.
+    #[error("the verification token is invalid or has already been used")]
+    VerificationTokenInvalid,
+    /// The verification token expired; a new one can be requested.
+    #[error("the verification token has expired")]
+    VerificationTokenExpired,
+    /// A message could not be handed to the mailer.
+    #[error("the message could not be sent")]
+    Mail(#[from] crate::mail::MailError),
+    /// The system's random source failed, so no secret could be drawn.
     #[error(transparent)]
-    Analysis(#[from] crate::analysis::MatcherError),
+    Entropy(#[from] crate::auth::EntropyError),
     /// The store refused or failed (not found, over quota, unavailable…), with its meaning
     /// and source kept.
     #[error(transparent)]
@@ -98,5 +112,17 @@ pub(crate) fn require_consent(owner: &User) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::ConsentRequired)
+    }
+}
+
+/// The verification rule, in one place: an account registered while email verification was
+/// required creates and runs experiments only once its address is verified. The submit and
+/// re-run services refuse with [`ServiceError::EmailUnverified`]; the scheduler skips the
+/// occurrence.
+pub(crate) fn require_verified_email(owner: &User) -> Result<(), ServiceError> {
+    if owner.email_verification_pending() {
+        Err(ServiceError::EmailUnverified)
+    } else {
+        Ok(())
     }
 }

@@ -37,9 +37,10 @@ pub use types::{
 
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun,
-    BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email, Experiment,
-    ExperimentId, ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent,
-    PasswordHash, PricingTier, QuotaDebit, RecordOutcome, SessionId, SessionRecord, Timestamp,
+    BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email,
+    EmailVerificationRedemption, EmailVerificationToken, Experiment, ExperimentId,
+    ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent, PasswordHash,
+    PricingTier, QuotaDebit, RecordOutcome, SecretDigest, SessionId, SessionRecord, Timestamp,
     User, UserId,
 };
 
@@ -117,9 +118,34 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     /// [`StoreError::NotFound`] when absent.
     async fn set_admin(&self, id: UserId, is_admin: bool, at: Timestamp) -> Result<(), StoreError>;
 
+    /// Stores `token` as the user's one pending email-verification token, replacing the one
+    /// they had, if any (a resend makes the earlier mail's link useless). Only the digest is
+    /// stored; the store never sees the secret. [`StoreError::NotFound`] when the user does not
+    /// exist; [`StoreError::Conflict`] when another token has the same digest. Nothing is
+    /// written on error.
+    async fn put_email_verification_token(
+        &self,
+        token: &EmailVerificationToken,
+    ) -> Result<(), StoreError>;
+
+    /// Redeems the token whose secret digests to `token_hash`, found by that digest (an
+    /// indexed lookup; the secret itself is never compared). In one atomic step, when the
+    /// token exists and `now < expires_at`: the token is deleted, the owner's
+    /// `email_verified_at` is set to `now` unless it is set already, `updated_at = now`, and
+    /// [`EmailVerificationRedemption::Verified`] names the owner. An expired token answers
+    /// [`EmailVerificationRedemption::Expired`] and nothing is written. No token with this
+    /// digest (never issued, already redeemed, replaced by a newer one, or its user deleted)
+    /// is [`StoreError::NotFound`]. Of several concurrent calls with the same token, exactly
+    /// one verifies.
+    async fn redeem_email_verification_token(
+        &self,
+        token_hash: &SecretDigest,
+        now: Timestamp,
+    ) -> Result<EmailVerificationRedemption, StoreError>;
+
     /// Deletes the user and, in the same transaction, every row they own: brand profile, API
-    /// keys, sessions, experiments with their runs and iterations, and every job whose payload
-    /// names the user, whatever its state (a worker executing one loses its lease). A payload
+    /// keys, sessions, email-verification tokens, experiments with their runs and iterations,
+    /// and every job whose payload names the user, whatever its state (a worker executing one loses its lease). A payload
     /// names the user when it is an object whose top-level `"user_id"` is the id as serde
     /// writes a [`UserId`] (lower-case hyphenated), as `run_experiment` payloads do; jobs that
     /// refer to the user only indirectly (an experiment id alone) are left, fail as

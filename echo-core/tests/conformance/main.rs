@@ -36,6 +36,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../src/conformance/sessions.rs"),
     ),
     ("users", include_str!("../../src/conformance/users.rs")),
+    (
+        "verification",
+        include_str!("../../src/conformance/verification.rs"),
+    ),
 ];
 
 /// Every `pub async fn` of every scenario module is in the macro's list (and so runs for every

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use echo_core::auth::{PasswordCheck, PasswordError};
 use echo_core::model::{Email, PricingTier, Timestamp, User};
-use echo_core::store::StoreError;
+use echo_core::service::{Registered, Resent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -60,6 +60,11 @@ pub struct UserView {
     pub is_admin: bool,
     /// Accepted policy version, when any.
     pub privacy_policy_version: Option<String>,
+    /// The account waits for its email to be verified before it creates or runs experiments.
+    pub email_verification_pending: bool,
+    /// When the email was verified (RFC 3339), if it was.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub email_verified_at: Option<Timestamp>,
 }
 
 impl UserView {
@@ -75,6 +80,8 @@ impl UserView {
             created_at: user.created_at,
             is_admin: user.is_admin,
             privacy_policy_version: user.consents.privacy_policy_version.clone(),
+            email_verification_pending: user.email_verification_pending(),
+            email_verified_at: user.email_verified_at,
         }
     }
 }
@@ -150,13 +157,37 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-/// Creates an account on the free tier.
+/// The answer to every accepted registration, whether the address was new or taken: the same
+/// status and the same body, so that registering tells nobody which addresses have accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// What to do next (the same text for every address).
+    pub message: &'static str,
+}
+
+/// The neutral message, which depends only on the server's settings.
+fn registration_message(verification_required: bool) -> &'static str {
+    if verification_required {
+        "If this address can be registered, its account now exists: follow the link mailed to it to verify the address, then log in with POST /api/v1/auth/login. If it already has an account, its owner has been told by mail."
+    } else {
+        "If this address can be registered, its account now exists: log in with POST /api/v1/auth/login. If it already has an account, its owner has been told by mail."
+    }
+}
+
+/// Registers an account on the free tier. The answer is the same whether the address was new
+/// or already registered (the owner of a taken address is told by mail), and so is the work
+/// done (the password is hashed in both cases), so neither the status, the body nor the time
+/// tells which addresses have accounts. With `ECHO_REQUIRE_EMAIL_VERIFICATION` on, the new
+/// account must verify its address before it creates or runs experiments.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created", body = UserView),
-        (status = 409, description = "Email taken", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid email or password", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Registration accepted: the same answer for a new and a registered address", body = RegistrationAccepted),
+        (status = 403, description = "Cross-site request refused", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email, password or policy version", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many account requests from this address", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -191,6 +222,7 @@ pub async fn register(
         .policy()
         .check(&body.password)
         .map_err(|e| ApiError::invalid("password", e.to_string()))?;
+    // Hashed whether or not the address is taken: the time must not tell.
     let hasher = state.passwords.clone();
     let password = body.password;
     let hash = blocking(move || hasher.hash(&password))
@@ -208,16 +240,147 @@ pub async fn register(
     if body.marketing_consent {
         user.consents.marketing_consent_at = Some(now);
     }
-    match state.store.create_user(&user).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict { .. }) => {
-            return Err(ApiError::conflict("an account with this email exists"));
+    match state
+        .registration
+        .register(user)
+        .await
+        .map_err(|e| ApiError::from_service(e, "user"))?
+    {
+        Registered::Created(user) => {
+            tracing::info!(event = "user_registered", user_id = %user.id, "user registered");
+            audit_action(&state, &ctx, user.id, "register", "user", user.id).await;
         }
-        Err(e) => return Err(ApiError::from_store(e, "user")),
+        Registered::AlreadyRegistered(owner) => {
+            tracing::info!(event = "registration_of_registered_email", user_id = %owner, "registration attempted with a registered email");
+            // A stranger may have sent it: anonymous actor, the account as the resource.
+            audit(
+                &state,
+                &ctx,
+                None,
+                "register_existing_email",
+                "user",
+                Some(owner.to_string()),
+                serde_json::json!({}),
+            )
+            .await;
+        }
     }
-    tracing::info!(event = "user_registered", user_id = %user.id, "user registered");
-    audit_action(&state, &ctx, user.id, "register", "user", user.id).await;
-    Ok((StatusCode::CREATED, axum::Json(UserView::of(&user))).into_response())
+    let body = RegistrationAccepted {
+        status: "accepted",
+        message: registration_message(state.registration.settings().required),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// `POST /api/v1/auth/verify-email`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The token from the verification mail (64 hex characters).
+    #[schema(min_length = 64, max_length = 64, pattern = "^[0-9a-f]{64}$")]
+    pub token: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailVerified {
+    /// Always `true`.
+    pub email_verified: bool,
+}
+
+/// Verifies an email address with the token mailed at registration (or by a resend). A token
+/// works once and expires 24 hours after it was sent. No login needed: the token is the proof.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Verified", body = EmailVerified),
+        (status = 400, description = "The token is invalid, already used (`verification-token-invalid`) or expired (`verification-token-expired`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cross-site request refused", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many account requests from this address", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: AuditContext,
+    ApiJson(body): ApiJson<VerifyEmailRequest>,
+) -> Result<axum::Json<EmailVerified>, ApiError> {
+    check_fetch_site(&headers)?;
+    // Per address, like register and login: guessing a 256-bit token is hopeless anyway, but
+    // each try costs a store lookup.
+    check_account_limit(&state, client_ip(&state, &headers, ctx.peer))?;
+    let user = state
+        .registration
+        .verify(&body.token, Timestamp::now())
+        .await
+        .map_err(|e| ApiError::from_service(e, "verification token"))?;
+    tracing::info!(event = "email_verified", user_id = %user, "email verified");
+    audit_action(&state, &ctx, user, "verify_email", "user", user).await;
+    Ok(axum::Json(EmailVerified {
+        email_verified: true,
+    }))
+}
+
+/// The outcome of a resend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationResent {
+    /// `sent` (a new link was mailed; earlier ones stop working) or `already_verified`.
+    #[schema(example = "sent")]
+    pub status: &'static str,
+}
+
+/// Mails the caller a new verification link, replacing the previous one. Limited to 3 an hour
+/// per account (one every 20 minutes once the burst is used).
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "auth",
+    security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Sent, or nothing to do", body = VerificationResent),
+        (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF check failed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many resends", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The mail could not be sent; try again later", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+) -> Result<axum::Json<VerificationResent>, ApiError> {
+    let decision = state.resend_limiter.check(
+        &caller.user_id,
+        &state.resend_quota,
+        echo_core::auth::LimitKind::General,
+        Instant::now(),
+    );
+    if !decision.allowed {
+        tracing::warn!(
+            event = "rate_limited",
+            policy = "verification_resend",
+            "verification resend rate limited"
+        );
+        return Err(ApiError::rate_limited(
+            decision.retry_after_secs.unwrap_or(1),
+        ));
+    }
+    let outcome = state
+        .registration
+        .resend(caller.user_id, Timestamp::now())
+        .await
+        .map_err(|e| ApiError::from_service(e, "user"))?;
+    let status = match outcome {
+        Resent::Sent => {
+            audit_action(
+                &state,
+                &ctx,
+                caller.user_id,
+                "resend_email_verification",
+                "user",
+                caller.user_id,
+            )
+            .await;
+            "sent"
+        }
+        Resent::AlreadyVerified => "already_verified",
+    };
+    Ok(axum::Json(VerificationResent { status }))
 }
 
 fn invalid_credentials() -> ApiError {

@@ -193,6 +193,46 @@ fn config_check_prints_settings_masked_and_exits_by_violations() {
     );
 }
 
+/// `config check` shows whether email verification is required: the value in force, which
+/// follows the environment unless `ECHO_REQUIRE_EMAIL_VERIFICATION` sets it.
+#[test]
+fn config_check_shows_the_email_verification_setting() {
+    let line = |args: &[&str], env: Option<&str>| {
+        let mut cmd = echoai();
+        cmd.args(["config", "check"]).args(args);
+        if let Some(value) = env {
+            cmd.env("ECHO_REQUIRE_EMAIL_VERIFICATION", value);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find(|l| l.starts_with("security.require_email_verification = "))
+            .unwrap_or_else(|| panic!("setting not shown: {stdout}"))
+            .to_owned()
+    };
+    assert_eq!(
+        line(&[], None),
+        "security.require_email_verification = false [ECHO_REQUIRE_EMAIL_VERIFICATION] (default)"
+    );
+    assert_eq!(
+        line(&["--env", "staging"], None),
+        "security.require_email_verification = false [ECHO_REQUIRE_EMAIL_VERIFICATION] (default)"
+    );
+    assert_eq!(
+        line(&["--env", "production"], None),
+        "security.require_email_verification = true [ECHO_REQUIRE_EMAIL_VERIFICATION] (default)"
+    );
+    assert_eq!(
+        line(&["--env", "production"], Some("false")),
+        "security.require_email_verification = false [ECHO_REQUIRE_EMAIL_VERIFICATION] (env ECHO_REQUIRE_EMAIL_VERIFICATION)"
+    );
+    assert_eq!(
+        line(&[], Some("true")),
+        "security.require_email_verification = true [ECHO_REQUIRE_EMAIL_VERIFICATION] (env ECHO_REQUIRE_EMAIL_VERIFICATION)"
+    );
+}
+
 /// Runs `echoai probe url` off the runtime (the test server lives on it).
 async fn probe(url: String) -> std::process::Output {
     tokio::task::spawn_blocking(move || {

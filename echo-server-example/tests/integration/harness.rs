@@ -178,6 +178,18 @@ impl TestServer {
             .collect()
     }
 
+    /// The verification token in the newest message mailed to `email`.
+    pub fn mailed_token(&self, email: &str) -> String {
+        let mail = self.outbox();
+        let message = mail
+            .iter()
+            .rev()
+            .find(|m| m.contains(&format!("To: {email}\r\n")) && m.contains("token="))
+            .unwrap_or_else(|| panic!("no verification mail to {email}: {mail:?}"));
+        let token = message.split("token=").nth(1).unwrap();
+        token.split_whitespace().next().unwrap().to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -230,7 +242,7 @@ impl TestServer {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
         let login: Value = self
             .client
             .post(self.url("/api/v1/auth/login"))

@@ -10,3 +10,4 @@ mod harness;
 mod privacy;
 mod runs;
 mod server;
+mod verification;

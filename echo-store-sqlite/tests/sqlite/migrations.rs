@@ -85,12 +85,18 @@ fn file_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connecti
     conn
 }
 
-/// Stores `user` with raw SQL (the users table has not changed since version 1).
+/// Stores `user` with raw SQL, in the users columns of versions 1 to 3 (version 4 added the
+/// email-verification columns, which `user` must leave at their defaults).
 fn insert_user(conn: &rusqlite::Connection, u: &User) {
+    assert!(!u.email_verification_required && u.email_verified_at.is_none());
     let c = &u.consents;
     let micros = |t: Option<echo_core::model::Timestamp>| t.map(|t| t.unix_micros());
     conn.execute(
-        q::USER_INSERT,
+        "INSERT INTO users (id, email, password_hash, pricing_tier, prompts_used, \
+         quota_reset_at, is_active, is_admin, privacy_policy_version, \
+         privacy_policy_accepted_at, data_processing_consent_at, marketing_consent_at, \
+         scheduled_deletion_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         rusqlite::params![
             u.id.as_uuid().as_bytes(),
             u.email.as_str(),
@@ -325,4 +331,35 @@ async fn pending_migrations_are_listed_without_changing_the_file() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A version 3 file (before email verification) gains the verification columns and token
+/// table on open; its accounts need no verification, so they keep working as before.
+#[tokio::test]
+async fn a_version_3_file_gains_email_verification_and_keeps_its_accounts_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.db");
+    let user = fixtures::user();
+    let conn = file_at_version(&path, 3);
+    insert_user(&conn, &user);
+    drop(conn);
+
+    let store = SqliteStore::open(&path, SqliteConfig::default())
+        .await
+        .unwrap();
+    let got = store.get_user(user.id).await.unwrap();
+    assert_eq!(got, user);
+    assert!(!got.email_verification_pending());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(user_version(&conn), SCHEMA_VERSION);
+    let objects = schema_objects(&conn);
+    for name in [
+        "email_verification_tokens",
+        "email_verification_tokens_hash_key",
+    ] {
+        assert!(
+            objects.iter().any(|(_, n)| n == name),
+            "{name} exists: {objects:?}"
+        );
+    }
 }

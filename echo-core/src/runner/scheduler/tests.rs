@@ -341,3 +341,56 @@ async fn an_owner_without_consent_is_skipped_without_a_run_or_a_charge() {
     let later = scheduler(&store).tick(now() + hours(1)).await.unwrap();
     assert_eq!((later.enqueued, later.skipped_no_consent), (1, 0));
 }
+
+#[tokio::test]
+async fn an_owner_with_an_unverified_email_is_skipped_until_verified() {
+    let store = memory_store();
+    let mut user = User::new(
+        Email::parse(format!("{}@example.com", crate::model::UserId::new())).unwrap(),
+        PasswordHash::unusable(),
+        PricingTier::Pro,
+        now() - hours(2),
+    );
+    user.consents.data_processing_consent_at = Some(user.created_at);
+    user.email_verification_required = true;
+    store.create_user(&user).await.unwrap();
+    let e = recurring(&store, &user, 2, "@hourly", now() - hours(1)).await;
+    let used = store.get_user(user.id).await.unwrap().quota.prompts_used;
+    let due_before = due_jobs(&store).await;
+
+    let report = scheduler(&store).tick(now()).await.unwrap();
+    assert_eq!(
+        (
+            report.enqueued,
+            report.skipped_unverified,
+            report.skipped_no_consent
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(due_jobs(&store).await, due_before, "no job");
+    assert_eq!(
+        store.get_user(user.id).await.unwrap().quota.prompts_used,
+        used,
+        "no charge"
+    );
+    assert_eq!(
+        next_run_at(&store, &e).await,
+        Some(Timestamp::from_datetime(datetime!(2026-05-04 11:00 UTC))),
+        "the schedule advances, so it does not stay due"
+    );
+
+    // Verified: the next occurrence runs.
+    let token = crate::model::EmailVerificationToken {
+        user_id: user.id,
+        token_hash: crate::model::SecretDigest([7; 32]),
+        created_at: now(),
+        expires_at: now() + hours(24),
+    };
+    store.put_email_verification_token(&token).await.unwrap();
+    store
+        .redeem_email_verification_token(&token.token_hash, now())
+        .await
+        .unwrap();
+    let later = scheduler(&store).tick(now() + hours(1)).await.unwrap();
+    assert_eq!((later.enqueued, later.skipped_unverified), (1, 0));
+}

@@ -19,8 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 use super::StoreError;
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
-    BrandProfile, Experiment, ExperimentId, Iteration, IterationId, Job, JobId, SessionId,
-    SessionRecord, User, UserId,
+    BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration, IterationId, Job,
+    JobId, SessionId, SessionRecord, User, UserId,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -37,6 +37,8 @@ struct State {
     api_keys: HashMap<ApiKeyId, ApiKeyRecord>,
     key_by_public_id: HashMap<String, ApiKeyId>,
     sessions: HashMap<SessionId, SessionRecord>,
+    /// Pending email-verification tokens by digest (at most one per user).
+    verification_tokens: HashMap<[u8; 32], EmailVerificationToken>,
     experiments: HashMap<ExperimentId, Experiment>,
     runs: HashMap<BatchRunId, BatchRun>,
     iterations: BTreeMap<(BatchRunId, u32), Iteration>,

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::model::{
-    ApiKeyRecord, BrandProfile, ConsentChange, Consents, Email, ExperimentId, Job, PasswordHash,
-    PricingTier, Timestamp, User, UserId,
+    ApiKeyRecord, BrandProfile, ConsentChange, Consents, Email, EmailVerificationRedemption,
+    EmailVerificationToken, ExperimentId, Job, PasswordHash, PricingTier, SecretDigest, Timestamp,
+    User, UserId,
 };
 use crate::store::{StoreError, UserStore};
 
@@ -136,11 +137,57 @@ impl UserStore for MemoryStore {
         })
     }
 
+    async fn put_email_verification_token(
+        &self,
+        token: &EmailVerificationToken,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state()?;
+        if !s.users.contains_key(&token.user_id) {
+            return Err(StoreError::not_found("user"));
+        }
+        if s.verification_tokens
+            .get(&token.token_hash.0)
+            .is_some_and(|t| t.user_id != token.user_id)
+        {
+            return Err(StoreError::conflict("verification token already exists"));
+        }
+        s.verification_tokens
+            .retain(|_, t| t.user_id != token.user_id);
+        s.verification_tokens
+            .insert(token.token_hash.0, token.clone());
+        Ok(())
+    }
+
+    async fn redeem_email_verification_token(
+        &self,
+        token_hash: &SecretDigest,
+        now: Timestamp,
+    ) -> Result<EmailVerificationRedemption, StoreError> {
+        let mut s = self.state()?;
+        let token = s
+            .verification_tokens
+            .get(&token_hash.0)
+            .ok_or(StoreError::not_found("verification token"))?;
+        if token.expires_at <= now {
+            return Ok(EmailVerificationRedemption::Expired);
+        }
+        let owner = token.user_id;
+        let user = s
+            .users
+            .get_mut(&owner)
+            .ok_or(StoreError::not_found("verification token"))?;
+        user.email_verified_at = user.email_verified_at.or(Some(now));
+        user.updated_at = now;
+        s.verification_tokens.remove(&token_hash.0);
+        Ok(EmailVerificationRedemption::Verified(owner))
+    }
+
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         let mut s = self.state()?;
         let user = s.users.remove(&id).ok_or(StoreError::not_found("user"))?;
         s.user_by_email.remove(user.email.as_str());
         s.profiles.remove(&id);
+        s.verification_tokens.retain(|_, t| t.user_id != id);
         let keys: Vec<ApiKeyRecord> = s
             .api_keys
             .values()

@@ -19,7 +19,7 @@ macro_rules! sql_columns {
         "id, email, password_hash, pricing_tier, prompts_used, quota_reset_at, is_active, \
          is_admin, privacy_policy_version, privacy_policy_accepted_at, \
          data_processing_consent_at, marketing_consent_at, scheduled_deletion_at, created_at, \
-         updated_at"
+         updated_at, email_verification_required, email_verified_at"
     };
     (brand_profile) => {
         "user_id, brand, domain, default_competitors, updated_at"
@@ -98,6 +98,11 @@ pub const UNIQUE_KEYS: &[UniqueKey] = &[
     key("api_keys", "public_id", "API key id already exists"),
     pkey("api_keys", "id", "API key id already exists"),
     pkey("sessions", "id", "session id already exists"),
+    key(
+        "email_verification_tokens",
+        "token_hash",
+        "verification token already exists",
+    ),
     pkey("experiments", "id", "experiment id already exists"),
     pkey("batch_runs", "id", "batch run id already exists"),
     pkey("iterations", "id", "iteration id already exists"),

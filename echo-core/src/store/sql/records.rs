@@ -27,6 +27,8 @@ impl FromColumns for User {
             scheduled_deletion_at: c.opt_ts("users.scheduled_deletion_at")?,
             created_at: c.ts("users.created_at")?,
             updated_at: c.ts("users.updated_at")?,
+            email_verification_required: c.bool("users.email_verification_required")?,
+            email_verified_at: c.opt_ts("users.email_verified_at")?,
         })
     }
 }
