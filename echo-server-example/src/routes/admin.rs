@@ -55,9 +55,11 @@ pub async fn get_user(
 
 /// Query of `GET /api/v1/admin/audit-logs`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogQuery {
     /// Events by this actor (user id).
+    #[param(format = Uuid)]
     pub user: Option<String>,
     /// This action (`login_failure`, `create_experiment`, …).
     pub action: Option<String>,
@@ -66,12 +68,15 @@ pub struct AuditLogQuery {
     /// This resource id.
     pub resource_id: Option<String>,
     /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<u64>,
-    /// Rows per page (1 to 100, default 20).
+    /// Rows per page (1 to 100, default 20); others are refused with 422.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
