@@ -8,7 +8,7 @@ use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::Response;
-use utoipa::openapi::schema::{Object, Ref, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, Object, ObjectBuilder, Ref, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -209,6 +209,26 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = (bool, &mut Operation
     .filter_map(|(unsafe_method, op)| op.as_mut().map(|op| (unsafe_method, op)))
 }
 
+/// `ApiQuery` reads an empty value (`?status=`) as "not given": each optional query
+/// parameter's schema also admits the empty string, so the document says so too.
+fn admit_empty_query_values(op: &mut Operation) {
+    for param in op.parameters.iter_mut().flatten() {
+        let RefOr::T(param) = param else { continue };
+        if !matches!(param.parameter_in, ParameterIn::Query)
+            || matches!(param.required, utoipa::openapi::Required::True)
+        {
+            continue;
+        }
+        if let Some(schema) = param.schema.take() {
+            let empty = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+                .description(Some("Empty: the same as leaving the parameter out"));
+            param.schema = Some(AnyOfBuilder::new().item(schema).item(empty).into());
+        }
+    }
+}
+
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -219,6 +239,7 @@ impl Modify for CommonErrors {
         }
         for item in openapi.paths.paths.values_mut() {
             for (unsafe_method, op) in operations(item) {
+                admit_empty_query_values(op);
                 for status in Self::statuses(unsafe_method, op) {
                     let Some((_, name, _)) = Self::ALL.iter().find(|(s, _, _)| *s == status) else {
                         continue;
