@@ -68,7 +68,7 @@ pub struct CreateExperimentRequest {
     #[schema(max_items = 100)]
     pub competitor_brands: Vec<BrandInput>,
     /// Samples per provider (1 to 10,000; default 50).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub iterations: Option<u32>,
     /// Providers, model and temperature.

@@ -113,6 +113,34 @@ fn without_empty_values(query: &str) -> String {
         .join("&")
 }
 
+/// Deserializes an optional whole number that JSON may spell `20` or `20.0`: JSON Schema's
+/// `integer` admits both, and the document promises nothing stricter.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u32),
+        Float(f64),
+    }
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            // Checked above: whole and within u32's range, so the cast is exact.
+            Ok(Some(f as u32))
+        }
+        Some(Number::Float(f)) => Err(D::Error::custom(format!(
+            "invalid value: {f}, expected a whole number from 0 to {}",
+            u32::MAX
+        ))),
+    }
+}
+
 /// Parses a typed id from a path segment, answering 404 for garbage.
 pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::not_found(what))

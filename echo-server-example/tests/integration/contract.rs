@@ -17,25 +17,22 @@ async fn document(s: &TestServer) -> Value {
 async fn an_empty_query_parameter_means_not_given() {
     let s = TestServer::start().await;
     let a = s.user("empty@example.com").await;
-    for path in [
-        "/api/v1/experiments?status=",
-        "/api/v1/experiments?status=&cursor=&limit=",
-        "/api/v1/experiments?status&limit",
-        "/api/v1/dashboard/stats?days=",
+    let ok = StatusCode::OK;
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
+    for (path, expected) in [
+        ("/api/v1/experiments?status=", ok),
+        ("/api/v1/experiments?status=&cursor=&limit=", ok),
+        ("/api/v1/experiments?status&limit", ok),
+        ("/api/v1/dashboard/stats?days=", ok),
+        // A given value is still checked.
+        ("/api/v1/experiments?status=nonsense", invalid),
+        ("/api/v1/experiments?limit=0", invalid),
+        ("/api/v1/experiments?limit=101", invalid),
+        ("/api/v1/dashboard/stats?days=0", invalid),
+        ("/api/v1/dashboard/stats?days=366", invalid),
     ] {
         let (status, _, body) = send(s.client.get(s.url(path)).bearer_auth(&a.token)).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-    }
-    // A given value is still checked.
-    for path in [
-        "/api/v1/experiments?status=nonsense",
-        "/api/v1/experiments?limit=0",
-        "/api/v1/experiments?limit=101",
-        "/api/v1/dashboard/stats?days=0",
-        "/api/v1/dashboard/stats?days=366",
-    ] {
-        let (status, _, body) = send(s.client.get(s.url(path)).bearer_auth(&a.token)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(status, expected, "{path}: {body}");
     }
 }
 
@@ -61,6 +58,20 @@ async fn the_document_states_this_servers_settings() {
     );
     let providers = &schemas["ExperimentConfigInput"]["properties"]["providers"]["items"]["enum"];
     assert_eq!(providers, &serde_json::json!(["simulated", "openai"]));
+    // An optional query parameter admits the empty value, which means "not given".
+    let params = doc["paths"]["/api/v1/experiments"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let status = params.iter().find(|p| p["name"] == "status").unwrap();
+    assert_eq!(status["in"], "query");
+    let choices = status["schema"]["anyOf"].as_array().unwrap();
+    assert_eq!(choices[1]["maxLength"], 0);
+    assert!(
+        choices[0]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"queued".into())
+    );
 }
 
 #[tokio::test]
@@ -166,4 +177,36 @@ async fn an_api_key_asking_for_a_csrf_token_is_forbidden_not_invalid() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["csrf_token"], a.csrf.as_str());
+}
+
+#[tokio::test]
+async fn a_whole_number_may_be_written_with_a_decimal_point() {
+    // JSON Schema's `integer` admits 20.0; the document says `integer`, so the server agrees.
+    let s = TestServer::start().await;
+    let a = s.user("whole@example.com").await;
+    let mut body = crate::harness::experiment_body();
+    body["iterations"] = serde_json::json!(20.0);
+    let (status, _, answer) = send(
+        s.client
+            .post(s.url("/api/v1/experiments"))
+            .bearer_auth(&a.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    for bad in [
+        serde_json::json!(20.5),
+        serde_json::json!(-1.0),
+        serde_json::json!("20"),
+    ] {
+        body["iterations"] = bad.clone();
+        let (status, _, answer) = send(
+            s.client
+                .post(s.url("/api/v1/experiments"))
+                .bearer_auth(&a.token)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {answer}");
+    }
 }
