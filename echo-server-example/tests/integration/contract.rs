@@ -185,21 +185,13 @@ async fn a_whole_number_may_be_written_with_a_decimal_point() {
     let s = TestServer::start().await;
     let a = s.user("whole@example.com").await;
     let mut body = crate::harness::experiment_body();
-    body["iterations"] = serde_json::json!(20.0);
-    let (status, _, answer) = send(
-        s.client
-            .post(s.url("/api/v1/experiments"))
-            .bearer_auth(&a.token)
-            .json(&body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    for bad in [
-        serde_json::json!(20.5),
-        serde_json::json!(-1.0),
-        serde_json::json!("20"),
+    for (iterations, expected) in [
+        (serde_json::json!(20.0), StatusCode::ACCEPTED),
+        (serde_json::json!(20.5), StatusCode::UNPROCESSABLE_ENTITY),
+        (serde_json::json!(-1.0), StatusCode::UNPROCESSABLE_ENTITY),
+        (serde_json::json!("20"), StatusCode::UNPROCESSABLE_ENTITY),
     ] {
-        body["iterations"] = bad.clone();
+        body["iterations"] = iterations.clone();
         let (status, _, answer) = send(
             s.client
                 .post(s.url("/api/v1/experiments"))
@@ -207,6 +199,6 @@ async fn a_whole_number_may_be_written_with_a_decimal_point() {
                 .json(&body),
         )
         .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {answer}");
+        assert_eq!(status, expected, "{iterations}: {answer}");
     }
 }
