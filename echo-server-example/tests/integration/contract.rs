@@ -202,3 +202,22 @@ async fn a_whole_number_may_be_written_with_a_decimal_point() {
         assert_eq!(status, expected, "{iterations}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn an_audit_cursor_beyond_the_documented_int64_is_refused() {
+    let s = TestServer::start().await;
+    let a = s.user("audit-admin@example.com").await;
+    s.make_admin("audit-admin@example.com").await;
+    for (cursor, expected) in [
+        ("9223372036854775807", StatusCode::OK),
+        ("9223372036854775808", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (status, _, body) = send(
+            s.client
+                .get(s.url(&format!("/api/v1/admin/audit-logs?cursor={cursor}")))
+                .bearer_auth(&a.token),
+        )
+        .await;
+        assert_eq!(status, expected, "{cursor}: {body}");
+    }
+}
