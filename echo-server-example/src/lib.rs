@@ -32,6 +32,7 @@ pub mod progress;
 pub mod providers;
 pub mod report;
 pub mod routes;
+pub mod schemas;
 pub mod server;
 #[cfg(feature = "smtp")]
 pub mod smtp;

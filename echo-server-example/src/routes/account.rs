@@ -25,8 +25,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Email address (case-insensitive).
+    #[schema(schema_with = crate::schemas::email)]
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(schema_with = crate::schemas::password)]
     pub password: String,
     /// The privacy-policy version accepted (`GET /api/v1/privacy-policy`); required, and must
     /// be the current one, unless the server is configured otherwise.
@@ -91,8 +93,10 @@ impl UserView {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Email address.
+    #[schema(max_length = 1024)]
     pub email: String,
     /// Password.
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -613,15 +617,19 @@ pub async fn logout(
     security(("cookie" = []), ("bearer" = [])),
     responses((status = 200, description = "The token", body = CsrfResponse),
         (status = 401, description = "Not authenticated", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "API-key callers need no CSRF token", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "An API key has no session, so no CSRF token (forbidden); API-key requests need none", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn csrf_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<axum::Json<CsrfResponse>, ApiError> {
+    // Forbidden rather than invalid input: the request is well formed, but this credential
+    // cannot have what it asks for.
     let session = caller.credential.session().ok_or_else(|| {
-        ApiError::invalid(
-            "credential",
-            "is an API key: requests authenticated by API key need no CSRF token",
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            types::FORBIDDEN,
+            "Forbidden",
+            "an API key has no session and needs no CSRF token",
         )
     })?;
     Ok(axum::Json(CsrfResponse {

@@ -55,9 +55,11 @@ pub async fn get_user(
 
 /// Query of `GET /api/v1/admin/audit-logs`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogQuery {
     /// Events by this actor (user id).
+    #[param(format = Uuid)]
     pub user: Option<String>,
     /// This action (`login_failure`, `create_experiment`, …).
     pub action: Option<String>,
@@ -66,12 +68,16 @@ pub struct AuditLogQuery {
     /// This resource id.
     pub resource_id: Option<String>,
     /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
-    /// From a previous page's `next_cursor`.
+    /// From a previous page's `next_cursor` (an audit sequence number, at most 2^63 − 1).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<u64>,
-    /// Rows per page (1 to 100, default 20).
+    /// Rows per page (1 to 100, default 20); others are refused with 422.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -121,7 +127,16 @@ pub async fn audit_logs(
         resource_id: q.resource_id.clone(),
         from: parse_time("from", q.from.clone())?,
         to: parse_time("to", q.to.clone())?,
-        before_seq: q.cursor,
+        // Sequence numbers are stored as signed 64-bit integers, so no cursor goes beyond.
+        before_seq: match q.cursor {
+            Some(c) if i64::try_from(c).is_err() => {
+                return Err(ApiError::invalid(
+                    "cursor",
+                    format!("must be at most {}", i64::MAX),
+                ));
+            }
+            c => c,
+        },
         limit: q.limit.map(PageSize::new).transpose()?.unwrap_or_default(),
     };
     let page = state

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A brand: a name, or a name with aliases and a matching mode.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum BrandInput {
     /// Just the name (case-insensitive matching, no aliases).
@@ -22,18 +22,50 @@ pub enum BrandInput {
     Full(BrandSpec),
 }
 
+// Written out because the derive cannot put the name's constraints on the bare-string form.
+impl utoipa::PartialSchema for BrandInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(crate::schemas::brand_name())
+            .item(utoipa::openapi::Ref::from_schema_name("BrandSpec"))
+            .description(Some(
+                "A brand: a name, or a name with aliases and a matching mode",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BrandInput {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            BrandSpec::name().into_owned(),
+            <BrandSpec as utoipa::PartialSchema>::schema(),
+        ));
+        <BrandSpec as ToSchema>::schemas(schemas);
+    }
+}
+
 /// A brand with aliases.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandSpec {
     /// Canonical name.
+    #[schema(schema_with = crate::schemas::brand_name)]
     pub name: String,
-    /// Other spellings that count as the brand.
+    /// Other spellings that count as the brand (at most 50, with the experiment's
+    /// `target_aliases`).
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::aliases)]
     pub aliases: Vec<String>,
     /// `case_insensitive` (default), `case_sensitive` (brands named by ordinary words, like
     /// "Close"), or `aliases_only`.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::match_mode)]
     pub match_mode: Option<String>,
 }
 
@@ -82,9 +114,11 @@ pub struct BrandProfileRequest {
     pub brand: BrandInput,
     /// Its web domain, e.g. `hubspot.com`.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::domain)]
     pub domain: Option<String>,
-    /// Competitors used when an experiment names none.
+    /// Competitors used when an experiment names none (at most 100).
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub default_competitors: Vec<BrandInput>,
 }
 

@@ -14,9 +14,11 @@ use crate::state::AppState;
 
 /// Query of `GET /api/v1/dashboard/stats`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardQuery {
-    /// Days of trend to return (1 to 365, default 30).
+    /// Days of trend to return (1 to 365, default 30); others are refused with 422.
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<u32>,
 }
 

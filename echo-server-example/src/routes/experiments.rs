@@ -39,12 +39,14 @@ pub struct ExperimentConfigInput {
     pub providers: Vec<String>,
     /// Model for every provider; default a sensible model per provider.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_model)]
     pub model: Option<String>,
     /// Model per provider, overriding `model`.
     #[serde(default)]
     pub models: BTreeMap<String, String>,
     /// Sampling temperature, 0.0 to 2.0 (default 0.7).
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f32>,
 }
 
@@ -53,23 +55,28 @@ pub struct ExperimentConfigInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateExperimentRequest {
     /// The prompt sent to every provider.
+    #[schema(schema_with = crate::schemas::prompt)]
     pub prompt: String,
     /// The brand measured: a name or `{name, aliases, match_mode}`.
     pub target_brand: BrandInput,
-    /// More aliases of the target.
+    /// More aliases of the target (at most 50, with the target's own).
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::aliases)]
     pub target_aliases: Vec<String>,
-    /// Competitors measured alongside (names or objects).
+    /// Competitors measured alongside (names or objects; at most 100).
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub competitor_brands: Vec<BrandInput>,
     /// Samples per provider (1 to 10,000; default 50).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub iterations: Option<u32>,
     /// Providers, model and temperature.
     #[serde(default)]
     pub config: ExperimentConfigInput,
     /// A cron expression (UTC) to run the experiment again on; the first run starts now.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::cron)]
     pub schedule: Option<String>,
 }
 
@@ -167,13 +174,17 @@ pub struct ExperimentPage {
 
 /// Query of `GET /api/v1/experiments`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Only this status.
+    /// Only this status. Empty means not given, as for every query parameter.
+    #[param(schema_with = crate::schemas::experiment_status)]
     pub status: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[param(schema_with = crate::schemas::experiment_cursor)]
     pub cursor: Option<String>,
-    /// Rows per page (1 to 100, default 20).
+    /// Rows per page (1 to 100, default 20); others are refused with 422.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -634,11 +645,14 @@ pub async fn delete(
 
 /// Query of `compare`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
-    /// The earlier batch run.
+    /// The earlier batch run (its id from the experiment's `batch_runs`).
+    #[param(min_length = 1, format = Uuid)]
     pub a: String,
     /// The later batch run.
+    #[param(min_length = 1, format = Uuid)]
     pub b: String,
 }
 

@@ -20,12 +20,14 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// A label for the key (1 to 100 characters).
+    #[schema(schema_with = crate::schemas::label)]
     pub name: String,
     /// When the key stops working (RFC 3339); never when absent.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// `live` or `test`; default: `test` on a staging server, `live` elsewhere.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::key_environment)]
     pub environment: Option<String>,
 }
 

@@ -78,7 +78,9 @@ where
     }
 }
 
-/// `Query` whose rejection is a 422 naming the problem.
+/// `Query` whose rejection is a 422 naming the problem. A parameter with an empty value
+/// (`?status=` or a bare `?status`, as an HTML form sends an untouched field) means "not
+/// given", like leaving it out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
 
@@ -89,8 +91,12 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let given = without_empty_values(parts.uri.query().unwrap_or(""));
+        let uri: axum::http::Uri = format!("/?{given}")
+            .parse()
+            .map_err(|_| ApiError::invalid("query", "is not a valid query string"))?;
+        match axum::extract::Query::<T>::try_from_uri(&uri) {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 Err(ApiError::invalid("query", e.body_text()))
@@ -100,7 +106,58 @@ where
     }
 }
 
+/// The query string without its empty-valued pairs (`a=&b` keeps neither).
+fn without_empty_values(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Deserializes an optional whole number that JSON may spell `20` or `20.0`: JSON Schema's
+/// `integer` admits both, and the document promises nothing stricter.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u32),
+        Float(f64),
+    }
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            // Checked above: whole and within u32's range, so the cast is exact.
+            Ok(Some(f as u32))
+        }
+        Some(Number::Float(f)) => Err(D::Error::custom(format!(
+            "invalid value: {f}, expected a whole number from 0 to {}",
+            u32::MAX
+        ))),
+    }
+}
+
 /// Parses a typed id from a path segment, answering 404 for garbage.
 pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::not_found(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_empty_values;
+
+    #[test]
+    fn empty_query_values_are_dropped() {
+        assert_eq!(without_empty_values(""), "");
+        assert_eq!(without_empty_values("status="), "");
+        assert_eq!(without_empty_values("status=&limit=5"), "limit=5");
+        assert_eq!(without_empty_values("status&limit=5&cursor="), "limit=5");
+        assert_eq!(without_empty_values("a=1&b=%20"), "a=1&b=%20");
+    }
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use echo_core::model::Timestamp;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -101,7 +101,6 @@ pub async fn metrics(
 /// The OpenAPI 3.1 document of this API, generated from the handlers.
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
-pub async fn openapi() -> Response {
-    let doc = crate::openapi::ApiDoc::openapi();
-    axum::Json(doc).into_response()
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    axum::Json(crate::openapi::document(&state)).into_response()
 }
