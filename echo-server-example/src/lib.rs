@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything else is here so tests drive the same code.
 //! - [`build_app`] and [`run`]: the HTTP API (axum) over an [`AppState`]; [`server`] wires the
 //!   API, the worker pool and the scheduler into `echoai serve` / `echoai worker`.
+//! - [`web`]: the dashboard's pages and assets, on the same origin as the API.
 //! - [`routes`]: the handlers; [`auth`]: credentials, CSRF and rate limits; [`middleware`]:
 //!   request ids, logs, metrics and security headers; [`error`]: problem+json.
 //! - [`config`]: typed configuration from defaults, a TOML file and the environment.
@@ -35,6 +36,7 @@ pub mod server;
 #[cfg(feature = "smtp")]
 pub mod smtp;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,7 +54,6 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use state::{AppState, StateOptions, StoreExtras};
 
-use crate::error::ApiError;
 use crate::routes::{account, admin, brand, dashboard, experiments, keys, privacy, system};
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -105,7 +106,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
-        .fallback(|| async { ApiError::not_found("route") })
+        .merge(web::router(state.clone()))
+        .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(

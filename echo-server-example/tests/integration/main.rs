@@ -8,3 +8,4 @@ mod hardening;
 mod harness;
 mod privacy;
 mod server;
+mod web;
