@@ -14,6 +14,7 @@
 //! ([`page_envelope`]), and a missing session becomes a redirect to the log-in page.
 
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod experiments;
 pub mod settings;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/settings/keys",
             get(settings::keys).post(settings::create_key),
         )
+        .route("/admin/audit", get(admin::audit))
         .route("/settings/keys/{id}/rotate", post(settings::rotate_key))
         .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
         .route(

@@ -708,3 +708,26 @@ async fn privacy_settings_export_and_account_deletion() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_audit_log_is_for_admins_only() {
+    let s = TestServer::start().await;
+    let tenant = sign_up(&s, "web-tenant@example.com").await;
+    let (status, headers, body) = get(&s, &tenant, "/admin/audit").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_page(&headers);
+    assert!(body.contains("Error 404"), "{body}");
+    assert!(!body.contains("Audit log"), "{body}");
+
+    let admin = sign_up(&s, "web-admin@example.com").await;
+    s.make_admin("web-admin@example.com").await;
+    let (status, headers, body) = get(&s, &admin, "/admin/audit?action=register").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_page(&headers);
+    assert!(body.contains("<td>register</td>"), "{body}");
+    assert!(!body.contains("<td>login_success</td>"), "filtered: {body}");
+    let (status, _, body) = get(&s, &admin, "/admin/audit?from=yesterday").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"from-error\""), "{body}");
+    assert!(body.contains("value=\"yesterday\""), "{body}");
+}
