@@ -190,7 +190,7 @@ pub struct ExperimentDetail {
 }
 
 /// One batch run.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunView {
     /// Id.
     pub id: String,

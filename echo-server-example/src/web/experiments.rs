@@ -384,18 +384,7 @@ pub async fn detail(
         .batch_runs
         .iter()
         .filter(|r| r.visibility_rate.is_some())
-        .map(|r| RunView {
-            id: r.id.clone(),
-            provider: r.provider.clone(),
-            model: r.model.clone(),
-            status: r.status.clone(),
-            planned: r.planned,
-            recorded: r.recorded,
-            succeeded: r.succeeded,
-            visibility_rate: r.visibility_rate,
-            created_at: r.created_at,
-            completed_at: r.completed_at,
-        })
+        .cloned()
         .collect();
     Ok(render(
         StatusCode::OK,

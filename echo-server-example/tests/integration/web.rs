@@ -141,6 +141,18 @@ async fn create(s: &TestServer, session: &Session, target: &str, iterations: &st
     location.strip_prefix("/experiments/").unwrap().to_owned()
 }
 
+/// The detail page once the experiment has settled (the live-progress notice is gone).
+async fn settled(s: &TestServer, session: &Session, id: &str) -> String {
+    for _ in 0..400 {
+        let page = get(s, session, &format!("/experiments/{id}")).await.2;
+        if !page.contains("id=\"live\"") {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("experiment {id} never settled");
+}
+
 #[tokio::test]
 async fn every_page_renders_for_its_owner() {
     let s = TestServer::start().await;
@@ -166,18 +178,7 @@ async fn every_page_renders_for_its_owner() {
     }
     // Once finished, the detail page shows the API's numbers: visibility with its interval
     // and n for the simulated provider.
-    let mut page = String::new();
-    for _ in 0..400 {
-        page = get(&s, &me, &format!("/experiments/{id}")).await.2;
-        if !page.contains("id=\"live\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        !page.contains("id=\"live\""),
-        "the experiment never finished"
-    );
+    let page = settled(&s, &me, &id).await;
     assert!(page.contains("badge-completed"), "{page}");
     assert!(page.contains("n = 12"), "{page}");
     assert!(page.contains("simulated"));
@@ -192,13 +193,7 @@ async fn every_page_renders_for_its_owner() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers["location"], format!("/experiments/{id}"));
-    for _ in 0..400 {
-        page = get(&s, &me, &format!("/experiments/{id}")).await.2;
-        if !page.contains("id=\"live\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let page = settled(&s, &me, &id).await;
     assert!(page.contains("Compare two runs"), "{page}");
     let runs: Vec<&str> = page
         .match_indices("<option value=\"")
