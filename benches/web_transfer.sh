@@ -16,7 +16,9 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fsS "$base/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
 jar="$work/cookies"
-curl -fsS -c "$jar" -o /dev/null -d "email=bench@example.com&password=correct+horse+battery&accept_policy=yes" "$base/signup"
+token="$(curl -fsS -c "$jar" "$base/signup" | grep -o 'name="csrf_token" value="[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}')"
+curl -fsS -b "$jar" -c "$jar" -o /dev/null \
+  -d "email=bench@example.com&password=correct+horse+battery&accept_policy=yes&csrf_token=$token" "$base/signup"
 csrf="$(awk '$6 == "echo_csrf" {print $7}' "$jar")"
 curl -fsS -b "$jar" -o /dev/null -H "sec-fetch-site: same-origin" \
   --data-urlencode "csrf_token=$csrf" --data-urlencode "prompt=Best CRM for startups?" \

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::{Chrome, render};
 use crate::audit::AuditContext;
-use crate::auth::Caller;
+use crate::auth::{CSRF_HEADER, Caller};
 use crate::error::ApiError;
 use crate::routes::account::{self as api, LoginRequest, RegisterRequest};
 use crate::state::AppState;
@@ -78,10 +78,91 @@ fn is_input_error(e: &ApiError) -> bool {
     e.status().is_client_error() && e.status() != StatusCode::FORBIDDEN
 }
 
+/// The pre-session CSRF cookie of the log-in and sign-up forms (there is no session yet to
+/// bind a token to): a random value in a `__Host-`, HttpOnly, SameSite=Strict cookie, echoed
+/// in the form's hidden field and compared in constant time (double submit). With the
+/// `Sec-Fetch-Site` check it keeps other sites from logging a browser into their account.
+const FORM_COOKIE: &str = "__Host-echo_form";
+const DEV_FORM_COOKIE: &str = "echo_form";
+
+fn form_cookie_name(state: &AppState) -> &'static str {
+    if state.config.security.dev_insecure_cookies {
+        DEV_FORM_COOKIE
+    } else {
+        FORM_COOKIE
+    }
+}
+
+fn form_cookie<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    let name = form_cookie_name(state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The form token: the browser's cookie when it has a well-formed one, else a new one (and
+/// the `Set-Cookie` that stores it).
+fn form_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Option<HeaderValue>), ApiError> {
+    if let Some(token) = form_cookie(state, headers) {
+        return Ok((token.to_owned(), None));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        crate::error::log_chain("no randomness for a form token", Some(&e));
+        ApiError::internal()
+    })?;
+    let token = hex::encode(bytes);
+    let secure = if state.config.security.dev_insecure_cookies {
+        ""
+    } else {
+        "; Secure"
+    };
+    let cookie = HeaderValue::from_str(&format!(
+        "{}={token}; Path=/; Max-Age=7200; HttpOnly; SameSite=Strict{secure}",
+        form_cookie_name(state)
+    ))
+    .map_err(|_| ApiError::internal())?;
+    Ok((token, Some(cookie)))
+}
+
+/// Refuses a log-in or sign-up post whose hidden token (moved into `X-CSRF-Token` by
+/// [`super::form_csrf`]) is not the browser's form cookie.
+fn check_form_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(&CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match form_cookie(state, headers) {
+        Some(cookie) if bool::from(cookie.as_bytes().ct_eq(presented.as_bytes())) => Ok(()),
+        _ => Err(ApiError::csrf(
+            "this form has expired or was sent from another site: reload the page and try again",
+        )),
+    }
+}
+
+/// Renders `page` with the form cookie, when a new one was drawn.
+fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
 #[derive(Template)]
 #[template(path = "signup.html")]
 struct SignupPage {
     chrome: Chrome,
+    token: String,
     policy_version: String,
     policy_url: String,
     email: String,
@@ -100,9 +181,15 @@ pub struct SignupForm {
     marketing: Option<String>,
 }
 
-fn signup_page(state: &AppState, form: &SignupForm, errors: FieldErrors) -> SignupPage {
+fn signup_page(
+    state: &AppState,
+    token: String,
+    form: &SignupForm,
+    errors: FieldErrors,
+) -> SignupPage {
     SignupPage {
         chrome: Chrome::anonymous("signup"),
+        token,
         policy_version: state.config.privacy.policy_version.clone(),
         policy_url: state
             .config
@@ -118,11 +205,18 @@ fn signup_page(state: &AppState, form: &SignupForm, errors: FieldErrors) -> Sign
 }
 
 /// `GET /signup`.
-pub async fn signup_form(State(state): State<AppState>) -> Response {
-    render(
-        StatusCode::OK,
-        &signup_page(&state, &SignupForm::default(), FieldErrors::default()),
-    )
+pub async fn signup_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (token, cookie) = form_token(&state, &headers)?;
+    let page = signup_page(
+        &state,
+        token,
+        &SignupForm::default(),
+        FieldErrors::default(),
+    );
+    Ok(with_cookie(render(StatusCode::OK, &page), cookie))
 }
 
 /// `POST /signup`: registers (the API's rules), logs in and goes to the dashboard; a refusal
@@ -134,6 +228,7 @@ pub async fn signup(
     ctx: AuditContext,
     Form(form): Form<SignupForm>,
 ) -> Result<Response, ApiError> {
+    check_form_token(&state, &headers)?;
     let request = RegisterRequest {
         email: form.email.clone(),
         password: form.password.clone(),
@@ -161,9 +256,13 @@ pub async fn signup(
                 "An account with this email exists: log in instead.",
             );
         }
-        return Ok(render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &signup_page(&state, &form, errors),
+        let (token, cookie) = form_token(&state, &headers)?;
+        return Ok(with_cookie(
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &signup_page(&state, token, &form, errors),
+            ),
+            cookie,
         ));
     }
     let session = api::log_in(
@@ -185,6 +284,7 @@ pub async fn signup(
 #[template(path = "login.html")]
 struct LoginPage {
     chrome: Chrome,
+    token: String,
     email: String,
     next: String,
     errors: FieldErrors,
@@ -217,16 +317,20 @@ pub struct NextQuery {
 }
 
 /// `GET /login`.
-pub async fn login_form(Query(q): Query<NextQuery>) -> Response {
-    render(
-        StatusCode::OK,
-        &LoginPage {
-            chrome: Chrome::anonymous("login"),
-            email: String::new(),
-            next: local_path(&q.next).to_owned(),
-            errors: FieldErrors::default(),
-        },
-    )
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, ApiError> {
+    let (token, cookie) = form_token(&state, &headers)?;
+    let page = LoginPage {
+        chrome: Chrome::anonymous("login"),
+        token,
+        email: String::new(),
+        next: local_path(&q.next).to_owned(),
+        errors: FieldErrors::default(),
+    };
+    Ok(with_cookie(render(StatusCode::OK, &page), cookie))
 }
 
 /// `POST /login`: a session cookie and a redirect; wrong credentials show the form again.
@@ -236,6 +340,7 @@ pub async fn login(
     ctx: AuditContext,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
+    check_form_token(&state, &headers)?;
     let request = LoginRequest {
         email: form.email.clone(),
         password: form.password,
@@ -254,15 +359,15 @@ pub async fn login(
                 errors = FieldErrors::from_api(&e, &["email"], |n| n);
             }
             // 200, not 401: the page itself is fine, and a 401 would be redirected to itself.
-            Ok(render(
-                StatusCode::OK,
-                &LoginPage {
-                    chrome: Chrome::anonymous("login"),
-                    email: form.email,
-                    next: local_path(&form.next).to_owned(),
-                    errors,
-                },
-            ))
+            let (token, cookie) = form_token(&state, &headers)?;
+            let page = LoginPage {
+                chrome: Chrome::anonymous("login"),
+                token,
+                email: form.email,
+                next: local_path(&form.next).to_owned(),
+                errors,
+            };
+            Ok(with_cookie(render(StatusCode::OK, &page), cookie))
         }
         Err(e) => Err(e),
     }

@@ -47,17 +47,39 @@ fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Posts the log-in or sign-up form at `path` as a browser would: first loading it (for the
+/// form cookie and its token), then sending the fields with the token.
+async fn anonymous_post(s: &TestServer, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let r = browser().get(s.url(path)).send().await.unwrap();
+    let jar = cookies(r.headers());
+    let (name, value) = jar.iter().find(|(k, _)| k == "__Host-echo_form").unwrap();
+    let page = r.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let token = &page[at..at + 64];
+    assert_eq!(token, value, "the hidden field echoes the cookie");
+    let mut form = fields.to_vec();
+    form.push(("csrf_token", token));
+    browser()
+        .post(s.url(path))
+        .header("cookie", format!("{name}={value}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn sign_up(s: &TestServer, email: &str) -> Session {
-    let r = browser()
-        .post(s.url("/signup"))
-        .form(&[
+    let r = anonymous_post(
+        s,
+        "/signup",
+        &[
             ("email", email),
             ("password", "correct horse battery"),
             ("accept_policy", "yes"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/");
     let jar = cookies(r.headers());
@@ -503,12 +525,12 @@ async fn a_refused_form_keeps_what_was_typed() {
     assert!(body.contains("value=\"every tuesday-ish\""), "{body}");
 
     // Sign-up: the errors sit next to their fields and the email stays.
-    let r = browser()
-        .post(s.url("/signup"))
-        .form(&[("email", "typed@example.com"), ("password", "short")])
-        .send()
-        .await
-        .unwrap();
+    let r = anonymous_post(
+        &s,
+        "/signup",
+        &[("email", "typed@example.com"), ("password", "short")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.text().await.unwrap();
     assert!(body.contains("value=\"typed@example.com\""), "{body}");
@@ -516,43 +538,43 @@ async fn a_refused_form_keeps_what_was_typed() {
         body.contains("id=\"accept_policy-error\"") || body.contains("id=\"password-error\""),
         "{body}"
     );
-    let r = browser()
-        .post(s.url("/signup"))
-        .form(&[
+    let r = anonymous_post(
+        &s,
+        "/signup",
+        &[
             ("email", "web-form@example.com"),
             ("password", "correct horse battery"),
             ("accept_policy", "yes"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     let body = r.text().await.unwrap();
     assert!(body.contains("An account with this email exists"), "{body}");
 
     // Log-in: a wrong password says so and keeps the email.
-    let r = browser()
-        .post(s.url("/login"))
-        .form(&[
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
             ("email", "web-form@example.com"),
             ("password", "wrong password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body = r.text().await.unwrap();
     assert!(body.contains("The email or password is wrong."), "{body}");
     assert!(body.contains("value=\"web-form@example.com\""), "{body}");
-    let r = browser()
-        .post(s.url("/login"))
-        .form(&[
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
             ("email", "web-form@example.com"),
             ("password", "correct horse battery"),
             ("next", "/experiments"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/experiments");
     assert!(
@@ -692,15 +714,15 @@ async fn privacy_settings_export_and_account_deletion() {
     assert_eq!(status, StatusCode::SEE_OTHER, "the session ended");
 
     // Logging in during the grace period restores the account.
-    let r = browser()
-        .post(s.url("/login"))
-        .form(&[
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
             ("email", "web-privacy@example.com"),
             ("password", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -725,4 +747,43 @@ async fn the_audit_log_is_for_admins_only() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("id=\"from-error\""), "{body}");
     assert!(body.contains("value=\"yesterday\""), "{body}");
+}
+
+#[tokio::test]
+async fn log_in_and_sign_up_forms_need_their_form_token() {
+    let s = TestServer::start().await;
+    sign_up(&s, "web-token@example.com").await;
+    let fields = [
+        ("email", "web-token@example.com"),
+        ("password", "correct horse battery"),
+    ];
+    // No cookie and no token, a token without its cookie, a cookie with another token.
+    let bare = browser()
+        .post(s.url("/login"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert_page(bare.headers());
+    let mut with_token = fields.to_vec();
+    with_token.push(("csrf_token", "ab".repeat(32).leak()));
+    let r = browser()
+        .post(s.url("/login"))
+        .form(&with_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = browser()
+        .post(s.url("/signup"))
+        .header("cookie", format!("__Host-echo_form={}", "cd".repeat(32)))
+        .form(&with_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The real form passes.
+    let r = anonymous_post(&s, "/login", &fields).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
