@@ -326,6 +326,7 @@ pub async fn create(
 struct ProviderRow {
     section: ProviderSection,
     metrics: Option<RunMetrics>,
+    chart: Option<super::chart::BarChart>,
 }
 
 #[derive(Template)]
@@ -372,6 +373,10 @@ pub async fn detail(
         .providers
         .iter()
         .map(|s| ProviderRow {
+            chart: s
+                .metrics
+                .as_ref()
+                .map(|m| super::chart::visibility_bars(&m.brands)),
             metrics: s.metrics.clone(),
             section: s.clone(),
         })

@@ -16,6 +16,7 @@
 pub mod account;
 pub mod admin;
 pub mod assets;
+pub mod chart;
 pub mod experiments;
 pub mod settings;
 pub mod view;

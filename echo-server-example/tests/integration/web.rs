@@ -203,6 +203,12 @@ async fn every_page_renders_for_its_owner() {
     let page = settled(&s, &me, &id).await;
     assert!(page.contains("badge-completed"), "{page}");
     assert!(page.contains("n = 12"), "{page}");
+    // The chart is server-rendered SVG with a text title, styled by classes only (the CSP
+    // forbids inline style), and needs no script.
+    assert!(page.contains("<svg viewBox=\"0 0 640 ") && page.contains("role=\"img\""));
+    assert!(page.contains("class=\"ci\""), "the interval is drawn");
+    assert!(!page.contains(" style="), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
     assert!(page.contains("simulated"));
 
     // Re-run, then compare the two runs in words.
