@@ -94,15 +94,7 @@ fn form_cookie_name(state: &AppState) -> &'static str {
 }
 
 fn form_cookie<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
-    let name = form_cookie_name(state);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+    crate::auth::cookie(headers, form_cookie_name(state))
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
@@ -381,13 +373,10 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     let api_response = api::logout(State(state), Extension(caller), ctx).await?;
     let mut response = Redirect::to("/login").into_response();
-    for cookie in api_response
-        .headers()
-        .get_all(axum::http::header::SET_COOKIE)
-    {
+    for cookie in api_response.headers().get_all(header::SET_COOKIE) {
         response
             .headers_mut()
-            .append(axum::http::header::SET_COOKIE, cookie.clone());
+            .append(header::SET_COOKIE, cookie.clone());
     }
     Ok(response)
 }
