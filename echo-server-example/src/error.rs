@@ -253,6 +253,21 @@ impl ApiError {
         self.0.slug
     }
 
+    /// The title, for people.
+    pub fn title(&self) -> &'static str {
+        self.0.title
+    }
+
+    /// The detail, for people.
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
+    /// The fields that failed validation (the body's `invalid-params`).
+    pub fn invalid_params(&self) -> &[InvalidParam] {
+        &self.0.invalid_params
+    }
+
     /// The full `type` URI of a slug.
     pub fn type_uri(slug: &str) -> String {
         format!("urn:echo:problem:{slug}")

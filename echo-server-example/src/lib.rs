@@ -3,7 +3,9 @@
 //! `main.rs` only parses the command line; everything else is here so tests drive the same code.
 //! - [`build_app`] and [`run`]: the HTTP API (axum) over an [`AppState`]; [`server`] wires the
 //!   API, the worker pool and the scheduler into `echoai serve` / `echoai worker`.
-//! - [`routes`]: the handlers; [`events`]: the live progress streams (SSE); [`auth`]: credentials, CSRF and rate limits; [`middleware`]:
+//! - [`web`]: the dashboard's pages and assets, on the same origin as the API.
+//! - [`routes`]: the handlers; [`events`]: the live progress streams (SSE); [`auth`]: credentials,
+//!   CSRF and rate limits; [`middleware`]:
 //!   request ids, logs, metrics and security headers; [`error`]: problem+json.
 //! - [`config`]: typed configuration from defaults, a TOML file and the environment.
 //! - [`commands`]: `echoai run` (the main job), `analyze`, `migrate`, `serve`, `worker`, `user`.
@@ -37,6 +39,7 @@ pub mod server;
 #[cfg(feature = "smtp")]
 pub mod smtp;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -124,7 +127,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
-        .fallback(|| async { ApiError::not_found("route") })
+        .merge(web::router(state.clone()))
+        .fallback(web::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(

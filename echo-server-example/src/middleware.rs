@@ -55,7 +55,10 @@ pub async fn envelope(
     let mut response = next.run(req).instrument(span.clone()).await;
 
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !is_problem(response.headers()) {
+    if (status.is_client_error() || status.is_server_error())
+        && !is_problem(response.headers())
+        && !crate::web::is_html(response.headers())
+    {
         // Errors from layers (body limit, timeout) and the router (unknown method) arrive as
         // bare statuses; keep their headers (e.g. `Allow`) but answer problem+json.
         let headers = std::mem::take(response.headers_mut());
@@ -101,12 +104,13 @@ fn security_headers(headers: &mut HeaderMap, state: &AppState) {
     let set = |headers: &mut HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    // The API serves JSON only: nothing may load, frame or be framed.
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'none'",
-    );
+    // The API serves JSON only: nothing may load, frame or be framed. The web pages set
+    // their own policy (and caching) first, which is kept.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'none'",
+        ));
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::REFERRER_POLICY, "no-referrer");
@@ -127,7 +131,9 @@ fn security_headers(headers: &mut HeaderMap, state: &AppState) {
     );
     // The legacy XSS auditor is itself an attack surface: turn it off explicitly.
     set(headers, header::X_XSS_PROTECTION, "0");
-    set(headers, header::CACHE_CONTROL, "no-store");
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     headers.remove(header::SERVER);
     let security = &state.config.security;
     if security.hsts

@@ -199,8 +199,25 @@ pub async fn register(
     ctx: AuditContext,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    check_fetch_site(&headers)?;
-    check_account_limit(&state, client_ip(&state, &headers, ctx.peer))?;
+    register_user(&state, &headers, &ctx, body).await?;
+    let body = RegistrationAccepted {
+        status: "accepted",
+        message: registration_message(state.registration.settings().required),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// Creates an account (the rules of `POST /api/v1/auth/register`, shared with the sign-up
+/// page): same-origin check, per-IP limit, the privacy-policy version, the password policy,
+/// a unique email, and the audit event.
+pub async fn register_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &AuditContext,
+    body: RegisterRequest,
+) -> Result<(), ApiError> {
+    check_fetch_site(headers)?;
+    check_account_limit(state, client_ip(state, headers, ctx.peer))?;
     let email = Email::parse(&body.email)?;
     let current = &state.config.privacy.policy_version;
     match body.privacy_policy_version.as_deref() {
@@ -252,14 +269,14 @@ pub async fn register(
     {
         Registered::Created(user) => {
             tracing::info!(event = "user_registered", user_id = %user.id, "user registered");
-            audit_action(&state, &ctx, user.id, "register", "user", user.id).await;
+            audit_action(state, ctx, user.id, "register", "user", user.id).await;
         }
         Registered::AlreadyRegistered(owner) => {
             tracing::info!(event = "registration_of_registered_email", user_id = %owner, "registration attempted with a registered email");
             // A stranger may have sent it: anonymous actor, the account as the resource.
             audit(
-                &state,
-                &ctx,
+                state,
+                ctx,
                 None,
                 "register_existing_email",
                 "user",
@@ -269,11 +286,7 @@ pub async fn register(
             .await;
         }
     }
-    let body = RegistrationAccepted {
-        status: "accepted",
-        message: registration_message(state.registration.settings().required),
-    };
-    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+    Ok(())
 }
 
 /// `POST /api/v1/auth/verify-email`.
@@ -410,9 +423,25 @@ pub async fn login(
     ctx: AuditContext,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    check_fetch_site(&headers)?;
-    let ip = client_ip(&state, &headers, ctx.peer);
-    check_account_limit(&state, ip)?;
+    let session = log_in(&state, &headers, &ctx, body).await?;
+    let mut response = axum::Json(&session).into_response();
+    set_session_cookies(&state, response.headers_mut(), Some(&session));
+    Ok(response)
+}
+
+/// Checks email and password and opens a session (the rules of `POST /api/v1/auth/login`,
+/// shared with the log-in page): same-origin check, per-IP limit, the failed-login throttle,
+/// a login during the deletion grace period restoring the account, rehashing, and the audit
+/// events. The caller sets the cookies ([`set_session_cookies`]).
+pub async fn log_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &AuditContext,
+    body: LoginRequest,
+) -> Result<LoginResponse, ApiError> {
+    check_fetch_site(headers)?;
+    let ip = client_ip(state, headers, ctx.peer);
+    check_account_limit(state, ip)?;
     let account = body.email.trim().to_lowercase();
     if let Err(t) = state.throttle.check(&account, ip, Instant::now()) {
         tracing::warn!(event = "login_throttled", "login throttled");
@@ -468,8 +497,8 @@ pub async fn login(
             user.updated_at = now;
             tracing::info!(event = "account_deletion_cancelled", user_id = %user.id, "account restored");
             audit_action(
-                &state,
-                &ctx,
+                state,
+                ctx,
                 user.id,
                 "cancel_account_deletion",
                 "user",
@@ -489,8 +518,8 @@ pub async fn login(
             // event) and the targeted account is the resource, so a stranger's attempts do not
             // read as the account holder's own actions in their trail and export.
             audit(
-                &state,
-                &ctx,
+                state,
+                ctx,
                 None,
                 "login_failure",
                 "user",
@@ -527,9 +556,9 @@ pub async fn login(
             _ => ApiError::internal(),
         })?;
     tracing::info!(event = "login_succeeded", user_id = %user.id, "login");
-    audit_action(&state, &ctx, user.id, "login_success", "user", user.id).await;
+    audit_action(state, ctx, user.id, "login_success", "user", user.id).await;
     let ttl = state.sessions.ttl().as_secs();
-    let body = LoginResponse {
+    Ok(LoginResponse {
         access_token: issued.token.expose().to_owned(),
         token_type: "bearer",
         expires_in: ttl,
@@ -537,28 +566,19 @@ pub async fn login(
         account_restored: restored,
         consent_required: user.consents.privacy_policy_version.as_deref()
             != Some(state.config.privacy.policy_version.as_str()),
-    };
-    let mut response = axum::Json(body).into_response();
-    set_session_cookies(
-        &state,
-        response.headers_mut(),
-        Some((issued.token.expose(), &issued.csrf_token)),
-        ttl,
-    );
-    Ok(response)
+    })
 }
 
-/// Sets (or, with `None`, clears) the session and CSRF cookies.
-fn set_session_cookies(
+/// Sets the session and CSRF cookies of `session` (or, with `None`, clears them).
+pub fn set_session_cookies(
     state: &AppState,
     headers: &mut HeaderMap,
-    values: Option<(&str, &str)>,
-    ttl: u64,
+    session: Option<&LoginResponse>,
 ) {
     let dev = state.config.security.dev_insecure_cookies;
     let secure = if dev { "" } else { "; Secure" };
-    let (session, csrf, max_age) = match values {
-        Some((s, c)) => (s, c, ttl),
+    let (session, csrf, max_age) = match session {
+        Some(s) => (s.access_token.as_str(), s.csrf_token.as_str(), s.expires_in),
         None => ("", "", 0),
     };
     let csrf_name = if dev { DEV_CSRF_COOKIE } else { CSRF_COOKIE };
@@ -608,7 +628,7 @@ pub async fn logout(
     )
     .await;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_session_cookies(&state, response.headers_mut(), None, 0);
+    set_session_cookies(&state, response.headers_mut(), None);
     Ok(response)
 }
 

@@ -201,7 +201,7 @@ pub struct ExperimentDetail {
 }
 
 /// One batch run.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunView {
     /// Id.
     pub id: String,
@@ -414,17 +414,31 @@ pub async fn create(
     ctx: AuditContext,
     ApiJson(body): ApiJson<CreateExperimentRequest>,
 ) -> Result<Response, ApiError> {
-    let decision = check_creation_limit(&state, &caller)?;
+    let (submitted, decision) = create_experiment(&state, &caller, &request_id, &ctx, body).await?;
+    Ok(accepted(&submitted, decision))
+}
+
+/// Validates, stores and queues a new experiment (the rules of `POST /api/v1/experiments`,
+/// shared with the new-experiment page): the creation rate limit, the configured providers,
+/// the service's quota debit, and the audit event.
+pub async fn create_experiment(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    ctx: &AuditContext,
+    body: CreateExperimentRequest,
+) -> Result<(Submitted, echo_core::auth::RateLimitDecision), ApiError> {
+    let decision = check_creation_limit(state, caller)?;
     let now = Timestamp::now();
-    let experiment = build_experiment(&state, &caller, body, now)?;
+    let experiment = build_experiment(state, caller, body, now)?;
     let submitted = state
         .experiments
-        .submit_experiment(experiment, submit_options(&request_id, now))
+        .submit_experiment(experiment, submit_options(request_id, now))
         .await
-        .map_err(|e| refusal(e, &caller))?;
+        .map_err(|e| refusal(e, caller))?;
     audit(
-        &state,
-        &ctx,
+        state,
+        ctx,
         Some(caller.user_id),
         "create_experiment",
         "experiment",
@@ -432,7 +446,7 @@ pub async fn create(
         serde_json::json!({"prompts_debited": submitted.prompts_debited}),
     )
     .await;
-    Ok(accepted(&submitted, decision))
+    Ok((submitted, decision))
 }
 
 /// Lists the caller's experiments, newest first.

@@ -123,6 +123,18 @@ pub async fn create(
     ctx: AuditContext,
     ApiJson(body): ApiJson<CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
+    let view = create_key(&state, &caller, &ctx, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// Creates a key (the rules of `POST /api/v1/auth/api-keys`, shared with the settings page):
+/// the label, the environment, a future expiry, the per-account cap, and the audit event.
+pub async fn create_key(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &AuditContext,
+    body: CreateKeyRequest,
+) -> Result<CreatedKeyView, ApiError> {
     let name = Label::parse(&body.name)?;
     let environment = match body.environment.as_deref() {
         None => state.config.env.default_key_environment(),
@@ -141,8 +153,8 @@ pub async fn create(
         .map_err(key_error)?;
     tracing::info!(event = "api_key_created", user_id = %caller.user_id, key_id = %created.summary.id, "API key created");
     audit(
-        &state,
-        &ctx,
+        state,
+        ctx,
         Some(caller.user_id),
         "create_api_key",
         "api_key",
@@ -150,11 +162,10 @@ pub async fn create(
         serde_json::json!({"name": created.summary.name.as_str()}),
     )
     .await;
-    let view = CreatedKeyView {
+    Ok(CreatedKeyView {
         key: created.key.expose().to_owned(),
         summary: created.summary.into(),
-    };
-    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+    })
 }
 
 /// Lists the caller's keys.
@@ -230,7 +241,19 @@ pub async fn rotate(
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let id: ApiKeyId = parse_id(&id, "API key")?;
+    let view = rotate_key(&state, &caller, &ctx, &id).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// Rotates the caller's key `id` (the rules of `POST /api/v1/auth/api-keys/{id}/rotate`,
+/// shared with the settings page).
+pub async fn rotate_key(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &AuditContext,
+    id: &str,
+) -> Result<RotatedKeyView, ApiError> {
+    let id: ApiKeyId = parse_id(id, "API key")?;
     let rotation = state
         .keys
         .rotate(caller.user_id, id, None, Timestamp::now())
@@ -238,8 +261,8 @@ pub async fn rotate(
         .map_err(key_error)?;
     tracing::info!(event = "api_key_created", user_id = %caller.user_id, key_id = %rotation.new_key.summary.id, rotated_from = %id, "API key rotated");
     audit(
-        &state,
-        &ctx,
+        state,
+        ctx,
         Some(caller.user_id),
         "rotate_api_key",
         "api_key",
@@ -247,12 +270,11 @@ pub async fn rotate(
         serde_json::json!({"new_key_id": rotation.new_key.summary.id.to_string()}),
     )
     .await;
-    let view = RotatedKeyView {
+    Ok(RotatedKeyView {
         new_key: CreatedKeyView {
             key: rotation.new_key.key.expose().to_owned(),
             summary: rotation.new_key.summary.into(),
         },
         old_key_expires_at: rotation.old_key_expires_at,
-    };
-    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+    })
 }

@@ -12,3 +12,4 @@ mod privacy;
 mod runs;
 mod server;
 mod verification;
+mod web;

@@ -1,0 +1,795 @@
+//! The web dashboard through the real router: pages, forms, sessions, CSRF, escaping, CSP,
+//! asset caching and the styled error pages.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use crate::harness::TestServer;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// Form bodies (this build's reqwest has no `form` feature).
+trait FormBody {
+    fn form<T: serde::Serialize + ?Sized>(self, pairs: &T) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form<T: serde::Serialize + ?Sized>(self, pairs: &T) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(pairs).unwrap())
+    }
+}
+
+/// A browser-like client: no automatic redirects, cookies sent by hand.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A signed-in browser session: the cookie header and the CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Posts the log-in or sign-up form at `path` as a browser would: first loading it (for the
+/// form cookie and its token), then sending the fields with the token.
+async fn anonymous_post(s: &TestServer, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let r = browser().get(s.url(path)).send().await.unwrap();
+    let jar = cookies(r.headers());
+    let (name, value) = jar.iter().find(|(k, _)| k == "__Host-echo_form").unwrap();
+    let page = r.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let token = &page[at..at + 64];
+    assert_eq!(token, value, "the hidden field echoes the cookie");
+    let mut form = fields.to_vec();
+    form.push(("csrf_token", token));
+    browser()
+        .post(s.url(path))
+        .header("cookie", format!("{name}={value}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sign_up(s: &TestServer, email: &str) -> Session {
+    let r = anonymous_post(
+        s,
+        "/signup",
+        &[
+            ("email", email),
+            ("password", "correct horse battery"),
+            ("accept_policy", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/");
+    let jar = cookies(r.headers());
+    let session = jar
+        .iter()
+        .find(|(k, _)| k == "__Host-echo_session")
+        .unwrap();
+    let csrf = jar.iter().find(|(k, _)| k == "__Host-echo_csrf").unwrap();
+    Session {
+        cookie: format!("{}={}", session.0, session.1),
+        csrf: csrf.1.clone(),
+    }
+}
+
+async fn get(s: &TestServer, session: &Session, path: &str) -> (StatusCode, HeaderMap, String) {
+    let r = browser()
+        .get(s.url(path))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap())
+}
+
+async fn post(
+    s: &TestServer,
+    session: &Session,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
+    let r = browser()
+        .post(s.url(path))
+        .header("cookie", &session.cookie)
+        .header("sec-fetch-site", "same-origin")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap())
+}
+
+fn assert_page(headers: &HeaderMap) {
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["content-security-policy"], CSP);
+    assert_eq!(headers["cache-control"], "private, no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers.contains_key("x-request-id"));
+}
+
+/// Creates an experiment through the form; returns its id.
+async fn create(s: &TestServer, session: &Session, target: &str, iterations: &str) -> String {
+    let (status, headers, body) = post(
+        s,
+        session,
+        "/experiments",
+        &[
+            ("csrf_token", &session.csrf),
+            ("prompt", "Which CRM should a startup pick?"),
+            ("target", target),
+            ("target_aliases", "HubSpot CRM"),
+            ("match_mode", "case_insensitive"),
+            ("competitors", "Salesforce\nPipedrive: Pipedrive CRM"),
+            ("providers", "simulated"),
+            ("iterations", iterations),
+            ("schedule", ""),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = headers["location"].to_str().unwrap();
+    location.strip_prefix("/experiments/").unwrap().to_owned()
+}
+
+/// The detail page once the experiment has settled (the live-progress notice is gone).
+async fn settled(s: &TestServer, session: &Session, id: &str) -> String {
+    for _ in 0..400 {
+        let page = get(s, session, &format!("/experiments/{id}")).await.2;
+        if !page.contains("id=\"live\"") {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("experiment {id} never settled");
+}
+
+#[tokio::test]
+async fn every_page_renders_for_its_owner() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-owner@example.com").await;
+    let id = create(&s, &me, "HubSpot", "12").await;
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    for path in [
+        "/".to_owned(),
+        "/experiments".to_owned(),
+        "/experiments?status=queued".to_owned(),
+        "/experiments/new".to_owned(),
+        format!("/experiments/{id}"),
+        format!("/experiments/{id}/delete"),
+        "/settings/keys".to_owned(),
+        "/settings/privacy".to_owned(),
+        "/settings/delete-account".to_owned(),
+    ] {
+        let (status, headers, body) = get(&s, &me, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_page(&headers);
+        assert!(body.contains("web-owner@example.com"), "{path}");
+        assert!(body.contains("<main id=\"main\""), "{path}");
+    }
+    // Once finished, the detail page shows the API's numbers: visibility with its interval
+    // and n for the simulated provider.
+    let page = settled(&s, &me, &id).await;
+    assert!(page.contains("badge-completed"), "{page}");
+    assert!(page.contains("n = 12"), "{page}");
+    // The chart is server-rendered SVG with a text title, styled by classes only (the CSP
+    // forbids inline style), and needs no script.
+    assert!(page.contains("<svg viewBox=\"0 0 640 ") && page.contains("role=\"img\""));
+    assert!(page.contains("class=\"ci\""), "the interval is drawn");
+    assert!(!page.contains(" style="), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("simulated"));
+
+    // Re-run, then compare the two runs in words.
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("/experiments/{id}/run"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], format!("/experiments/{id}"));
+    let page = settled(&s, &me, &id).await;
+    assert!(page.contains("Compare two runs"), "{page}");
+    let runs: Vec<&str> = page
+        .match_indices("<option value=\"")
+        .map(|(i, _)| &page[i + 15..i + 15 + 36])
+        .collect();
+    let (status, _, compare) = get(
+        &s,
+        &me,
+        &format!("/experiments/{id}/compare?a={}&b={}", runs[0], runs[1]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{compare}");
+    assert!(
+        compare.contains("likely a real change")
+            || compare.contains("could be chance")
+            || compare.contains("unchanged"),
+        "{compare}"
+    );
+
+    // Delete through the confirmation page's form.
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("/experiments/{id}/delete"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/experiments");
+    let (status, _, _) = get(&s, &me, &format!("/experiments/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    workers.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn another_users_experiment_is_the_404_page() {
+    let s = TestServer::start().await;
+    let owner = sign_up(&s, "web-a@example.com").await;
+    let other = sign_up(&s, "web-b@example.com").await;
+    let id = create(&s, &owner, "HubSpot", "5").await;
+    for path in [
+        format!("/experiments/{id}"),
+        format!("/experiments/{id}/delete"),
+        "/experiments/not-an-id".to_owned(),
+    ] {
+        let (status, headers, body) = get(&s, &other, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_page(&headers);
+        assert!(body.contains("Error 404"), "{body}");
+        assert!(!body.contains("Which CRM"), "{body}");
+    }
+    // Nor can they act on it.
+    let (status, _, _) = post(
+        &s,
+        &other,
+        &format!("/experiments/{id}/delete"),
+        &[("csrf_token", &other.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, &owner, &format!("/experiments/{id}")).await.0, 200);
+}
+
+#[tokio::test]
+async fn unknown_pages_are_styled_and_the_api_keeps_its_problems() {
+    let s = TestServer::start().await;
+    let r = browser().get(s.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_page(r.headers());
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Page not found") && body.contains("Request id"),
+        "{body}"
+    );
+
+    let r = browser()
+        .get(s.url("/api/v1/no-such-route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+
+    // Signed out, a page sends the browser to the log-in page, which returns there.
+    let r = browser()
+        .get(s.url("/experiments?status=failed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "/login?next=%2Fexperiments%3Fstatus%3Dfailed"
+    );
+    let r = browser()
+        .get(s.url("/login?next=%2Fexperiments"))
+        .send()
+        .await
+        .unwrap();
+    assert_page(r.headers());
+    assert!(r.text().await.unwrap().contains("value=\"/experiments\""));
+}
+
+#[tokio::test]
+async fn assets_are_hashed_immutable_and_compressed() {
+    let s = TestServer::start().await;
+    let r = browser().get(s.url("/login")).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    let start = page.find("/assets/app.").unwrap();
+    let end = start + page[start..].find('"').unwrap();
+    let css = &page[start..end];
+    assert!(
+        css.ends_with(".css") && css.len() == "/assets/app.".len() + 16 + 4,
+        "{css}"
+    );
+
+    let r = browser()
+        .get(s.url(css))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+
+    // A stale or invented hash names nothing.
+    let r = browser()
+        .get(s.url("/assets/app.0000000000000000.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+
+    // Pages are compressed too; the JSON API is left as it was.
+    let r = browser()
+        .get(s.url("/login"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "br");
+    let r = browser()
+        .get(s.url("/api/v1/privacy-policy"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("content-encoding"));
+}
+
+#[tokio::test]
+async fn form_posts_without_the_csrf_token_or_from_another_site_are_refused() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-csrf@example.com").await;
+    let form = [
+        ("prompt", "Best CRM?"),
+        ("target", "HubSpot"),
+        ("providers", "simulated"),
+        ("iterations", "5"),
+    ];
+    let (status, headers, body) = post(&s, &me, "/experiments", &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_page(&headers);
+    assert!(body.contains("CSRF"), "{body}");
+
+    let mut forged = form.to_vec();
+    forged.push(("csrf_token", "forged"));
+    let (status, _, _) = post(&s, &me, "/experiments", &forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut good = form.to_vec();
+    good.push(("csrf_token", &me.csrf));
+    let r = browser()
+        .post(s.url("/experiments"))
+        .header("cookie", &me.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Nothing was created by the refused posts.
+    let (_, _, list) = get(&s, &me, "/experiments").await;
+    assert!(list.contains("No experiments"), "{list}");
+
+    // Log-out is a form post too, and ends the session.
+    let (status, _, _) = post(&s, &me, "/logout", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = post(&s, &me, "/logout", &[("csrf_token", &me.csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/login");
+    let (status, headers, _) = get(&s, &me, "/experiments").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers["location"].to_str().unwrap().starts_with("/login"));
+}
+
+#[tokio::test]
+async fn hostile_brand_names_are_escaped() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-xss@example.com").await;
+    let hostile = "<img src=x onerror=alert(1)>";
+    let (status, headers, body) = post(
+        &s,
+        &me,
+        "/experiments",
+        &[
+            ("csrf_token", &me.csrf),
+            ("prompt", "Best CRM? <script>alert(2)</script>"),
+            ("target", hostile),
+            ("competitors", "\"><svg onload=alert(3)>"),
+            ("providers", "simulated"),
+            ("iterations", "5"),
+        ],
+    )
+    .await;
+    let pages = if status == StatusCode::SEE_OTHER {
+        let detail = headers["location"].to_str().unwrap().to_owned();
+        vec![
+            get(&s, &me, &detail).await.2,
+            get(&s, &me, "/experiments").await.2,
+            get(&s, &me, "/").await.2,
+        ]
+    } else {
+        // Refused: the form comes back with what was typed, escaped.
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        vec![body]
+    };
+    for page in pages {
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<svg onload"), "{page}");
+        // askama writes numeric character references.
+        assert!(
+            page.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_form_keeps_what_was_typed() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-form@example.com").await;
+    let (status, headers, body) = post(
+        &s,
+        &me,
+        "/experiments",
+        &[
+            ("csrf_token", &me.csrf),
+            ("prompt", "Which CRM should a startup pick?"),
+            ("target", "HubSpot"),
+            ("target_aliases", "HubSpot CRM"),
+            ("competitors", "Salesforce"),
+            ("providers", "simulated"),
+            ("iterations", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_page(&headers);
+    assert!(body.contains("id=\"iterations-error\""), "{body}");
+    assert!(
+        body.contains(">Which CRM should a startup pick?</textarea>"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"HubSpot CRM\""), "{body}");
+    assert!(body.contains(">Salesforce</textarea>"), "{body}");
+    assert!(body.contains("value=\"0\""), "{body}");
+
+    let (status, _, body) = post(
+        &s,
+        &me,
+        "/experiments",
+        &[
+            ("csrf_token", &me.csrf),
+            ("prompt", "Which CRM?"),
+            ("target", "HubSpot"),
+            ("providers", "simulated"),
+            ("iterations", "5"),
+            ("schedule", "custom"),
+            ("cron", "every tuesday-ish"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"cron-error\""), "{body}");
+    assert!(body.contains("value=\"every tuesday-ish\""), "{body}");
+
+    // Sign-up: the errors sit next to their fields and the email stays.
+    let r = anonymous_post(
+        &s,
+        "/signup",
+        &[("email", "typed@example.com"), ("password", "short")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("value=\"typed@example.com\""), "{body}");
+    assert!(
+        body.contains("id=\"accept_policy-error\"") || body.contains("id=\"password-error\""),
+        "{body}"
+    );
+    let r = anonymous_post(
+        &s,
+        "/signup",
+        &[
+            ("email", "web-form@example.com"),
+            ("password", "correct horse battery"),
+            ("accept_policy", "yes"),
+        ],
+    )
+    .await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("An account with this email exists"), "{body}");
+
+    // Log-in: a wrong password says so and keeps the email.
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
+            ("email", "web-form@example.com"),
+            ("password", "wrong password"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("The email or password is wrong."), "{body}");
+    assert!(body.contains("value=\"web-form@example.com\""), "{body}");
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
+            ("email", "web-form@example.com"),
+            ("password", "correct horse battery"),
+            ("next", "/experiments"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/experiments");
+    assert!(
+        cookies(r.headers())
+            .iter()
+            .any(|(k, _)| k == "__Host-echo_session")
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_then_only_by_prefix() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-keys@example.com").await;
+    let (status, headers, page) = post(
+        &s,
+        &me,
+        "/settings/keys",
+        &[("csrf_token", &me.csrf), ("name", "ci pipeline")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{page}");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    let marker = "id=\"new-key\" readonly value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let key = &page[start..start + page[start..].find('"').unwrap()];
+    assert!(key.starts_with("echo1_"), "{key}");
+    assert!(page.contains("data-copy=\"new-key\""));
+    assert!(
+        page.contains("/assets/page."),
+        "the copy button's module is loaded"
+    );
+
+    // The key works against the API, and the listing shows only its start.
+    let r = browser()
+        .get(s.url("/api/v1/auth/me"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, _, list) = get(&s, &me, "/settings/keys").await;
+    assert!(!list.contains(key), "{list}");
+    assert!(list.contains("ci pipeline"));
+    assert!(list.contains(&key[..12]), "{list}");
+
+    // Rotate shows the replacement once; revoke ends a key.
+    let id_at = list.find("/settings/keys/").unwrap() + "/settings/keys/".len();
+    let id = &list[id_at..id_at + 36];
+    let (status, _, rotated) = post(
+        &s,
+        &me,
+        &format!("/settings/keys/{id}/rotate"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert!(rotated.contains("id=\"new-key\""));
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("/settings/keys/{id}/revoke"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/settings/keys");
+    let r = browser()
+        .get(s.url("/api/v1/auth/me"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // A bad name is shown next to the field.
+    let (status, _, page) = post(
+        &s,
+        &me,
+        "/settings/keys",
+        &[("csrf_token", &me.csrf), ("name", "")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("id=\"name-error\""), "{page}");
+}
+
+#[tokio::test]
+async fn privacy_settings_export_and_account_deletion() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-privacy@example.com").await;
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        "/settings/privacy",
+        &[
+            ("csrf_token", &me.csrf),
+            ("accept_policy", "yes"),
+            ("data_processing", "yes"),
+            ("marketing", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/settings/privacy");
+    let (_, _, page) = get(&s, &me, "/settings/privacy").await;
+    assert!(
+        page.contains("id=\"marketing\" name=\"marketing\" value=\"yes\" checked"),
+        "{page}"
+    );
+
+    // The export link is the API's, which the session cookie may GET.
+    let (status, headers, export) = get(&s, &me, "/api/v1/user/data-export").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert!(export.contains("web-privacy@example.com"));
+
+    let (status, headers, page) = post(
+        &s,
+        &me,
+        "/settings/delete-account",
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("scheduled for deletion"));
+    assert!(
+        cookies(&headers)
+            .iter()
+            .any(|(k, v)| k == "__Host-echo_session" && v.is_empty())
+    );
+    let (status, _, _) = get(&s, &me, "/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session ended");
+
+    // Logging in during the grace period restores the account.
+    let r = anonymous_post(
+        &s,
+        "/login",
+        &[
+            ("email", "web-privacy@example.com"),
+            ("password", "correct horse battery"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_audit_log_is_for_admins_only() {
+    let s = TestServer::start().await;
+    let tenant = sign_up(&s, "web-tenant@example.com").await;
+    let (status, headers, body) = get(&s, &tenant, "/admin/audit").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_page(&headers);
+    assert!(body.contains("Error 404"), "{body}");
+    assert!(!body.contains("Audit log"), "{body}");
+
+    let admin = sign_up(&s, "web-admin@example.com").await;
+    s.make_admin("web-admin@example.com").await;
+    let (status, headers, body) = get(&s, &admin, "/admin/audit?action=register").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_page(&headers);
+    assert!(body.contains("<td>register</td>"), "{body}");
+    assert!(!body.contains("<td>login_success</td>"), "filtered: {body}");
+    let (status, _, body) = get(&s, &admin, "/admin/audit?from=yesterday").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"from-error\""), "{body}");
+    assert!(body.contains("value=\"yesterday\""), "{body}");
+}
+
+#[tokio::test]
+async fn log_in_and_sign_up_forms_need_their_form_token() {
+    let s = TestServer::start().await;
+    sign_up(&s, "web-token@example.com").await;
+    let fields = [
+        ("email", "web-token@example.com"),
+        ("password", "correct horse battery"),
+    ];
+    // No cookie and no token, a token without its cookie, a cookie with another token.
+    let bare = browser()
+        .post(s.url("/login"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert_page(bare.headers());
+    let mut with_token = fields.to_vec();
+    with_token.push(("csrf_token", "ab".repeat(32).leak()));
+    let r = browser()
+        .post(s.url("/login"))
+        .form(&with_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = browser()
+        .post(s.url("/signup"))
+        .header("cookie", format!("__Host-echo_form={}", "cd".repeat(32)))
+        .form(&with_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The real form passes.
+    let r = anonymous_post(&s, "/login", &fields).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
