@@ -57,7 +57,6 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use state::{AppState, StateOptions, StoreExtras};
 
-use crate::error::ApiError;
 use crate::routes::{
     account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
 };

@@ -18,6 +18,7 @@ use crate::state::AppState;
 /// Query of `GET /api/v1/experiments/{id}/runs/{run_id}/answers`. An empty value
 /// (`?cursor=&limit=`) means the parameter was not given.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AnswersQuery {
     /// From a previous page's `next_cursor`; absent or empty: the first page.
