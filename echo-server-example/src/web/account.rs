@@ -393,3 +393,104 @@ mod tests {
         assert_eq!(sentence(""), "");
     }
 }
+
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+struct VerifyEmailPage {
+    chrome: Chrome,
+    /// The form token (the form is posted before any session exists).
+    token: String,
+    /// The verification token from the mailed link.
+    verification: String,
+    outcome: VerifyOutcome,
+}
+
+impl VerifyEmailPage {
+    fn verified(&self) -> bool {
+        matches!(self.outcome, VerifyOutcome::Verified)
+    }
+
+    fn refusal(&self) -> Option<&'static str> {
+        match self.outcome {
+            VerifyOutcome::Refused { title, .. } => Some(title),
+            _ => None,
+        }
+    }
+
+    fn expired(&self) -> bool {
+        matches!(self.outcome, VerifyOutcome::Refused { expired: true, .. })
+    }
+}
+
+/// What the verification page shows.
+enum VerifyOutcome {
+    /// The form, not sent yet.
+    Ask,
+    /// The address is verified.
+    Verified,
+    /// The token was refused: the problem's title and whether it had expired.
+    Refused { title: &'static str, expired: bool },
+}
+
+/// `?token=` of the verification link, and the form's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VerifyEmailForm {
+    token: String,
+}
+
+/// `GET /verify-email?token=`: the mailed link opens a form rather than verifying at once, so
+/// a mail scanner that follows links does not use the token up.
+pub async fn verify_email_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyEmailForm>,
+) -> Result<Response, ApiError> {
+    let (token, cookie) = form_token(&state, &headers)?;
+    let page = VerifyEmailPage {
+        chrome: Chrome::anonymous(""),
+        token,
+        verification: q.token,
+        outcome: VerifyOutcome::Ask,
+    };
+    Ok(with_cookie(render(StatusCode::OK, &page), cookie))
+}
+
+/// `POST /verify-email`: the API's verification ([`api::verify_email`], with its rate limit
+/// and audit entry); an invalid or expired token is a page that says how to get a new link.
+pub async fn verify_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: AuditContext,
+    Form(form): Form<VerifyEmailForm>,
+) -> Result<Response, ApiError> {
+    check_form_token(&state, &headers)?;
+    let result = api::verify_email(
+        State(state.clone()),
+        headers.clone(),
+        ctx,
+        crate::routes::ApiJson(api::VerifyEmailRequest {
+            token: form.token.clone(),
+        }),
+    )
+    .await;
+    let (status, outcome) = match result {
+        Ok(_) => (StatusCode::OK, VerifyOutcome::Verified),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => (
+            StatusCode::BAD_REQUEST,
+            VerifyOutcome::Refused {
+                title: e.title(),
+                expired: e.slug() == crate::error::types::VERIFICATION_TOKEN_EXPIRED,
+            },
+        ),
+        Err(e) => return Err(e),
+    };
+    let (token, cookie) = form_token(&state, &headers)?;
+    let page = VerifyEmailPage {
+        chrome: Chrome::anonymous(""),
+        token,
+        verification: form.token,
+        outcome,
+    };
+    Ok(with_cookie(render(status, &page), cookie))
+}

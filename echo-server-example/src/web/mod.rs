@@ -15,6 +15,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod answers;
 pub mod assets;
 pub mod chart;
 pub mod experiments;
@@ -80,6 +81,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/experiments/{id}/compare", get(experiments::compare))
         .route(
+            "/experiments/{id}/runs/{run_id}/answers",
+            get(answers::list),
+        )
+        .route(
             "/settings/keys",
             get(settings::keys).post(settings::create_key),
         )
@@ -98,6 +103,10 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/signup", get(account::signup_form).post(account::signup))
         .route("/login", get(account::login_form).post(account::login))
+        .route(
+            "/verify-email",
+            get(account::verify_email_form).post(account::verify_email),
+        )
         .merge(protected)
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(form_csrf))

@@ -89,6 +89,12 @@ const verdict = await page.textContent("tbody tr.target td:last-child");
 assert.match(verdict, /likely a real change|could be chance|unchanged/);
 await shot("compare");
 
+// A run's answers, with the brands marked.
+await page.goto(`${base}/experiments/${id}`);
+await Promise.all([page.waitForNavigation(), page.click("a[href$='/answers']")]);
+await page.waitForSelector(".answer-text mark", { state: "visible" });
+await shot("answers");
+
 // The dashboard and the list.
 await page.goto(`${base}/`);
 await shot("home");

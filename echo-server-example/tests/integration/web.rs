@@ -817,3 +817,142 @@ async fn log_in_and_sign_up_forms_need_their_form_token() {
     let r = anonymous_post(&s, "/login", &fields).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_runs_answers_show_marked_brands_escaped_and_only_to_their_owner() {
+    use echo_core::conformance::fixtures::iteration;
+    use echo_core::model::{BatchRun, ExperimentId, ProviderKind, Timestamp};
+    let s = TestServer::start().await;
+    let owner = sign_up(&s, "web-answers@example.com").await;
+    let other = sign_up(&s, "web-answers-b@example.com").await;
+    let id = create(&s, &owner, "HubSpot", "5").await;
+    // Answers written straight to the store, so their text is the test's, hostile included.
+    let experiment: ExperimentId = id.parse().unwrap();
+    let run = BatchRun::new(
+        experiment,
+        ProviderKind::Simulated,
+        "sim-1",
+        3,
+        Timestamp::now(),
+    );
+    s.store.create_batch_run(&run).await.unwrap();
+    let mut answers: Vec<_> = (0..3)
+        .map(|i| iteration(run.id, i, Timestamp::now()))
+        .collect();
+    answers[0].raw_response =
+        Some("Pick HubSpot CRM <script>alert(1)</script> over Salesforce.".into());
+    answers[1].is_success = false;
+    answers[1].raw_response = None;
+    answers[1].mentions = None;
+    answers[1].error = Some("timeout <b>upstream</b>".into());
+    s.store.record_iterations(&answers).await.unwrap();
+    let run_id = run.id.to_string();
+
+    let detail = get(&s, &owner, &format!("/experiments/{id}")).await.2;
+    let path = format!("/experiments/{id}/runs/{run_id}/answers");
+    assert!(detail.contains(&format!("href=\"{path}\"")), "{detail}");
+    let (status, headers, page) = get(&s, &owner, &path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    // The alias "HubSpot CRM" matched the target; Salesforce is a competitor.
+    assert!(
+        page.contains("<mark class=\"mark-target\" title=\"HubSpot (as &#8220;HubSpot CRM&#8221;)\">HubSpot CRM</mark>")
+            || page.contains("<mark class=\"mark-target\" title=\"HubSpot (as “HubSpot CRM”)\">HubSpot CRM</mark>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<mark class=\"mark-competitor\" title=\"Salesforce\">Salesforce</mark>"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>upstream"), "{page}");
+    assert!(
+        page.contains("timeout &#60;b&#62;upstream&#60;/b&#62;"),
+        "{page}"
+    );
+
+    // A page of one answer links to the next.
+    let (_, _, first) = get(&s, &owner, &format!("{path}?limit=1")).await;
+    let marker = "rel=\"next\"";
+    assert!(first.contains(marker), "{first}");
+    let href_at = first.find(&format!("href=\"{path}?cursor=")).unwrap() + "href=\"".len();
+    let href_end = href_at + first[href_at..].find('"').unwrap();
+    let next = first[href_at..href_end].replace("&#38;", "&");
+    let (status, _, second) = get(&s, &owner, &next).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert!(second.contains("Answer 2"), "{second}");
+
+    let (status, headers, body) = get(&s, &other, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_page(&headers);
+    assert!(body.contains("Error 404"), "{body}");
+    assert!(!body.contains("HubSpot CRM"), "{body}");
+}
+
+#[tokio::test]
+async fn the_mailed_link_verifies_the_address_once_through_a_form() {
+    let mut options = crate::harness::Options::default();
+    options.config.security.require_email_verification = Some(true);
+    options.config.http.public_base_url = Some("https://echo.example.com/".into());
+    let s = TestServer::start_with(options).await;
+    let r = anonymous_post(
+        &s,
+        "/signup",
+        &[
+            ("email", "web-verify@example.com"),
+            ("password", "correct horse battery"),
+            ("accept_policy", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let token = s.mailed_token("web-verify@example.com");
+
+    // Opening the link only shows the form: a link-following mail scanner uses nothing up.
+    let r = browser()
+        .get(s.url(&format!("/verify-email?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_page(r.headers());
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!("name=\"token\" value=\"{token}\"")),
+        "{page}"
+    );
+    assert!(page.contains("Verify my email"), "{page}");
+
+    // Without the form token the post is refused and the token stays usable.
+    let r = browser()
+        .post(s.url("/verify-email"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_page(r.headers());
+
+    let r = anonymous_post(&s, "/verify-email", &[("token", &token)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_page(r.headers());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Your email is verified"), "{page}");
+    assert!(page.contains("href=\"/login\""), "{page}");
+
+    // A used token, and a made-up hostile one, are refused on a page with the way forward.
+    for bad in [token.as_str(), "<script>alert(1)</script>"] {
+        let r = anonymous_post(&s, "/verify-email", &[("token", bad)]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_page(r.headers());
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Invalid verification token"), "{page}");
+        assert!(page.contains("ask for a new verification link"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+    }
+}
