@@ -332,5 +332,20 @@ pub fn document(state: &crate::state::AppState) -> serde_json::Value {
         "properties": {"aliases": {"minItems": 1}},
         "required": ["aliases"],
     });
+
+    // A client reads an event stream as events, each a name and its data as text; the schema
+    // describes one such event (the data is JSON: ProgressData, DoneData or ErrorData).
+    doc["paths"]["/api/v1/experiments/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+        ["schema"] = json!({
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["progress", "done", "error"]},
+            "data": {
+                "type": "string",
+                "description": "JSON: a ProgressData (progress), DoneData (done) or ErrorData (error)",
+            },
+        },
+        "required": ["event", "data"],
+    });
     doc
 }

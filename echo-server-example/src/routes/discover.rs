@@ -6,7 +6,7 @@ use axum::Extension;
 use axum::extract::State;
 use echo_core::analysis::Discovery;
 use echo_core::model::ExperimentId;
-use echo_core::service::DiscoveryService;
+use echo_core::service::{DiscoveryService, ServiceError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -103,7 +103,8 @@ pub struct CompetitorAdded {
     request_body = BrandInput,
     responses((status = 200, description = "The profile; `added` says whether it changed", body = CompetitorAdded),
         (status = 404, description = "No brand profile yet", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid brand, the profile's own brand, or too many competitors", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The brand is the profile's own, or the profile already has the most competitors it may", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid brand", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn add_competitor(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -114,7 +115,12 @@ pub async fn add_competitor(
     let (profile, added) = DiscoveryService::from_store(&state.store)
         .add_competitor(caller.user_id, competitor)
         .await
-        .map_err(|e| ApiError::from_service(e, "brand profile"))?;
+        .map_err(|e| match e {
+            // The brand itself was validated above; what is left conflicts with the profile's
+            // current state (its own brand, a full list), which no request schema can know.
+            ServiceError::Invalid(v) => ApiError::conflict(format!("{} {}", v.field, v.reason)),
+            e => ApiError::from_service(e, "brand profile"),
+        })?;
     if added {
         audit_action(
             &state,

@@ -149,8 +149,9 @@ async fn discovered_brands_of_an_experiment_and_add_as_competitor() {
             .json(&json!("hubspot")),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_problem(&h, &problem, "invalid-input");
+    // The profile's own brand: a conflict with its state, not an invalid brand.
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_problem(&h, &problem, "conflict");
     let (status, h, problem) = send(
         s.client
             .post(&add)
