@@ -209,7 +209,8 @@ pub async fn register(
 
 /// Creates an account (the rules of `POST /api/v1/auth/register`, shared with the sign-up
 /// page): same-origin check, per-IP limit, the privacy-policy version, the password policy,
-/// a unique email, and the audit event.
+/// then the same outcome for a new and a registered address (the owner of a registered one is
+/// mailed) and the audit event.
 pub async fn register_user(
     state: &AppState,
     headers: &HeaderMap,
