@@ -190,10 +190,9 @@ impl Scheduler {
         // the others), through a debit that cannot succeed: no job, no charge. So does the
         // schedule of an owner without consent or with an unverified email, by the services'
         // own rules.
-        let consent = crate::service::require_consent(owner).is_ok();
-        let verified = crate::service::require_verified_email(owner).is_ok();
+        let may_run = crate::service::require_may_run(owner);
         let mut debit = QuotaDebit::for_run(owner, experiment);
-        if !consent || !verified {
+        if may_run.is_err() {
             debit.limit = 0;
         }
         let job = RunExperimentPayload {
@@ -208,8 +207,16 @@ impl Scheduler {
         {
             ScheduleClaim::Enqueued => Claim::Enqueued,
             ScheduleClaim::SkippedOverQuota if !owner.is_active => Claim::SkippedInactive,
-            ScheduleClaim::SkippedOverQuota if !consent => Claim::SkippedNoConsent,
-            ScheduleClaim::SkippedOverQuota if !verified => Claim::SkippedUnverified,
+            ScheduleClaim::SkippedOverQuota
+                if matches!(may_run, Err(crate::service::ServiceError::ConsentRequired)) =>
+            {
+                Claim::SkippedNoConsent
+            }
+            ScheduleClaim::SkippedOverQuota
+                if matches!(may_run, Err(crate::service::ServiceError::EmailUnverified)) =>
+            {
+                Claim::SkippedUnverified
+            }
             ScheduleClaim::SkippedOverQuota => Claim::SkippedOverQuota,
             ScheduleClaim::Lost => Claim::Lost,
         };

@@ -205,8 +205,7 @@ impl ExperimentService {
         options: SubmitOptions,
     ) -> Result<Submitted, ServiceError> {
         let owner = self.users.get_user(experiment.user_id).await?;
-        super::require_consent(&owner)?;
-        super::require_verified_email(&owner)?;
+        super::require_may_run(&owner)?;
         let debit = QuotaDebit::for_run(&owner, &experiment);
         let job = run_job(
             experiment.user_id,
@@ -248,8 +247,7 @@ impl ExperimentService {
             });
         }
         let user = self.users.get_user(owner).await?;
-        super::require_consent(&user)?;
-        super::require_verified_email(&user)?;
+        super::require_may_run(&user)?;
         let debit = QuotaDebit::for_run(&user, &experiment);
         let now = options.now();
         let job = run_job(owner, id, now, &options);

@@ -126,3 +126,11 @@ pub(crate) fn require_verified_email(owner: &User) -> Result<(), ServiceError> {
         Ok(())
     }
 }
+
+/// Every rule an owner must meet before an experiment of theirs is created or run, in the order
+/// the refusals are reported: consent ([`require_consent`]), then a verified email
+/// ([`require_verified_email`]). The submit and re-run services and the scheduler all ask this.
+pub(crate) fn require_may_run(owner: &User) -> Result<(), ServiceError> {
+    require_consent(owner)?;
+    require_verified_email(owner)
+}
