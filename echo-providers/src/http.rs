@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use echo_core::model::ProviderKind;
-use echo_core::provider::{FinishReason, PermanentKind, ProviderError, Secret};
+use echo_core::provider::{CitedSource, FinishReason, PermanentKind, ProviderError, Secret};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Serialize;
@@ -366,13 +366,13 @@ pub(crate) fn non_empty_answer(
     Err(invalid(message))
 }
 
-/// Keeps the first occurrence of each URL, in order.
-pub(crate) fn dedup_citations(urls: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Keeps the first occurrence of each URL, in order, as sources known by their URL.
+pub(crate) fn dedup_citations(urls: impl IntoIterator<Item = String>) -> Vec<CitedSource> {
+    let mut out: Vec<CitedSource> = Vec::new();
     for url in urls {
         let url = url.trim();
-        if !url.is_empty() && !out.iter().any(|u| u == url) {
-            out.push(url.to_owned());
+        if !url.is_empty() && !out.iter().any(|u| u.url == url) {
+            out.push(CitedSource::from_url(url));
         }
     }
     out

@@ -148,7 +148,7 @@ pub fn check_provider_response(data: &[u8]) {
             );
             assert!(!completion.text.trim().is_empty(), "blank answer accepted");
             let mut seen = std::collections::HashSet::new();
-            assert!(completion.citations.iter().all(|c| seen.insert(c)));
+            assert!(completion.citations.iter().all(|c| seen.insert(&c.url)));
         }
         Err(e) => {
             let shown = format!("{e} {e:?}");

@@ -7,6 +7,7 @@
 mod pricing;
 mod retry;
 pub mod simulated;
+mod source;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::model::ProviderKind;
 pub use crate::secret::Secret;
 pub use pricing::{ModelPrice, PriceTable};
 pub use retry::{RetryPolicy, Retrying};
+pub use source::{CitedSource, SourceSpan};
 
 /// One completion request: the prompt and the sampling settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,8 +72,9 @@ pub struct Completion {
     pub latency: Duration,
     /// Why generation stopped.
     pub finish_reason: FinishReason,
-    /// Source URLs the provider cited, where it returns them (Perplexity, Gemini grounding).
-    pub citations: Vec<String>,
+    /// The web sources the provider cited, in the order it numbered them, each URL once (empty
+    /// when the API returns none).
+    pub citations: Vec<CitedSource>,
 }
 
 /// Why a permanent failure is permanent.

@@ -90,7 +90,7 @@ async fn web_search_citations_are_collected() {
         "According to recent reviews, HubSpot is the most recommended free CRM for startups."
     );
     assert_eq!(
-        completion.citations,
+        urls(&completion.citations),
         [
             "https://zapier.com/blog/best-crm-app/",
             "https://www.forbes.com/advisor/business/software/best-crm-small-business/"

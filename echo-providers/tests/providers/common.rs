@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use echo_core::provider::{
-    Completion, CompletionRequest, DynProvider, PermanentKind, ProviderError,
+    CitedSource, Completion, CompletionRequest, DynProvider, PermanentKind, ProviderError,
 };
 use serde_json::Value;
 use wiremock::matchers::any;
@@ -278,4 +278,9 @@ macro_rules! error_scenarios {
             $crate::common::echoed_key_is_scrubbed($case).await;
         }
     };
+}
+
+/// The cited sources' URLs, in order: what most assertions compare.
+pub fn urls(sources: &[CitedSource]) -> Vec<&str> {
+    sources.iter().map(|s| s.url.as_str()).collect()
 }

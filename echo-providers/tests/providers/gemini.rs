@@ -76,7 +76,7 @@ async fn grounding_chunks_become_citations_and_search_is_requested() {
             .unwrap();
     assert_eq!(completion.model, "gemini-2.0-flash");
     assert_eq!(
-        completion.citations,
+        urls(&completion.citations),
         [
             "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQHhubspot",
             "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQHpipedrive"

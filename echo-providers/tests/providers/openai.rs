@@ -83,7 +83,7 @@ async fn search_model_annotations_become_citations() {
     )
     .await;
     assert_eq!(
-        result.unwrap().citations,
+        urls(&result.unwrap().citations),
         [
             "https://www.hubspot.com/products/crm?utm_source=openai",
             "https://www.pipedrive.com/?utm_source=openai"

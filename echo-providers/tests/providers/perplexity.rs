@@ -44,7 +44,7 @@ async fn success_sends_the_documented_request_and_collects_citations() {
     assert_eq!(completion.finish_reason, FinishReason::Stop);
     // `citations` first, in Perplexity's numbering, then search results not already cited.
     assert_eq!(
-        completion.citations,
+        urls(&completion.citations),
         [
             "https://www.hubspot.com/products/crm",
             "https://www.pipedrive.com/",
