@@ -29,6 +29,9 @@ pub enum Command {
     /// List the brands answers name but an experiment does not track (competitor discovery),
     /// from a stored experiment or from answer files.
     Discover(DiscoverArgs),
+    /// Write a stored experiment's per-run metrics or its answers as CSV (RFC 4180; cells
+    /// that a spreadsheet would run as a formula get a leading `'`).
+    ExportCsv(ExportCsvArgs),
     /// Apply the database migrations (idempotent; safe while servers run).
     Migrate(MigrateArgs),
     /// Serve the HTTP API, with workers and the scheduler in the same process by default.
@@ -342,6 +345,35 @@ pub struct AnalyzeArgs {
 
     /// The answer to analyse; `-` reads standard input.
     pub file: PathBuf,
+}
+
+/// Which table `echoai export-csv` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CsvTableArg {
+    /// One row per run × tracked brand, with the run's metrics.
+    Runs,
+    /// One row per stored answer.
+    Answers,
+}
+
+/// `echoai export-csv`.
+#[derive(Debug, Args)]
+pub struct ExportCsvArgs {
+    /// The experiment's id.
+    #[arg(long)]
+    pub experiment: String,
+    /// The email of the experiment's owner.
+    #[arg(long)]
+    pub user: String,
+    /// `runs` (metrics per run and brand) or `answers` (one row per answer).
+    #[arg(long, value_enum, default_value = "runs")]
+    pub table: CsvTableArg,
+    /// Write here instead of standard output (`-` is standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
 }
 
 /// `echoai discover`.

@@ -58,7 +58,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, runs, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -93,6 +93,11 @@ pub fn build_app(state: AppState) -> Router {
         .route(
             "/experiments/{id}/discovered-brands",
             get(discover::discovered_brands),
+        )
+        .route("/experiments/{id}/export/runs.csv", get(export::runs_csv))
+        .route(
+            "/experiments/{id}/export/answers.csv",
+            get(export::answers_csv),
         )
         .route("/brand/profile/competitors", post(discover::add_competitor))
         .route("/dashboard/stats", get(dashboard::stats))

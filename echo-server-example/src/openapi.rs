@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, runs, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -271,6 +271,7 @@ impl Modify for CommonErrors {
         experiments::cancel, experiments::delete, experiments::compare,
         runs::answers, runs::events,
         discover::discovered_brands, discover::add_competitor,
+        export::runs_csv, export::answers_csv,
         dashboard::stats,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,

@@ -1,7 +1,8 @@
 //! The business rules that every caller shares: submitting, re-running, cancelling and deleting
 //! an experiment, reading a run's answers with their matched spans and an experiment's
 //! progress, discovering the competitors its answers name and adding one to the brand profile,
-//! and the local account an embedded program runs under.
+//! exporting an experiment's metrics and answers as CSV, and the local account an embedded
+//! program runs under.
 //!
 //! The reference server's JSON routes, its CLI and the scheduler all go through these
 //! functions, so a rule (the quota debit by tier, which statuses may be re-run, what a cancel
@@ -41,6 +42,7 @@
 mod accounts;
 mod discovery;
 mod experiments;
+mod export;
 mod runs;
 #[cfg(test)]
 mod test_support;
@@ -48,6 +50,7 @@ mod test_support;
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
+pub use export::{ANSWER_COLUMNS, CsvStream, CsvTable, ExportService, RUN_COLUMNS, csv_record};
 pub use runs::{
     Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
 };

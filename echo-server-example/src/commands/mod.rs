@@ -3,6 +3,7 @@
 mod analyze;
 mod config_check;
 mod discover;
+mod export_csv;
 mod privacy;
 pub mod probe;
 mod run;
@@ -114,6 +115,7 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
         Command::Discover(args) => discover::discover(args).await,
+        Command::ExportCsv(args) => export_csv::export_csv(args).await,
         Command::Config(crate::cli::ConfigCommand::Check(args)) => config_check::check(args),
         Command::Probe(args) => probe::probe(args).await,
         Command::Smoke(args) => smoke::smoke(args).await,

@@ -7,6 +7,7 @@ pub mod brand;
 pub mod dashboard;
 pub mod discover;
 pub mod experiments;
+pub mod export;
 pub mod keys;
 pub mod privacy;
 pub mod runs;

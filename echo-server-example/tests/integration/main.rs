@@ -6,6 +6,7 @@ mod cli;
 mod contract;
 mod deploy;
 mod discover;
+mod export;
 mod hardening;
 mod harness;
 mod privacy;

@@ -911,6 +911,8 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/experiments/{id}/runs/{run_id}/answers"),
         ("get", "/api/v1/experiments/{id}/events"),
         ("get", "/api/v1/experiments/{id}/discovered-brands"),
+        ("get", "/api/v1/experiments/{id}/export/runs.csv"),
+        ("get", "/api/v1/experiments/{id}/export/answers.csv"),
         ("post", "/api/v1/brand/profile/competitors"),
         ("get", "/api/v1/dashboard/stats"),
         ("get", "/api/v1/csrf-token"),
