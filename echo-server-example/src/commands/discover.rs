@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use echo_core::analysis::{BrandMatcher, Discoverer, Discovery};
-use echo_core::model::{Email, ExperimentId};
+use echo_core::model::ExperimentId;
 use echo_core::service::DiscoveryService;
 
 use super::{CliError, parse_brand};
@@ -27,12 +27,8 @@ async fn from_experiment(args: &DiscoverArgs, id: &str) -> Result<Discovery, Cli
     let id: ExperimentId = id
         .parse()
         .map_err(|_| CliError::Usage(format!("--experiment {id:?} is not an experiment id")))?;
-    let email = Email::parse(args.user.as_deref().unwrap_or_default())?;
-    let (store, _) = crate::open_store(&args.database).await?;
-    let user = store
-        .find_user_by_email(&email)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
+    let (store, user) =
+        super::open_for_user(&args.database, args.user.as_deref().unwrap_or_default()).await?;
     Ok(DiscoveryService::from_store(&store)
         .discovered_brands(user.id, id)
         .await?)

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use echo_core::model::{Email, ExperimentId};
+use echo_core::model::ExperimentId;
 use echo_core::service::{CsvTable, ExportService};
 use futures::TryStreamExt;
 
@@ -17,12 +17,7 @@ pub(super) async fn export_csv(args: ExportCsvArgs) -> Result<(), CliError> {
             args.experiment
         ))
     })?;
-    let email = Email::parse(&args.user)?;
-    let (store, _) = crate::open_store(&args.database).await?;
-    let user = store
-        .find_user_by_email(&email)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
+    let (store, user) = super::open_for_user(&args.database, &args.user).await?;
     let table = match args.table {
         CsvTableArg::Runs => CsvTable::Runs,
         CsvTableArg::Answers => CsvTable::Answers,

@@ -89,6 +89,27 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
+/// Opens `database` and finds the account with `email`: how the commands that act for one
+/// user (`export`, `export-csv`, `discover --experiment`) begin.
+async fn open_for_user(
+    database: &str,
+    email: &str,
+) -> Result<
+    (
+        std::sync::Arc<echo_core::store::DynStore>,
+        echo_core::model::User,
+    ),
+    CliError,
+> {
+    let email = echo_core::model::Email::parse(email)?;
+    let (store, _) = crate::open_store(database).await?;
+    let user = store
+        .find_user_by_email(&email)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
+    Ok((store, user))
+}
+
 impl From<echo_core::service::ServiceError> for CliError {
     fn from(e: echo_core::service::ServiceError) -> Self {
         match e {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use echo_core::audit::{CheckpointSigner, CheckpointVerifier, verify_log};
-use echo_core::model::{Email, Timestamp};
+use echo_core::model::Timestamp;
 use echo_core::privacy::export::{WriteSink, export_user};
 
 use super::CliError;
@@ -97,12 +97,7 @@ pub async fn audit_verify(args: AuditVerifyArgs) -> Result<(), CliError> {
 
 /// Executes `echoai export`.
 pub async fn export(args: ExportArgs) -> Result<(), CliError> {
-    let email = Email::parse(&args.user)?;
-    let (store, _) = crate::open_store(&args.database).await?;
-    let user = store
-        .find_user_by_email(&email)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no user with email {}", email.as_str())))?;
+    let (store, user) = super::open_for_user(&args.database, &args.user).await?;
     let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::fs::File::create(path)?),
         None => Box::new(std::io::stdout()),

@@ -226,7 +226,10 @@ async fn every_page_renders_for_its_owner() {
     // The CSV downloads are the API's routes, which take the page's session cookie.
     for table in ["runs", "answers"] {
         let link = format!("/api/v1/experiments/{id}/export/{table}.csv");
-        assert!(page.contains(&format!("href=\"{link}\" download")), "{page}");
+        assert!(
+            page.contains(&format!("href=\"{link}\" download")),
+            "{page}"
+        );
         let (status, headers, csv) = get(&s, &me, &link).await;
         assert_eq!(status, StatusCode::OK, "{csv}");
         assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
