@@ -7,8 +7,9 @@
 # compile them unchanged, with their own unit tests, and nothing else of echo-core:
 #   1. analysis/stats.rs, auth/key.rs, auth/digest.rs (with a stand-in `model::SecretDigest`);
 #   2. analysis/ and model/ whole, mutating analysis/metrics/ only (tests: analysis::metrics).
-# auth/verify.rs needs the store and the cache, so it only runs in echo-core itself:
-#   cargo mutants -p echo-core --all-features -j 1 --timeout 120 \
+# auth/verify.rs needs the store and the cache, so it only runs in echo-core itself (about 30 s
+# per mutant once the scratch copy starts from the built target/):
+#   cargo mutants -p echo-core --all-features -j 1 --timeout 180 --copy-target=true \
 #     --file echo-core/src/auth/verify.rs -- --lib -- auth::
 #
 # Usage: benches/mutants/run.sh [OUT_DIR]   (default /tmp/echo-mutants; needs cargo-mutants)

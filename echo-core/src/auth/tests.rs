@@ -279,6 +279,17 @@ async fn flusher_flushes_on_shutdown() {
 }
 
 #[tokio::test]
+async fn cache_accessor_returns_the_cache_given_to_the_verifier() {
+    // Servers hand this cache to the key service so revocations invalidate it: it must be the
+    // same instance, not a copy, and there is none on an uncached verifier.
+    let f = Fixture::new().await;
+    assert!(f.verifier(VerifierConfig::default()).cache().is_none());
+    let v = f.cached_verifier();
+    let cache = v.cache().expect("a cached verifier exposes its cache");
+    assert!(Arc::ptr_eq(cache, &f.cache));
+}
+
+#[tokio::test]
 async fn cache_serves_hits_and_revoke_invalidates_at_once() {
     let f = Fixture::new().await;
     let k = f.create(KeyEnvironment::Live, None).await;
