@@ -161,6 +161,45 @@ fn t_975(df: usize) -> f64 {
     }
 }
 
+/// A run's target visibility per phrasing of its prompt set, and pooled over the set with the
+/// cluster-robust interval of [`PooledRate`]. Stored with the run's metrics, so a report
+/// always names the set version its numbers come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptSetMetrics {
+    /// The set.
+    pub set_id: crate::model::PromptSetId,
+    /// The version the run asked.
+    pub version: u32,
+    /// Its name.
+    pub name: String,
+    /// Target visibility per phrasing, in the set's order (index 0 first): successful answers
+    /// to that phrasing naming the target ÷ successful answers to it, with its Wilson interval.
+    pub per_prompt: Vec<super::Proportion>,
+    /// Target visibility pooled over the phrasings (mean of the per-phrasing rates) with the
+    /// cluster-robust interval, beside the naive pooled-binomial one.
+    pub pooled: PooledRate,
+}
+
+impl PromptSetMetrics {
+    /// The metrics of `per_prompt` (one visibility per phrasing) for `set`.
+    pub fn new(set: &crate::model::PinnedPromptSet, per_prompt: Vec<super::Proportion>) -> Self {
+        let counts: Vec<PromptCount> = per_prompt
+            .iter()
+            .map(|p| PromptCount {
+                successes: p.successes,
+                n: p.n,
+            })
+            .collect();
+        Self {
+            set_id: set.set_id,
+            version: set.version,
+            name: set.name.as_str().to_owned(),
+            pooled: PooledRate::over(&counts),
+            per_prompt,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

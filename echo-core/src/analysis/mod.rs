@@ -53,7 +53,7 @@ pub mod repro;
 pub mod stats;
 pub mod text;
 
-pub use clustered::{PooledRate, PromptCount};
+pub use clustered::{PooledRate, PromptCount, PromptSetMetrics};
 pub use discover::{DiscoveredBrand, Discoverer, Discovery};
 pub use extract::{BrandHit, BrandMatcher, Extraction, MatchSpan, MatcherError, TrackedBrands};
 pub use metrics::{

@@ -39,6 +39,7 @@
 //! ```
 
 mod accounts;
+mod brand;
 mod discovery;
 mod experiments;
 mod runs;
@@ -46,6 +47,7 @@ mod runs;
 mod test_support;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
+pub use brand::{BrandProfileDraft, BrandService, PromptSetDraft, normalize_domain};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use runs::{

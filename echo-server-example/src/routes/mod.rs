@@ -9,6 +9,7 @@ pub mod discover;
 pub mod experiments;
 pub mod keys;
 pub mod privacy;
+pub mod prompt_sets;
 pub mod runs;
 pub mod system;
 

@@ -9,6 +9,7 @@ mod discover;
 mod hardening;
 mod harness;
 mod privacy;
+mod prompt_sets;
 mod runs;
 mod server;
 mod verification;
