@@ -53,6 +53,7 @@ pub fn experiment(
         }],
         status,
         recurrence: None,
+        prompt_set: None,
         created_at: created,
         updated_at: created,
     }

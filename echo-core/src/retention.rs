@@ -398,6 +398,7 @@ mod tests {
             }],
             status: ExperimentStatus::Completed,
             recurrence: None,
+            prompt_set: None,
             created_at: now,
             updated_at: now,
         };

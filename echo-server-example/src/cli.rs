@@ -267,9 +267,19 @@ pub struct MigrateArgs {
 /// `echoai run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The prompt sent to every provider.
-    #[arg(long)]
-    pub prompt: String,
+    /// The prompt sent to every provider (or give --prompt-set).
+    #[arg(long, required_unless_present = "prompt_set")]
+    pub prompt: Option<String>,
+
+    /// Run a prompt set of the user's brand profile instead of one prompt: its id or its name.
+    /// Every phrasing is sent --iterations times per provider; the newest version is pinned
+    /// unless --set-version names another.
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_set: Option<String>,
+
+    /// The prompt set version to run (with --prompt-set).
+    #[arg(long, requires = "prompt_set")]
+    pub set_version: Option<u32>,
 
     /// The brand whose visibility is measured. Aliases: `--brand "HubSpot=HubSpot CRM,Hubspot"`;
     /// a match mode after `;`: `--brand "Close=Close CRM;match=case_sensitive"` (modes:
@@ -282,7 +292,7 @@ pub struct RunArgs {
     #[arg(long = "competitor")]
     pub competitors: Vec<String>,
 
-    /// Samples per provider.
+    /// Samples per provider (with --prompt-set: per phrasing).
     #[arg(long, default_value_t = 50)]
     pub iterations: u32,
 

@@ -58,7 +58,8 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
+    runs, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -100,6 +101,18 @@ pub fn build_app(state: AppState) -> Router {
             get(export::answers_csv),
         )
         .route("/brand/profile/competitors", post(discover::add_competitor))
+        .route(
+            "/brand/prompt-sets",
+            post(prompt_sets::create).get(prompt_sets::list),
+        )
+        .route(
+            "/brand/prompt-sets/{id}",
+            get(prompt_sets::get).delete(prompt_sets::delete),
+        )
+        .route(
+            "/brand/prompt-sets/{id}/versions",
+            post(prompt_sets::new_version),
+        )
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))

@@ -15,7 +15,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
+    runs, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -272,6 +273,8 @@ impl Modify for CommonErrors {
         runs::answers, runs::events,
         discover::discovered_brands, discover::add_competitor,
         export::runs_csv, export::answers_csv,
+        prompt_sets::create, prompt_sets::list, prompt_sets::get, prompt_sets::new_version,
+        prompt_sets::delete,
         dashboard::stats,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,

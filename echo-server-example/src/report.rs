@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use echo_core::analysis::{Caveat, ExperimentMetrics, Proportion, ProviderRun, RunMetrics};
+use echo_core::analysis::{
+    Caveat, ExperimentMetrics, PromptSetMetrics, Proportion, ProviderRun, RunMetrics,
+};
 use echo_core::model::{BatchRun, BatchRunStatus, Experiment, ExperimentStatus, ProviderKind};
 use serde::Serialize;
 
@@ -26,10 +28,28 @@ pub struct Report {
     pub iterations: u32,
     /// Whether the prompt itself names the target (which inflates visibility).
     pub branded_prompt: bool,
+    /// The prompt set version the experiment runs, when it runs one: every figure of the
+    /// report comes from this version's phrasings.
+    pub prompt_set: Option<PromptSetLabel>,
     /// One section per provider.
     pub providers: Vec<ProviderSection>,
     /// Across providers: the pooled sample and the unweighted mean of provider visibilities.
     pub overall: Option<ExperimentMetrics>,
+}
+
+/// The prompt set version a report covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptSetLabel {
+    /// The set's id.
+    pub id: String,
+    /// The version pinned.
+    pub version: u32,
+    /// Its name.
+    pub name: String,
+    /// Its phrasings, in order (the index of `per_prompt` rows).
+    pub prompts: Vec<String>,
+    /// Answers per phrasing per provider.
+    pub iterations_per_prompt: u32,
 }
 
 /// One provider's part of the report.
@@ -57,6 +77,9 @@ pub struct ProviderSection {
     pub cost_usd: f64,
     /// The run's metrics (absent when the run stored none).
     pub metrics: Option<RunMetrics>,
+    /// With a prompt set: the target's visibility per phrasing and pooled over the set with
+    /// its cluster-robust interval.
+    pub prompt_set: Option<PromptSetMetrics>,
 }
 
 impl Report {
@@ -90,6 +113,7 @@ impl Report {
                 recorded: run.iterations_recorded,
                 cost_usd: run.cost_micros_usd as f64 / 1e6,
                 metrics: stored.map(|s| s.metrics.clone()),
+                prompt_set: stored.and_then(|s| s.prompt_set.clone()),
             });
         }
         Ok(Self {
@@ -104,6 +128,13 @@ impl Report {
                 .collect(),
             iterations: experiment.iterations.get(),
             branded_prompt,
+            prompt_set: experiment.prompt_set.as_ref().map(|s| PromptSetLabel {
+                id: s.set_id.to_string(),
+                version: s.version,
+                name: s.name.as_str().to_owned(),
+                prompts: s.prompts.iter().map(|p| p.as_str().to_owned()).collect(),
+                iterations_per_prompt: s.iterations_per_prompt,
+            }),
             overall: (!provider_runs.is_empty()).then(|| ExperimentMetrics::new(provider_runs)),
             providers,
         })
@@ -113,11 +144,25 @@ impl Report {
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Echo report · experiment {}", self.experiment_id);
-        let _ = writeln!(
-            out,
-            "Prompt: {:?} · {} iterations per provider",
-            self.prompt, self.iterations
-        );
+        match &self.prompt_set {
+            Some(set) => {
+                let _ = writeln!(
+                    out,
+                    "Prompt set: {:?} version {} · {} phrasings × {} iterations per provider",
+                    set.name,
+                    set.version,
+                    set.prompts.len(),
+                    set.iterations_per_prompt
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Prompt: {:?} · {} iterations per provider",
+                    self.prompt, self.iterations
+                );
+            }
+        }
         if self.branded_prompt {
             let _ = writeln!(
                 out,
@@ -157,6 +202,9 @@ impl Report {
                 p.cost_usd
             );
             write_brand_table(&mut out, m, &self.target);
+            if let (Some(ps), Some(set)) = (&p.prompt_set, &self.prompt_set) {
+                write_prompt_rows(&mut out, ps, set, &self.target);
+            }
             for caveat in &m.caveats {
                 let _ = writeln!(out, "  caution: {}", describe_caveat(caveat));
             }
@@ -212,6 +260,47 @@ fn write_brand_table(out: &mut String, m: &RunMetrics, target: &str) {
     let _ = writeln!(
         out,
         "  * target · SoV(m): share of brand mentions · SoV(a): share of answers naming any tracked brand"
+    );
+}
+
+/// The target's visibility per phrasing, then pooled over the set with both intervals.
+fn write_prompt_rows(out: &mut String, m: &PromptSetMetrics, set: &PromptSetLabel, target: &str) {
+    let _ = writeln!(
+        out,
+        "  {target} visibility per phrasing (set {:?} v{}):",
+        m.name, m.version
+    );
+    for (i, p) in m.per_prompt.iter().enumerate() {
+        let text: String = set
+            .prompts
+            .get(i)
+            .map(|t| t.chars().take(48).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:>3}. {:<48}  {:>16}  {:>15}",
+            i + 1,
+            text,
+            fraction(p),
+            interval(p)
+        );
+    }
+    let pooled = &m.pooled;
+    let ci = |c: Option<echo_core::analysis::Interval>| {
+        c.map_or("–".to_owned(), |ci| {
+            format!("[{:.1}, {:.1}]%", ci.lower * 100.0, ci.upper * 100.0)
+        })
+    };
+    let _ = writeln!(
+        out,
+        "  pooled over {} phrasings: {} · 95% CI {} (cluster-robust; naive binomial {}) · design effect {}",
+        pooled.prompts,
+        pct(pooled.rate),
+        ci(pooled.ci95),
+        ci(pooled.naive_ci95),
+        pooled
+            .design_effect
+            .map_or("–".to_owned(), |d| format!("{d:.2}")),
     );
 }
 
@@ -277,6 +366,7 @@ mod tests {
             recorded: 6,
             cost_usd: 0.0,
             metrics,
+            prompt_set: None,
         }
     }
 
@@ -330,6 +420,7 @@ mod tests {
             competitors: vec!["Salesforce".to_owned()],
             iterations: 6,
             branded_prompt: true,
+            prompt_set: None,
             providers: vec![
                 section(ProviderKind::Simulated, Some(simulated)),
                 real,

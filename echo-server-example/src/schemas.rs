@@ -206,3 +206,17 @@ pub fn experiment_cursor() -> Object {
         "From a previous page's next_cursor",
     )
 }
+
+/// A prompt set's phrasings: 5 to 50 prompts
+/// (`echo_core::model::PromptSetVersion::MIN_PROMPTS`/`MAX_PROMPTS`), no two alike.
+pub fn phrasings() -> Array {
+    ArrayBuilder::new()
+        .items(prompt())
+        .min_items(Some(5))
+        .max_items(Some(50))
+        .unique_items(true)
+        .description(Some(
+            "5 to 50 phrasings of the topic's question, each a valid prompt; two that differ only in case or surrounding spaces are refused",
+        ))
+        .build()
+}

@@ -8,6 +8,7 @@ use echo_core::store::sql::{self, UniqueKey};
 /// not exist.
 const PARENTS: &[(&str, &str)] = &[
     ("brand_profiles_user_id_fkey", "user"),
+    ("prompt_sets_user_id_fkey", "user"),
     ("api_keys_user_id_fkey", "user"),
     ("sessions_user_id_fkey", "user"),
     ("email_verification_tokens_user_id_fkey", "user"),

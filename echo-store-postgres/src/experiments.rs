@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use echo_core::model::{
     Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
 };
-use echo_core::store::sql::{ColumnReader, found, to_json};
+use echo_core::store::sql::{ColumnReader, found, opt_to_json, to_json};
 use echo_core::store::{
     ExperimentCursor, ExperimentQuery, ExperimentStore, Page, ScheduleClaim, StoreError,
 };
@@ -33,6 +33,7 @@ async fn insert_experiments(
     let mut next_runs = Vec::with_capacity(n);
     let mut created = Vec::with_capacity(n);
     let mut updated = Vec::with_capacity(n);
+    let mut prompt_sets = Vec::with_capacity(n);
     for e in experiments {
         let recurrence = e.recurrence.as_ref();
         ids.push(*e.id.as_uuid());
@@ -47,6 +48,7 @@ async fn insert_experiments(
         next_runs.push(opt_dt(recurrence.and_then(|r| r.next_run_at)));
         created.push(dt(e.created_at));
         updated.push(dt(e.updated_at));
+        prompt_sets.push(opt_to_json("prompt set", e.prompt_set.as_ref())?);
     }
     execute(
         conn,
@@ -62,7 +64,8 @@ async fn insert_experiments(
             .bind(schedules)
             .bind(next_runs)
             .bind(created)
-            .bind(updated),
+            .bind(updated)
+            .bind(prompt_sets),
     )
     .await
 }

@@ -184,11 +184,12 @@ pub const EXPERIMENTS_INSERT: &str = concat!(
     "INSERT INTO experiments (",
     sql_columns!(experiment),
     ") SELECT id, user_id, prompt, target::jsonb, competitors::jsonb, iterations, \
-     providers::jsonb, status, schedule, next_run_at, created_at, updated_at \
+     providers::jsonb, status, schedule, next_run_at, created_at, updated_at, \
+     prompt_set::jsonb \
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
      $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
-     $12::timestamptz[]) AS e (id, user_id, prompt, target, competitors, iterations, \
-     providers, status, schedule, next_run_at, created_at, updated_at)"
+     $12::timestamptz[], $13::text[]) AS e (id, user_id, prompt, target, competitors, \
+     iterations, providers, status, schedule, next_run_at, created_at, updated_at, prompt_set)"
 );
 /// The owner's experiment.
 pub const EXPERIMENT_BY_ID: &str = concat!(

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use echo_core::model::{
     Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
 };
-use echo_core::store::sql::{ColumnReader, found, to_json};
+use echo_core::store::sql::{ColumnReader, found, opt_to_json, to_json};
 use echo_core::store::{
     ExperimentCursor, ExperimentQuery, ExperimentStore, Page, ScheduleClaim, StoreError,
 };
@@ -34,6 +34,7 @@ fn insert_experiment(tx: &Transaction<'_>, e: &Experiment) -> Result<(), StoreEr
             opt_micros(recurrence.and_then(|r| r.next_run_at)),
             e.created_at.unix_micros(),
             e.updated_at.unix_micros(),
+            opt_to_json("prompt set", e.prompt_set.as_ref())?,
         ],
     )
     .db_parent("user")?;

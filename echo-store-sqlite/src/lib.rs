@@ -87,6 +87,7 @@ mod error;
 mod experiments;
 mod jobs;
 mod migrations;
+mod prompt_sets;
 #[doc(hidden)]
 pub mod queries;
 mod rows;

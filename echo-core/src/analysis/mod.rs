@@ -44,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod clustered;
 pub mod discover;
 pub mod extract;
 mod markdown;
@@ -52,6 +53,7 @@ pub mod repro;
 pub mod stats;
 pub mod text;
 
+pub use clustered::{PooledRate, PromptCount, PromptSetMetrics};
 pub use discover::{DiscoveredBrand, Discoverer, Discovery};
 pub use extract::{BrandHit, BrandMatcher, Extraction, MatchSpan, MatcherError, TrackedBrands};
 pub use metrics::{

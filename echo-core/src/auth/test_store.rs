@@ -330,3 +330,12 @@ impl JobQueue for TestStore {
         self.inner.prune_jobs(before, limit).await
     }
 }
+
+delegate!(PromptSetStore {
+    create_prompt_set(owner: UserId, first: &PromptSetVersion) -> Result<(), StoreError>;
+    add_prompt_set_version(owner: UserId, next: &PromptSetVersion) -> Result<(), StoreError>;
+    get_prompt_set(owner: UserId, id: PromptSetId) -> Result<PromptSet, StoreError>;
+    get_prompt_set_version(owner: UserId, id: PromptSetId, version: u32) -> Result<PromptSetVersion, StoreError>;
+    list_prompt_sets(owner: UserId) -> Result<Vec<PromptSet>, StoreError>;
+    delete_prompt_set(owner: UserId, id: PromptSetId) -> Result<(), StoreError>;
+});

@@ -119,6 +119,7 @@ pub fn experiment(owner: UserId, created_at: Timestamp) -> Experiment {
         providers: vec![provider(ProviderKind::Simulated)],
         status: ExperimentStatus::Pending,
         recurrence: None,
+        prompt_set: None,
         created_at,
         updated_at: created_at,
     }
@@ -269,6 +270,7 @@ pub fn batch_metrics(visibility: f64) -> BatchRunMetrics {
         metrics: RunMetrics::compute(&brands, false, answers),
         word_count: PawcSummary::mean(&brands, std::iter::empty()),
         reproducibility: ReproducibilityRecord::new(&e.providers[0], None, e.prompt.as_str()),
+        prompt_set: None,
     }
 }
 

@@ -72,6 +72,7 @@ pub mod experiments;
 pub mod fixtures;
 pub mod jobs;
 pub mod migrations;
+pub mod prompt_sets;
 pub mod retention;
 pub mod runs;
 pub mod sessions;
@@ -223,6 +224,14 @@ macro_rules! store_conformance_tests {
                 concurrent_anonymize_calls_never_overlap,
                 users_due_for_deletion_filters_and_orders,
                 delete_user_leaves_nothing_readable,
+            }
+            prompt_sets {
+                prompt_set_versions_round_trip_and_stay_readable,
+                prompt_set_version_must_follow_the_latest,
+                invalid_prompt_set_versions_write_nothing,
+                prompt_sets_are_tenant_isolated,
+                concurrent_prompt_set_edits_have_one_winner,
+                delete_prompt_set_removes_versions,
             }
             edge {
                 unicode_text_round_trips_byte_exact,

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BrandName, ExperimentId, ExperimentStatus, Iterations, MatchMode, Prompt, ProviderKind,
-    Timestamp, UserId, ValidationError,
+    BrandName, ExperimentId, ExperimentStatus, Iterations, MatchMode, PinnedPromptSet, Prompt,
+    PromptSetVersion, ProviderKind, Timestamp, UserId, ValidationError,
 };
 
 /// A brand to look for in answers: its name, other spellings, and how to match them.
@@ -113,6 +113,11 @@ pub struct Experiment {
     pub status: ExperimentStatus,
     /// When set, the experiment re-runs on a schedule.
     pub recurrence: Option<Recurrence>,
+    /// When set, the experiment asks this prompt set's phrasings instead of `prompt` alone
+    /// (`prompt` is then its first phrasing) and `iterations` is phrasings × iterations per
+    /// prompt; see [`PinnedPromptSet`].
+    #[serde(default)]
+    pub prompt_set: Option<PinnedPromptSet>,
     /// Creation time; with `id`, the listing's sort key.
     pub created_at: Timestamp,
     /// Last change.
@@ -146,6 +151,17 @@ impl Experiment {
         for p in &self.providers {
             p.validate()?;
         }
+        if let Some(set) = &self.prompt_set
+            && (set.total_iterations()? != self.iterations
+                || set.prompts.first() != Some(&self.prompt)
+                || set.prompts.len() < PromptSetVersion::MIN_PROMPTS
+                || set.prompts.len() > PromptSetVersion::MAX_PROMPTS)
+        {
+            return Err(ValidationError::new(
+                "prompt_set",
+                "does not match the experiment's prompt and iterations",
+            ));
+        }
         if let Some(r) = &self.recurrence
             && (r.schedule.trim().is_empty() || r.schedule.len() > 200)
         {
@@ -155,6 +171,31 @@ impl Experiment {
             ));
         }
         Ok(())
+    }
+
+    /// Makes the experiment ask `set`'s phrasings: `prompt` becomes its first phrasing and
+    /// `iterations` phrasings × iterations per prompt.
+    pub fn run_prompt_set(&mut self, set: PinnedPromptSet) -> Result<(), ValidationError> {
+        self.iterations = set.total_iterations()?;
+        if let Some(first) = set.prompts.first() {
+            self.prompt = first.clone();
+        }
+        self.prompt_set = Some(set);
+        Ok(())
+    }
+
+    /// The prompt iteration `index` of a run sends: its phrasing of the prompt set, or the
+    /// experiment's prompt.
+    pub fn prompt_for(&self, index: u32) -> &Prompt {
+        self.prompt_set
+            .as_ref()
+            .and_then(|s| s.prompt_for(index))
+            .unwrap_or(&self.prompt)
+    }
+
+    /// Which phrasing of the prompt set iteration `index` answers; `None` without a set.
+    pub fn phrasing_of(&self, index: u32) -> Option<u32> {
+        self.prompt_set.as_ref().map(|s| s.phrasing_of(index))
     }
 
     /// Prompts one run consumes from the quota: iterations × providers.

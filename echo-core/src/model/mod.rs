@@ -9,6 +9,7 @@ mod enums;
 mod experiment;
 mod ids;
 mod job;
+mod prompt_set;
 mod run;
 mod session;
 mod time;
@@ -21,8 +22,11 @@ pub use enums::{
     BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
-pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId, UserId};
+pub use ids::{
+    ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, PromptSetId, SessionId, UserId,
+};
 pub use job::{Job, JobLease, JobPayload};
+pub use prompt_set::{PinnedPromptSet, PromptSet, PromptSetVersion};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
 pub use time::Timestamp;

@@ -17,6 +17,10 @@ pub struct BatchRunMetrics {
     pub word_count: PawcSummary,
     /// What produced the answers, and a hash of each.
     pub reproducibility: ReproducibilityRecord,
+    /// For an experiment that runs a prompt set: the target's visibility per phrasing and
+    /// pooled over the set, naming the set version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_set: Option<crate::analysis::PromptSetMetrics>,
 }
 
 impl BatchRunMetrics {

@@ -1,12 +1,14 @@
 //! The GDPR export (Art. 15 and 20): everything Echo holds about one user, as one JSON
 //! document, written page by page so that memory stays flat however many answers the user has.
 //!
-//! The document: `{"format", "exported_at", "user", "consents", "brand_profile", "api_keys",
+//! The document: `{"format", "exported_at", "user", "consents", "brand_profile",
+//! "prompt_sets": [{…set, "versions": […]}], "api_keys",
 //! "experiments": [{…experiment, "batch_runs": [{…run, "iterations": […]}]}], "audit_events"}`.
 //! API keys appear as metadata only (never a secret or digest), the password hash never.
 //! Audit events about the user done by someone else (an administrator, an anonymous login
 //! attempt) keep their actor id but not that person's IP address and user agent.
-//! `"format"` is `"echo.export.v1"`; a change to the document's shape gets a new format name.
+//! `"format"` is `"echo.export.v2"` (v2 added `"prompt_sets"`); a change to the document's
+//! shape gets a new format name.
 //!
 //! [`export_user`] writes into any [`ExportSink`]: a blocking [`std::io::Write`] through
 //! [`WriteSink`], a [`tokio::io::AsyncWrite`] through [`AsyncWriteSink`], or a bounded
@@ -54,7 +56,7 @@ use crate::auth::ApiKeySummary;
 use crate::model::{PricingTier, Timestamp, User, UserId};
 use crate::store::{
     ApiKeyStore, AuditQuery, AuditStore, ExperimentCursor, ExperimentQuery, ExperimentStore,
-    PageSize, RunStore, StoreError, UserStore,
+    PageSize, PromptSetStore, RunStore, StoreError, UserStore,
 };
 
 /// Iterations read per page.
@@ -228,11 +230,11 @@ impl<W: ExportSink> Out<'_, W> {
 /// account; the password hash, key secrets and digests are never written. On error, what was
 /// written is a truncated (invalid) document.
 ///
-/// Takes any store that implements the five traits it reads, such as a whole
+/// Takes any store that implements the six traits it reads, such as a whole
 /// [`DynStore`](crate::store::DynStore) or [`MemoryStore`](crate::store::memory::MemoryStore).
 pub async fn export_user<S, W>(store: &S, user: &User, out: &mut W) -> Result<(), ExportError>
 where
-    S: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + ?Sized,
+    S: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + PromptSetStore + ?Sized,
     W: ExportSink,
 {
     let mut out = Out {
@@ -240,7 +242,7 @@ where
         buf: Vec::with_capacity(CHUNK),
     };
     let now = Timestamp::now();
-    out.raw("{\"format\":\"echo.export.v1\",\"exported_at\":")
+    out.raw("{\"format\":\"echo.export.v2\",\"exported_at\":")
         .await?;
     out.value(&now).await?;
     out.raw(",\"user\":").await?;
@@ -267,6 +269,26 @@ where
         Err(StoreError::NotFound { .. }) => out.raw("null").await?,
         Err(e) => return Err(e.into()),
     }
+    out.raw(",\"prompt_sets\":[").await?;
+    for (i, set) in store.list_prompt_sets(user.id).await?.iter().enumerate() {
+        if i > 0 {
+            out.raw(",").await?;
+        }
+        out.raw("{\"set\":").await?;
+        out.value(set).await?;
+        out.raw(",\"versions\":[").await?;
+        for version in 1..=set.latest_version {
+            if version > 1 {
+                out.raw(",").await?;
+            }
+            let v = store
+                .get_prompt_set_version(user.id, set.id, version)
+                .await?;
+            out.value(&v).await?;
+        }
+        out.raw("]}").await?;
+    }
+    out.raw("]").await?;
     out.raw(",\"api_keys\":[").await?;
     for (i, key) in store.list_api_keys(user.id).await?.iter().enumerate() {
         if i > 0 {

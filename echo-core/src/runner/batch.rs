@@ -329,7 +329,7 @@ async fn call_one(
         rate.until_ready().await;
     }
     let request = CompletionRequest {
-        prompt: ctx.experiment.prompt.as_str().to_owned(),
+        prompt: ctx.experiment.prompt_for(index).as_str().to_owned(),
         model: ctx.provider_config.model.clone(),
         temperature: ctx.provider_config.temperature,
         max_tokens: ctx.config.max_tokens,

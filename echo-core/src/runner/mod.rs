@@ -263,7 +263,8 @@ struct ProviderSlot {
 ///     target: target.clone(), competitors: vec![],
 ///     iterations: Iterations::new(20)?,
 ///     providers: vec![ProviderConfig { provider: ProviderKind::Simulated, model: "sim".into(), temperature: 0.7 }],
-///     status: ExperimentStatus::Queued, recurrence: None, created_at: now, updated_at: now,
+///     status: ExperimentStatus::Queued, recurrence: None, prompt_set: None, created_at: now,
+///     updated_at: now,
 /// };
 /// let debit = QuotaDebit::for_run(&user, &experiment);
 /// let job = RunExperimentPayload { user_id: user.id, experiment_id: experiment.id }.into_job(now);

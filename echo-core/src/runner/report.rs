@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use super::RunError;
 use super::batch::{BatchContext, IterationPages};
 use crate::analysis::{
-    AnswerPawc, AnswerRecord, BrandMatcher, PawcSummary, ReproducibilityRecord, RunMetrics,
-    position_adjusted_word_count,
+    AnswerPawc, AnswerRecord, BrandMatcher, PawcSummary, PromptSetMetrics, Proportion,
+    ReproducibilityRecord, RunMetrics, position_adjusted_word_count,
 };
 use crate::model::{BatchRun, BatchRunMetrics};
 
@@ -23,7 +23,14 @@ pub(super) async fn summarize(
     matcher: &BrandMatcher,
     models: BTreeSet<String>,
 ) -> Result<Summary, RunError> {
-    let branded = matcher.is_branded(ctx.experiment.prompt.as_str());
+    let set = ctx.experiment.prompt_set.as_ref();
+    // A set is branded when any phrasing names a tracked brand.
+    let branded = match set {
+        Some(s) => s.prompts.iter().any(|p| matcher.is_branded(p.as_str())),
+        None => matcher.is_branded(ctx.experiment.prompt.as_str()),
+    };
+    let mut per_phrasing: Vec<Vec<RunMetrics>> =
+        vec![Vec::new(); set.map_or(0, |s| s.prompts.len())];
     let mut pages = Vec::new();
     let mut pawc: Vec<AnswerPawc> = Vec::new();
     let mut record = ReproducibilityRecord::new(
@@ -40,6 +47,15 @@ pub(super) async fn summarize(
             branded,
             page.iter().map(AnswerRecord::from_iteration),
         ));
+        if let Some(s) = set {
+            for (k, pages) in per_phrasing.iter_mut().enumerate() {
+                let answers = page
+                    .iter()
+                    .filter(|it| s.phrasing_of(it.index) as usize == k)
+                    .map(AnswerRecord::from_iteration);
+                pages.push(RunMetrics::compute(matcher.brands(), branded, answers));
+            }
+        }
         for it in &page {
             record.record_answer(it.index, None, it.raw_response.as_deref());
             if let Some(text) = it.raw_response.as_deref().filter(|_| it.is_success) {
@@ -52,10 +68,22 @@ pub(super) async fn summarize(
     } else {
         RunMetrics::pooled(&pages)
     };
+    let prompt_set = set.map(|s| {
+        let visibility = per_phrasing
+            .iter()
+            .map(|pages| {
+                RunMetrics::pooled(pages)
+                    .target()
+                    .map_or(Proportion::new(0, 0), |t| t.visibility)
+            })
+            .collect();
+        PromptSetMetrics::new(s, visibility)
+    });
     let stored = BatchRunMetrics {
         word_count: PawcSummary::mean(matcher.brands(), &pawc),
         metrics,
         reproducibility: record,
+        prompt_set,
     };
     let visibility_rate = stored.metrics.target().and_then(|t| t.visibility.rate);
     Ok(Summary {

@@ -64,6 +64,7 @@ pub(super) fn experiment_of(
             .collect(),
         status: ExperimentStatus::Queued,
         recurrence: None,
+        prompt_set: None,
         created_at: now,
         updated_at: now,
     }

@@ -100,6 +100,7 @@ impl ExperimentDraft {
                 next_run_at: s.next_after(now),
                 schedule: s.as_str().to_owned(),
             }),
+            prompt_set: None,
             created_at: now,
             updated_at: now,
         };

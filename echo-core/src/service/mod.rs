@@ -40,6 +40,7 @@
 //! ```
 
 mod accounts;
+mod brand;
 mod discovery;
 mod experiments;
 mod export;
@@ -48,6 +49,7 @@ mod runs;
 mod test_support;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
+pub use brand::{BrandProfileDraft, BrandService, PromptSetDraft, normalize_domain};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use export::{ANSWER_COLUMNS, CsvStream, CsvTable, ExportService, RUN_COLUMNS, csv_record};

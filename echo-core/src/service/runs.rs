@@ -80,6 +80,9 @@ pub struct Answer {
     pub id: IterationId,
     /// 0-based index within the run.
     pub index: u32,
+    /// For an experiment that runs a prompt set: the 0-based index of the phrasing this
+    /// answer responds to (see [`Experiment::phrasing_of`]).
+    pub phrasing: Option<u32>,
     /// The provider asked.
     pub provider: ProviderKind,
     /// The model requested.
@@ -254,6 +257,7 @@ fn answer(
     Answer {
         id: it.id,
         index: it.index,
+        phrasing: experiment.phrasing_of(it.index),
         provider: run.provider,
         model: run.model.clone(),
         created_at: it.created_at,

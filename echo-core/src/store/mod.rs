@@ -19,6 +19,7 @@
 
 mod error;
 pub mod memory;
+mod prompt_sets;
 #[cfg(feature = "sql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub mod sql;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use error::{BoxError, StoreError};
+pub use prompt_sets::{PromptSetStore, after_version, check_prompt_set_version};
 pub use types::{
     ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
     ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
@@ -677,12 +679,26 @@ pub fn lease_expiry(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreE
 /// Everything a backend provides. Implemented automatically for any type that implements all
 /// the store traits.
 pub trait Store:
-    UserStore + ApiKeyStore + SessionStore + ExperimentStore + RunStore + AuditStore + JobQueue
+    UserStore
+    + ApiKeyStore
+    + SessionStore
+    + ExperimentStore
+    + RunStore
+    + AuditStore
+    + JobQueue
+    + PromptSetStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + ApiKeyStore + SessionStore + ExperimentStore + RunStore + AuditStore + JobQueue
+    T: UserStore
+        + ApiKeyStore
+        + SessionStore
+        + ExperimentStore
+        + RunStore
+        + AuditStore
+        + JobQueue
+        + PromptSetStore
 {
 }
 

@@ -27,6 +27,10 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("jobs", include_str!("../../src/conformance/jobs.rs")),
     (
+        "prompt_sets",
+        include_str!("../../src/conformance/prompt_sets.rs"),
+    ),
+    (
         "retention",
         include_str!("../../src/conformance/retention.rs"),
     ),

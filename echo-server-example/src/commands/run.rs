@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use echo_core::analysis::stats::iterations_for_half_width;
 use echo_core::model::{
-    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, Prompt, ProviderConfig,
-    ProviderKind, Timestamp,
+    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Prompt,
+    ProviderConfig, ProviderKind, Timestamp,
 };
 use echo_core::runner::{
     ExecuteOptions, ExperimentRunner, JobExecutor, JobOutcome, ProgressFn, RunnerConfig,
 };
-use echo_core::service::{Accounts, ExperimentService, SubmitOptions};
+use echo_core::service::{Accounts, BrandService, ExperimentService, SubmitOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::{CliError, parse_brand};
@@ -26,7 +26,7 @@ use crate::{providers, report};
 /// Executes `echoai run`.
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
     // Validate every input before anything is stored.
-    let prompt = Prompt::parse(&args.prompt)?;
+    let prompt = args.prompt.as_deref().map(Prompt::parse).transpose()?;
     let target = parse_brand(&args.brand)?;
     let competitors = args
         .competitors
@@ -77,8 +77,21 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let user = Accounts::from_store(&store)
         .local_user(&Email::parse(&args.user)?)
         .await?;
+    let pinned = match &args.prompt_set {
+        Some(choice) => Some(pin_set(&store, user.id, choice, &args).await?),
+        None => None,
+    };
+    let prompt = match (prompt, &pinned) {
+        (Some(p), _) => p,
+        (None, Some(set)) => set
+            .prompts
+            .first()
+            .cloned()
+            .ok_or_else(|| CliError::Usage("the prompt set has no phrasings".into()))?,
+        (None, None) => return Err(CliError::Usage("give --prompt or --prompt-set".into())),
+    };
     let now = Timestamp::now();
-    let experiment = Experiment {
+    let mut experiment = Experiment {
         id: ExperimentId::new(),
         user_id: user.id,
         prompt,
@@ -88,9 +101,13 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         providers: provider_configs,
         status: ExperimentStatus::Queued,
         recurrence: None,
+        prompt_set: None,
         created_at: now,
         updated_at: now,
     };
+    if let Some(set) = pinned {
+        experiment.run_prompt_set(set)?;
+    }
     let submitted = ExperimentService::from_store(&store)
         .submit_experiment(experiment, SubmitOptions::default())
         .await?;
@@ -154,4 +171,30 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         print!("{}", report.to_table());
     }
     Ok(())
+}
+
+/// The user's prompt set named by `choice` (its id, or else its newest version's name),
+/// pinned at `--set-version` or its newest version with `--iterations` answers per phrasing.
+async fn pin_set(
+    store: &std::sync::Arc<echo_core::store::DynStore>,
+    owner: echo_core::model::UserId,
+    choice: &str,
+    args: &RunArgs,
+) -> Result<PinnedPromptSet, CliError> {
+    let brand = BrandService::from_store(store);
+    let id = match choice.parse() {
+        Ok(id) => id,
+        Err(_) => brand
+            .sets(owner)
+            .await?
+            .into_iter()
+            .find(|s| s.name.as_str() == choice)
+            .map(|s| s.id)
+            .ok_or_else(|| {
+                CliError::Usage(format!("no prompt set named {choice:?} for {}", args.user))
+            })?,
+    };
+    Ok(brand
+        .pin(owner, id, args.set_version, args.iterations)
+        .await?)
 }

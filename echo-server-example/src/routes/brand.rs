@@ -3,6 +3,7 @@
 use axum::Extension;
 use axum::extract::State;
 use echo_core::model::{Brand, BrandName, BrandProfile, MatchMode, Timestamp};
+use echo_core::service::{BrandProfileDraft, BrandService};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -148,22 +149,6 @@ impl BrandProfileView {
     }
 }
 
-fn valid_domain(d: &str) -> bool {
-    let d = d.trim();
-    !d.is_empty()
-        && d.len() <= 253
-        && d.contains('.')
-        && d.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
 /// The caller's brand profile.
 #[utoipa::path(get, path = "/api/v1/brand/profile", tag = "brand",
     security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
@@ -173,11 +158,10 @@ pub async fn get_profile(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<axum::Json<BrandProfileView>, ApiError> {
-    let p = state
-        .store
-        .get_brand_profile(caller.user_id)
+    let p = BrandService::from_store(&state.store)
+        .profile(caller.user_id)
         .await
-        .map_err(|e| ApiError::from_store(e, "brand profile"))?;
+        .map_err(|e| ApiError::from_service(e, "brand profile"))?;
     Ok(axum::Json(BrandProfileView::of(&p)))
 }
 
@@ -205,28 +189,15 @@ pub async fn put_profile(
         .into_iter()
         .map(|c| c.into_brand(&[], "default_competitors"))
         .collect::<Result<Vec<_>, _>>()?;
-    let domain = match body.domain {
-        Some(d) if valid_domain(&d) => Some(d.trim().to_lowercase()),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "domain",
-                "must be a domain like example.com",
-            ));
-        }
-        None => None,
-    };
-    let profile = BrandProfile {
-        user_id: caller.user_id,
+    let draft = BrandProfileDraft {
         brand,
-        domain,
+        domain: body.domain,
         default_competitors,
-        updated_at: Timestamp::now(),
     };
-    state
-        .store
-        .put_brand_profile(&profile)
+    let profile = BrandService::from_store(&state.store)
+        .put_profile(caller.user_id, draft, Timestamp::now())
         .await
-        .map_err(|e| ApiError::from_store(e, "brand profile"))?;
+        .map_err(|e| ApiError::from_service(e, "brand profile"))?;
     audit_action(
         &state,
         &ctx,
@@ -237,19 +208,4 @@ pub async fn put_profile(
     )
     .await;
     Ok(axum::Json(BrandProfileView::of(&profile)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domains() {
-        assert!(valid_domain("hubspot.com"));
-        assert!(valid_domain("a-b.co.uk"));
-        assert!(!valid_domain("nodot"));
-        assert!(!valid_domain("-a.com"));
-        assert!(!valid_domain("a..com"));
-        assert!(!valid_domain("http://a.com"));
-    }
 }

@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use echo_core::analysis::{Proportion, ProportionChange};
 use echo_core::auth::LimitKind;
 use echo_core::model::{
-    BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, Prompt, ProviderConfig,
-    ProviderKind, Recurrence, Timestamp,
+    BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Prompt,
+    ProviderConfig, ProviderKind, Recurrence, Timestamp,
 };
 use echo_core::runner::CronSchedule;
-use echo_core::service::{ServiceError, SubmitOptions, Submitted};
-use echo_core::store::{ExperimentCursor, ExperimentQuery, PageSize};
+use echo_core::service::{BrandService, ServiceError, SubmitOptions, Submitted};
+use echo_core::store::{ExperimentCursor, ExperimentQuery, PageSize, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -54,9 +54,16 @@ pub struct ExperimentConfigInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExperimentRequest {
-    /// The prompt sent to every provider.
+    /// The prompt sent to every provider. Required unless `prompt_set` is given, and absent
+    /// when it is.
+    #[serde(default)]
     #[schema(schema_with = crate::schemas::prompt)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// Run a prompt set of the caller's brand profile instead of one prompt: every phrasing
+    /// is sent `iterations` times per provider (default 10). The version is pinned now; later
+    /// edits of the set do not change this experiment.
+    #[serde(default)]
+    pub prompt_set: Option<PromptSetChoice>,
     /// The brand measured: a name or `{name, aliases, match_mode}`.
     pub target_brand: BrandInput,
     /// More aliases of the target (at most 50, with the target's own).
@@ -67,7 +74,8 @@ pub struct CreateExperimentRequest {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub competitor_brands: Vec<BrandInput>,
-    /// Samples per provider (1 to 10,000; default 50).
+    /// Samples per provider (1 to 10,000; default 50); with `prompt_set`, per phrasing (default
+    /// 10; phrasings × iterations at most 10,000).
     #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub iterations: Option<u32>,
@@ -78,6 +86,46 @@ pub struct CreateExperimentRequest {
     #[serde(default)]
     #[schema(schema_with = crate::schemas::cron)]
     pub schedule: Option<String>,
+}
+
+/// Which prompt set an experiment runs.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSetChoice {
+    /// The set's id (`GET /api/v1/brand/prompt-sets`).
+    pub id: String,
+    /// The version to pin; the newest when absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub version: Option<u32>,
+}
+
+/// The prompt set an experiment runs, as pinned at its creation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinnedSetView {
+    /// The set's id.
+    pub id: String,
+    /// The version pinned; reports name it.
+    pub version: u32,
+    /// Its name.
+    pub name: String,
+    /// Its phrasings; iteration `i` answers phrasing `i mod len`.
+    pub prompts: Vec<String>,
+    /// Answers per phrasing per provider in one run.
+    pub iterations_per_prompt: u32,
+}
+
+impl PinnedSetView {
+    /// The view of a pinned set.
+    pub fn of(p: &echo_core::model::PinnedPromptSet) -> Self {
+        Self {
+            id: p.set_id.to_string(),
+            version: p.version,
+            name: p.name.as_str().to_owned(),
+            prompts: p.prompts.iter().map(|x| x.as_str().to_owned()).collect(),
+            iterations_per_prompt: p.iterations_per_prompt,
+        }
+    }
 }
 
 /// The answer to a create or re-run.
@@ -107,8 +155,10 @@ pub struct ExperimentSummary {
     pub target_brand: BrandSpec,
     /// Competitors.
     pub competitor_brands: Vec<BrandSpec>,
-    /// Samples per provider.
+    /// Samples per provider (with a prompt set: phrasings × iterations per prompt).
     pub iterations: u32,
+    /// The prompt set version it runs, if any; `prompt` is then its first phrasing.
+    pub prompt_set: Option<PinnedSetView>,
     /// Providers.
     pub providers: Vec<ProviderView>,
     /// Status.
@@ -144,6 +194,7 @@ impl ExperimentSummary {
             prompt: e.prompt.as_str().to_owned(),
             target_brand: brand_view(&e.target),
             competitor_brands: e.competitors.iter().map(brand_view).collect(),
+            prompt_set: e.prompt_set.as_ref().map(PinnedSetView::of),
             iterations: e.iterations.get(),
             providers: e
                 .providers
@@ -244,13 +295,60 @@ fn parse_provider(name: &str) -> Result<ProviderKind, ApiError> {
         })
 }
 
+/// The prompt set version the request names, pinned for the caller (a set of another user is
+/// "not found", reported on the `prompt_set` field).
+async fn pin_requested_set(
+    state: &AppState,
+    caller: &Caller,
+    body: &CreateExperimentRequest,
+) -> Result<Option<PinnedPromptSet>, ApiError> {
+    let Some(choice) = &body.prompt_set else {
+        return Ok(None);
+    };
+    let id = choice
+        .id
+        .parse()
+        .map_err(|_| ApiError::invalid("prompt_set.id", "is not a prompt set of yours"))?;
+    let per_prompt = body.iterations.unwrap_or(10);
+    BrandService::from_store(&state.store)
+        .pin(caller.user_id, id, choice.version, per_prompt)
+        .await
+        .map(Some)
+        .map_err(|e| match e {
+            ServiceError::Store(StoreError::NotFound { .. }) => {
+                ApiError::invalid("prompt_set", "names no prompt set (or version) of yours")
+            }
+            e => ApiError::from_service(e, "prompt set"),
+        })
+}
+
 fn build_experiment(
     state: &AppState,
     caller: &Caller,
     body: CreateExperimentRequest,
+    pinned: Option<PinnedPromptSet>,
     now: Timestamp,
 ) -> Result<Experiment, ApiError> {
-    let prompt = Prompt::parse(&body.prompt)?;
+    let prompt = match (&body.prompt, &pinned) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "must be absent when prompt_set is given",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "is required unless prompt_set is given",
+            ));
+        }
+        (Some(p), None) => Prompt::parse(p)?,
+        (None, Some(set)) => set
+            .prompts
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::invalid("prompt_set", "has no phrasings"))?,
+    };
     let target = body
         .target_brand
         .into_brand(&body.target_aliases, "target_brand")?;
@@ -311,7 +409,7 @@ fn build_experiment(
         }
         None => None,
     };
-    let experiment = Experiment {
+    let mut experiment = Experiment {
         id: ExperimentId::new(),
         user_id: caller.user_id,
         prompt,
@@ -321,9 +419,13 @@ fn build_experiment(
         providers,
         status: ExperimentStatus::Queued,
         recurrence,
+        prompt_set: None,
         created_at: now,
         updated_at: now,
     };
+    if let Some(set) = pinned {
+        experiment.run_prompt_set(set)?;
+    }
     // The service validates it before anything is stored.
     Ok(experiment)
 }
@@ -430,7 +532,8 @@ pub async fn create_experiment(
 ) -> Result<(Submitted, echo_core::auth::RateLimitDecision), ApiError> {
     let decision = check_creation_limit(state, caller)?;
     let now = Timestamp::now();
-    let experiment = build_experiment(state, caller, body, now)?;
+    let pinned = pin_requested_set(state, caller, &body).await?;
+    let experiment = build_experiment(state, caller, body, pinned, now)?;
     let submitted = state
         .experiments
         .submit_experiment(experiment, submit_options(request_id, now))
@@ -694,6 +797,14 @@ pub struct Comparison {
     pub b: String,
     /// Per brand present in both runs, target first.
     pub brands: Vec<BrandChange>,
+    /// The prompt set version run `a` asked (absent for a single-prompt experiment).
+    pub set_version_a: Option<u32>,
+    /// The prompt set version run `b` asked.
+    pub set_version_b: Option<u32>,
+    /// True when the runs asked different prompt set versions (or one asked none): a change
+    /// may then come from the wording rather than the assistant, and is flagged, never
+    /// silently mixed.
+    pub mixed_set_versions: bool,
 }
 
 /// Compares the visibility of two of the experiment's runs: is the change significant?
@@ -711,6 +822,7 @@ pub async fn compare(
 ) -> Result<axum::Json<Comparison>, ApiError> {
     let id: ExperimentId = parse_id(&id, "experiment")?;
     let mut metrics = Vec::with_capacity(2);
+    let mut versions = Vec::with_capacity(2);
     for run_id in [&q.a, &q.b] {
         let run_id: BatchRunId = parse_id(run_id, "batch run")?;
         let run = state
@@ -724,6 +836,7 @@ pub async fn compare(
         let stored = run
             .metrics
             .ok_or_else(|| ApiError::conflict(format!("batch run {run_id} has no metrics yet")))?;
+        versions.push(stored.prompt_set.as_ref().map(|s| (s.set_id, s.version)));
         metrics.push(stored.metrics);
     }
     let (a, b) = (&metrics[0], &metrics[1]);
@@ -748,5 +861,8 @@ pub async fn compare(
         a: q.a,
         b: q.b,
         brands,
+        set_version_a: versions[0].map(|v| v.1),
+        set_version_b: versions[1].map(|v| v.1),
+        mixed_set_versions: versions[0] != versions[1],
     }))
 }

@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod export;
 pub mod keys;
 pub mod privacy;
+pub mod prompt_sets;
 pub mod runs;
 pub mod system;
 

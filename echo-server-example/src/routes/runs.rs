@@ -100,6 +100,8 @@ pub struct AnswerView {
     pub id: String,
     /// 0-based index within the run.
     pub index: u32,
+    /// With a prompt set: the 0-based index of the phrasing it answers.
+    pub phrasing: Option<u32>,
     /// Provider.
     pub provider: String,
     /// Model requested.
@@ -130,6 +132,7 @@ impl From<Answer> for AnswerView {
         Self {
             id: a.id.to_string(),
             index: a.index,
+            phrasing: a.phrasing,
             provider: a.provider.as_str().to_owned(),
             model: a.model,
             created_at: a.created_at,

@@ -23,7 +23,7 @@ use crate::report::ProviderSection;
 use crate::routes::brand::{BrandInput, BrandSpec};
 use crate::routes::experiments::{
     self as api, BrandChange, CompareQuery, CreateExperimentRequest, ExperimentConfigInput,
-    ExperimentDetail, ExperimentSummary, ListQuery, RunView,
+    ExperimentDetail, ExperimentSummary, ListQuery, PromptSetChoice, RunView,
 };
 use crate::routes::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -97,6 +97,7 @@ pub async fn list(
 #[derive(Debug, Clone)]
 pub struct NewForm {
     prompt: String,
+    prompt_set: String,
     target: String,
     target_aliases: String,
     match_mode: String,
@@ -112,6 +113,7 @@ impl Default for NewForm {
     fn default() -> Self {
         Self {
             prompt: String::new(),
+            prompt_set: String::new(),
             target: String::new(),
             target_aliases: String::new(),
             match_mode: MatchMode::CaseInsensitive.as_str().to_owned(),
@@ -135,6 +137,7 @@ impl NewForm {
         for (k, v) in pairs {
             match k.as_str() {
                 "prompt" => f.prompt = v,
+                "prompt_set" => f.prompt_set = v,
                 "target" => f.target = v,
                 "target_aliases" => f.target_aliases = v,
                 "match_mode" => f.match_mode = v,
@@ -175,22 +178,16 @@ impl NewForm {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let competitors = self
-            .competitors
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|line| match line.split_once(':') {
-                Some((name, aliases)) => BrandInput::Full(BrandSpec {
-                    name: name.trim().to_owned(),
-                    aliases: split_list(aliases),
-                    match_mode: None,
-                }),
-                None => BrandInput::Name(line.to_owned()),
-            })
-            .collect();
+        let competitors = parse_brand_lines(&self.competitors);
+        // A chosen prompt set replaces the prompt (whatever is typed there is kept for a
+        // redisplay, not sent).
+        let set = (!self.prompt_set.is_empty()).then(|| PromptSetChoice {
+            id: self.prompt_set.clone(),
+            version: None,
+        });
         Ok(CreateExperimentRequest {
-            prompt: self.prompt.clone(),
+            prompt: set.is_none().then(|| self.prompt.clone()),
+            prompt_set: set,
             target_brand: BrandInput::Full(BrandSpec {
                 name: self.target.trim().to_owned(),
                 aliases: split_list(&self.target_aliases),
@@ -218,7 +215,38 @@ impl NewForm {
     }
 }
 
-fn split_list(s: &str) -> Vec<String> {
+/// Brands typed one per line, aliases after a colon (`Pipedrive: Pipedrive CRM`).
+pub(super) fn parse_brand_lines(text: &str) -> Vec<BrandInput> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| match line.split_once(':') {
+            Some((name, aliases)) => BrandInput::Full(BrandSpec {
+                name: name.trim().to_owned(),
+                aliases: split_list(aliases),
+                match_mode: None,
+            }),
+            None => BrandInput::Name(line.to_owned()),
+        })
+        .collect()
+}
+
+/// Brands as [`parse_brand_lines`] reads them back.
+pub(super) fn brand_lines(brands: &[BrandSpec]) -> String {
+    brands
+        .iter()
+        .map(|b| {
+            if b.aliases.is_empty() {
+                b.name.clone()
+            } else {
+                format!("{}: {}", b.name, b.aliases.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
@@ -235,10 +263,38 @@ struct NewPage {
     match_modes: Vec<&'static str>,
     presets: &'static [(&'static str, &'static str, &'static str)],
     errors: FieldErrors,
+    /// The caller's prompt sets as (id, "name (vN)").
+    sets: Vec<(String, String)>,
 }
 
-fn new_page(state: &AppState, chrome: Chrome, form: NewForm, errors: FieldErrors) -> NewPage {
+/// The caller's prompt sets for the form's choice (none when they cannot be read: the form
+/// still works with a single prompt).
+async fn set_choices(state: &AppState, caller: &Caller) -> Vec<(String, String)> {
+    echo_core::service::BrandService::from_store(&state.store)
+        .sets(caller.user_id)
+        .await
+        .map(|sets| {
+            sets.iter()
+                .map(|s| {
+                    (
+                        s.id.to_string(),
+                        format!("{} (v{})", s.name, s.latest_version),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn new_page(
+    state: &AppState,
+    chrome: Chrome,
+    form: NewForm,
+    errors: FieldErrors,
+    sets: Vec<(String, String)>,
+) -> NewPage {
     NewPage {
+        sets,
         chrome,
         form,
         providers: state.providers.iter().map(|p| p.as_str()).collect(),
@@ -254,15 +310,36 @@ pub async fn new_form(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::of(&state, &caller, "new").await?;
+    let mut form = NewForm::default();
+    // The brand profile pre-fills the brands; everything else keeps its default.
+    if let Ok(profile) = echo_core::service::BrandService::from_store(&state.store)
+        .profile(caller.user_id)
+        .await
+    {
+        let view = crate::routes::brand::BrandProfileView::of(&profile);
+        form.target = view.brand.name.clone();
+        form.target_aliases = view.brand.aliases.join(", ");
+        if let Some(mode) = view.brand.match_mode {
+            form.match_mode = mode;
+        }
+        form.competitors = brand_lines(&view.default_competitors);
+    }
     Ok(render(
         StatusCode::OK,
-        &new_page(&state, chrome, NewForm::default(), FieldErrors::default()),
+        &new_page(
+            &state,
+            chrome,
+            form,
+            FieldErrors::default(),
+            set_choices(&state, &caller).await,
+        ),
     ))
 }
 
 /// The new-experiment form's fields that can show an error.
 const FORM_FIELDS: &[&str] = &[
     "prompt",
+    "prompt_set",
     "target",
     "competitors",
     "providers",
@@ -276,6 +353,7 @@ const FORM_FIELDS: &[&str] = &[
 fn form_field(api_name: &str) -> &str {
     match api_name {
         "target_brand" => "target",
+        "prompt_set.id" => "prompt_set",
         "competitor_brands" => "competitors",
         "config.providers" => "providers",
         "config.model" | "models" => "model",
@@ -318,7 +396,13 @@ pub async fn create(
     let chrome = Chrome::of(&state, &caller, "new").await?;
     Ok(render(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &new_page(&state, chrome, form, errors),
+        &new_page(
+            &state,
+            chrome,
+            form,
+            errors,
+            set_choices(&state, &caller).await,
+        ),
     ))
 }
 
@@ -478,6 +562,8 @@ struct ComparePage {
     chrome: Chrome,
     experiment_id: String,
     brands: Vec<BrandChange>,
+    /// The versions when the runs asked different prompt set versions.
+    mixed_versions: Option<(String, String)>,
 }
 
 impl ComparePage {
@@ -526,6 +612,15 @@ pub async fn compare(
         &ComparePage {
             chrome,
             experiment_id: id,
+            mixed_versions: comparison.mixed_set_versions.then(|| {
+                let name = |v: Option<u32>| {
+                    v.map_or("a single prompt".to_owned(), |v| format!("version {v}"))
+                };
+                (
+                    name(comparison.set_version_a),
+                    name(comparison.set_version_b),
+                )
+            }),
             brands: comparison.brands,
         },
     ))

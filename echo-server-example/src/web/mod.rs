@@ -17,6 +17,7 @@ pub mod account;
 pub mod admin;
 pub mod answers;
 pub mod assets;
+pub mod brand;
 pub mod chart;
 pub mod experiments;
 pub mod settings;
@@ -89,6 +90,19 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(settings::keys).post(settings::create_key),
         )
         .route("/admin/audit", get(admin::audit))
+        .route(
+            "/settings/brand",
+            get(brand::profile).post(brand::save_profile),
+        )
+        .route(
+            "/settings/prompt-sets",
+            get(brand::list).post(brand::create),
+        )
+        .route(
+            "/settings/prompt-sets/{id}",
+            get(brand::show).post(brand::edit),
+        )
+        .route("/settings/prompt-sets/{id}/delete", post(brand::delete))
         .route("/settings/keys/{id}/rotate", post(settings::rotate_key))
         .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
         .route(

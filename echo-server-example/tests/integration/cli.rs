@@ -6,7 +6,9 @@ use echo_server_example::commands::{CliError, dispatch};
 
 fn run_args(database: &str) -> RunArgs {
     RunArgs {
-        prompt: "Best CRM for startups".into(),
+        prompt: Some("Best CRM for startups".into()),
+        prompt_set: None,
+        set_version: None,
         brand: "HubSpot=HubSpot CRM".into(),
         competitors: vec!["Salesforce".into(), "Pipedrive".into()],
         iterations: 30,
@@ -70,7 +72,7 @@ async fn bad_input_is_refused_before_anything_is_stored() {
         (
             "empty prompt",
             RunArgs {
-                prompt: " ".into(),
+                prompt: Some(" ".into()),
                 ..run_args(db)
             },
         ),
@@ -742,4 +744,100 @@ fn commands_refuse_to_start_without_what_they_need_and_say_which_setting() {
         stderr.contains(&format!("cannot listen on {addr} (listen / ECHO_LISTEN)")),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn run_asks_a_prompt_set_and_the_report_has_per_phrasing_and_pooled_rows() {
+    use echo_core::service::{Accounts, BrandProfileDraft, BrandService, PromptSetDraft};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("echo.db");
+    let db = db.to_str().unwrap();
+    let (store, _) = echo_server_example::open_store(db).await.unwrap();
+    let user = Accounts::from_store(&store)
+        .local_user(&Email::parse("cli@echo.localhost").unwrap())
+        .await
+        .unwrap();
+    let brand = BrandService::from_store(&store);
+    let hubspot =
+        echo_core::model::Brand::new(echo_core::model::BrandName::parse("HubSpot").unwrap());
+    let now = echo_core::model::Timestamp::now();
+    brand
+        .put_profile(
+            user.id,
+            BrandProfileDraft {
+                brand: hubspot,
+                domain: None,
+                default_competitors: vec![],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let (set, _) = brand
+        .create_set(
+            user.id,
+            PromptSetDraft {
+                name: "CRM picks".into(),
+                prompts: (0..6)
+                    .map(|i| format!("Which CRM would you pick, take {i}?"))
+                    .collect(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let args = RunArgs {
+        prompt: None,
+        prompt_set: Some("CRM picks".into()),
+        iterations: 3,
+        ..run_args(db)
+    };
+    dispatch(Command::Run(args), None).await.unwrap();
+    let (store, _) = echo_server_example::open_store(db).await.unwrap();
+    let page = store
+        .list_experiments(user.id, &ExperimentQuery::default())
+        .await
+        .unwrap();
+    let e = &page.items[0];
+    assert_eq!(e.iterations.get(), 18, "6 phrasings × 3");
+    assert_eq!(
+        e.prompt_set.as_ref().map(|s| (s.set_id, s.version)),
+        Some((set.id, 1))
+    );
+    let runs = store.list_batch_runs(user.id, e.id).await.unwrap();
+    let report = echo_server_example::report::Report::new(e, &runs).unwrap();
+    let table = report.to_table();
+    assert!(
+        table.contains("Prompt set: \"CRM picks\" version 1 · 6 phrasings × 3"),
+        "{table}"
+    );
+    assert!(
+        table.contains("visibility per phrasing (set \"CRM picks\" v1)"),
+        "{table}"
+    );
+    assert!(table.contains("pooled over 6 phrasings"), "{table}");
+    assert!(table.contains("cluster-robust; naive binomial"), "{table}");
+    let metrics = runs[0]
+        .metrics
+        .as_ref()
+        .unwrap()
+        .prompt_set
+        .as_ref()
+        .unwrap();
+    assert_eq!(metrics.per_prompt.len(), 6);
+    assert!(metrics.per_prompt.iter().all(|p| p.n == 3));
+
+    // A set that does not exist is a usage error naming it.
+    let err = dispatch(
+        Command::Run(RunArgs {
+            prompt: None,
+            prompt_set: Some("nope".into()),
+            ..run_args(db)
+        }),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
 }

@@ -10,6 +10,7 @@ mod export;
 mod hardening;
 mod harness;
 mod privacy;
+mod prompt_sets;
 mod runs;
 mod server;
 mod verification;

@@ -968,3 +968,169 @@ async fn the_mailed_link_verifies_the_address_once_through_a_form() {
         assert!(!page.contains("<script>alert"), "{page}");
     }
 }
+
+#[tokio::test]
+async fn brand_profile_page_saves_keeps_input_on_errors_and_prefills_new_experiments() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-brand@example.com").await;
+    let (status, _, page) = get(&s, &me, "/settings/brand").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("href=\"/settings/brand\" aria-current=\"page\""),
+        "linked from the settings nav"
+    );
+
+    // A bad domain: the error sits next to the field and what was typed is kept (escaped).
+    let (status, _, page) = post(
+        &s,
+        &me,
+        "/settings/brand",
+        &[
+            ("csrf_token", &me.csrf),
+            ("name", "Acme <b>"),
+            ("aliases", "Acme Inc"),
+            ("match_mode", "case_insensitive"),
+            ("domain", "not a domain"),
+            ("competitors", "Globex: Globex Corp\nInitech"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("id=\"domain-error\""), "{page}");
+    assert!(page.contains("value=\"not a domain\""));
+    assert!(
+        page.contains("Acme &lt;b&gt;") || page.contains("Acme &#60;b&#62;"),
+        "escaped"
+    );
+    assert!(page.contains("Globex: Globex Corp\nInitech"));
+
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        "/settings/brand",
+        &[
+            ("csrf_token", &me.csrf),
+            ("name", "Acme"),
+            ("aliases", "Acme Inc"),
+            ("match_mode", "case_sensitive"),
+            ("domain", "Acme.example"),
+            ("competitors", "Globex: Globex Corp\nInitech"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/settings/brand?saved=1");
+    let (_, _, page) = get(&s, &me, "/settings/brand?saved=1").await;
+    assert!(page.contains("Brand profile saved."));
+    assert!(page.contains("value=\"acme.example\""));
+
+    let (_, _, form) = get(&s, &me, "/experiments/new").await;
+    assert!(
+        form.contains("id=\"target\" name=\"target\" required value=\"Acme\""),
+        "{form}"
+    );
+    assert!(form.contains("value=\"Acme Inc\""));
+    assert!(form.contains("Globex: Globex Corp\nInitech"));
+    assert!(form.contains("value=\"case_sensitive\" selected"));
+}
+
+#[tokio::test]
+async fn prompt_set_pages_create_edit_as_versions_and_delete() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-sets@example.com").await;
+    post(
+        &s,
+        &me,
+        "/settings/brand",
+        &[
+            ("csrf_token", &me.csrf),
+            ("name", "Acme"),
+            ("match_mode", "case_insensitive"),
+        ],
+    )
+    .await;
+    let five = "How do I pick a CRM?\nBest CRM for a startup?\n\nWhich CRM is cheapest?\nCRM for a team of 5?\nTop CRM tools?";
+    // Four phrasings: refused next to the field, with the text kept.
+    let (status, _, page) = post(
+        &s,
+        &me,
+        "/settings/prompt-sets",
+        &[
+            ("csrf_token", &me.csrf),
+            ("name", "CRM"),
+            ("prompts", "a?\nb?\nc?\nd?"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("id=\"prompts-error\""), "{page}");
+    assert!(page.contains("a?\nb?\nc?\nd?"));
+
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        "/settings/prompt-sets",
+        &[
+            ("csrf_token", &me.csrf),
+            ("name", "CRM <picks>"),
+            ("prompts", five),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let url = headers["location"].to_str().unwrap().to_owned();
+    let (status, _, page) = get(&s, &me, &url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("CRM &lt;picks&gt;") || page.contains("CRM &#60;picks&#62;"));
+    assert!(page.contains("<li>Which CRM is cheapest?</li>"));
+    assert!(page.contains("name=\"based_on_version\" value=\"1\""));
+
+    let (status, _, _) = post(
+        &s,
+        &me,
+        &url,
+        &[
+            ("csrf_token", &me.csrf),
+            ("based_on_version", "1"),
+            ("name", "CRM"),
+            ("prompts", &format!("{five}\nA sixth way to ask?")),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // A second edit from version 1 lost the race: shown on the form, not applied.
+    let (status, _, page) = post(
+        &s,
+        &me,
+        &url,
+        &[
+            ("csrf_token", &me.csrf),
+            ("based_on_version", "1"),
+            ("name", "Stale"),
+            ("prompts", five),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("role=\"alert\""), "{page}");
+    let (_, _, page) = get(&s, &me, &url).await;
+    assert!(page.contains("version 2 of 2"));
+    assert!(page.contains("<li>A sixth way to ask?</li>"));
+    let (_, _, old) = get(&s, &me, &format!("{url}?version=1")).await;
+    assert!(old.contains("version 1 of 2") && !old.contains("A sixth way"));
+    assert!(old.contains("This is an old version."));
+
+    let (_, _, list) = get(&s, &me, "/settings/prompt-sets").await;
+    assert!(list.contains("<td>v2</td>"));
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("{url}/delete"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/settings/prompt-sets");
+    let (status, _, _) = get(&s, &me, &url).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

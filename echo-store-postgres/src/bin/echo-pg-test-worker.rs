@@ -178,6 +178,7 @@ async fn create(
             }],
             status: ExperimentStatus::Pending,
             recurrence: None,
+            prompt_set: None,
             created_at: now,
             updated_at: now,
         });

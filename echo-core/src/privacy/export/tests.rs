@@ -31,6 +31,27 @@ async fn seeded_user(store: &DynStore, answers: u32) -> (User, Experiment) {
         .create_api_key(&api_key(user.id, at(6)))
         .await
         .unwrap();
+    let set = crate::model::PromptSetId::new();
+    for v in 1..=2 {
+        let version = crate::model::PromptSetVersion::new(
+            set,
+            v,
+            crate::model::Label::parse(format!("Topic v{v}")).unwrap(),
+            (0..5)
+                .map(|i| crate::model::Prompt::parse(format!("Which CRM, take {i}?")).unwrap())
+                .collect(),
+            at(6 + i64::from(v)),
+        )
+        .unwrap();
+        if v == 1 {
+            store.create_prompt_set(user.id, &version).await.unwrap();
+        } else {
+            store
+                .add_prompt_set_version(user.id, &version)
+                .await
+                .unwrap();
+        }
+    }
     let experiment = new_experiment(store, user.id, at(10)).await;
     let run = new_batch_run(store, &experiment, at(11)).await;
     let rows: Vec<_> = (0..answers).map(|i| iteration(run.id, i, at(12))).collect();
@@ -78,7 +99,15 @@ async fn the_export_holds_the_users_records_and_none_of_another_users() {
     let text = export_text(store.as_ref(), &ada).await;
     let export: Value = serde_json::from_str(&text).expect("one JSON document");
 
-    assert_eq!(export["format"], "echo.export.v1");
+    assert_eq!(export["format"], "echo.export.v2");
+    let sets = export["prompt_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "only ada's set");
+    assert_eq!(sets[0]["set"]["latest_version"], 2);
+    let versions = sets[0]["versions"].as_array().unwrap();
+    assert_eq!(
+        (versions[0]["name"].as_str(), versions[1]["name"].as_str()),
+        (Some("Topic v1"), Some("Topic v2"))
+    );
     assert_eq!(export["user"]["id"], ada.id.to_string());
     assert_eq!(export["user"]["email"], ada.email.as_str());
     assert_eq!(export["brand_profile"]["domain"], "hubspot.com");

@@ -9,6 +9,7 @@ mod audit;
 mod experiments;
 mod jobs;
 mod keys;
+mod prompt_sets;
 mod runs;
 mod sessions;
 mod users;
@@ -20,7 +21,7 @@ use super::StoreError;
 use crate::model::{
     ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
     BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration, IterationId, Job,
-    JobId, SessionId, SessionRecord, User, UserId,
+    JobId, PromptSet, PromptSetId, PromptSetVersion, SessionId, SessionRecord, User, UserId,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -52,6 +53,8 @@ struct State {
     audit_erasures: BTreeMap<u64, AuditErasure>,
     audit_checkpoints: BTreeMap<u64, AuditCheckpoint>,
     jobs: HashMap<JobId, Job>,
+    prompt_sets: HashMap<PromptSetId, PromptSet>,
+    prompt_set_versions: BTreeMap<(PromptSetId, u32), PromptSetVersion>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,11 @@ impl State {
             return Err(StoreError::conflict("a job with this id already exists"));
         }
         Ok(())
+    }
+
+    fn remove_prompt_set(&mut self, id: PromptSetId) {
+        self.prompt_sets.remove(&id);
+        self.prompt_set_versions.retain(|(set, _), _| *set != id);
     }
 
     fn remove_experiment_cascade(&mut self, id: ExperimentId) {

@@ -187,6 +187,15 @@ impl UserStore for MemoryStore {
         let user = s.users.remove(&id).ok_or(StoreError::not_found("user"))?;
         s.user_by_email.remove(user.email.as_str());
         s.profiles.remove(&id);
+        let sets: Vec<_> = s
+            .prompt_sets
+            .values()
+            .filter(|p| p.user_id == id)
+            .map(|p| p.id)
+            .collect();
+        for set in sets {
+            s.remove_prompt_set(set);
+        }
         s.verification_tokens.retain(|_, t| t.user_id != id);
         let keys: Vec<ApiKeyRecord> = s
             .api_keys

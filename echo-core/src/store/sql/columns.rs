@@ -4,7 +4,7 @@
 /// [`FromColumns`](crate::store::sql::FromColumns) implementation reads them.
 ///
 /// Lists: `user`, `brand_profile`, `api_key`, `session`, `experiment`, `batch_run`,
-/// `iteration`, `job`, `audit_insert` (what an audit append writes: the chained fields and the
+/// `iteration`, `job`, `prompt_set`, `prompt_set_version`, `audit_insert` (what an audit append writes: the chained fields and the
 /// links), `audit` (what an audit read returns: `audit_insert`, then `actor_pseudonym`, set by
 /// an erasure) and `audit_checkpoint`.
 ///
@@ -33,7 +33,7 @@ macro_rules! sql_columns {
     };
     (experiment) => {
         "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
-         next_run_at, created_at, updated_at"
+         next_run_at, created_at, updated_at, prompt_set"
     };
     (batch_run) => {
         "id, experiment_id, provider, model, status, iterations_planned, iterations_recorded, \
@@ -57,6 +57,12 @@ macro_rules! sql_columns {
     };
     (audit_checkpoint) => {
         "seq, head_hash, created_at, signature"
+    };
+    (prompt_set) => {
+        "id, user_id, name, latest_version, created_at, updated_at"
+    };
+    (prompt_set_version) => {
+        "set_id, version, name, prompts, created_at"
     };
 }
 
@@ -107,6 +113,7 @@ pub const UNIQUE_KEYS: &[UniqueKey] = &[
     pkey("batch_runs", "id", "batch run id already exists"),
     pkey("iterations", "id", "iteration id already exists"),
     pkey("jobs", "id", "a job with this id already exists"),
+    pkey("prompt_sets", "id", "prompt set id already exists"),
     pkey(
         "audit_events",
         "seq",

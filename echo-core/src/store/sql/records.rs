@@ -133,6 +133,7 @@ impl FromColumns for Experiment {
             }),
             created_at: c.ts("experiments.created_at")?,
             updated_at: c.ts("experiments.updated_at")?,
+            prompt_set: c.opt_json("experiments.prompt_set")?,
         })
     }
 }
@@ -291,4 +292,32 @@ pub fn trend_point<'r>(
         completed_runs: runs,
         mean_visibility: (with_figure > 0).then(|| sum / with_figure as f64),
     })
+}
+
+impl FromColumns for crate::model::PromptSet {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(crate::model::PromptSet {
+            id: c.id("prompt_sets.id")?,
+            user_id: c.id("prompt_sets.user_id")?,
+            name: c.parse("prompt_sets.name")?,
+            latest_version: c.u32("prompt_sets.latest_version")?,
+            created_at: c.ts("prompt_sets.created_at")?,
+            updated_at: c.ts("prompt_sets.updated_at")?,
+        })
+    }
+}
+
+/// Validated on the way back too: a version that no longer passes is `Invalid`, not served.
+impl FromColumns for crate::model::PromptSetVersion {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        let v = crate::model::PromptSetVersion {
+            set_id: c.id("prompt_set_versions.set_id")?,
+            version: c.u32("prompt_set_versions.version")?,
+            name: c.parse("prompt_set_versions.name")?,
+            prompts: c.json("prompt_set_versions.prompts")?,
+            created_at: c.ts("prompt_set_versions.created_at")?,
+        };
+        v.validate()?;
+        Ok(v)
+    }
 }
