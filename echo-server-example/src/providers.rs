@@ -223,11 +223,11 @@ mod tests {
             ("ECHO_GEMINI_WEB_SEARCH", "ON"),
             ("ECHO_ANTHROPIC_WEB_SEARCH", " "),
         ]);
-        assert!(web_search_enabled(ProviderKind::OpenAi, &on).unwrap());
-        assert!(web_search_enabled(ProviderKind::Gemini, &on).unwrap());
-        assert!(!web_search_enabled(ProviderKind::Anthropic, &on).unwrap());
+        assert!(web_search_enabled(ProviderKind::OpenAi, on).unwrap());
+        assert!(web_search_enabled(ProviderKind::Gemini, on).unwrap());
+        assert!(!web_search_enabled(ProviderKind::Anthropic, on).unwrap());
         assert_eq!(
-            citing_kinds(ProviderKind::ALL, &on).unwrap(),
+            citing_kinds(ProviderKind::ALL, on).unwrap(),
             [
                 ProviderKind::OpenAi,
                 ProviderKind::Gemini,
