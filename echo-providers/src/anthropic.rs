@@ -1,19 +1,22 @@
 //! Anthropic Messages (`POST {base}/v1/messages`, `x-api-key` and `anthropic-version`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use echo_core::model::ProviderKind;
 use echo_core::provider::{
-    Completion, CompletionRequest, FinishReason, Provider, ProviderError, Secret,
+    Completion, CompletionRequest, FinishReason, Provider, ProviderError, Secret, SourceSpan,
+    normalize_sources,
 };
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http::{
-    Credential, Transport, TransportConfig, dedup_citations, display_url, endpoint,
-    non_empty_answer,
+    Credential, Transport, TransportConfig, display_url, endpoint, json_items, json_str,
+    non_empty_answer, raw_source,
 };
 use crate::{BuildError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
@@ -35,6 +38,13 @@ pub struct AnthropicConfig {
     pub connect_timeout: Duration,
     /// Additional headers (for example `anthropic-beta`); values are treated as secrets.
     pub extra_headers: Vec<(String, Secret)>,
+    /// Let Claude search the web (the `web_search_20250305` server tool), as claude.ai does,
+    /// and capture the pages its answer cites. Off by default: searches are billed per use,
+    /// and an organisation must enable the tool in its console.
+    pub web_search: bool,
+    /// Most searches per answer when [`web_search`](Self::web_search) is on (the tool's
+    /// `max_uses`); default 5.
+    pub web_search_max_uses: u32,
 }
 
 impl AnthropicConfig {
@@ -51,17 +61,32 @@ impl AnthropicConfig {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             extra_headers: Vec::new(),
+            web_search: false,
+            web_search_max_uses: 5,
         }
+    }
+
+    /// This configuration with [`web_search`](Self::web_search) set to `on`.
+    #[must_use]
+    pub fn with_web_search(mut self, on: bool) -> Self {
+        self.web_search = on;
+        self
     }
 }
 
 /// An Anthropic Messages client. Text blocks are concatenated (other block types, such as
-/// thinking, are not part of the answer); URLs cited by text blocks (web search) become
-/// [`Completion::citations`].
+/// thinking, are not part of the answer).
+///
+/// Sources are the pages the answer's text blocks cite (`web_search_result_location`
+/// citations, with [`AnthropicConfig::web_search`]): each with its title (from the citation,
+/// or else from the `web_search_tool_result` block that found it) and, as spans, the byte
+/// ranges of the text blocks that cite it in the joined answer. Search results the answer does
+/// not cite are what Claude read, not what it showed the user, so they are not sources.
 pub struct AnthropicProvider {
     transport: Transport,
     url: Url,
     default_max_tokens: u32,
+    web_search: Option<u32>,
 }
 
 impl fmt::Debug for AnthropicProvider {
@@ -69,6 +94,7 @@ impl fmt::Debug for AnthropicProvider {
         f.debug_struct("AnthropicProvider")
             .field("url", &display_url(&self.url))
             .field("default_max_tokens", &self.default_max_tokens)
+            .field("web_search", &self.web_search)
             .field("transport", &self.transport)
             .finish()
     }
@@ -85,6 +111,13 @@ impl AnthropicProvider {
                 reason: "must be greater than zero".into(),
             });
         }
+        if config.web_search && config.web_search_max_uses == 0 {
+            return Err(BuildError::InvalidSetting {
+                provider,
+                setting: "web_search_max_uses",
+                reason: "must be greater than zero when web search is on".into(),
+            });
+        }
         let url = endpoint(provider, &config.base_url, &["v1", "messages"])?;
         let transport = Transport::new(TransportConfig {
             provider,
@@ -99,6 +132,7 @@ impl AnthropicProvider {
             transport,
             url,
             default_max_tokens: config.default_max_tokens,
+            web_search: config.web_search.then_some(config.web_search_max_uses),
         })
     }
 
@@ -112,6 +146,16 @@ impl AnthropicProvider {
                 content: &request.prompt,
             }],
             temperature: request.temperature,
+            tools: self
+                .web_search
+                .map(|max_uses| {
+                    vec![WebSearchTool {
+                        kind: "web_search_20250305",
+                        name: "web_search",
+                        max_uses,
+                    }]
+                })
+                .unwrap_or_default(),
         };
         let (response, latency) = self
             .transport
@@ -124,13 +168,9 @@ impl AnthropicProvider {
             Some(other) => FinishReason::Other(other.to_owned()),
             None => FinishReason::Other("unspecified".to_owned()),
         };
-        let mut text = String::new();
-        let mut cited = Vec::new();
-        for block in response.content.into_iter().filter(|b| b.kind == "text") {
-            text.push_str(block.text.as_deref().unwrap_or_default());
-            cited.extend(block.citations.into_iter().flatten().filter_map(|c| c.url));
-        }
+        let (text, raw) = answer_and_sources(response.content);
         let text = non_empty_answer(self.transport.provider(), text, &finish_reason, None)?;
+        let citations = normalize_sources(&text, raw);
         Ok(Completion {
             text,
             model: response.model,
@@ -138,9 +178,39 @@ impl AnthropicProvider {
             output_tokens: response.usage.output_tokens,
             latency,
             finish_reason,
-            citations: dedup_citations(cited),
+            citations,
         })
     }
+}
+
+/// The joined text blocks, and the sources their citations name (unchecked), each with the
+/// byte range of the citing block.
+fn answer_and_sources(blocks: Vec<Block>) -> (String, Vec<echo_core::provider::CitedSource>) {
+    let mut titles: HashMap<&str, &str> = HashMap::new();
+    for block in blocks.iter().filter(|b| b.kind == "web_search_tool_result") {
+        for result in json_items(block.content.as_ref()) {
+            if let (Some(url), Some(title)) = (json_str(result, "url"), json_str(result, "title")) {
+                titles.entry(url).or_insert(title);
+            }
+        }
+    }
+    let mut text = String::new();
+    let mut raw = Vec::new();
+    for block in blocks.iter().filter(|b| b.kind == "text") {
+        let start = text.len();
+        text.push_str(block.text.as_deref().unwrap_or_default());
+        let span = SourceSpan::from_bytes(start, text.len());
+        for citation in json_items(block.citations.as_ref()) {
+            let Some(url) = json_str(citation, "url") else {
+                continue;
+            };
+            let title = json_str(citation, "title").or_else(|| titles.get(url).copied());
+            let mut source = raw_source(url, title);
+            source.spans.extend(span);
+            raw.push(source);
+        }
+    }
+    (text, raw)
 }
 
 #[async_trait]
@@ -164,6 +234,16 @@ struct MessagesRequest<'a> {
     system: Option<&'a str>,
     messages: [Message<'a>; 1],
     temperature: f32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WebSearchTool>,
+}
+
+#[derive(Debug, Serialize)]
+struct WebSearchTool {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'static str,
+    max_uses: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -187,14 +267,12 @@ struct Block {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// Text blocks: `web_search_result_location` citations (`url`, `title`, `cited_text`).
     #[serde(default)]
-    citations: Option<Vec<BlockCitation>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BlockCitation {
+    citations: Option<Value>,
+    /// `web_search_tool_result` blocks: the results (`url`, `title`), or an error object.
     #[serde(default)]
-    url: Option<String>,
+    content: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,12 +5,18 @@
 use std::fmt;
 
 use echo_core::model::ProviderKind;
-use echo_core::provider::{Completion, CompletionRequest, FinishReason, ProviderError};
+use echo_core::provider::{
+    CitedSource, Completion, CompletionRequest, FinishReason, ProviderError, SourceSpan,
+    normalize_sources,
+};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::MaxTokensField;
-use crate::http::{Transport, dedup_citations, display_url, invalid, non_empty_answer};
+use crate::http::{
+    Transport, display_url, invalid, json_index, json_items, json_str, non_empty_answer, raw_source,
+};
 
 /// One chat-completions endpoint.
 pub(crate) struct ChatEndpoint {
@@ -121,12 +127,13 @@ struct ChatResponse {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<Usage>,
-    /// Perplexity: the URLs the answer cites, in citation-number order.
+    /// Perplexity: the URLs the answer cites, in citation-number order (read leniently, as
+    /// all citation data is: see `json_items`).
     #[serde(default)]
-    citations: Option<Vec<String>>,
-    /// Perplexity: the search results behind the answer.
+    citations: Option<Value>,
+    /// Perplexity: the search results behind the answer, `{title, url, date}`.
     #[serde(default)]
-    search_results: Option<Vec<SearchResult>>,
+    search_results: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,9 +150,10 @@ struct ChoiceMessage {
     /// OpenAI's refusal text, set instead of `content` when the model declines.
     #[serde(default)]
     refusal: Option<String>,
-    /// OpenAI search models: `url_citation` annotations.
+    /// OpenAI search models: `{"type": "url_citation", "url_citation": {url, title,
+    /// start_index, end_index}}` annotations.
     #[serde(default)]
-    annotations: Option<Vec<Annotation>>,
+    annotations: Option<Value>,
 }
 
 /// Content is a string in the OpenAI API; some compatible servers send a list of parts.
@@ -160,23 +168,6 @@ enum Content {
 struct ContentPart {
     #[serde(default)]
     text: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Annotation {
-    #[serde(default)]
-    url_citation: Option<UrlCitation>,
-}
-
-#[derive(Debug, Deserialize)]
-struct UrlCitation {
-    url: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct SearchResult {
-    #[serde(default)]
-    url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,36 +198,30 @@ impl ChatResponse {
             return Err(invalid(format!("{provider} returned no choices")));
         };
         let finish_reason = finish_reason(choice.finish_reason.as_deref());
-        let text = match choice.message.content {
+        let raw_text = match choice.message.content {
             Some(Content::Text(t)) => t,
             Some(Content::Parts(parts)) => parts.into_iter().filter_map(|p| p.text).collect(),
             None => String::new(),
         };
+        let raw_len = raw_text.len();
         let text = non_empty_answer(
             provider,
-            strip_reasoning(text),
+            strip_reasoning(raw_text),
             &finish_reason,
             choice.message.refusal.as_deref(),
         )?;
-        let citations = dedup_citations(
-            self.citations
-                .into_iter()
-                .flatten()
-                .chain(
-                    self.search_results
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|r| r.url),
-                )
-                .chain(
-                    choice
-                        .message
-                        .annotations
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|a| a.url_citation.map(|c| c.url)),
-                ),
-        );
+        // Annotation indices count characters of the content as sent; once a reasoning block
+        // is cut off they no longer point into the answer, so only the URLs are kept then.
+        let spans_apply = text.len() == raw_len;
+        let cited = json_items(self.citations.as_ref())
+            .filter_map(Value::as_str)
+            .map(|url| raw_source(url, None));
+        let searched = json_items(self.search_results.as_ref())
+            .filter_map(|r| Some(raw_source(json_str(r, "url")?, json_str(r, "title"))));
+        let annotated = json_items(choice.message.annotations.as_ref())
+            .filter_map(|a| a.get("url_citation"))
+            .filter_map(|c| annotation_source(&text, c, spans_apply));
+        let citations = normalize_sources(&text, cited.chain(searched).chain(annotated));
         Ok(Completion {
             text,
             model,
@@ -247,6 +232,20 @@ impl ChatResponse {
             citations,
         })
     }
+}
+
+/// A chat-completions `url_citation`, whose `start_index`/`end_index` count characters of
+/// the answer, as the Responses API's do.
+fn annotation_source(text: &str, citation: &Value, spans_apply: bool) -> Option<CitedSource> {
+    let mut source = raw_source(json_str(citation, "url")?, json_str(citation, "title"));
+    let start = json_index(citation, "start_index");
+    let end = json_index(citation, "end_index");
+    if let (true, Some(start), Some(end)) = (spans_apply, start, end)
+        && let Some(span) = SourceSpan::from_chars(text, start, end)
+    {
+        source.spans.push(span);
+    }
+    Some(source)
 }
 
 fn finish_reason(reason: Option<&str>) -> FinishReason {

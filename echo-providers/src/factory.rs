@@ -27,6 +27,13 @@ pub struct ProviderSettings {
     pub auth_style: AuthStyle,
     /// OpenAI-compatible only: which field carries the token cap.
     pub max_tokens_field: MaxTokensField,
+    /// Search the web and capture the sources each answer cites: OpenAI answers through the
+    /// Responses API with the `web_search` tool, Anthropic gets the `web_search_20250305`
+    /// tool, Gemini the `google_search` tool. Perplexity always searches and always reports
+    /// its sources, so the setting changes nothing there; an OpenAI-compatible server has no
+    /// standard search tool, so asking for one is [`BuildError::InvalidSetting`]. Off by default:
+    /// searches are billed on top of tokens.
+    pub web_search: bool,
     /// The retry policy [`build`] wraps the client in.
     pub retry: RetryPolicy,
 }
@@ -101,17 +108,23 @@ pub fn build(
     match kind {
         #[cfg(feature = "openai")]
         ProviderKind::OpenAi => {
-            let config = common!(crate::OpenAiConfig::new(key(&settings)?), settings);
+            let config =
+                crate::OpenAiConfig::new(key(&settings)?).with_web_search(settings.web_search);
+            let config = common!(config, settings);
             Ok(retrying(crate::OpenAiProvider::new(config)?, retry))
         }
         #[cfg(feature = "anthropic")]
         ProviderKind::Anthropic => {
-            let config = common!(crate::AnthropicConfig::new(key(&settings)?), settings);
+            let config =
+                crate::AnthropicConfig::new(key(&settings)?).with_web_search(settings.web_search);
+            let config = common!(config, settings);
             Ok(retrying(crate::AnthropicProvider::new(config)?, retry))
         }
         #[cfg(feature = "gemini")]
         ProviderKind::Gemini => {
-            let config = common!(crate::GeminiConfig::new(key(&settings)?), settings);
+            let config =
+                crate::GeminiConfig::new(key(&settings)?).with_google_search(settings.web_search);
+            let config = common!(config, settings);
             Ok(retrying(crate::GeminiProvider::new(config)?, retry))
         }
         #[cfg(feature = "perplexity")]
@@ -121,6 +134,15 @@ pub fn build(
         }
         #[cfg(feature = "openai-compatible")]
         ProviderKind::OpenAiCompatible => {
+            if settings.web_search {
+                return Err(BuildError::InvalidSetting {
+                    provider: kind,
+                    setting: "web_search",
+                    reason: "OpenAI-compatible servers have no standard web search tool; use \
+                             openai, anthropic, gemini or perplexity for cited sources"
+                        .into(),
+                });
+            }
             let base_url = settings
                 .base_url
                 .clone()

@@ -9,14 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use echo_core::model::ProviderKind;
 use echo_core::provider::{
-    Completion, CompletionRequest, FinishReason, PermanentKind, Provider, ProviderError, Secret,
+    CitedSource, Completion, CompletionRequest, FinishReason, PermanentKind, Provider,
+    ProviderError, Secret, SourceSpan, normalize_sources,
 };
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::http::{
-    Credential, Transport, TransportConfig, dedup_citations, display_url, invalid, join,
-    non_empty_answer, parse_base_url, permanent,
+    Credential, Transport, TransportConfig, display_url, invalid, join, json_index, json_items,
+    json_str, non_empty_answer, parse_base_url, permanent, raw_source,
 };
 use crate::{BuildError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 
@@ -53,15 +55,29 @@ impl GeminiConfig {
             extra_headers: Vec::new(),
         }
     }
+
+    /// This configuration with [`google_search`](Self::google_search) set to `on`.
+    #[must_use]
+    pub fn with_google_search(mut self, on: bool) -> Self {
+        self.google_search = on;
+        self
+    }
 }
 
 /// A Gemini client.
 ///
 /// The answer is the text of the first candidate's parts (thought summaries excluded).
 /// `Completion.model` is the response's `modelVersion`, or the requested model when the API
-/// omits it. Grounding sources (`groundingMetadata.groundingChunks[].web.uri`, which are
-/// Google redirect URLs) become [`Completion::citations`]. A prompt blocked by
-/// `promptFeedback.blockReason` is [`PermanentKind::ContentRefused`].
+/// omits it. A prompt blocked by `promptFeedback.blockReason` is
+/// [`PermanentKind::ContentRefused`].
+///
+/// With [`GeminiConfig::google_search`], grounding sources become
+/// [`Completion::citations`]: each `groundingMetadata.groundingChunks[].web` gives a URL
+/// (`uri`, a Google redirect URL that leads to the page) and a title (`title`, which Google
+/// sets to the page's domain), and each `groundingSupports[]` entry adds its segment as a span
+/// to the chunks it lists in `groundingChunkIndices`. Segment indices are byte offsets into
+/// the part named by `partIndex`; they are shifted to the joined answer, and a segment that
+/// does not fit its part is dropped.
 pub struct GeminiProvider {
     transport: Transport,
     base: Url,
@@ -178,21 +194,22 @@ impl GeminiProvider {
             Some(other) => FinishReason::Other(other.to_owned()),
             None => FinishReason::Other("unspecified".to_owned()),
         };
-        let text: String = candidate
-            .content
-            .map(|c| c.parts)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| !p.thought)
-            .filter_map(|p| p.text)
-            .collect();
+        let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
+        // Where each part starts in the answer, and its length; thought parts are not in it.
+        let mut text = String::new();
+        let mut part_ranges = Vec::with_capacity(parts.len());
+        for part in parts {
+            match part.text.filter(|_| !part.thought) {
+                Some(t) => {
+                    part_ranges.push(Some((text.len(), t.len())));
+                    text.push_str(&t);
+                }
+                None => part_ranges.push(None),
+            }
+        }
         let text = non_empty_answer(provider, text, &finish_reason, None)?;
-        let citations = candidate
-            .grounding_metadata
-            .map(|g| g.grounding_chunks)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| c.web?.uri);
+        let raw = grounding_sources(candidate.grounding_metadata.as_ref(), &part_ranges);
+        let citations = normalize_sources(&text, raw);
         Ok(Completion {
             text,
             model: response
@@ -206,9 +223,58 @@ impl GeminiProvider {
                 .saturating_add(usage.thoughts_token_count),
             latency,
             finish_reason,
-            citations: dedup_citations(citations),
+            citations,
         })
     }
+}
+
+/// The grounding chunks as sources (unchecked), with the spans their supports give.
+/// `part_ranges[i]` is where part `i` lies in the answer, `None` for a part not in it.
+fn grounding_sources(
+    metadata: Option<&Value>,
+    part_ranges: &[Option<(usize, usize)>],
+) -> Vec<CitedSource> {
+    let Some(metadata) = metadata else {
+        return Vec::new();
+    };
+    let mut sources: Vec<Option<CitedSource>> = json_items(metadata.get("groundingChunks"))
+        .map(|chunk| {
+            let web = chunk.get("web")?;
+            Some(raw_source(json_str(web, "uri")?, json_str(web, "title")))
+        })
+        .collect();
+    for support in json_items(metadata.get("groundingSupports")) {
+        let Some(segment) = support.get("segment") else {
+            continue;
+        };
+        // proto3 JSON omits zero values: a missing part or start index is 0.
+        let part = json_index(segment, "partIndex").unwrap_or(0);
+        let start = json_index(segment, "startIndex").unwrap_or(0);
+        let Some(end) = json_index(segment, "endIndex") else {
+            continue;
+        };
+        let Some(Some((offset, len))) = part_ranges.get(part).copied() else {
+            continue;
+        };
+        if start >= end || end > len {
+            continue;
+        }
+        let Some(span) = SourceSpan::from_bytes(offset + start, offset + end) else {
+            continue;
+        };
+        for index in json_items(support.get("groundingChunkIndices")).filter_map(Value::as_u64) {
+            let source = usize::try_from(index)
+                .ok()
+                .and_then(|i| sources.get_mut(i))
+                .and_then(Option::as_mut);
+            if let Some(source) = source
+                && source.spans.len() < echo_core::provider::MAX_SPANS_PER_SOURCE
+            {
+                source.spans.push(span);
+            }
+        }
+    }
+    sources.into_iter().flatten().collect()
 }
 
 #[async_trait]
@@ -289,8 +355,9 @@ struct Candidate {
     content: Option<CandidateContent>,
     #[serde(default)]
     finish_reason: Option<String>,
+    /// Read leniently (see `json_items`): `groundingChunks` and `groundingSupports`.
     #[serde(default)]
-    grounding_metadata: Option<GroundingMetadata>,
+    grounding_metadata: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,25 +372,6 @@ struct Part {
     text: Option<String>,
     #[serde(default)]
     thought: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GroundingMetadata {
-    #[serde(default)]
-    grounding_chunks: Vec<GroundingChunk>,
-}
-
-#[derive(Debug, Deserialize)]
-struct GroundingChunk {
-    #[serde(default)]
-    web: Option<WebSource>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WebSource {
-    #[serde(default)]
-    uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

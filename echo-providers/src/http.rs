@@ -366,16 +366,36 @@ pub(crate) fn non_empty_answer(
     Err(invalid(message))
 }
 
-/// Keeps the first occurrence of each URL, in order, as sources known by their URL.
-pub(crate) fn dedup_citations(urls: impl IntoIterator<Item = String>) -> Vec<CitedSource> {
-    let mut out: Vec<CitedSource> = Vec::new();
-    for url in urls {
-        let url = url.trim();
-        if !url.is_empty() && !out.iter().any(|u| u.url == url) {
-            out.push(CitedSource::from_url(url));
-        }
+/// Citation data is read leniently: a provider that sends a number where a URL belongs, or an
+/// object where a list belongs, loses that entry, not the answer. These helpers read such
+/// fields from raw JSON; what they return is checked by
+/// [`normalize_sources`](echo_core::provider::normalize_sources).
+///
+/// The elements of `value` when it is an array; nothing otherwise.
+pub(crate) fn json_items(value: Option<&Value>) -> impl Iterator<Item = &Value> {
+    value.and_then(Value::as_array).into_iter().flatten()
+}
+
+/// `value[key]` when it is a string.
+pub(crate) fn json_str<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// `value[key]` when it is a non-negative integer that fits a `usize`.
+pub(crate) fn json_index(value: &Value, key: &str) -> Option<usize> {
+    value
+        .get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// A source from a URL and an optional title, as the provider spelled them.
+pub(crate) fn raw_source(url: &str, title: Option<&str>) -> CitedSource {
+    CitedSource {
+        url: url.to_owned(),
+        title: title.map(str::to_owned),
+        spans: Vec::new(),
     }
-    out
 }
 
 /// Parses and checks a base URL: http(s) only, and no credentials in it, since URLs end up in

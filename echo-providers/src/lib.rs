@@ -106,6 +106,8 @@ mod http;
 mod openai;
 #[cfg(feature = "perplexity")]
 mod perplexity;
+#[cfg(feature = "openai")]
+mod responses;
 
 use std::time::Duration;
 

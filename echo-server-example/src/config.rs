@@ -541,7 +541,9 @@ where
         .map_err(|e: T::Err| invalid(name, format!("{value:?}: {e}")))
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+/// A boolean setting: `1/true/yes/on` or `0/false/no/off`, any case; anything else is an error
+/// naming the setting.
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),

@@ -47,6 +47,49 @@ pub fn key_variable(kind: ProviderKind) -> Option<&'static str> {
     }
 }
 
+/// The environment variable that turns on web search, and with it the capture of cited
+/// sources, for `kind`: OpenAI then answers through the Responses API with its `web_search`
+/// tool, Anthropic gets its web search tool, Gemini the `google_search` tool. Perplexity always
+/// searches, and OpenAI-compatible servers have no standard search tool, so neither has one.
+pub fn web_search_variable(kind: ProviderKind) -> Option<&'static str> {
+    match kind {
+        ProviderKind::OpenAi => Some("ECHO_OPENAI_WEB_SEARCH"),
+        ProviderKind::Anthropic => Some("ECHO_ANTHROPIC_WEB_SEARCH"),
+        ProviderKind::Gemini => Some("ECHO_GEMINI_WEB_SEARCH"),
+        ProviderKind::Perplexity | ProviderKind::OpenAiCompatible | ProviderKind::Simulated => None,
+    }
+}
+
+/// Whether `env` turns on web search for `kind` (see [`web_search_variable`]); off when the
+/// variable is unset or empty, an error naming it when it is not a boolean.
+pub fn web_search_enabled(
+    kind: ProviderKind,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<bool, crate::config::ConfigError> {
+    let Some(variable) = web_search_variable(kind) else {
+        return Ok(false);
+    };
+    match env(variable).filter(|v| !v.trim().is_empty()) {
+        Some(value) => crate::config::parse_bool(variable, &value),
+        None => Ok(false),
+    }
+}
+
+/// The providers among `kinds` whose answers cite web sources: Perplexity always, the others
+/// when their web search variable is on.
+pub fn citing_kinds(
+    kinds: &[ProviderKind],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ProviderKind>, crate::config::ConfigError> {
+    let mut out = Vec::new();
+    for &kind in kinds {
+        if kind == ProviderKind::Perplexity || web_search_enabled(kind, &env)? {
+            out.push(kind);
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the client for `kind`. The simulator is seeded with the experiment's brands; real
 /// providers need the `providers` feature and their key in the environment (the compatible one
 /// needs a base URL instead).
@@ -84,6 +127,7 @@ fn build_real(kind: ProviderKind) -> Result<Arc<DynProvider>, CliError> {
     let settings = ProviderSettings {
         api_key,
         base_url,
+        web_search: web_search_enabled(kind, |k| std::env::var(k).ok())?,
         ..ProviderSettings::default()
     };
     echo_providers::build(kind, settings).map_err(|e| CliError::Usage(format!("{kind}: {e}")))
@@ -162,6 +206,39 @@ mod tests {
              is available); rebuild with --features providers"
         );
         assert!(build(ProviderKind::Simulated, 0, &brand, &[]).is_ok());
+    }
+
+    #[test]
+    fn web_search_variables_are_read_as_booleans_naming_the_variable() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let on = env(&[
+            ("ECHO_OPENAI_WEB_SEARCH", "true"),
+            ("ECHO_GEMINI_WEB_SEARCH", "ON"),
+            ("ECHO_ANTHROPIC_WEB_SEARCH", " "),
+        ]);
+        assert!(web_search_enabled(ProviderKind::OpenAi, on).unwrap());
+        assert!(web_search_enabled(ProviderKind::Gemini, on).unwrap());
+        assert!(!web_search_enabled(ProviderKind::Anthropic, on).unwrap());
+        assert_eq!(
+            citing_kinds(ProviderKind::ALL, on).unwrap(),
+            [
+                ProviderKind::OpenAi,
+                ProviderKind::Gemini,
+                ProviderKind::Perplexity
+            ]
+        );
+        let bad = env(&[("ECHO_ANTHROPIC_WEB_SEARCH", "maybe")]);
+        let error = web_search_enabled(ProviderKind::Anthropic, bad)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ECHO_ANTHROPIC_WEB_SEARCH"), "{error}");
     }
 
     #[test]

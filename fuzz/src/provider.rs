@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Mutex, OnceLock};
 
-use echo_core::provider::{CompletionRequest, Provider};
+use echo_core::provider::{CompletionRequest, MAX_SOURCES_PER_ANSWER, Provider, source_url};
 use echo_core::secret::Secret;
 use echo_providers::{
     AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, OpenAiCompatibleConfig,
@@ -55,6 +55,23 @@ fn harness() -> &'static Harness {
         gemini.base_url = base.clone();
         let mut perplexity = PerplexityConfig::new(key());
         perplexity.base_url = base.clone();
+        // The search variants parse other shapes (Responses output, grounding, web search
+        // blocks); the plain ones stay first so committed corpus inputs keep their adapter.
+        let openai_search = OpenAiConfig {
+            base_url: base.clone(),
+            ..OpenAiConfig::new(key())
+        }
+        .with_web_search(true);
+        let anthropic_search = AnthropicConfig {
+            base_url: base.clone(),
+            ..AnthropicConfig::new(key())
+        }
+        .with_web_search(true);
+        let gemini_search = GeminiConfig {
+            base_url: base.clone(),
+            ..GeminiConfig::new(key())
+        }
+        .with_google_search(true);
         let mut compatible = OpenAiCompatibleConfig::new(base);
         compatible.api_key = Some(key());
         let built: Vec<Result<Box<dyn Provider>, echo_providers::BuildError>> = vec![
@@ -63,6 +80,9 @@ fn harness() -> &'static Harness {
             GeminiProvider::new(gemini).map(|p| Box::new(p) as Box<dyn Provider>),
             PerplexityProvider::new(perplexity).map(|p| Box::new(p) as Box<dyn Provider>),
             OpenAiCompatibleProvider::new(compatible).map(|p| Box::new(p) as Box<dyn Provider>),
+            OpenAiProvider::new(openai_search).map(|p| Box::new(p) as Box<dyn Provider>),
+            AnthropicProvider::new(anthropic_search).map(|p| Box::new(p) as Box<dyn Provider>),
+            GeminiProvider::new(gemini_search).map(|p| Box::new(p) as Box<dyn Provider>),
         ];
         let providers = match built.into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(p) => p,
@@ -116,8 +136,10 @@ fn serve(stream: TcpStream, response: &Mutex<(u16, Vec<u8>)>) -> std::io::Result
 }
 
 /// Each adapter's response handling: any status and body gives a completion or an error,
-/// never a panic; a completion has a non-blank answer and distinct citations; a non-2xx
-/// status is always an error; no error shows the API key.
+/// never a panic; a completion has a non-blank answer and at most
+/// `MAX_SOURCES_PER_ANSWER` distinct citations, each an absolute http(s) URL whose spans lie
+/// inside the answer on character boundaries; a non-2xx status is always an error; no error
+/// shows the API key.
 ///
 /// Input: byte 0 picks the adapter, byte 1 the status, the rest is the body.
 pub fn check_provider_response(data: &[u8]) {
@@ -149,6 +171,14 @@ pub fn check_provider_response(data: &[u8]) {
             assert!(!completion.text.trim().is_empty(), "blank answer accepted");
             let mut seen = std::collections::HashSet::new();
             assert!(completion.citations.iter().all(|c| seen.insert(&c.url)));
+            assert!(completion.citations.len() <= MAX_SOURCES_PER_ANSWER);
+            for source in &completion.citations {
+                assert_eq!(source_url(&source.url).as_deref(), Some(source.url.as_str()));
+                assert!(
+                    source.spans.iter().all(|s| s.is_valid_in(&completion.text)),
+                    "span outside the answer: {source:?}"
+                );
+            }
         }
         Err(e) => {
             let shown = format!("{e} {e:?}");

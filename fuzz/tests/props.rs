@@ -60,7 +60,7 @@ proptest! {
     }
 
     #[test]
-    fn provider_response(data in input("[\\x00-\\x09][\\x00-\\x0f](\\{\"model\":\"m\",\"choices\":\\[\\{\"message\":\\{\"content\":\"[a-z ]{0,5}\"\\},\"finish_reason\":\"stop\"\\}\\],\"usage\":\\{\"prompt_tokens\":1,\"completion_tokens\":2\\}\\}|\\{\"error\":\\{\"message\":\"sk-fuzz-3c5b0e8f7d2a4196SECRET\",\"code\":\"[a-z_]{0,10}\"\\}\\}|\\{\"model\":\"m\",\"content\":\\[\\{\"type\":\"text\",\"text\":\"[a-z]{0,4}\"\\}\\],\"stop_reason\":\"end_turn\",\"usage\":\\{\"input_tokens\":1,\"output_tokens\":1\\}\\})")) {
+    fn provider_response(data in input("[\\x00-\\x09][\\x00-\\x0f](\\{\"model\":\"m\",\"choices\":\\[\\{\"message\":\\{\"content\":\"[a-z ]{0,5}\"\\},\"finish_reason\":\"stop\"\\}\\],\"usage\":\\{\"prompt_tokens\":1,\"completion_tokens\":2\\}\\}|\\{\"error\":\\{\"message\":\"sk-fuzz-3c5b0e8f7d2a4196SECRET\",\"code\":\"[a-z_]{0,10}\"\\}\\}|\\{\"model\":\"m\",\"content\":\\[\\{\"type\":\"text\",\"text\":\"[a-z]{0,4}\"\\}\\],\"stop_reason\":\"end_turn\",\"usage\":\\{\"input_tokens\":1,\"output_tokens\":1\\}\\}|\\{\"model\":\"m\",\"status\":\"completed\",\"usage\":\\{\"input_tokens\":1,\"output_tokens\":1\\},\"output\":\\[\\{\"type\":\"message\",\"content\":\\[\\{\"type\":\"output_text\",\"text\":\"[a-zé ]{1,6}\",\"annotations\":\\[\\{\"type\":\"url_citation\",\"url\":\"(https?|javascript|ftp):(//)?[a-z.]{0,6}\",\"start_index\":[0-9],\"end_index\":[0-9]\\}\\]\\}\\]\\}\\]\\})")) {
         echo_fuzz::check_provider_response(&data);
     }
 }

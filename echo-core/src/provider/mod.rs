@@ -21,7 +21,10 @@ use crate::model::ProviderKind;
 pub use crate::secret::Secret;
 pub use pricing::{ModelPrice, PriceTable};
 pub use retry::{RetryPolicy, Retrying};
-pub use source::{CitedSource, SourceSpan};
+pub use source::{
+    CitedSource, MAX_SOURCES_PER_ANSWER, MAX_SPANS_PER_SOURCE, MAX_TITLE_CHARS, MAX_URL_BYTES,
+    SourceSpan, normalize_sources, source_url,
+};
 
 /// One completion request: the prompt and the sampling settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,13 @@
 //! configurable probability and a tendency to come early or late. Everything is derived from
 //! `(seed, sample_index, prompt)`, so the same seed gives the same answers in any execution
 //! order. Its [`ProviderKind`] is always [`ProviderKind::Simulated`]: reports label it as such.
+//!
+//! Answers also cite web sources, as search-backed assistants do: one to four pages from a
+//! pool of review and news sites, and each named brand's own site with probability
+//! [`SimulatedConfig::own_domain_citation_rate`] (default
+//! [`DEFAULT_OWN_DOMAIN_CITATION_RATE`]). Each source has a title and, as its span, the
+//! sentence that names the brand it supports. Sources come from their own random stream, so
+//! the answer texts are the same as before sources existed.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -13,12 +20,23 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Completion, CompletionRequest, FinishReason, Provider, ProviderError};
+use super::{
+    CitedSource, Completion, CompletionRequest, FinishReason, Provider, ProviderError, SourceSpan,
+    normalize_sources,
+};
 use crate::model::{Brand, ProviderKind};
 use crate::rng::{SplitMix64, mix};
 
 /// The model name reported when the request names none.
 pub const SIMULATED_MODEL: &str = "echo-simulated-1";
+
+/// How often a simulated answer that names a brand cites the brand's own site, by default:
+/// about one answer in four, in the range that studies of AI search citations report for
+/// a brand's own domain (it is usually outnumbered by review sites and media).
+pub const DEFAULT_OWN_DOMAIN_CITATION_RATE: f64 = 0.25;
+
+/// The random stream sources are drawn from (0 is faults and latency, 1 the answer text).
+const SOURCE_STREAM: u64 = 2;
 
 /// How one brand behaves in simulated answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +49,32 @@ pub struct SimulatedBrand {
     pub mention_probability: f64,
     /// Tendency (0..=1) to be named early: 1 = usually first, 0 = usually last.
     pub prominence: f64,
+    /// The brand's own site (`hubspot.com`); when `None` it is derived from the name (see
+    /// [`SimulatedBrand::own_domain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+impl SimulatedBrand {
+    /// The brand's own domain: [`domain`](Self::domain) when set, else the name's letters and
+    /// digits, lower-cased, plus `.com` ("HubSpot" gives `hubspot.com`, "Zoho CRM"
+    /// `zohocrm.com`). `None` for a name with no letter or digit.
+    pub fn own_domain(&self) -> Option<String> {
+        if let Some(domain) = &self.domain {
+            let domain = domain
+                .trim()
+                .trim_start_matches("www.")
+                .to_ascii_lowercase();
+            return (!domain.is_empty()).then_some(domain);
+        }
+        let stem: String = self
+            .name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        (!stem.is_empty()).then(|| format!("{stem}.com"))
+    }
 }
 
 /// Simulator settings.
@@ -48,6 +92,14 @@ pub struct SimulatedConfig {
     pub failure_rate: f64,
     /// Probability of a rate-limit failure (429 with `Retry-After: 1`).
     pub rate_limit_rate: f64,
+    /// Probability (0..=1) that an answer naming a brand cites the brand's own site; default
+    /// [`DEFAULT_OWN_DOMAIN_CITATION_RATE`].
+    #[serde(default = "default_own_domain_citation_rate")]
+    pub own_domain_citation_rate: f64,
+}
+
+fn default_own_domain_citation_rate() -> f64 {
+    DEFAULT_OWN_DOMAIN_CITATION_RATE
 }
 
 impl SimulatedConfig {
@@ -64,6 +116,7 @@ impl SimulatedConfig {
                     aliases: b.aliases.iter().map(|a| a.as_str().to_owned()).collect(),
                     mention_probability: 0.25 + 0.6 * rng.next_f64(),
                     prominence: rng.next_f64(),
+                    domain: None,
                 }
             })
             .collect();
@@ -74,6 +127,7 @@ impl SimulatedConfig {
             latency_jitter: Duration::ZERO,
             failure_rate: 0.0,
             rate_limit_rate: 0.0,
+            own_domain_citation_rate: DEFAULT_OWN_DOMAIN_CITATION_RATE,
         }
     }
 }
@@ -124,6 +178,20 @@ impl SimulatedProvider {
         write_answer(&mut rng, &self.config.brands, &request.prompt)
     }
 
+    /// The sources cited by `text`, the answer to `request`: deterministic in the seed, the
+    /// sample index and the prompt, and drawn from a stream of their own.
+    pub fn sources(&self, request: &CompletionRequest, text: &str) -> Vec<CitedSource> {
+        let mut rng = self.rng_for(request, SOURCE_STREAM);
+        let raw = write_sources(
+            &mut rng,
+            &self.config.brands,
+            text,
+            &request.prompt,
+            self.config.own_domain_citation_rate,
+        );
+        normalize_sources(text, raw)
+    }
+
     fn rng_for(&self, request: &CompletionRequest, stream: u64) -> SplitMix64 {
         SplitMix64::new(mix(&[
             self.config.seed,
@@ -161,6 +229,7 @@ impl Provider for SimulatedProvider {
             });
         }
         let text = self.answer(request);
+        let citations = self.sources(request, &text);
         let model = if request.model.trim().is_empty() {
             SIMULATED_MODEL.to_owned()
         } else {
@@ -173,7 +242,7 @@ impl Provider for SimulatedProvider {
             model,
             latency: started.elapsed(),
             finish_reason: FinishReason::Stop,
-            citations: Vec::new(),
+            citations,
         })
     }
 }
@@ -326,6 +395,148 @@ fn write_answer(rng: &mut SplitMix64, brands: &[SimulatedBrand], prompt: &str) -
     out
 }
 
+/// Review and news sites that search-backed answers cite: host, path prefix, site name.
+const REVIEW_SITES: &[(&str, &str, &str)] = &[
+    ("www.g2.com", "/articles/", "G2"),
+    ("www.capterra.com", "/resources/", "Capterra"),
+    ("www.trustradius.com", "/buyer-blog/", "TrustRadius"),
+    ("www.techradar.com", "/best/", "TechRadar"),
+    ("www.pcmag.com", "/picks/", "PCMag"),
+    (
+        "www.forbes.com",
+        "/advisor/business/software/",
+        "Forbes Advisor",
+    ),
+    ("zapier.com", "/blog/", "Zapier"),
+    ("www.theverge.com", "/guides/", "The Verge"),
+    ("www.reddit.com", "/r/smallbusiness/comments/", "Reddit"),
+    (
+        "www.gartner.com",
+        "/reviews/market/",
+        "Gartner Peer Insights",
+    ),
+];
+
+/// The byte range of the sentence around byte `at`: from after the previous line break or
+/// sentence end (". " not after a list number) to the next one, the full stop included.
+fn sentence_around(text: &str, at: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let is_stop = |i: usize| {
+        bytes.get(i) == Some(&b'.')
+            && bytes.get(i + 1) == Some(&b' ')
+            && !i
+                .checked_sub(1)
+                .and_then(|j| bytes.get(j))
+                .is_some_and(u8::is_ascii_digit)
+    };
+    let at = at.min(bytes.len());
+    let start = (0..at)
+        .rev()
+        .find_map(|i| match bytes.get(i) {
+            Some(b'\n') => Some(i + 1),
+            _ if is_stop(i) => Some(i + 2),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let end = (at..bytes.len())
+        .find_map(|i| match bytes.get(i) {
+            Some(b'\n') => Some(i),
+            _ if is_stop(i) => Some(i + 1),
+            _ => None,
+        })
+        .unwrap_or(bytes.len());
+    (start, end)
+}
+
+/// Where `text` first names `brand` (name or alias, ASCII case-insensitive), in bytes.
+fn first_mention(lower: &str, brand: &SimulatedBrand) -> Option<usize> {
+    std::iter::once(&brand.name)
+        .chain(&brand.aliases)
+        .map(|n| n.to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| lower.find(&n))
+        .min()
+}
+
+/// A URL path segment from the prompt: lower-case words joined by `-`.
+fn slug(prompt: &str) -> String {
+    let words: Vec<String> = prompt
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if words.is_empty() {
+        "guide".to_owned()
+    } else {
+        words.join("-")
+    }
+}
+
+fn write_sources(
+    rng: &mut SplitMix64,
+    brands: &[SimulatedBrand],
+    text: &str,
+    prompt: &str,
+    own_rate: f64,
+) -> Vec<CitedSource> {
+    let lower = text.to_ascii_lowercase();
+    let mut named: Vec<(usize, &SimulatedBrand)> = brands
+        .iter()
+        .filter_map(|b| Some((first_mention(&lower, b)?, b)))
+        .collect();
+    named.sort_by_key(|(at, _)| *at);
+    let sentence = |at: usize| {
+        let (start, end) = sentence_around(text, at);
+        SourceSpan::from_bytes(start, end)
+    };
+    let heading = prompt.trim().trim_end_matches(['?', '.', '!']).trim();
+    let heading = if heading.is_empty() {
+        "Buyer's guide"
+    } else {
+        heading
+    };
+    let slug = slug(prompt);
+
+    // (position in the answer, source): sources are listed in the order of what they support.
+    let mut cited: Vec<(usize, CitedSource)> = Vec::new();
+    let reviews = 1 + rng.below(4);
+    let mut sites: Vec<&(&str, &str, &str)> = REVIEW_SITES.iter().collect();
+    for _ in 0..reviews {
+        if sites.is_empty() {
+            break;
+        }
+        let (host, path, site) = sites.remove(rng.below(sites.len()));
+        let mut source = CitedSource::from_url(format!("https://{host}{path}{slug}"))
+            .with_title(format!("{heading} | {site}"));
+        let mut at = text.len();
+        if let Some(&(mention, _)) = rng.pick(&named) {
+            at = mention;
+            source.spans.extend(sentence(mention));
+        }
+        cited.push((at, source));
+    }
+    for &(mention, brand) in &named {
+        if !rng.chance(own_rate) {
+            continue;
+        }
+        let Some(domain) = brand.own_domain() else {
+            continue;
+        };
+        let (path, title) = if rng.chance(0.5) {
+            ("/", format!("{} | Official site", brand.name))
+        } else {
+            ("/pricing", format!("{} pricing and plans", brand.name))
+        };
+        let mut source =
+            CitedSource::from_url(format!("https://www.{domain}{path}")).with_title(title);
+        source.spans.extend(sentence(mention));
+        cited.push((mention, source));
+    }
+    cited.sort_by_key(|(at, _)| *at);
+    cited.into_iter().map(|(_, source)| source).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +597,138 @@ mod tests {
                 brand.mention_probability
             );
         }
+    }
+
+    #[tokio::test]
+    async fn sources_are_deterministic_and_leave_the_answer_unchanged() {
+        let (a, b) = (sim(11), sim(11));
+        let mut differing = 0;
+        for i in 0..50 {
+            let ca = a.complete(&request(i)).await.unwrap();
+            let cb = b.complete(&request(i)).await.unwrap();
+            assert_eq!(ca.citations, cb.citations);
+            // Sources come from their own stream: the text is what `answer` always gave.
+            assert_eq!(ca.text, a.answer(&request(i)));
+            assert!(!ca.citations.is_empty());
+            assert_eq!(
+                super::super::normalize_sources(&ca.text, ca.citations.clone()),
+                ca.citations
+            );
+            let next = a.complete(&request(i + 1)).await.unwrap();
+            differing += usize::from(next.citations != ca.citations);
+        }
+        assert!(differing > 40, "sources should vary by sample: {differing}");
+    }
+
+    #[test]
+    fn own_domains_are_derived_or_configured() {
+        let brand = |name: &str, domain: Option<&str>| SimulatedBrand {
+            name: name.into(),
+            aliases: Vec::new(),
+            mention_probability: 1.0,
+            prominence: 0.5,
+            domain: domain.map(str::to_owned),
+        };
+        assert_eq!(
+            brand("HubSpot", None).own_domain().as_deref(),
+            Some("hubspot.com")
+        );
+        assert_eq!(
+            brand("Zoho CRM", None).own_domain().as_deref(),
+            Some("zohocrm.com")
+        );
+        assert_eq!(
+            brand("Zoho CRM", Some("www.Zoho.com"))
+                .own_domain()
+                .as_deref(),
+            Some("zoho.com")
+        );
+        assert_eq!(brand("Ωμέγα", None).own_domain(), None);
+    }
+
+    /// Over many answers, the share of answers naming a brand that cite its own site is the
+    /// configured rate, and every own-site source supports a sentence that names the brand.
+    #[test]
+    fn own_domain_citation_rate_follows_the_setting() {
+        for rate in [DEFAULT_OWN_DOMAIN_CITATION_RATE, 0.7, 0.0] {
+            let mut config = sim(21).config().clone();
+            config.own_domain_citation_rate = rate;
+            let s = SimulatedProvider::new(config);
+            let (mut named, mut cited) = (0u32, 0u32);
+            for i in 0..1500 {
+                let req = request(i);
+                let text = s.answer(&req);
+                let sources = s.sources(&req, &text);
+                let lower = text.to_ascii_lowercase();
+                for brand in &s.config().brands {
+                    if first_mention(&lower, brand).is_none() {
+                        continue;
+                    }
+                    named += 1;
+                    let domain = brand.own_domain().unwrap();
+                    let own: Vec<&CitedSource> = sources
+                        .iter()
+                        .filter(|c| c.url.starts_with(&format!("https://www.{domain}/")))
+                        .collect();
+                    assert!(own.len() <= 1);
+                    if let Some(source) = own.first() {
+                        cited += 1;
+                        let sentence = source.spans[0].slice(&text).unwrap().to_lowercase();
+                        let names = std::iter::once(&brand.name).chain(&brand.aliases);
+                        assert!(
+                            names
+                                .into_iter()
+                                .any(|n| sentence.contains(&n.to_lowercase())),
+                            "{sentence:?} does not name {}",
+                            brand.name
+                        );
+                        assert!(source.title.as_deref().unwrap().contains(&brand.name));
+                    }
+                }
+            }
+            let observed = f64::from(cited) / f64::from(named);
+            // n is in the thousands: 0.04 is over four standard errors at any rate.
+            assert!(
+                (observed - rate).abs() < 0.04,
+                "rate {rate}: observed {observed} over {named} answers naming a brand"
+            );
+        }
+    }
+
+    #[test]
+    fn review_sources_come_from_the_pool_with_titles() {
+        let s = sim(4);
+        for i in 0..200 {
+            let req = request(i);
+            let text = s.answer(&req);
+            let sources = s.sources(&req, &text);
+            let reviews: Vec<&CitedSource> = sources
+                .iter()
+                .filter(|c| REVIEW_SITES.iter().any(|(host, ..)| c.url.contains(host)))
+                .collect();
+            assert!((1..=4).contains(&reviews.len()), "{sources:?}");
+            for r in reviews {
+                assert!(r.url.ends_with("best-crm-for-startups"), "{}", r.url);
+                assert!(
+                    r.title
+                        .as_deref()
+                        .unwrap()
+                        .starts_with("Best CRM for startups | ")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sentences_are_cut_at_stops_and_line_breaks() {
+        let text = "Intro line.\n1. **HubSpot** – fast. Then more. Pipedrive is good.\nEnd";
+        let at = text.find("HubSpot").unwrap();
+        let (start, end) = sentence_around(text, at);
+        // A list number is not a sentence end: the item is the sentence.
+        assert_eq!(&text[start..end], "1. **HubSpot** – fast.");
+        let at = text.find("Pipedrive").unwrap();
+        let (start, end) = sentence_around(text, at);
+        assert_eq!(&text[start..end], "Pipedrive is good.");
     }
 
     #[tokio::test]

@@ -333,6 +333,7 @@ impl ExperimentRunner {
             latency_jitter: Duration::ZERO,
             failure_rate: 0.0,
             rate_limit_rate: 0.0,
+            own_domain_citation_rate: crate::provider::simulated::DEFAULT_OWN_DOMAIN_CITATION_RATE,
         };
         self = self.with_provider(Arc::new(SimulatedProvider::new(placeholder)));
         self.simulated_seed = Some(seed);

@@ -147,3 +147,86 @@ async fn low_credit_balance_is_quota_exhausted() {
         Some(PermanentKind::QuotaExhausted)
     );
 }
+
+fn make_searching(base: &str) -> AnthropicProvider {
+    let config = AnthropicConfig {
+        base_url: base.into(),
+        ..AnthropicConfig::new(Secret::new(KEY))
+    }
+    .with_web_search(true);
+    AnthropicProvider::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn web_search_sends_the_tool_and_spans_are_the_citing_blocks() {
+    let server = serve(json(200, fixture("anthropic", "success_citations.json"))).await;
+    let completion = echo_core::provider::Provider::complete(
+        &make_searching(&server.uri()),
+        &request("claude-sonnet-4-20250514"),
+    )
+    .await
+    .unwrap();
+    let sources = &completion.citations;
+    assert_eq!(
+        titles(sources),
+        [
+            Some("The best CRM software in 2025 | Zapier"),
+            Some("Best CRM For Small Business Of 2025 | Forbes Advisor")
+        ]
+    );
+    for source in sources {
+        assert_eq!(
+            span_texts(&completion.text, source),
+            ["HubSpot is the most recommended free CRM for startups"]
+        );
+    }
+    let body = body(&only_request(&server).await);
+    assert_eq!(
+        body["tools"],
+        serde_json::json!([{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}])
+    );
+}
+
+#[tokio::test]
+async fn without_web_search_no_tool_is_sent() {
+    let server = serve(json(200, fixture("anthropic", "success.json"))).await;
+    make(&server.uri(), TIMEOUT)
+        .complete(&request("claude-sonnet-4-20250514"))
+        .await
+        .unwrap();
+    assert!(body(&only_request(&server).await).get("tools").is_none());
+}
+
+#[tokio::test]
+async fn malformed_web_search_data_is_dropped_and_titles_come_from_results() {
+    let server = serve(json(200, fixture("anthropic", "web_search_malformed.json"))).await;
+    let completion = echo_core::provider::Provider::complete(
+        &make_searching(&server.uri()),
+        &request("claude-sonnet-4-20250514"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        completion.text,
+        "HubSpot is free to start. Pipedrive is simpler."
+    );
+    let sources = &completion.citations;
+    // An empty text block's citation is still a cited page, only without a span.
+    assert_eq!(
+        urls(sources),
+        [
+            "https://www.g2.com/categories/crm",
+            "https://empty-block.example/"
+        ]
+    );
+    // The first citation has no title; the search result that found the page has one.
+    assert_eq!(
+        titles(sources),
+        [Some("Best CRM Software | G2"), Some("empty")]
+    );
+    assert!(sources[1].spans.is_empty());
+    assert_eq!(
+        span_texts(&completion.text, &sources[0]),
+        ["HubSpot is free to start. "]
+    );
+}

@@ -284,3 +284,21 @@ macro_rules! error_scenarios {
 pub fn urls(sources: &[CitedSource]) -> Vec<&str> {
     sources.iter().map(|s| s.url.as_str()).collect()
 }
+
+/// The answer text each span of `source` covers; panics on a span that is not valid in
+/// `text`, which the normaliser must never let through.
+pub fn span_texts<'a>(text: &'a str, source: &CitedSource) -> Vec<&'a str> {
+    source
+        .spans
+        .iter()
+        .map(|s| {
+            s.slice(text)
+                .unwrap_or_else(|| panic!("invalid span {s:?}"))
+        })
+        .collect()
+}
+
+/// The title of each source, in order.
+pub fn titles(sources: &[CitedSource]) -> Vec<Option<&str>> {
+    sources.iter().map(|s| s.title.as_deref()).collect()
+}

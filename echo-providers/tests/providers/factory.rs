@@ -142,3 +142,47 @@ fn invalid_settings_are_rejected_without_showing_secrets() {
     assert!(matches!(error, BuildError::InvalidHeader { .. }), "{error}");
     assert_no_key(&format!("{error} {error:?}"));
 }
+
+#[test]
+fn web_search_switches_each_provider_to_its_search_endpoint() {
+    let searching = |kind| {
+        build(
+            kind,
+            ProviderSettings {
+                api_key: Some(Secret::new(KEY)),
+                web_search: true,
+                ..ProviderSettings::default()
+            },
+        )
+        .map(|p| format!("{p:?}"))
+    };
+    let openai = searching(ProviderKind::OpenAi).unwrap();
+    assert!(
+        openai.contains("https://api.openai.com/v1/responses"),
+        "{openai}"
+    );
+    let anthropic = searching(ProviderKind::Anthropic).unwrap();
+    assert!(anthropic.contains("web_search: Some(5)"), "{anthropic}");
+    let gemini = searching(ProviderKind::Gemini).unwrap();
+    assert!(gemini.contains("google_search: true"), "{gemini}");
+    assert!(searching(ProviderKind::Perplexity).is_ok());
+    let compatible = build(
+        ProviderKind::OpenAiCompatible,
+        ProviderSettings {
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            web_search: true,
+            ..ProviderSettings::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            compatible,
+            BuildError::InvalidSetting {
+                setting: "web_search",
+                ..
+            }
+        ),
+        "{compatible}"
+    );
+}

@@ -166,3 +166,63 @@ async fn a_model_name_that_would_change_the_path_is_rejected_before_sending() {
     assert_eq!(permanent_kind(&error), Some(PermanentKind::BadRequest));
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+fn make_grounded(base: &str) -> GeminiProvider {
+    let config = GeminiConfig {
+        base_url: base.into(),
+        ..GeminiConfig::new(Secret::new(KEY))
+    }
+    .with_google_search(true);
+    GeminiProvider::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn grounding_supports_become_spans_of_the_joined_answer() {
+    let server = serve(json(200, fixture("gemini", "grounded_spans.json"))).await;
+    let completion = echo_core::provider::Provider::complete(
+        &make_grounded(&server.uri()),
+        &request("gemini-2.5-flash"),
+    )
+    .await
+    .unwrap();
+    // The thought part is not in the answer, so part 1 starts at byte 0 and part 2 after it.
+    assert_eq!(
+        completion.text,
+        "HubSpot’s free plan suits most startups. Pipedrive is simpler for small sales teams."
+    );
+    let sources = &completion.citations;
+    assert_eq!(
+        titles(sources),
+        [
+            Some("hubspot.com"),
+            Some("zapier.com"),
+            Some("pipedrive.com")
+        ]
+    );
+    let first = "HubSpot’s free plan suits most startups.";
+    let second = "Pipedrive is simpler for small sales teams.";
+    assert_eq!(span_texts(&completion.text, &sources[0]), [first]);
+    assert_eq!(span_texts(&completion.text, &sources[1]), [first, second]);
+    assert_eq!(span_texts(&completion.text, &sources[2]), [second]);
+}
+
+#[tokio::test]
+async fn malformed_grounding_is_dropped_piece_by_piece() {
+    let server = serve(json(200, fixture("gemini", "grounded_malformed.json"))).await;
+    let completion = echo_core::provider::Provider::complete(
+        &make_grounded(&server.uri()),
+        &request("gemini-2.5-flash"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(completion.text, "HubSpot’s free plan suits most startups.");
+    let sources = &completion.citations;
+    assert_eq!(
+        urls(sources),
+        ["https://vertexaisearch.cloud.google.com/grounding-api-redirect/ok"]
+    );
+    assert_eq!(titles(sources), [Some("hubspot.com")]);
+    // Only the one segment that is inside the part, on character boundaries and in order
+    // survives; a segment ending inside "’" (three bytes) does not.
+    assert_eq!(span_texts(&completion.text, &sources[0]), ["HubSpot"]);
+}

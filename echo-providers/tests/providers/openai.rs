@@ -187,3 +187,192 @@ async fn a_base_url_with_a_path_prefix_keeps_it() {
         "/gateway/openai/v1/chat/completions"
     );
 }
+
+fn make_searching(base: &str) -> OpenAiProvider {
+    let config = OpenAiConfig {
+        base_url: base.into(),
+        ..OpenAiConfig::new(Secret::new(KEY))
+    }
+    .with_web_search(true);
+    OpenAiProvider::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn chat_annotations_keep_titles_and_character_spans() {
+    let (result, _server) = call(
+        CASE,
+        json(200, fixture("openai", "success_citations.json")),
+        TIMEOUT,
+    )
+    .await;
+    let completion = result.unwrap();
+    let sources = &completion.citations;
+    assert_eq!(
+        titles(sources),
+        [Some("Free CRM Software | HubSpot"), Some("Pipedrive CRM")]
+    );
+    assert_eq!(
+        span_texts(&completion.text, &sources[0]),
+        ["[hubspot.com](https://www.hubspot.com/products/crm?utm_source=openai)"]
+    );
+}
+
+#[tokio::test]
+async fn web_search_uses_the_responses_api_and_captures_spans() {
+    let server = serve(json(200, fixture("openai", "responses_web_search.json"))).await;
+    let provider = make_searching(&server.uri());
+    let completion = echo_core::provider::Provider::complete(&provider, &request("gpt-4.1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        completion.text,
+        "HubSpot — free to start — is the usual pick for café-sized startups. \
+         Pipedrive suits small sales teams; Zoë's team uses it."
+    );
+    assert_eq!(completion.model, "gpt-4.1-2025-04-14");
+    assert_eq!(
+        (completion.input_tokens, completion.output_tokens),
+        (328, 356)
+    );
+    assert_eq!(completion.finish_reason, FinishReason::Stop);
+    let sources = &completion.citations;
+    assert_eq!(
+        urls(sources),
+        [
+            "https://www.hubspot.com/products/crm?utm_source=openai",
+            "https://zapier.com/blog/best-crm-app/?utm_source=openai"
+        ]
+    );
+    assert_eq!(
+        titles(sources),
+        [
+            Some("Free CRM Software | HubSpot"),
+            Some("The best CRM software in 2025 | Zapier")
+        ]
+    );
+    // The API's character indices, converted to bytes of the joined answer: the multi-byte
+    // dashes, "é" and "ë" would shift byte offsets if they were taken as bytes.
+    let first = "HubSpot — free to start — is the usual pick for café-sized startups.";
+    let second = "Pipedrive suits small sales teams; Zoë's team uses it.";
+    assert_eq!(span_texts(&completion.text, &sources[0]), [first]);
+    assert_eq!(span_texts(&completion.text, &sources[1]), [first, second]);
+
+    let request = only_request(&server).await;
+    assert_post_json(&request, "/v1/responses");
+    assert_eq!(
+        header(&request, "authorization"),
+        Some(format!("Bearer {KEY}"))
+    );
+    let body = body(&request);
+    assert_eq!(body["model"], "gpt-4.1");
+    assert_eq!(body["input"], "Which CRM should a startup use?");
+    assert_eq!(body["instructions"], "You are a helpful assistant.");
+    assert_eq!(body["tools"], serde_json::json!([{"type": "web_search"}]));
+    assert_eq!(body["max_output_tokens"], 256);
+    assert_eq!(body["temperature"].as_f64(), Some(0.3));
+    assert!(body.get("messages").is_none());
+}
+
+#[tokio::test]
+async fn malformed_responses_citations_are_dropped_one_by_one() {
+    let server = serve(json(
+        200,
+        fixture("openai", "responses_malformed_citations.json"),
+    ))
+    .await;
+    let completion =
+        echo_core::provider::Provider::complete(&make_searching(&server.uri()), &request("m"))
+            .await
+            .unwrap();
+    assert_eq!(
+        completion.text,
+        "HubSpot is the usual pick. Pipedrive suits small teams."
+    );
+    let sources = &completion.citations;
+    assert_eq!(
+        urls(sources),
+        [
+            "https://www.hubspot.com/",
+            "https://reversed.example/",
+            "https://past-end.example/",
+            "https://bad-index.example/"
+        ]
+    );
+    assert_eq!(
+        titles(sources),
+        [
+            Some("HubSpot"),
+            Some("reversed span"),
+            Some("span past the end"),
+            None
+        ]
+    );
+    // The upper-case duplicate is the same page: its span joins the first entry's.
+    assert_eq!(
+        span_texts(&completion.text, &sources[0]),
+        ["HubSpot is the usual pick.", "Pipedrive suits small teams."]
+    );
+    assert!(sources[1..].iter().all(|s| s.spans.is_empty()));
+}
+
+#[tokio::test]
+async fn a_flood_of_annotations_is_capped_and_the_answer_kept() {
+    let annotations: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            serde_json::json!({"type": "url_citation", "start_index": 0, "end_index": 5,
+                               "url": format!("https://site{}.example/", i % 5_000),
+                               "title": format!("Site {i}")})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "model": "gpt-4.1", "status": "completed",
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+        "output": [{"type": "message", "content": [
+            {"type": "output_text", "text": "Hello world", "annotations": annotations}]}]
+    });
+    let server = serve(json(200, body.to_string())).await;
+    let completion =
+        echo_core::provider::Provider::complete(&make_searching(&server.uri()), &request("m"))
+            .await
+            .unwrap();
+    assert_eq!(completion.text, "Hello world");
+    assert_eq!(
+        completion.citations.len(),
+        echo_core::provider::MAX_SOURCES_PER_ANSWER
+    );
+    assert_eq!(completion.citations[0].url, "https://site0.example/");
+    assert_eq!(
+        span_texts(&completion.text, &completion.citations[0]),
+        ["Hello"]
+    );
+}
+
+#[tokio::test]
+async fn responses_truncation_and_refusal_are_classified() {
+    let truncated = serde_json::json!({
+        "model": "gpt-4.1", "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "usage": {"input_tokens": 1, "output_tokens": 256},
+        "output": [{"type": "message", "content": [
+            {"type": "output_text", "text": "HubSpot is", "annotations": []}]}]
+    });
+    let server = serve(json(200, truncated.to_string())).await;
+    let completion =
+        echo_core::provider::Provider::complete(&make_searching(&server.uri()), &request("m"))
+            .await
+            .unwrap();
+    assert_eq!(completion.finish_reason, FinishReason::Length);
+
+    let refused = serde_json::json!({
+        "model": "gpt-4.1", "status": "completed",
+        "usage": {"input_tokens": 1, "output_tokens": 5},
+        "output": [{"type": "message", "content": [
+            {"type": "refusal", "refusal": "I can't help with that."}]}]
+    });
+    let server = serve(json(200, refused.to_string())).await;
+    let error =
+        echo_core::provider::Provider::complete(&make_searching(&server.uri()), &request("m"))
+            .await
+            .unwrap_err();
+    assert_eq!(permanent_kind(&error), Some(PermanentKind::ContentRefused));
+}

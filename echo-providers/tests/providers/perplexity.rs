@@ -88,3 +88,67 @@ async fn reasoning_block_is_not_part_of_the_answer() {
     );
     assert!(!completion.text.contains("HubSpot"));
 }
+
+#[tokio::test]
+async fn search_result_titles_are_matched_to_citations_by_url() {
+    let (result, _server) = call(
+        CASE,
+        json(200, fixture("perplexity", "success.json")),
+        TIMEOUT,
+    )
+    .await;
+    let completion = result.unwrap();
+    assert_eq!(
+        titles(&completion.citations),
+        [
+            Some("Free CRM Software | HubSpot"),
+            None,
+            None,
+            Some("Best CRM For Small Business Of 2025")
+        ]
+    );
+    // Perplexity marks support with `[n]` in the text, not with offsets: no spans.
+    assert!(completion.citations.iter().all(|s| s.spans.is_empty()));
+}
+
+#[tokio::test]
+async fn malformed_citations_are_dropped_and_the_answer_kept() {
+    let (result, _server) = call(
+        CASE,
+        json(200, fixture("perplexity", "malformed_citations.json")),
+        TIMEOUT,
+    )
+    .await;
+    let completion = result.unwrap();
+    assert!(completion.text.starts_with("Startups most often choose"));
+    assert_eq!(
+        urls(&completion.citations),
+        [
+            "https://www.hubspot.com/products/crm",
+            "https://www.pipedrive.com/"
+        ]
+    );
+    assert_eq!(
+        titles(&completion.citations),
+        [
+            Some("Free CRM Software | HubSpot"),
+            Some("Pipedrive: the CRM")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ten_thousand_citations_are_capped() {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&fixture("perplexity", "success.json")).unwrap();
+    body["citations"] = (0..10_000)
+        .map(|i| format!("https://news{i}.example/story"))
+        .collect();
+    let (result, _server) = call(CASE, json(200, body.to_string()), TIMEOUT).await;
+    let completion = result.unwrap();
+    assert_eq!(
+        completion.citations.len(),
+        echo_core::provider::MAX_SOURCES_PER_ANSWER
+    );
+    assert_eq!(completion.citations[0].url, "https://news0.example/story");
+}

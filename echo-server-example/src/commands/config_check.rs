@@ -26,11 +26,13 @@ pub fn check(args: ConfigCheckArgs) -> Result<(), CliError> {
     let settings = config.effective(file.as_deref(), vars);
     let providers = crate::providers::configured_kinds(vars);
     let violations = config.violations(&providers);
+    let citing = crate::providers::citing_kinds(&providers, vars)?;
     if args.json {
         let out = serde_json::json!({
             "environment": config.env,
             "settings": settings,
             "real_providers": providers.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "citing_sources": citing.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             "violations": violations,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -47,6 +49,21 @@ pub fn check(args: ConfigCheckArgs) -> Result<(), CliError> {
                 "none".to_owned()
             } else {
                 names.join(", ")
+            }
+        );
+        let citing: Vec<String> = citing
+            .iter()
+            .map(|&k| match crate::providers::web_search_variable(k) {
+                Some(variable) => format!("{k} [{variable}]"),
+                None => format!("{k} (always)"),
+            })
+            .collect();
+        println!(
+            "cited sources captured from: {}",
+            if citing.is_empty() {
+                "none".to_owned()
+            } else {
+                citing.join(", ")
             }
         );
         if violations.is_empty() {

@@ -193,6 +193,41 @@ fn config_check_prints_settings_masked_and_exits_by_violations() {
     );
 }
 
+/// `config check` names the providers whose answers cite sources: Perplexity always, the
+/// others when their web search variable is on; a non-boolean value is refused by name.
+#[test]
+fn config_check_lists_the_providers_that_capture_sources() {
+    let out = echoai()
+        .args(["config", "check", "--json"])
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("ECHO_OPENAI_WEB_SEARCH", "true")
+        .env_remove("ECHO_ANTHROPIC_WEB_SEARCH")
+        .env_remove("PERPLEXITY_API_KEY")
+        .env_remove("GEMINI_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    if cfg!(feature = "providers") {
+        assert_eq!(report["citing_sources"], serde_json::json!(["openai"]));
+    } else {
+        assert_eq!(report["citing_sources"], serde_json::json!([]));
+    }
+
+    let out = echoai()
+        .args(["config", "check"])
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("ECHO_ANTHROPIC_WEB_SEARCH", "maybe")
+        .output()
+        .unwrap();
+    if cfg!(feature = "providers") {
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("ECHO_ANTHROPIC_WEB_SEARCH"), "{stderr}");
+    }
+}
+
 /// `config check` shows whether email verification is required: the value in force, which
 /// follows the environment unless `ECHO_REQUIRE_EMAIL_VERIFICATION` sets it.
 #[test]
