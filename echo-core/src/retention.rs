@@ -440,6 +440,7 @@ mod tests {
                 created_at: now - time::Duration::days(days),
                 is_anonymized: false,
                 anonymized_at: None,
+                sources: Vec::new(),
             })
             .collect();
         store.record_iterations(&its).await.unwrap();

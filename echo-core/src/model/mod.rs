@@ -11,6 +11,7 @@ mod ids;
 mod job;
 mod run;
 mod session;
+mod source;
 mod time;
 mod user;
 mod validated;
@@ -25,6 +26,9 @@ pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId,
 pub use job::{Job, JobLease, JobPayload};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
+pub use source::{
+    IterationSource, MAX_SOURCES_PER_ANSWER, MAX_TITLE_LEN, MAX_URL_LEN, registrable_domain,
+};
 pub use time::Timestamp;
 pub use user::{
     BrandProfile, ConsentChange, Consents, EmailVerificationRedemption, EmailVerificationToken,

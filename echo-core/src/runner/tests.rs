@@ -158,6 +158,7 @@ fn answered(run: BatchRunId, indexes: std::ops::Range<u32>) -> Vec<Iteration> {
             created_at: Timestamp::now(),
             is_anonymized: false,
             anonymized_at: None,
+            sources: Vec::new(),
         })
         .collect()
 }
