@@ -1,6 +1,7 @@
 //! The business rules that every caller shares: submitting, re-running, cancelling and deleting
 //! an experiment, reading a run's answers with their matched spans and an experiment's
 //! progress, discovering the competitors its answers name and adding one to the brand profile,
+//! the metrics of the web sources its answers cite,
 //! and the local account an embedded program runs under.
 //!
 //! The reference server's JSON routes, its CLI and the scheduler all go through these
@@ -42,6 +43,7 @@ mod accounts;
 mod discovery;
 mod experiments;
 mod runs;
+mod sources;
 #[cfg(test)]
 mod test_support;
 
@@ -51,6 +53,7 @@ pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitt
 pub use runs::{
     Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
 };
+pub use sources::{ExperimentSources, RunSources, SourceService};
 
 use crate::model::{ExperimentStatus, User, ValidationError};
 use crate::store::StoreError;

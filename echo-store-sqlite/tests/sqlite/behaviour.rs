@@ -356,7 +356,9 @@ async fn retention_and_erasure_leave_no_source_rows() {
     let u = new_user(&store).await;
     let e = new_experiment(&store, u.id, at(0)).await;
     let run = new_batch_run(&store, &e, at(1)).await;
-    let its: Vec<_> = (0..4).map(|i| iteration(run.id, i, at(i64::from(i)))).collect();
+    let its: Vec<_> = (0..4)
+        .map(|i| iteration(run.id, i, at(i64::from(i))))
+        .collect();
     store.record_iterations(&its).await.unwrap();
     assert_eq!(count(), 8, "two sources per fixture iteration");
 
@@ -365,7 +367,11 @@ async fn retention_and_erasure_leave_no_source_rows() {
         .await
         .unwrap();
     assert_eq!(changed, 2);
-    assert_eq!(count(), 4, "the two anonymized iterations' sources are gone");
+    assert_eq!(
+        count(),
+        4,
+        "the two anonymized iterations' sources are gone"
+    );
 
     store.delete_user(u.id).await.unwrap();
     assert_eq!(count(), 0);
