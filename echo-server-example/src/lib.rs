@@ -58,7 +58,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, sources, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -90,6 +90,7 @@ pub fn build_app(state: AppState) -> Router {
             "/experiments/{id}/runs/{run_id}/answers",
             get(runs::answers),
         )
+        .route("/experiments/{id}/sources", get(sources::sources))
         .route(
             "/experiments/{id}/discovered-brands",
             get(discover::discovered_brands),

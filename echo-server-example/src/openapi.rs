@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, sources, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -269,7 +269,7 @@ impl Modify for CommonErrors {
         brand::get_profile, brand::put_profile,
         experiments::create, experiments::list, experiments::get, experiments::run,
         experiments::cancel, experiments::delete, experiments::compare,
-        runs::answers, runs::events,
+        runs::answers, runs::events, sources::sources,
         discover::discovered_brands, discover::add_competitor,
         dashboard::stats,
         admin::get_user, admin::audit_logs,

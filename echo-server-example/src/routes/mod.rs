@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod keys;
 pub mod privacy;
 pub mod runs;
+pub mod sources;
 pub mod system;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -11,5 +11,6 @@ mod harness;
 mod privacy;
 mod runs;
 mod server;
+mod sources;
 mod verification;
 mod web;

@@ -911,6 +911,7 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/experiments/{id}/runs/{run_id}/answers"),
         ("get", "/api/v1/experiments/{id}/events"),
         ("get", "/api/v1/experiments/{id}/discovered-brands"),
+        ("get", "/api/v1/experiments/{id}/sources"),
         ("post", "/api/v1/brand/profile/competitors"),
         ("get", "/api/v1/dashboard/stats"),
         ("get", "/api/v1/csrf-token"),
