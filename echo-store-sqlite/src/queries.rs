@@ -294,11 +294,9 @@ pub const ITERATION_SOURCE_INSERT: &str = concat!(
 );
 /// The sources of run `?1`'s iterations with index in `?2..=?3` (the page just read), by index
 /// then position: the unique `(batch_run_id, idx)` index, then the sources' primary key.
-pub const ITERATION_SOURCES_PAGE: &str = concat!(
-    "SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans \
+pub const ITERATION_SOURCES_PAGE: &str = "SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans \
      FROM iterations AS i CROSS JOIN iteration_sources AS s ON s.iteration_id = i.id \
-     WHERE i.batch_run_id = ?1 AND i.idx >= ?2 AND i.idx <= ?3 ORDER BY i.idx, s.position"
-);
+     WHERE i.batch_run_id = ?1 AND i.idx >= ?2 AND i.idx <= ?3 ORDER BY i.idx, s.position";
 /// Removes the sources of the iteration at rowid `?1`: the retention pass, after it
 /// anonymized that iteration.
 pub const ITERATION_SOURCES_DELETE_BY_ROWID: &str = "DELETE FROM iteration_sources \

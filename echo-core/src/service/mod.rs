@@ -55,8 +55,37 @@ pub use runs::{
 };
 pub use sources::{ExperimentSources, RunSources, SourceService};
 
-use crate::model::{ExperimentStatus, User, ValidationError};
-use crate::store::StoreError;
+use crate::model::{BatchRunId, ExperimentStatus, Iteration, User, UserId, ValidationError};
+use crate::store::{RunStore, StoreError};
+
+/// Iterations read per store call by [`stored_answers`].
+const ANSWER_PAGE: u32 = 500;
+
+/// Every successful iteration of the owner's run whose answer is still stored (not
+/// anonymized), by index, read in pages: what discovery and the source metrics analyse.
+async fn stored_answers(
+    runs: &dyn RunStore,
+    owner: UserId,
+    run: BatchRunId,
+) -> Result<Vec<Iteration>, StoreError> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = runs.list_iterations(owner, run, from, ANSWER_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        let full = page.len() >= ANSWER_PAGE as usize;
+        let next = last.index.checked_add(1);
+        out.extend(
+            page.into_iter()
+                .filter(|it| it.is_success && !it.is_anonymized),
+        );
+        match next {
+            Some(n) if full => from = n,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
 
 /// Why a service call was refused or failed. Nothing was written when it returns one.
 #[derive(Debug, thiserror::Error)]

@@ -9,9 +9,6 @@ use crate::analysis::{SourceAnswer, SourceMetrics};
 use crate::model::{BatchRun, BatchRunId, ExperimentId, Iteration, ProviderKind, UserId};
 use crate::store::{DynStore, ExperimentStore, RunStore, StoreError, UserStore};
 
-/// Iterations read per store call.
-const PAGE: u32 = 500;
-
 /// The source metrics of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSources {
@@ -96,7 +93,7 @@ impl SourceService {
         let mut per_run = Vec::with_capacity(runs.len());
         let mut all: Vec<Iteration> = Vec::new();
         for run in runs {
-            let its = self.answers(owner, run.id).await?;
+            let its = super::stored_answers(&*self.runs, owner, run.id).await?;
             per_run.push(RunSources {
                 run_id: run.id,
                 provider: run.provider,
@@ -116,25 +113,6 @@ impl SourceService {
                 owned.as_deref(),
             ),
         })
-    }
-
-    async fn answers(&self, owner: UserId, run: BatchRunId) -> Result<Vec<Iteration>, StoreError> {
-        let mut out = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = self.runs.list_iterations(owner, run, from, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            from = last.index.saturating_add(1);
-            let full = page.len() >= PAGE as usize;
-            out.extend(
-                page.into_iter()
-                    .filter(|it| it.is_success && !it.is_anonymized),
-            );
-            if !full || from == 0 {
-                break;
-            }
-        }
-        Ok(out)
     }
 }
 
