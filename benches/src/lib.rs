@@ -92,6 +92,7 @@ pub fn iteration_answering(run: BatchRunId, index: u32, now: Timestamp, answer: 
         created_at: now,
         is_anonymized: false,
         anonymized_at: None,
+        sources: Vec::new(),
     }
 }
 

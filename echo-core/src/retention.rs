@@ -441,6 +441,7 @@ mod tests {
                 created_at: now - time::Duration::days(days),
                 is_anonymized: false,
                 anonymized_at: None,
+                sources: Vec::new(),
             })
             .collect();
         store.record_iterations(&its).await.unwrap();

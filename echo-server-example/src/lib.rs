@@ -59,7 +59,7 @@ pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
     account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
-    runs, system,
+    runs, sources, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -91,6 +91,7 @@ pub fn build_app(state: AppState) -> Router {
             "/experiments/{id}/runs/{run_id}/answers",
             get(runs::answers),
         )
+        .route("/experiments/{id}/sources", get(sources::sources))
         .route(
             "/experiments/{id}/discovered-brands",
             get(discover::discovered_brands),

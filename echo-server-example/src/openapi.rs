@@ -16,7 +16,7 @@ use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
     account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
-    runs, system,
+    runs, sources, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -270,7 +270,7 @@ impl Modify for CommonErrors {
         brand::get_profile, brand::put_profile,
         experiments::create, experiments::list, experiments::get, experiments::run,
         experiments::cancel, experiments::delete, experiments::compare,
-        runs::answers, runs::events,
+        runs::answers, runs::events, sources::sources,
         discover::discovered_brands, discover::add_competitor,
         export::runs_csv, export::answers_csv,
         prompt_sets::create, prompt_sets::list, prompt_sets::get, prompt_sets::new_version,

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 
 use echo_core::analysis::{
-    Caveat, ExperimentMetrics, PromptSetMetrics, Proportion, ProviderRun, RunMetrics,
+    Caveat, ExperimentMetrics, PromptSetMetrics, Proportion, ProviderRun, RunMetrics, SourceMetrics,
 };
 use echo_core::model::{BatchRun, BatchRunStatus, Experiment, ExperimentStatus, ProviderKind};
+use echo_core::service::ExperimentSources;
 use serde::Serialize;
 
 use crate::commands::CliError;
@@ -35,6 +36,8 @@ pub struct Report {
     pub providers: Vec<ProviderSection>,
     /// Across providers: the pooled sample and the unweighted mean of provider visibilities.
     pub overall: Option<ExperimentMetrics>,
+    /// The web sources the answers cite: per run and pooled (absent when not read).
+    pub sources: Option<ExperimentSources>,
 }
 
 /// The prompt set version a report covers.
@@ -51,6 +54,8 @@ pub struct PromptSetLabel {
     /// Answers per phrasing per provider.
     pub iterations_per_prompt: u32,
 }
+/// Domains listed per table in the text report (the JSON has them all).
+const TOP_DOMAINS: usize = 5;
 
 /// One provider's part of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +142,23 @@ impl Report {
             }),
             overall: (!provider_runs.is_empty()).then(|| ExperimentMetrics::new(provider_runs)),
             providers,
+            sources: None,
         })
+    }
+
+    /// The report with the experiment's cited-source metrics.
+    pub fn with_sources(mut self, sources: ExperimentSources) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    fn run_sources(&self, batch_run_id: &str) -> Option<&SourceMetrics> {
+        self.sources
+            .as_ref()?
+            .runs
+            .iter()
+            .find(|r| r.run_id.to_string() == batch_run_id)
+            .map(|r| &r.metrics)
     }
 
     /// The report as an aligned text table.
@@ -208,6 +229,9 @@ impl Report {
             for caveat in &m.caveats {
                 let _ = writeln!(out, "  caution: {}", describe_caveat(caveat));
             }
+            if let Some(sources) = self.run_sources(&p.batch_run_id) {
+                write_sources(&mut out, sources);
+            }
         }
         if let Some(overall) = self.overall.as_ref().filter(|_| self.providers.len() > 1) {
             let _ = writeln!(out);
@@ -221,8 +245,57 @@ impl Report {
                     pct(Some(mean))
                 );
             }
+            if let Some(sources) = &self.sources {
+                write_sources(&mut out, &sources.pooled);
+            }
         }
         out
+    }
+}
+
+/// The cited-source lines of one section: totals, the owned domain's rate, the top domains.
+fn write_sources(out: &mut String, m: &SourceMetrics) {
+    if m.citations == 0 {
+        let _ = writeln!(out, "  Sources: none cited in {} answers", m.n);
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  Sources: {} citations in {}/{} answers",
+        m.citations, m.answers_with_sources, m.n
+    );
+    if let (Some(domain), Some(rate)) = (&m.owned_domain, &m.owned_citation_rate) {
+        let _ = writeln!(
+            out,
+            "  Own domain {domain} cited in {} {}",
+            fraction(rate),
+            interval(rate)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>16} {:>16} {:>8} {:>8} {:>8}",
+        "Domain", "Cited by", "95% CI", "Share", "Words", "PAWC"
+    );
+    for d in m.top_domains(TOP_DOMAINS) {
+        let owned = if d.is_owned { " (own)" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>16} {:>16} {:>8} {:>8} {:>8}",
+            format!("{}{owned}", d.domain),
+            fraction(&d.citation_rate),
+            interval(&d.citation_rate),
+            pct(d.citation_share),
+            pct(d.word_impression),
+            pct(d.position_adjusted_impression)
+        );
+    }
+    if m.domains.len() > TOP_DOMAINS {
+        let _ = writeln!(
+            out,
+            "  … and {} more domains (--json lists them all)",
+            m.domains.len() - TOP_DOMAINS
+        );
     }
 }
 
@@ -428,6 +501,7 @@ mod tests {
                 section(ProviderKind::Gemini, None),
             ],
             overall: Some(overall),
+            sources: None,
         }
     }
 
@@ -536,5 +610,73 @@ mod tests {
         assert_eq!(providers[3]["metrics"], serde_json::Value::Null);
         assert_eq!(json["overall"]["provider_mean_visibility"], 0.25);
         assert_eq!(json["overall"]["pooled"]["n"], 6);
+    }
+
+    #[test]
+    fn cited_sources_show_per_run_and_pooled_with_the_own_domain() {
+        use echo_core::analysis::SourceAnswer;
+        use echo_core::model::{BatchRunId, ExperimentId, IterationSource};
+        use echo_core::service::RunSources;
+
+        let src = |position: u32, domain: &str| IterationSource {
+            position,
+            url: format!("https://{domain}/"),
+            domain: domain.to_owned(),
+            title: None,
+            spans: vec![],
+        };
+        let a = [src(1, "hubspot.com"), src(2, "g2.com")];
+        let b = [src(1, "g2.com")];
+        let answers = [
+            SourceAnswer {
+                text: "HubSpot is free [1]. Reviews agree [2].",
+                sources: &a,
+            },
+            SourceAnswer {
+                text: "Reviews agree [1].",
+                sources: &b,
+            },
+        ];
+        let metrics = SourceMetrics::compute(answers, Some("hubspot.com"));
+        let run_id = BatchRunId::new();
+        let mut r = report();
+        r.providers[0].batch_run_id = run_id.to_string();
+        let r = r.with_sources(ExperimentSources {
+            experiment_id: ExperimentId::new(),
+            runs: vec![RunSources {
+                run_id,
+                provider: ProviderKind::Simulated,
+                model: "sim".to_owned(),
+                metrics: metrics.clone(),
+            }],
+            pooled: metrics,
+        });
+        let table = r.to_table();
+        assert_eq!(
+            table.matches("Sources: 3 citations in 2/2 answers").count(),
+            2,
+            "{table}"
+        );
+        assert!(
+            table.contains("Own domain hubspot.com cited in 1/2 50.0%"),
+            "{table}"
+        );
+        let g2 = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("g2.com"))
+            .unwrap();
+        assert!(g2.contains("2/2 100.0%") && g2.contains("66.7%"), "{g2}");
+        assert!(table.contains("hubspot.com (own)"), "{table}");
+
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sources"]["pooled"]["citations"], 3);
+        assert_eq!(
+            json["sources"]["runs"][0]["metrics"]["domains"][0]["domain"],
+            "g2.com"
+        );
+        assert_eq!(
+            json["sources"]["pooled"]["owned_citation_rate"]["successes"],
+            1
+        );
     }
 }

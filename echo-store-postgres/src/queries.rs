@@ -310,7 +310,14 @@ pub const ITERATIONS_RECORD: &str = concat!(
      latency_ms, input_tokens, output_tokens, created_at, is_anonymized, anonymized_at \
      FROM input ORDER BY ord \
      ON CONFLICT (batch_run_id, idx) DO NOTHING \
-     RETURNING batch_run_id, is_success, input_tokens, output_tokens), \
+     RETURNING id, batch_run_id, is_success, input_tokens, output_tokens), \
+     sourced AS (INSERT INTO iteration_sources (",
+    sql_columns!(iteration_source),
+    ") SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans::jsonb \
+     FROM unnest($14::uuid[], $15::bigint[], $16::text[], $17::text[], $18::text[], \
+     $19::text[]) AS s (iteration_id, position, url, domain, title, spans) \
+     WHERE s.iteration_id IN (SELECT id FROM inserted) \
+     ON CONFLICT (iteration_id, position) DO NOTHING), \
      counted AS (UPDATE batch_runs AS b SET \
      iterations_recorded = b.iterations_recorded + c.recorded, \
      iterations_succeeded = b.iterations_succeeded + c.succeeded, \
@@ -329,6 +336,11 @@ pub const ITERATIONS_PAGE: &str = concat!(
     sql_columns!(iteration),
     " FROM iterations WHERE batch_run_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3"
 );
+/// The sources of run `$1`'s iterations with index in `$2..=$3` (the page just read), by index
+/// then position: the unique `(batch_run_id, idx)` index, then the sources' primary key.
+pub const ITERATION_SOURCES_PAGE: &str = "SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans \
+     FROM iterations AS i JOIN iteration_sources AS s ON s.iteration_id = i.id \
+     WHERE i.batch_run_id = $1 AND i.idx >= $2 AND i.idx <= $3 ORDER BY i.idx, s.position";
 /// Indexes recorded for a run.
 pub const ITERATION_INDEXES: &str =
     "SELECT idx FROM iterations WHERE batch_run_id = $1 ORDER BY idx";
@@ -353,13 +365,17 @@ macro_rules! anonymizable_from {
 /// other tiers keep longer lie further down, so a batch meets few of those. The batch is
 /// locked with `SKIP LOCKED`, so concurrent passes take disjoint rows instead of queueing on
 /// each other's; a row another pass anonymized since this statement's snapshot fails the
-/// re-checked `NOT is_anonymized` when locked, so no row is counted twice.
+/// re-checked `NOT is_anonymized` when locked, so no row is counted twice. The same statement
+/// deletes the anonymized iterations' sources; it returns how many iterations changed.
 pub const ITERATIONS_ANONYMIZE: &str = concat!(
     "WITH batch AS (SELECT i.id",
     anonymizable_from!(),
     " ORDER BY i.created_at DESC LIMIT $3 FOR UPDATE OF i SKIP LOCKED) \
-     UPDATE iterations AS i SET raw_response = NULL, is_anonymized = true, anonymized_at = $4 \
-     FROM batch WHERE i.id = batch.id"
+     , done AS (UPDATE iterations AS i \
+     SET raw_response = NULL, is_anonymized = true, anonymized_at = $4 \
+     FROM batch WHERE i.id = batch.id RETURNING i.id), \
+     forgotten AS (DELETE FROM iteration_sources AS s USING done WHERE s.iteration_id = done.id) \
+     SELECT count(*) FROM done"
 );
 /// How many iterations the retention pass would anonymize.
 pub const ITERATIONS_ANONYMIZABLE_COUNT: &str = concat!("SELECT count(*)", anonymizable_from!());

@@ -195,7 +195,22 @@ impl RunStore for PgStore {
         let mut created = Vec::with_capacity(n);
         let mut anonymized = Vec::with_capacity(n);
         let mut anonymized_at = Vec::with_capacity(n);
+        let sources = iterations.iter().map(|it| it.sources.len()).sum();
+        let mut src_iterations = Vec::with_capacity(sources);
+        let mut src_positions = Vec::with_capacity(sources);
+        let mut src_urls = Vec::with_capacity(sources);
+        let mut src_domains = Vec::with_capacity(sources);
+        let mut src_titles = Vec::with_capacity(sources);
+        let mut src_spans = Vec::with_capacity(sources);
         for it in iterations {
+            for src in &it.sources {
+                src_iterations.push(*it.id.as_uuid());
+                src_positions.push(i64::from(src.position));
+                src_urls.push(src.url.as_str());
+                src_domains.push(src.domain.as_str());
+                src_titles.push(src.title.as_deref());
+                src_spans.push(sql::to_json("spans", &src.spans)?);
+            }
             ids.push(*it.id.as_uuid());
             runs.push(*it.batch_run_id.as_uuid());
             indexes.push(i64::from(it.index));
@@ -227,7 +242,13 @@ impl RunStore for PgStore {
                 .bind(output)
                 .bind(created)
                 .bind(anonymized)
-                .bind(anonymized_at),
+                .bind(anonymized_at)
+                .bind(src_iterations)
+                .bind(src_positions)
+                .bind(src_urls)
+                .bind(src_domains)
+                .bind(src_titles)
+                .bind(src_spans),
             |row| Cols::new(row).u32("iterations inserted"),
         )
         .await?
@@ -260,7 +281,7 @@ impl RunStore for PgStore {
         if !owned {
             return Err(StoreError::not_found("batch run"));
         }
-        let rows = fetch_all(
+        let mut rows = fetch_all(
             &mut tx,
             sqlx::query(q::ITERATIONS_PAGE)
                 .bind(run)
@@ -269,6 +290,18 @@ impl RunStore for PgStore {
             rows::record::<Iteration>,
         )
         .await?;
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            let sources = fetch_all(
+                &mut tx,
+                sqlx::query(q::ITERATION_SOURCES_PAGE)
+                    .bind(run)
+                    .bind(i64::from(first.index))
+                    .bind(i64::from(last.index)),
+                rows::record::<sql::SourceRow>,
+            )
+            .await?;
+            sql::attach_sources(&mut rows, sources);
+        }
         commit(tx).await?;
         Ok(rows)
     }
@@ -334,15 +367,17 @@ impl RunStore for PgStore {
         }
         // One statement is its own transaction: the batch's row locks last only as long as it.
         let mut conn = self.db().conn().await?;
-        execute(
+        fetch_opt(
             &mut conn,
             sqlx::query(q::ITERATIONS_ANONYMIZE)
                 .bind(tier.as_str())
                 .bind(dt(created_before))
                 .bind(i64::from(limit))
                 .bind(dt(now)),
+            |row| Cols::new(row).u64("iterations anonymized"),
         )
         .await
+        .map(Option::unwrap_or_default)
     }
 
     async fn count_anonymizable(

@@ -28,6 +28,7 @@ migrations![
     "0002_sessions.sql",
     "0003_retention.sql",
     "0004_email_verification.sql",
+    "0005_iteration_sources.sql",
     "0006_prompt_sets.sql",
 ];
 

@@ -285,6 +285,22 @@ pub const ITERATIONS_PAGE: &str = concat!(
     sql_columns!(iteration),
     " FROM iterations WHERE batch_run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3"
 );
+/// Stores one source of an iteration (written in the iteration's transaction, only when the
+/// iteration itself was inserted).
+pub const ITERATION_SOURCE_INSERT: &str = concat!(
+    "INSERT INTO iteration_sources (",
+    sql_columns!(iteration_source),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+);
+/// The sources of run `?1`'s iterations with index in `?2..=?3` (the page just read), by index
+/// then position: the unique `(batch_run_id, idx)` index, then the sources' primary key.
+pub const ITERATION_SOURCES_PAGE: &str = "SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans \
+     FROM iterations AS i CROSS JOIN iteration_sources AS s ON s.iteration_id = i.id \
+     WHERE i.batch_run_id = ?1 AND i.idx >= ?2 AND i.idx <= ?3 ORDER BY i.idx, s.position";
+/// Removes the sources of the iteration at rowid `?1`: the retention pass, after it
+/// anonymized that iteration.
+pub const ITERATION_SOURCES_DELETE_BY_ROWID: &str = "DELETE FROM iteration_sources \
+     WHERE iteration_id = (SELECT id FROM iterations WHERE rowid = ?1)";
 /// Indexes recorded for a run.
 pub const ITERATION_INDEXES: &str =
     "SELECT idx FROM iterations WHERE batch_run_id = ?1 ORDER BY idx";

@@ -154,13 +154,23 @@ impl RunStore for SqliteStore {
             .iter()
             .map(|it| opt_to_json("mentions", it.mentions.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let spans = iterations
+            .iter()
+            .map(|it| {
+                it.sources
+                    .iter()
+                    .map(|src| sql::to_json("spans", &src.spans))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let iterations = iterations.to_vec();
         self.db
             .write(move |tx| {
                 let mut outcome = RecordOutcome::default();
                 let mut counts: BTreeMap<BatchRunId, Counts> = BTreeMap::new();
                 let mut insert = tx.prepare_cached(q::ITERATION_INSERT).db()?;
-                for (it, mentions) in iterations.iter().zip(&mentions) {
+                let mut insert_source = tx.prepare_cached(q::ITERATION_SOURCE_INSERT).db()?;
+                for ((it, mentions), spans) in iterations.iter().zip(&mentions).zip(&spans) {
                     let inserted = insert
                         .execute(params![
                             it.id.as_uuid().as_bytes(),
@@ -183,6 +193,18 @@ impl RunStore for SqliteStore {
                         continue;
                     }
                     outcome.inserted += 1;
+                    for (src, spans) in it.sources.iter().zip(spans) {
+                        insert_source
+                            .execute(params![
+                                it.id.as_uuid().as_bytes(),
+                                src.position,
+                                src.url,
+                                src.domain,
+                                src.title,
+                                spans,
+                            ])
+                            .db()?;
+                    }
                     let c = counts.entry(it.batch_run_id).or_default();
                     c.recorded += 1;
                     c.succeeded += i64::from(it.is_success);
@@ -190,6 +212,7 @@ impl RunStore for SqliteStore {
                     c.output_tokens += i64::from(it.output_tokens);
                 }
                 drop(insert);
+                drop(insert_source);
                 let mut add = tx.prepare_cached(q::BATCH_RUN_ADD_COUNTS).db()?;
                 for (run, c) in &counts {
                     add.execute(params![
@@ -223,12 +246,22 @@ impl RunStore for SqliteStore {
                 )? {
                     return Err(StoreError::not_found("batch run"));
                 }
-                query_all(
+                let mut page = query_all(
                     tx,
                     q::ITERATIONS_PAGE,
                     params![run, from_index, limit],
                     rows::record::<Iteration>,
-                )
+                )?;
+                if let (Some(first), Some(last)) = (page.first(), page.last()) {
+                    let sources = query_all(
+                        tx,
+                        q::ITERATION_SOURCES_PAGE,
+                        params![run, first.index, last.index],
+                        rows::record::<sql::SourceRow>,
+                    )?;
+                    sql::attach_sources(&mut page, sources);
+                }
+                Ok(page)
             })
             .await
     }
@@ -312,11 +345,18 @@ impl RunStore for SqliteStore {
                 .db
                 .write(move |tx| {
                     let mut update = tx.prepare_cached(q::ITERATION_ANONYMIZE).db()?;
+                    let mut forget = tx
+                        .prepare_cached(q::ITERATION_SOURCES_DELETE_BY_ROWID)
+                        .db()?;
                     let mut changed = 0u64;
                     for rowid in &batch {
-                        changed += update
+                        let done = update
                             .execute(params![rowid, now.unix_micros(), tier, before])
-                            .db()? as u64;
+                            .db()?;
+                        if done > 0 {
+                            forget.execute([rowid]).db()?;
+                        }
+                        changed += done as u64;
                     }
                     Ok(changed)
                 })

@@ -10,7 +10,9 @@
 //!   interval, both shares of voice, average rank, first-place rate, per brand) from stored
 //!   mentions or extractions; [`ExperimentMetrics`] across providers; the GEO paper's
 //!   position-adjusted word count per answer ([`position_adjusted_word_count`]) and per run
-//!   ([`PawcSummary`]).
+//!   ([`PawcSummary`]); the cited-source metrics ([`SourceMetrics`]: citation rate and share
+//!   per domain, the owned domain's rate, and the GEO impressions per source,
+//!   [`source_impressions`]).
 //! - [`stats`]: [`Proportion`] and the Wilson interval, the normal CDF, the comparison of two
 //!   runs ([`ProportionChange`]: two-proportion z-test and Newcombe interval), the sample-size
 //!   planner and [`should_continue`] for adaptive sampling.
@@ -59,6 +61,9 @@ pub use extract::{BrandHit, BrandMatcher, Extraction, MatchSpan, MatcherError, T
 pub use metrics::{
     AnswerPawc, AnswerRecord, BrandMetrics, BrandPawc, BrandPawcSummary, Caveat, ExperimentMetrics,
     PawcSummary, ProviderRun, RunMetrics, position_adjusted_word_count,
+};
+pub use metrics::{
+    DomainCitations, SourceAnswer, SourceImpression, SourceMetrics, source_impressions,
 };
 pub use repro::{AnswerFingerprint, ECHO_VERSION, ReproducibilityRecord, sha256_hex};
 pub use stats::{Interval, Proportion, ProportionChange, should_continue};

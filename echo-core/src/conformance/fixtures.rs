@@ -20,10 +20,11 @@ use crate::analysis::{
 use crate::model::{
     ApiKeyId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunMetrics, BatchRunStatus, BatchRunUpdate,
     Brand, BrandMention, BrandName, Email, Experiment, ExperimentId, ExperimentStatus, Iteration,
-    IterationId, Iterations, Job, JobPayload, JobStatus, Label, NewAuditEvent, PasswordHash,
-    PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Recurrence, SecretDigest,
-    SessionId, SessionRecord, Timestamp, User, UserId,
+    IterationId, IterationSource, Iterations, Job, JobPayload, JobStatus, Label, NewAuditEvent,
+    PasswordHash, PricingTier, Prompt, ProviderConfig, ProviderKind, QuotaDebit, Recurrence,
+    SecretDigest, SessionId, SessionRecord, Timestamp, User, UserId,
 };
+use crate::provider::SourceSpan;
 use crate::store::{DynStore, ExperimentQuery, PageSize, StoreError};
 
 /// The limit passed with debits in scenarios that are not about quotas: high enough never to
@@ -233,7 +234,32 @@ pub fn iteration(run: BatchRunId, index: u32, created_at: Timestamp) -> Iteratio
         created_at,
         is_anonymized: false,
         anonymized_at: None,
+        sources: sources(),
     }
+}
+
+/// The two sources every fixture [`iteration`] cites: one with a title and the span of the
+/// answer it supports (with a multi-byte title), one known by its URL alone.
+pub fn sources() -> Vec<IterationSource> {
+    vec![
+        IterationSource {
+            position: 1,
+            url: "https://www.hubspot.com/products/crm".into(),
+            domain: "hubspot.com".into(),
+            title: Some("HubSpot CRM — free «forever»".into()),
+            spans: vec![
+                SourceSpan { start: 0, end: 9 },
+                SourceSpan { start: 10, end: 17 },
+            ],
+        },
+        IterationSource {
+            position: 2,
+            url: "https://news.bbc.co.uk/tech?x=1&y=2".into(),
+            domain: "bbc.co.uk".into(),
+            title: None,
+            spans: vec![],
+        },
+    ]
 }
 
 /// A failed iteration: no answer, no mentions, an error, no tokens.
@@ -245,6 +271,7 @@ pub fn failed_iteration(run: BatchRunId, index: u32, created_at: Timestamp) -> I
         error: Some("provider timed out".into()),
         input_tokens: 0,
         output_tokens: 0,
+        sources: Vec::new(),
         ..iteration(run, index, created_at)
     }
 }

@@ -42,8 +42,8 @@
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`],
-//! [`retention`] for anonymization and account purge across them, and [`edge`] for edge inputs
+//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`sources`], [`audit`],
+//! [`jobs`], [`retention`] for anonymization and account purge across them, and [`edge`] for edge inputs
 //! across them). It panics when the store breaks the contract and has no other
 //! requirements on its executor: concurrency scenarios drive concurrent calls with
 //! `futures::future::join_all` on the calling task, which exercises real contention in backends
@@ -76,6 +76,7 @@ pub mod prompt_sets;
 pub mod retention;
 pub mod runs;
 pub mod sessions;
+pub mod sources;
 pub mod users;
 pub mod verification;
 
@@ -189,6 +190,12 @@ macro_rules! store_conformance_tests {
                 prop_iteration_counters_match_distinct_indexes,
                 dashboard_hand_checked,
                 dashboard_empty_and_unfinished,
+            }
+            sources {
+                sources_round_trip_in_order,
+                sources_are_tenant_isolated,
+                sources_are_written_with_their_iteration_only,
+                delete_experiment_removes_sources,
             }
             audit {
                 append_audit_builds_hash_chain,

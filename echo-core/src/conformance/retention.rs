@@ -87,6 +87,7 @@ fn anonymized(it: &Iteration, at: Timestamp) -> Iteration {
         raw_response: None,
         is_anonymized: true,
         anonymized_at: Some(at),
+        sources: Vec::new(),
         ..it.clone()
     }
 }

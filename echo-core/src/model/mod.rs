@@ -12,6 +12,7 @@ mod job;
 mod prompt_set;
 mod run;
 mod session;
+mod source;
 mod time;
 mod user;
 mod validated;
@@ -29,6 +30,9 @@ pub use job::{Job, JobLease, JobPayload};
 pub use prompt_set::{PinnedPromptSet, PromptSet, PromptSetVersion};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
+pub use source::{
+    IterationSource, MAX_SOURCES_PER_ANSWER, MAX_TITLE_LEN, MAX_URL_LEN, registrable_domain,
+};
 pub use time::Timestamp;
 pub use user::{
     BrandProfile, ConsentChange, Consents, EmailVerificationRedemption, EmailVerificationToken,

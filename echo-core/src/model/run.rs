@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchRunId, BatchRunStatus, ExperimentId, IterationId, ProviderKind, Timestamp};
+use super::{
+    BatchRunId, BatchRunStatus, ExperimentId, IterationId, IterationSource, ProviderKind, Timestamp,
+};
 use crate::analysis::{PawcSummary, ReproducibilityRecord, RunMetrics};
 
 /// What a finished batch run measured, computed from its stored iterations (so a resumed run's
@@ -176,6 +178,10 @@ pub struct Iteration {
     pub is_anonymized: bool,
     /// When it was removed.
     pub anonymized_at: Option<Timestamp>,
+    /// The web sources the answer cited, by ascending `position`; stored and read with the
+    /// iteration, and removed with the raw answer by the retention policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<IterationSource>,
 }
 
 /// What a batch of iteration writes did: idempotent writes report duplicates instead of

@@ -1,5 +1,6 @@
 //! Execution of one batch run (one provider, one execution of an experiment).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ProgressEvent, ProgressFn, ProviderSlot, RunError, RunnerConfig};
 use crate::analysis::{BrandMatcher, should_continue};
 use crate::model::{
-    BatchRun, BatchRunStatus, BatchRunUpdate, Experiment, Iteration, IterationId, ProviderConfig,
-    Timestamp,
+    BatchRun, BatchRunStatus, BatchRunUpdate, Experiment, Iteration, IterationId, IterationSource,
+    ProviderConfig, Timestamp,
 };
 use crate::provider::{CompletionRequest, PriceTable, ProviderError};
 use crate::store::DynStore;
@@ -353,14 +354,24 @@ async fn call_one(
         created_at: Timestamp::now(),
         is_anonymized: false,
         anonymized_at: None,
+        sources: Vec::new(),
     };
     match result {
         Ok(completion) => {
             iteration.mentions = Some(matcher.extract(&completion.text).to_mentions());
-            iteration.raw_response = Some(match ctx.redactor {
-                Some(r) => r.redact(&completion.text).into_owned(),
-                None => completion.text,
+            let redacted = ctx.redactor.and_then(|r| match r.redact(&completion.text) {
+                Cow::Owned(redacted) => Some(redacted),
+                Cow::Borrowed(_) => None,
             });
+            // The provider's span offsets point into the answer as it was; once redaction
+            // changed the text they would mark the wrong words.
+            let (answer, spans_valid) = match redacted {
+                Some(redacted) => (redacted, false),
+                None => (completion.text, true),
+            };
+            iteration.sources =
+                IterationSource::from_citations(&completion.citations, &answer, spans_valid);
+            iteration.raw_response = Some(answer);
             iteration.is_success = true;
             iteration.input_tokens = completion.input_tokens;
             iteration.output_tokens = completion.output_tokens;

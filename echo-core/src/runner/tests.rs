@@ -159,6 +159,7 @@ fn answered(run: BatchRunId, indexes: std::ops::Range<u32>) -> Vec<Iteration> {
             created_at: Timestamp::now(),
             is_anonymized: false,
             anonymized_at: None,
+            sources: Vec::new(),
         })
         .collect()
 }
@@ -987,4 +988,101 @@ async fn simulated_latency_applies_to_per_experiment_simulators() {
             .map(|it| it.latency_ms)
             .collect::<Vec<_>>()
     );
+}
+
+/// A provider that cites sources: two valid ones (one with a span and a title), one that is
+/// not a URL, and (with `pii`) personal data that redaction removes.
+#[derive(Debug)]
+struct CitingProvider {
+    pii: bool,
+}
+
+#[async_trait]
+impl Provider for CitingProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Perplexity
+    }
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let text = if self.pii {
+            "HubSpot is free [1]. Mail jane.doe@example.com for Salesforce [3]."
+        } else {
+            "HubSpot is free [1]. Salesforce is big [3]."
+        };
+        Ok(Completion {
+            text: text.into(),
+            model: request.model.clone(),
+            input_tokens: 1,
+            output_tokens: 1,
+            latency: Duration::ZERO,
+            finish_reason: FinishReason::Stop,
+            citations: vec![
+                crate::provider::CitedSource {
+                    url: "https://www.hubspot.com/pricing".into(),
+                    title: Some("HubSpot pricing".into()),
+                    spans: vec![crate::provider::SourceSpan { start: 0, end: 20 }],
+                },
+                crate::provider::CitedSource::from_url("not a url"),
+                crate::provider::CitedSource::from_url("https://news.bbc.co.uk/tech"),
+            ],
+        })
+    }
+}
+
+async fn run_citing(pii: bool) -> Vec<Iteration> {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let (experiment, _) = add_experiment(&store, &user, 2, &[ProviderKind::Perplexity]).await;
+    let mut runner = ExperimentRunner::new(store.clone(), RunnerConfig::default())
+        .with_provider(Arc::new(CitingProvider { pii }));
+    if pii {
+        runner = runner.with_redaction(Arc::new(crate::privacy::Redactor::new().unwrap()));
+    }
+    let outcome = runner
+        .run(user.id, experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ExperimentStatus::Completed);
+    store
+        .list_iterations(user.id, outcome.batch_runs[0].id, 0, 10)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_completions_sources_are_stored_with_each_iteration() {
+    let stored = run_citing(false).await;
+    assert_eq!(stored.len(), 2);
+    for it in &stored {
+        let got: Vec<(u32, &str, Option<&str>, usize)> = it
+            .sources
+            .iter()
+            .map(|s| {
+                (
+                    s.position,
+                    s.domain.as_str(),
+                    s.title.as_deref(),
+                    s.spans.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "hubspot.com", Some("HubSpot pricing"), 1),
+                (3, "bbc.co.uk", None, 0)
+            ],
+            "the invalid source is dropped and leaves its position free"
+        );
+        assert_eq!(it.sources[1].url, "https://news.bbc.co.uk/tech");
+    }
+}
+
+#[tokio::test]
+async fn redacted_answers_keep_their_sources_but_not_the_spans() {
+    let stored = run_citing(true).await;
+    for it in &stored {
+        assert!(it.raw_response.as_deref().unwrap().contains("[EMAIL]"));
+        assert_eq!(it.sources.len(), 2);
+        assert!(it.sources.iter().all(|s| s.spans.is_empty()));
+    }
 }

@@ -7,9 +7,6 @@ use crate::analysis::{BrandMatcher, Discoverer, Discovery};
 use crate::model::{Brand, BrandProfile, ExperimentId, Timestamp, UserId};
 use crate::store::{DynStore, ExperimentStore, RunStore, UserStore};
 
-/// Iterations read per store call.
-const PAGE: u32 = 500;
-
 /// Finds the brands an experiment's answers name but it does not track, and adds one to the
 /// owner's brand profile. Every read is scoped to the owner: another user's experiment is
 /// [`StoreError::NotFound`](crate::store::StoreError::NotFound), as a missing one.
@@ -52,21 +49,12 @@ impl DiscoveryService {
         let experiment = self.experiments.get_experiment(owner, id).await?;
         let mut answers = Vec::new();
         for run in self.runs.list_batch_runs(owner, id).await? {
-            let mut from = 0;
-            loop {
-                let page = self.runs.list_iterations(owner, run.id, from, PAGE).await?;
-                let Some(last) = page.last() else { break };
-                from = last.index.saturating_add(1);
-                let full = page.len() >= PAGE as usize;
-                answers.extend(
-                    page.into_iter()
-                        .filter(|it| it.is_success)
-                        .filter_map(|it| it.raw_response),
-                );
-                if !full {
-                    break;
-                }
-            }
+            answers.extend(
+                super::stored_answers(&*self.runs, owner, run.id)
+                    .await?
+                    .into_iter()
+                    .filter_map(|it| it.raw_response),
+            );
         }
         let matcher = BrandMatcher::new(&experiment.target, &experiment.competitors)?;
         Ok(Discoverer::new()

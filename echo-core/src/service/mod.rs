@@ -1,8 +1,8 @@
 //! The business rules that every caller shares: submitting, re-running, cancelling and deleting
 //! an experiment, reading a run's answers with their matched spans and an experiment's
 //! progress, discovering the competitors its answers name and adding one to the brand profile,
-//! exporting an experiment's metrics and answers as CSV, and the local account an embedded
-//! program runs under.
+//! exporting an experiment's metrics and answers as CSV, the metrics of the web sources its
+//! answers cite, and the local account an embedded program runs under.
 //!
 //! The reference server's JSON routes, its CLI and the scheduler all go through these
 //! functions, so a rule (the quota debit by tier, which statuses may be re-run, what a cancel
@@ -45,6 +45,7 @@ mod discovery;
 mod experiments;
 mod export;
 mod runs;
+mod sources;
 #[cfg(test)]
 mod test_support;
 
@@ -56,9 +57,39 @@ pub use export::{ANSWER_COLUMNS, CsvStream, CsvTable, ExportService, RUN_COLUMNS
 pub use runs::{
     Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
 };
+pub use sources::{ExperimentSources, RunSources, SourceService};
 
-use crate::model::{ExperimentStatus, User, ValidationError};
-use crate::store::StoreError;
+use crate::model::{BatchRunId, ExperimentStatus, Iteration, User, UserId, ValidationError};
+use crate::store::{RunStore, StoreError};
+
+/// Iterations read per store call by [`stored_answers`].
+const ANSWER_PAGE: u32 = 500;
+
+/// Every successful iteration of the owner's run whose answer is still stored (not
+/// anonymized), by index, read in pages: what discovery and the source metrics analyse.
+async fn stored_answers(
+    runs: &dyn RunStore,
+    owner: UserId,
+    run: BatchRunId,
+) -> Result<Vec<Iteration>, StoreError> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = runs.list_iterations(owner, run, from, ANSWER_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        let full = page.len() >= ANSWER_PAGE as usize;
+        let next = last.index.checked_add(1);
+        out.extend(
+            page.into_iter()
+                .filter(|it| it.is_success && !it.is_anonymized),
+        );
+        match next {
+            Some(n) if full => from = n,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
 
 /// Why a service call was refused or failed. Nothing was written when it returns one.
 #[derive(Debug, thiserror::Error)]

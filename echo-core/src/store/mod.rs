@@ -389,7 +389,7 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         update: &BatchRunUpdate,
     ) -> Result<(), StoreError>;
 
-    /// Stores iterations, **idempotently by (batch run, index)**: an index already stored is
+    /// Stores iterations with their `sources`, **idempotently by (batch run, index)**: an index already stored is
     /// left as it was and counted as a duplicate, so a resumed run can safely re-send. Counters
     /// and token totals of the run grow only by the inserted rows. All rows of one call commit
     /// together; an index repeated within one call is stored once and its repeats count as
@@ -401,7 +401,8 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         iterations: &[Iteration],
     ) -> Result<RecordOutcome, StoreError>;
 
-    /// The run's iterations ordered by index, from `from_index`, at most `limit`.
+    /// The run's iterations ordered by index, from `from_index`, at most `limit`, each with
+    /// its `sources` by ascending position (spans and titles as written).
     /// [`StoreError::NotFound`] when the run's experiment is not the owner's.
     async fn list_iterations(
         &self,
@@ -430,8 +431,9 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     /// - the owner of its batch run is on `tier` at the time of the call, and
     /// - it is not anonymized yet (`is_anonymized == false`).
     ///
-    /// Anonymizing sets `raw_response = None`, `is_anonymized = true` and
-    /// `anonymized_at = Some(now)`; nothing else changes (mentions, error, tokens, latency, and
+    /// Anonymizing sets `raw_response = None`, removes the iteration's `sources` (cited URLs
+    /// and titles say as much about a conversation as its text), sets `is_anonymized = true`
+    /// and `anonymized_at = Some(now)`; nothing else changes (mentions, error, tokens, latency, and
     /// the run's counters and metrics stay as they were, so reports do not move). Iterations of
     /// failed calls, whose `raw_response` is already `None`, qualify too and are flagged the
     /// same way: `is_anonymized` means "the retention pass has done this row", which makes the

@@ -35,6 +35,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../src/conformance/retention.rs"),
     ),
     ("runs", include_str!("../../src/conformance/runs.rs")),
+    ("sources", include_str!("../../src/conformance/sources.rs")),
     (
         "sessions",
         include_str!("../../src/conformance/sessions.rs"),

@@ -15,7 +15,7 @@ use echo_core::model::{
 use echo_core::runner::{
     ExecuteOptions, ExperimentRunner, JobExecutor, JobOutcome, ProgressFn, RunnerConfig,
 };
-use echo_core::service::{Accounts, BrandService, ExperimentService, SubmitOptions};
+use echo_core::service::{Accounts, BrandService, ExperimentService, SourceService, SubmitOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::{CliError, parse_brand};
@@ -164,7 +164,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
 
     let experiment = store.get_experiment(user.id, experiment.id).await?;
     let runs = store.list_batch_runs(user.id, experiment.id).await?;
-    let report = report::Report::new(&experiment, &runs)?;
+    let sources = SourceService::from_store(&store)
+        .experiment_sources(user.id, experiment.id, None)
+        .await?;
+    let report = report::Report::new(&experiment, &runs)?.with_sources(sources);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod privacy;
 pub mod prompt_sets;
 pub mod runs;
+pub mod sources;
 pub mod system;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -8,8 +8,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use echo_core::analysis::{Caveat, RunMetrics};
+use echo_core::analysis::{Caveat, RunMetrics, SourceMetrics};
 use echo_core::model::{ExperimentStatus, MatchMode, ProviderKind};
+use echo_core::service::SourceService;
 use serde::Deserialize;
 
 use super::account::FieldErrors;
@@ -421,7 +422,12 @@ struct DetailPage {
     rows: Vec<ProviderRow>,
     active: bool,
     comparable: Vec<RunView>,
+    /// The web sources cited across all runs; `None` when no answer cites any.
+    sources: Option<SourceMetrics>,
 }
+
+/// Domains shown in the page's sources table (the API lists them all).
+const TOP_DOMAINS: usize = 10;
 
 impl DetailPage {
     fn caveat(&self, c: &Caveat) -> String {
@@ -452,6 +458,17 @@ pub async fn detail(
     let axum::Json(detail) =
         api::get(State(state.clone()), Extension(caller), ctx, ApiPath(id)).await?;
     let chrome = Chrome::of(&state, &caller, "experiments").await?;
+    let experiment_id = detail
+        .experiment
+        .id
+        .parse()
+        .map_err(|_| ApiError::not_found("experiment"))?;
+    let sources = SourceService::from_store(&state.store)
+        .experiment_sources(caller.user_id, experiment_id, None)
+        .await
+        .map_err(|e| ApiError::from_service(e, "experiment"))?
+        .pooled;
+    let sources = (sources.citations > 0).then_some(sources);
     let rows = detail
         .report
         .providers
@@ -483,6 +500,7 @@ pub async fn detail(
             rows,
             active,
             comparable,
+            sources,
         },
     ))
 }

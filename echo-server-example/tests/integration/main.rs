@@ -13,5 +13,6 @@ mod privacy;
 mod prompt_sets;
 mod runs;
 mod server;
+mod sources;
 mod verification;
 mod web;

@@ -913,6 +913,7 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/experiments/{id}/discovered-brands"),
         ("get", "/api/v1/experiments/{id}/export/runs.csv"),
         ("get", "/api/v1/experiments/{id}/export/answers.csv"),
+        ("get", "/api/v1/experiments/{id}/sources"),
         ("post", "/api/v1/brand/profile/competitors"),
         ("post", "/api/v1/brand/prompt-sets"),
         ("get", "/api/v1/brand/prompt-sets"),

@@ -1134,3 +1134,69 @@ async fn prompt_set_pages_create_edit_as_versions_and_delete() {
     let (status, _, _) = get(&s, &me, &url).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_detail_page_shows_the_top_cited_domains_escaped() {
+    use echo_core::conformance::fixtures::iteration;
+    use echo_core::model::{BatchRun, ExperimentId, IterationSource, ProviderKind, Timestamp};
+    let s = TestServer::start().await;
+    let owner = sign_up(&s, "web-sources@example.com").await;
+    let id = create(&s, &owner, "HubSpot", "5").await;
+    let before = settled(&s, &owner, &id).await;
+    assert!(
+        !before.contains("Cited sources"),
+        "no table while nothing is cited"
+    );
+
+    let experiment: ExperimentId = id.parse().unwrap();
+    let run = BatchRun::new(
+        experiment,
+        ProviderKind::Simulated,
+        "sim-1",
+        3,
+        Timestamp::now(),
+    );
+    s.store.create_batch_run(&run).await.unwrap();
+    let hostile = IterationSource {
+        position: 1,
+        url: "https://evil.example/".into(),
+        domain: "<script>alert(1)</script>.example".into(),
+        title: None,
+        spans: vec![],
+    };
+    let answers: Vec<_> = (0..3)
+        .map(|i| {
+            let mut it = iteration(run.id, i, Timestamp::now());
+            if i == 0 {
+                it.sources.push(IterationSource {
+                    position: 3,
+                    ..hostile.clone()
+                });
+            }
+            it
+        })
+        .collect();
+    s.store.record_iterations(&answers).await.unwrap();
+
+    // The account's request rate limit may still be spent by the sign-up and the form post:
+    // wait as the 429 says, then read the page.
+    let mut response = get(&s, &owner, &format!("/experiments/{id}")).await;
+    for _ in 0..5 {
+        if response.0 != StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        response = get(&s, &owner, &format!("/experiments/{id}")).await;
+    }
+    let (status, headers, page) = response;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    assert!(page.contains("Cited sources"), "{page}");
+    assert!(page.contains("<th scope=\"row\">bbc.co.uk</th>"), "{page}");
+    assert!(!page.contains("<script>alert(1)"), "the domain is escaped");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;.example")
+            || page.contains("&#60;script&#62;alert(1)&#60;/script&#62;.example"),
+        "{page}"
+    );
+}

@@ -336,3 +336,46 @@ async fn pool_stats_count_acquires() {
     assert!(after.acquire_seconds_sum > 0.0);
     assert!(after.size >= 1 && after.in_use <= after.size, "{after:?}");
 }
+
+/// The rows the traits cannot show: the retention pass deletes an anonymized iteration's
+/// sources in its own statement, and a user's erasure deletes the rest (the foreign keys
+/// cascade), leaving no source row behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_and_erasure_leave_no_source_rows() {
+    let Some(store) = crate::fresh_store().await else {
+        return;
+    };
+    let mut raw = crate::raw(&store).await;
+    async fn count(raw: &mut PgConnection) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM iteration_sources")
+            .fetch_one(raw)
+            .await
+            .unwrap()
+    }
+    let u = new_user(&store).await;
+    let e = new_experiment(&store, u.id, at(0)).await;
+    let run = new_batch_run(&store, &e, at(1)).await;
+    let its: Vec<_> = (0..4)
+        .map(|i| echo_core::conformance::fixtures::iteration(run.id, i, at(i64::from(i))))
+        .collect();
+    store.record_iterations(&its).await.unwrap();
+    assert_eq!(
+        count(&mut raw).await,
+        8,
+        "two sources per fixture iteration"
+    );
+
+    let changed = store
+        .anonymize_iterations(u.tier, at(2), 100, at(10))
+        .await
+        .unwrap();
+    assert_eq!(changed, 2);
+    assert_eq!(
+        count(&mut raw).await,
+        4,
+        "the two anonymized iterations' sources are gone"
+    );
+
+    store.delete_user(u.id).await.unwrap();
+    assert_eq!(count(&mut raw).await, 0);
+}

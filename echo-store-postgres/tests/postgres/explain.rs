@@ -464,6 +464,15 @@ fn cases(s: &Seeded) -> Vec<Case> {
             true,
         ),
         case(
+            "sources of an iterations page",
+            q::ITERATION_SOURCES_PAGE,
+            vec![Uuid(s.run), Int(0), Int(99)],
+            &[&["iterations_run_idx_key"], &["iteration_sources_pkey"]],
+            // An incremental sort: rows come by idx, and only one iteration's few sources are
+            // ordered by position at a time.
+            false,
+        ),
+        case(
             "recorded indexes",
             q::ITERATION_INDEXES,
             vec![Uuid(s.run)],

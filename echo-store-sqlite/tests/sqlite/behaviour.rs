@@ -341,3 +341,38 @@ async fn a_zero_checkpoint_interval_is_refused() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+/// The rows the traits cannot show: the retention pass deletes an anonymized iteration's
+/// sources, and a user's erasure deletes the rest (the foreign keys cascade), leaving no
+/// source row behind.
+#[tokio::test]
+async fn retention_and_erasure_leave_no_source_rows() {
+    let store = crate::temp_store().await;
+    let raw = crate::raw(&store);
+    let count = || -> i64 {
+        raw.query_row("SELECT count(*) FROM iteration_sources", [], |r| r.get(0))
+            .unwrap()
+    };
+    let u = new_user(&store).await;
+    let e = new_experiment(&store, u.id, at(0)).await;
+    let run = new_batch_run(&store, &e, at(1)).await;
+    let its: Vec<_> = (0..4)
+        .map(|i| iteration(run.id, i, at(i64::from(i))))
+        .collect();
+    store.record_iterations(&its).await.unwrap();
+    assert_eq!(count(), 8, "two sources per fixture iteration");
+
+    let changed = store
+        .anonymize_iterations(u.tier, at(2), 100, at(10))
+        .await
+        .unwrap();
+    assert_eq!(changed, 2);
+    assert_eq!(
+        count(),
+        4,
+        "the two anonymized iterations' sources are gone"
+    );
+
+    store.delete_user(u.id).await.unwrap();
+    assert_eq!(count(), 0);
+}

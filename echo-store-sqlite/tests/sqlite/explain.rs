@@ -408,6 +408,16 @@ fn cases(s: &Seeded) -> Vec<Case> {
             false,
         ),
         Case::new(
+            "sources of an iterations page",
+            q::ITERATION_SOURCES_PAGE,
+            vec![s.run.clone(), int(0), int(99)],
+            &[
+                "USING INDEX iterations_run_idx_key (batch_run_id=? AND idx>? AND idx<?)",
+                "USING PRIMARY KEY (iteration_id=?)",
+            ],
+            false,
+        ),
+        Case::new(
             "recorded indexes",
             q::ITERATION_INDEXES,
             vec![s.run.clone()],

@@ -15,6 +15,7 @@
 mod experiment;
 mod pawc;
 mod run;
+mod sources;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,9 @@ use crate::model::{BrandMention, Iteration};
 pub use experiment::{ExperimentMetrics, ProviderRun};
 pub use pawc::{
     AnswerPawc, BrandPawc, BrandPawcSummary, PawcSummary, position_adjusted_word_count,
+};
+pub use sources::{
+    DomainCitations, SourceAnswer, SourceImpression, SourceMetrics, source_impressions,
 };
 
 /// One iteration as the metrics see it.

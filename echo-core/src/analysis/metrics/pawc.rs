@@ -110,7 +110,7 @@ pub fn position_adjusted_word_count(text: &str, extraction: &Extraction) -> Answ
 
 /// The computation behind [`position_adjusted_word_count`]: `words[i]` is sentence `i`'s word
 /// count; each brand lists the sentence indices that name it.
-fn pawc_from_sentences(words: &[u32], brands: &[(&str, &[u32])]) -> AnswerPawc {
+pub(super) fn pawc_from_sentences(words: &[u32], brands: &[(&str, &[u32])]) -> AnswerPawc {
     let n = words.len();
     let mut named_by = vec![0u32; n];
     for (_, sentences) in brands {

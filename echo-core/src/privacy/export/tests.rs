@@ -119,6 +119,11 @@ async fn the_export_holds_the_users_records_and_none_of_another_users() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "completed");
     assert_eq!(runs[0]["iterations"].as_array().unwrap().len(), 3);
+    // The cited sources travel with their answers.
+    let sources = runs[0]["iterations"][0]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2);
+    assert_eq!(sources[0]["domain"], "hubspot.com");
+    assert_eq!(sources[1]["url"], "https://news.bbc.co.uk/tech?x=1&y=2");
     let events = export["audit_events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["actor_user_id"], ada.id.to_string());

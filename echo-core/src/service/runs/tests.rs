@@ -39,6 +39,7 @@ fn iteration(run: BatchRunId, index: u32, text: Option<&str>) -> Iteration {
         created_at: Timestamp::now(),
         is_anonymized: false,
         anonymized_at: None,
+        sources: Vec::new(),
     }
 }
 

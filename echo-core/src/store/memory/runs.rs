@@ -243,6 +243,7 @@ impl RunStore for MemoryStore {
         for key in &batch {
             if let Some(it) = s.iterations.get_mut(key) {
                 it.raw_response = None;
+                it.sources.clear();
                 it.is_anonymized = true;
                 it.anonymized_at = Some(now);
             }

@@ -4,7 +4,7 @@
 /// [`FromColumns`](crate::store::sql::FromColumns) implementation reads them.
 ///
 /// Lists: `user`, `brand_profile`, `api_key`, `session`, `experiment`, `batch_run`,
-/// `iteration`, `job`, `prompt_set`, `prompt_set_version`, `audit_insert` (what an audit append writes: the chained fields and the
+/// `iteration`, `iteration_source`, `job`, `prompt_set`, `prompt_set_version`, `audit_insert` (what an audit append writes: the chained fields and the
 /// links), `audit` (what an audit read returns: `audit_insert`, then `actor_pseudonym`, set by
 /// an erasure) and `audit_checkpoint`.
 ///
@@ -43,6 +43,9 @@ macro_rules! sql_columns {
     (iteration) => {
         "id, batch_run_id, idx, raw_response, mentions, is_success, error, latency_ms, \
          input_tokens, output_tokens, created_at, is_anonymized, anonymized_at"
+    };
+    (iteration_source) => {
+        "iteration_id, position, url, domain, title, spans"
     };
     (job) => {
         "id, kind, payload, status, attempts, max_attempts, run_at, lease_owner, \

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 pub use audit_list::{SqlArg, audit_list, seq_bound};
 pub use columns::{CONFLICT_FALLBACK, UNIQUE_KEYS, UniqueKey, conflict_message};
-pub use records::trend_point;
+pub use records::{SourceRow, attach_sources, trend_point};
 
 use crate::model::{QuotaDebit, Timestamp, ValidationError};
 use crate::store::StoreError;

@@ -2,11 +2,14 @@
 //! does not understand (unknown enum text, malformed JSON, an out-of-range number or instant)
 //! is [`StoreError::Invalid`], never a panic or a silent default.
 
+use std::collections::HashMap;
+
 use super::{ColumnReader, FromColumns};
 use crate::model::{
     ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunMetrics,
-    BrandProfile, Consents, Experiment, Iteration, Iterations, Job, NewAuditEvent, PasswordHash,
-    QuotaUsage, Recurrence, SecretDigest, SessionRecord, Timestamp, User,
+    BrandProfile, Consents, Experiment, Iteration, IterationId, IterationSource, Iterations, Job,
+    NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, SessionRecord, Timestamp,
+    User,
 };
 use crate::store::{ApiKeyAuth, QueueStats, RunGroup, SessionAuth, StoreError, TrendPoint};
 
@@ -180,7 +183,46 @@ impl FromColumns for Iteration {
             created_at: c.ts("iterations.created_at")?,
             is_anonymized: c.bool("iterations.is_anonymized")?,
             anonymized_at: c.opt_ts("iterations.anonymized_at")?,
+            // Kept in their own table: each backend reads them for the page it returns.
+            sources: Vec::new(),
         })
+    }
+}
+
+/// One stored source and the iteration it belongs to, as decoded from the
+/// `iteration_source` columns; [`attach_sources`] puts them on their iterations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRow {
+    /// The iteration that cited it.
+    pub iteration_id: IterationId,
+    /// The source.
+    pub source: IterationSource,
+}
+
+impl FromColumns for SourceRow {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(SourceRow {
+            iteration_id: c.id("iteration_sources.iteration_id")?,
+            source: IterationSource {
+                position: c.u32("iteration_sources.position")?,
+                url: c.text("iteration_sources.url")?,
+                domain: c.text("iteration_sources.domain")?,
+                title: c.opt_text("iteration_sources.title")?,
+                spans: c.json("iteration_sources.spans")?,
+            },
+        })
+    }
+}
+
+/// Puts each source row on its iteration in `page`, in the order the rows come (backends
+/// read them by position). Rows of iterations not in the page are ignored.
+pub fn attach_sources(page: &mut [Iteration], rows: Vec<SourceRow>) {
+    let index: HashMap<IterationId, usize> =
+        page.iter().enumerate().map(|(i, it)| (it.id, i)).collect();
+    for row in rows {
+        if let Some(it) = index.get(&row.iteration_id).and_then(|&i| page.get_mut(i)) {
+            it.sources.push(row.source);
+        }
     }
 }
 
