@@ -30,9 +30,7 @@ pub use job::{Job, JobLease, JobPayload};
 pub use prompt_set::{PinnedPromptSet, PromptSet, PromptSetVersion};
 pub use run::{BatchRun, BatchRunMetrics, BatchRunUpdate, BrandMention, Iteration, RecordOutcome};
 pub use session::SessionRecord;
-pub use source::{
-    IterationSource, MAX_SOURCES_PER_ANSWER, MAX_TITLE_LEN, MAX_URL_LEN, registrable_domain,
-};
+pub use source::{IterationSource, registrable_domain};
 pub use time::Timestamp;
 pub use user::{
     BrandProfile, ConsentChange, Consents, EmailVerificationRedemption, EmailVerificationToken,

@@ -2,24 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::provider::{CitedSource, SourceSpan};
-
-/// At most this many sources are kept per answer: a provider returning thousands (a bug or a
-/// hostile proxy) must not turn one iteration into an unbounded write.
-pub const MAX_SOURCES_PER_ANSWER: usize = 256;
-/// Longer URLs are dropped (browsers and CDNs refuse far shorter ones).
-pub const MAX_URL_LEN: usize = 4096;
-/// Longer titles are cut at a character boundary.
-pub const MAX_TITLE_LEN: usize = 1024;
+use crate::provider::{CitedSource, SourceSpan, normalize_sources};
 
 /// One web source cited by an answer, as stored with its [`Iteration`](super::Iteration).
 ///
 /// Built from a provider's [`CitedSource`] by [`IterationSource::from_citations`], which keeps
-/// what is valid and drops the rest, so a malformed citation never fails the iteration.
+/// what is valid and drops the rest (by the provider module's one rule,
+/// [`normalize_sources`]), so a malformed citation never fails the iteration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IterationSource {
-    /// 1-based order in the provider's list of sources. Sources dropped as invalid leave a gap,
-    /// so `[n]` markers in the answer still point at the right source.
+    /// 1-based order among the answer's valid, distinct sources, as the provider listed them.
     pub position: u32,
     /// The URL as the provider returned it, trimmed.
     pub url: String,
@@ -38,11 +30,13 @@ pub struct IterationSource {
 impl IterationSource {
     /// The storable sources of a completion whose stored answer is `answer`.
     ///
-    /// Sources without a parseable `http(s)` URL with a host are dropped; so are those past
-    /// [`MAX_SOURCES_PER_ANSWER`]. Spans that do not fit `answer` (out of range, empty, not on
-    /// character boundaries) are dropped, the rest sorted and de-duplicated. Pass the answer as
-    /// stored: when redaction changed the text, the provider's offsets no longer point at the
-    /// same words, so the caller passes `spans_valid = false` and every span is dropped.
+    /// What is valid is decided in one place, [`normalize_sources`] (absolute `http(s)` URLs,
+    /// each once, at most [`MAX_SOURCES_PER_ANSWER`](crate::provider::MAX_SOURCES_PER_ANSWER),
+    /// spans that fit `answer`, cleaned titles); adapters already pass their sources through it,
+    /// and it runs again here for a [`Provider`](crate::provider::Provider) that did not. Pass
+    /// the answer as stored: when redaction changed the text, the provider's offsets no longer
+    /// point at the same words, so the caller passes `spans_valid = false` and every span is
+    /// dropped.
     ///
     /// ```
     /// use echo_core::model::IterationSource;
@@ -57,31 +51,24 @@ impl IterationSource {
     /// let stored = IterationSource::from_citations(&cited, answer, true);
     /// assert_eq!(stored.len(), 2);
     /// assert_eq!((stored[0].position, stored[0].domain.as_str()), (1, "hubspot.com"));
-    /// assert_eq!((stored[1].position, stored[1].domain.as_str()), (3, "bbc.co.uk"));
+    /// assert_eq!((stored[1].position, stored[1].domain.as_str()), (2, "bbc.co.uk"));
     /// assert_eq!(stored[1].spans, [SourceSpan { start: 17, end: 38 }]);
     /// ```
     pub fn from_citations(citations: &[CitedSource], answer: &str, spans_valid: bool) -> Vec<Self> {
-        citations
-            .iter()
-            .take(MAX_SOURCES_PER_ANSWER)
+        normalize_sources(answer, citations.iter().cloned())
+            .into_iter()
+            .filter_map(|cited| {
+                let domain = registrable_domain(&cited.url)?;
+                Some((cited, domain))
+            })
             .enumerate()
-            .filter_map(|(i, cited)| {
-                let url = cited.url.trim();
-                if url.len() > MAX_URL_LEN {
-                    return None;
-                }
-                let domain = registrable_domain(url)?;
-                let spans = if spans_valid {
-                    valid_spans(&cited.spans, answer)
-                } else {
-                    Vec::new()
-                };
+            .filter_map(|(i, (cited, domain))| {
                 Some(Self {
                     position: u32::try_from(i + 1).ok()?,
-                    url: url.to_owned(),
                     domain,
-                    title: cited.title.as_deref().and_then(clean_title),
-                    spans,
+                    title: cited.title,
+                    spans: if spans_valid { cited.spans } else { Vec::new() },
+                    url: cited.url,
                 })
             })
             .collect()
@@ -123,35 +110,6 @@ pub fn registrable_domain(url: &str) -> Option<String> {
         url::Host::Ipv4(ip) => Some(ip.to_string()),
         url::Host::Ipv6(ip) => Some(format!("[{ip}]")),
     }
-}
-
-fn clean_title(title: &str) -> Option<String> {
-    let title = title.trim();
-    if title.is_empty() {
-        return None;
-    }
-    let mut end = title.len().min(MAX_TITLE_LEN);
-    while !title.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(title[..end].to_owned())
-}
-
-fn valid_spans(spans: &[SourceSpan], answer: &str) -> Vec<SourceSpan> {
-    let mut out: Vec<SourceSpan> = spans
-        .iter()
-        .copied()
-        .filter(|s| {
-            let (start, end) = (s.start as usize, s.end as usize);
-            start < end
-                && end <= answer.len()
-                && answer.is_char_boundary(start)
-                && answer.is_char_boundary(end)
-        })
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 #[cfg(test)]
@@ -204,7 +162,7 @@ mod tests {
         many[1].url = "no url".into();
         many[2].title = Some("x".repeat(5000));
         let stored = IterationSource::from_citations(&many, answer, true);
-        assert_eq!(stored.len(), MAX_SOURCES_PER_ANSWER - 1);
+        assert_eq!(stored.len(), crate::provider::MAX_SOURCES_PER_ANSWER);
         assert_eq!(stored[0].url, "https://a.example.com/");
         assert_eq!(stored[0].title, None);
         assert_eq!(
@@ -214,10 +172,13 @@ mod tests {
                 SourceSpan { start: 7, end: 12 }
             ]
         );
-        assert_eq!(stored[1].position, 3);
         assert_eq!(
-            stored[1].title.as_ref().map(String::len),
-            Some(MAX_TITLE_LEN)
+            stored[1].position, 2,
+            "the invalid second entry leaves no gap"
+        );
+        assert_eq!(
+            stored[1].title.as_ref().map(|t| t.chars().count()),
+            Some(crate::provider::MAX_TITLE_CHARS)
         );
         let no_spans = IterationSource::from_citations(&many[..1], answer, false);
         assert!(no_spans[0].spans.is_empty());
