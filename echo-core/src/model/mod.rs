@@ -18,7 +18,7 @@ mod validated;
 pub use api_key::{ApiKeyRecord, SecretDigest};
 pub use audit::{AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent};
 pub use enums::{
-    BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
+    AlertKind, BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, SessionId, UserId};
