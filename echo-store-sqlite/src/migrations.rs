@@ -28,6 +28,7 @@ migrations![
     "0002_sessions.sql",
     "0003_retention.sql",
     "0004_email_verification.sql",
+    "0007_alerts.sql",
 ];
 
 /// The schema version this build creates and expects (the number of migrations).

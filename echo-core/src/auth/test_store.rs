@@ -330,3 +330,17 @@ impl JobQueue for TestStore {
         self.inner.prune_jobs(before, limit).await
     }
 }
+
+#[async_trait]
+impl AlertStore for TestStore {
+    async fn record_alerts(&self, alerts: &[Alert]) -> Result<u32, StoreError> {
+        self.inner.record_alerts(alerts).await
+    }
+    async fn list_alerts(
+        &self,
+        owner: UserId,
+        query: &AlertQuery,
+    ) -> Result<Page<Alert, AlertId>, StoreError> {
+        self.inner.list_alerts(owner, query).await
+    }
+}

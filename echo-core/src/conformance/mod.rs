@@ -42,7 +42,7 @@
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`],
+//! ([`users`], [`alerts`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`audit`], [`jobs`],
 //! [`retention`] for anonymization and account purge across them, and [`edge`] for edge inputs
 //! across them). It panics when the store breaks the contract and has no other
 //! requirements on its executor: concurrency scenarios drive concurrent calls with
@@ -64,6 +64,7 @@
 // This module is a test harness: scenarios report contract violations by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod corrupt;
@@ -223,6 +224,13 @@ macro_rules! store_conformance_tests {
                 concurrent_anonymize_calls_never_overlap,
                 users_due_for_deletion_filters_and_orders,
                 delete_user_leaves_nothing_readable,
+            }
+            alerts {
+                alerts_round_trip_newest_first_with_cursor,
+                record_alerts_is_idempotent,
+                alerts_are_tenant_isolated,
+                record_alerts_duplicate_id_is_conflict,
+                alerts_go_with_experiment_and_owner,
             }
             edge {
                 unicode_text_round_trips_byte_exact,

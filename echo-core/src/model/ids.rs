@@ -99,3 +99,7 @@ define_id!(
     /// Identifies a [`Job`](crate::model::Job) in the queue.
     JobId
 );
+define_id!(
+    /// Identifies an [`Alert`](crate::model::Alert).
+    AlertId
+);

@@ -5,6 +5,7 @@
 //! It is meant for doctests, unit tests and embedders' own tests, and it is the first target of
 //! the conformance suite; nothing is persisted.
 
+mod alerts;
 mod audit;
 mod experiments;
 mod jobs;
@@ -18,9 +19,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::StoreError;
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
-    BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration, IterationId, Job,
-    JobId, SessionId, SessionRecord, User, UserId,
+    Alert, AlertId, ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun,
+    BatchRunId, BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration,
+    IterationId, Job, JobId, SessionId, SessionRecord, User, UserId,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -52,6 +53,8 @@ struct State {
     audit_erasures: BTreeMap<u64, AuditErasure>,
     audit_checkpoints: BTreeMap<u64, AuditCheckpoint>,
     jobs: HashMap<JobId, Job>,
+    /// By id, so a reverse walk lists newest first.
+    alerts: BTreeMap<AlertId, Alert>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,5 +99,6 @@ impl State {
             self.iterations.retain(|(r, _), _| *r != run);
             self.iteration_slots.retain(|_, (r, _)| *r != run);
         }
+        self.alerts.retain(|_, a| a.experiment_id != id);
     }
 }
