@@ -152,7 +152,13 @@ pub async fn record_alerts_is_idempotent(store: &DynStore) {
         "Acme",
     );
     assert_eq!(store.record_alerts(&[vis.clone(), dup]).await.unwrap(), 1);
-    assert_eq!(store.record_alerts(std::slice::from_ref(&vis)).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .record_alerts(std::slice::from_ref(&vis))
+            .await
+            .unwrap(),
+        0
+    );
     let again = alert(
         alert_id(b, 2),
         u,
@@ -183,7 +189,13 @@ pub async fn record_alerts_is_idempotent(store: &DynStore) {
         AlertKind::Visibility,
         "Acme",
     );
-    assert_eq!(store.record_alerts(std::slice::from_ref(&later)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .record_alerts(std::slice::from_ref(&later))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(list_all(store, u).await, [later, other, vis]);
     assert_eq!(store.record_alerts(&[]).await.unwrap(), 0);
 }
@@ -203,7 +215,10 @@ pub async fn alerts_are_tenant_isolated(store: &DynStore) {
         AlertKind::Visibility,
         "Acme",
     );
-    store.record_alerts(std::slice::from_ref(&mine)).await.unwrap();
+    store
+        .record_alerts(std::slice::from_ref(&mine))
+        .await
+        .unwrap();
     assert!(list_all(store, b).await.is_empty());
     let valid = alert(
         alert_id(id, 1),
@@ -253,7 +268,10 @@ pub async fn record_alerts_duplicate_id_is_conflict(store: &DynStore) {
         AlertKind::Visibility,
         "Acme",
     );
-    store.record_alerts(std::slice::from_ref(&vis)).await.unwrap();
+    store
+        .record_alerts(std::slice::from_ref(&vis))
+        .await
+        .unwrap();
     let fresh = alert(
         alert_id(b, 1),
         u,

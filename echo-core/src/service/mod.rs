@@ -39,6 +39,7 @@
 //! ```
 
 mod accounts;
+mod alerts;
 mod discovery;
 mod experiments;
 mod runs;
@@ -46,6 +47,7 @@ mod runs;
 mod test_support;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
+pub use alerts::{AlertService, describe_alert};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use runs::{
