@@ -58,7 +58,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, alerts, brand, dashboard, discover, experiments, keys, privacy, runs, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -96,6 +96,7 @@ pub fn build_app(state: AppState) -> Router {
         )
         .route("/brand/profile/competitors", post(discover::add_competitor))
         .route("/dashboard/stats", get(dashboard::stats))
+        .route("/alerts", get(alerts::list))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))
         .route("/admin/audit-logs", get(admin::audit_logs))

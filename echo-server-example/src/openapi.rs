@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, keys, privacy, runs, system,
+    account, admin, alerts, brand, dashboard, discover, experiments, keys, privacy, runs, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -272,6 +272,7 @@ impl Modify for CommonErrors {
         runs::answers, runs::events,
         discover::discovered_brands, discover::add_competitor,
         dashboard::stats,
+        alerts::list,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,
         system::healthz, system::readyz, system::metrics, system::openapi,

@@ -26,9 +26,10 @@
 //!
 //! # Power
 //! The test is honest, so small samples cannot see small changes. At n = 100 answers per run, a
-//! drop of the target's visibility from 0.6 to 0.4 is caught about 79% of the time with the
-//! target alone (z ≈ 2.9 expected), a little less inside a larger family; see the simulation
-//! measurements in `benches/README.md` ("Alerts") for the n that reaches 90%.
+//! drop of the target's visibility from 0.6 to 0.4 is caught about 81% of the time when tested
+//! alone (expected z ≈ 2.83), and about 70% inside the three-test family of one provider; it
+//! takes about 175 answers per run to catch it 90% of the time. The simulation and its
+//! measurements are in `benches/README.md` ("Alerts").
 //!
 //! # Example
 //! ```
