@@ -913,6 +913,7 @@ async fn health_readiness_metrics_and_openapi() {
         ("get", "/api/v1/experiments/{id}/discovered-brands"),
         ("post", "/api/v1/brand/profile/competitors"),
         ("get", "/api/v1/dashboard/stats"),
+        ("get", "/api/v1/alerts"),
         ("get", "/api/v1/csrf-token"),
         ("get", "/api/v1/admin/users/{id}"),
         ("get", "/api/v1/admin/audit-logs"),
