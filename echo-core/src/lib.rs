@@ -25,7 +25,9 @@
 //! - [`audit`]: the audit log's hash chain, its streaming verifier, Ed25519-signed checkpoints
 //!   and JSON Lines archives.
 //! - [`mail`]: the [`mail::Mailer`] trait and an outbox-directory mailer (account-deletion
-//!   confirmations).
+//!   confirmations, alerts).
+//! - [`webhook`]: the HMAC-SHA256 signature of webhook deliveries and the receiver's
+//!   [`webhook::verify`].
 //! - [`retention`]: the [`retention::RetentionPolicy`] and the pass that anonymizes old
 //!   answers, purges deleted accounts (pseudonymizing their audit events) and archives old
 //!   audit events.
@@ -118,6 +120,7 @@ pub mod runner;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod webhook;
 
 pub use embed::{Echo, EchoBuilder, EchoError};
 

@@ -58,8 +58,8 @@ use tower_http::timeout::TimeoutLayer;
 pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
-    runs, sources, system,
+    account, admin, alerts, brand, dashboard, discover, experiments, export, keys, privacy,
+    prompt_sets, runs, sources, system,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -115,6 +115,7 @@ pub fn build_app(state: AppState) -> Router {
             post(prompt_sets::new_version),
         )
         .route("/dashboard/stats", get(dashboard::stats))
+        .route("/alerts", get(alerts::list))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))
         .route("/admin/audit-logs", get(admin::audit_logs))

@@ -15,8 +15,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
-    account, admin, brand, dashboard, discover, experiments, export, keys, privacy, prompt_sets,
-    runs, sources, system,
+    account, admin, alerts, brand, dashboard, discover, experiments, export, keys, privacy,
+    prompt_sets, runs, sources, system,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -276,6 +276,7 @@ impl Modify for CommonErrors {
         prompt_sets::create, prompt_sets::list, prompt_sets::get, prompt_sets::new_version,
         prompt_sets::delete,
         dashboard::stats,
+        alerts::list,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,
         system::healthz, system::readyz, system::metrics, system::openapi,

@@ -138,11 +138,14 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
 
     if roles.workers {
-        let executor = Arc::new(JobExecutor::new(
-            store.clone(),
-            Arc::new(runner),
-            Duration::from_secs(config.workers.lease_secs),
-        ));
+        let executor = Arc::new(
+            JobExecutor::new(
+                store.clone(),
+                Arc::new(runner),
+                Duration::from_secs(config.workers.lease_secs),
+            )
+            .with_alert_mailer(state.mailer.clone()),
+        );
         let worker_id = format!("{}-{}", hostname(), std::process::id());
         let mut pool = WorkerPool::new(
             store.clone(),

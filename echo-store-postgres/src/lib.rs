@@ -111,6 +111,7 @@
 //! (arrays bound once and expanded by `unnest`), for imports, restores and benchmark seeding.
 #![deny(missing_docs)]
 
+mod alerts;
 mod api_keys;
 mod audit;
 mod config;

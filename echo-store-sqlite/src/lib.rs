@@ -79,6 +79,7 @@
 //! (a million experiments take seconds).
 #![deny(missing_docs)]
 
+mod alerts;
 mod api_keys;
 mod audit;
 mod config;

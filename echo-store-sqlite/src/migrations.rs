@@ -30,6 +30,7 @@ migrations![
     "0004_email_verification.sql",
     "0005_iteration_sources.sql",
     "0006_prompt_sets.sql",
+    "0007_alerts.sql",
 ];
 
 /// The schema version this build creates and expects (the number of migrations).

@@ -506,3 +506,30 @@ pub const JOB_STATS: &str = "SELECT \
 pub const JOB_PRUNE: &str = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
      WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1 \
      ORDER BY updated_at, id LIMIT ?2)";
+
+// ---- alerts ----------------------------------------------------------------------------------
+
+/// Whether run `?1` belongs to experiment `?2` of user `?3`: the ownership check of an alert.
+pub const ALERT_RUN_OWNED: &str = "SELECT EXISTS (SELECT 1 FROM batch_runs AS r \
+     JOIN experiments AS e ON e.id = r.experiment_id \
+     WHERE r.id = ?1 AND e.id = ?2 AND e.user_id = ?3)";
+/// Inserts an alert unless its change (run, kind, brand) is stored already. A reused id still
+/// fails on the primary key.
+pub const ALERT_INSERT: &str = concat!(
+    "INSERT INTO alerts (",
+    sql_columns!(alert),
+    ", provider, kind, brand) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+     ON CONFLICT (batch_run_id, kind, brand) DO NOTHING"
+);
+/// The owner's alerts, newest first; `?2` rows.
+pub const ALERTS_PAGE: &str = concat!(
+    "SELECT ",
+    sql_columns!(alert),
+    " FROM alerts WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2"
+);
+/// The page after alert `?3`.
+pub const ALERTS_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    sql_columns!(alert),
+    " FROM alerts WHERE user_id = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2"
+);

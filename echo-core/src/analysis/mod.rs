@@ -19,6 +19,8 @@
 //! - [`discover`]: [`Discoverer`] finds the brands answers name but the experiment does not
 //!   track (list leads, table first columns, recurring capitalised names), ranked by the share
 //!   of answers naming them with its Wilson interval.
+//! - [`alerts`]: which changes between a recurring experiment's runs are real
+//!   ([`evaluate_alerts`]: two-proportion tests with a Benjamini–Hochberg correction).
 //! - [`repro`]: the [`ReproducibilityRecord`] of a batch run.
 //! - [`text`]: sentence splitting and word tokens.
 //!
@@ -46,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod alerts;
 pub mod clustered;
 pub mod discover;
 pub mod extract;
@@ -55,6 +58,7 @@ pub mod repro;
 pub mod stats;
 pub mod text;
 
+pub use alerts::{AlertFinding, RunComparison, evaluate_alerts};
 pub use clustered::{PooledRate, PromptCount, PromptSetMetrics};
 pub use discover::{DiscoveredBrand, Discoverer, Discovery};
 pub use extract::{BrandHit, BrandMatcher, Extraction, MatchSpan, MatcherError, TrackedBrands};

@@ -339,3 +339,16 @@ delegate!(PromptSetStore {
     list_prompt_sets(owner: UserId) -> Result<Vec<PromptSet>, StoreError>;
     delete_prompt_set(owner: UserId, id: PromptSetId) -> Result<(), StoreError>;
 });
+#[async_trait]
+impl AlertStore for TestStore {
+    async fn record_alerts(&self, alerts: &[Alert]) -> Result<u32, StoreError> {
+        self.inner.record_alerts(alerts).await
+    }
+    async fn list_alerts(
+        &self,
+        owner: UserId,
+        query: &AlertQuery,
+    ) -> Result<Page<Alert, AlertId>, StoreError> {
+        self.inner.list_alerts(owner, query).await
+    }
+}

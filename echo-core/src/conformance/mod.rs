@@ -42,8 +42,9 @@
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`sources`], [`audit`],
-//! [`jobs`], [`retention`] for anonymization and account purge across them, and [`edge`] for edge inputs
+//! ([`users`], [`alerts`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`sources`],
+//! [`audit`], [`jobs`], [`retention`] for anonymization and account purge across them, and
+//! [`edge`] for edge inputs
 //! across them). It panics when the store breaks the contract and has no other
 //! requirements on its executor: concurrency scenarios drive concurrent calls with
 //! `futures::future::join_all` on the calling task, which exercises real contention in backends
@@ -64,6 +65,7 @@
 // This module is a test harness: scenarios report contract violations by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod corrupt;
@@ -239,6 +241,13 @@ macro_rules! store_conformance_tests {
                 prompt_sets_are_tenant_isolated,
                 concurrent_prompt_set_edits_have_one_winner,
                 delete_prompt_set_removes_versions,
+            }
+            alerts {
+                alerts_round_trip_newest_first_with_cursor,
+                record_alerts_is_idempotent,
+                alerts_are_tenant_isolated,
+                record_alerts_duplicate_id_is_conflict,
+                alerts_go_with_experiment_and_owner,
             }
             edge {
                 unicode_text_round_trips_byte_exact,

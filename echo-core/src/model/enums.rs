@@ -180,6 +180,19 @@ string_enum!(
 );
 
 string_enum!(
+    /// What an alert reports: which significant change between two runs of a recurring
+    /// experiment (see [`crate::analysis::alerts`]).
+    AlertKind, "alert kind" {
+        /// The target's visibility (share of answers naming it) changed.
+        Visibility => "visibility",
+        /// The target's first-place rate (share of answers naming it first) changed.
+        FirstPlace => "first_place",
+        /// A competitor's visibility rose above the target's, which it was not before.
+        CompetitorOvertook => "competitor_overtook",
+    }
+);
+
+string_enum!(
     /// How a brand's names are matched in an answer.
     MatchMode: Default, "match mode" {
         /// Name and aliases, ignoring case (the default).

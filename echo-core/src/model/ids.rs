@@ -103,3 +103,7 @@ define_id!(
     /// Identifies a [`PromptSet`](crate::model::PromptSet).
     PromptSetId
 );
+define_id!(
+    /// Identifies an [`Alert`](crate::model::Alert).
+    AlertId
+);

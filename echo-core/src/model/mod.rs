@@ -3,6 +3,7 @@
 //! Records are plain data. Constructors (`User::new`, `BatchRun::new`, `Job::new`) assign ids and
 //! timestamps in the caller, so stores only persist and tests can pick their own clocks.
 
+mod alert;
 mod api_key;
 mod audit;
 mod enums;
@@ -17,14 +18,15 @@ mod time;
 mod user;
 mod validated;
 
+pub use alert::Alert;
 pub use api_key::{ApiKeyRecord, SecretDigest};
 pub use audit::{AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, NewAuditEvent};
 pub use enums::{
-    BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
+    AlertKind, BatchRunStatus, ExperimentStatus, JobStatus, MatchMode, PricingTier, ProviderKind,
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{
-    ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, PromptSetId, SessionId, UserId,
+    AlertId, ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, PromptSetId, SessionId, UserId,
 };
 pub use job::{Job, JobLease, JobPayload};
 pub use prompt_set::{PinnedPromptSet, PromptSet, PromptSetVersion};

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ExperimentOutcome, ExperimentRunner, ProgressFn, RunError, RunOptions};
 use crate::model::{ExperimentId, ExperimentStatus, Job, JobPayload, JobStatus, Timestamp, UserId};
+use crate::service::AlertService;
 use crate::store::{DynStore, StoreError, lease_expiry};
 
 /// The job kind that runs an experiment.
@@ -205,16 +206,28 @@ pub struct JobExecutor {
     store: Arc<DynStore>,
     runner: Arc<ExperimentRunner>,
     lease: Duration,
+    alerts: AlertService,
 }
 
 impl JobExecutor {
     /// An executor whose claims last `lease` (heartbeats renew them every third of it).
+    ///
+    /// After each completed run of a **recurring** experiment it evaluates the alerts
+    /// ([`AlertService::evaluate`]): stored, not mailed, unless
+    /// [`JobExecutor::with_alert_mailer`] gave it a mailer.
     pub fn new(store: Arc<DynStore>, runner: Arc<ExperimentRunner>, lease: Duration) -> Self {
         Self {
+            alerts: AlertService::from_store(&store),
             store,
             runner,
             lease,
         }
+    }
+
+    /// Mails the alerts it raises to the experiment's owner through `mailer`.
+    pub fn with_alert_mailer(mut self, mailer: Arc<crate::mail::DynMailer>) -> Self {
+        self.alerts = self.alerts.with_mailer(mailer);
+        self
     }
 
     /// The lease length claims should use.
@@ -425,6 +438,23 @@ impl JobExecutor {
                     .runner
                     .run_with(p.user_id, p.experiment_id, options)
                     .await?;
+                if outcome.status == ExperimentStatus::Completed {
+                    // The run is done and stored whatever happens here: a failed evaluation is
+                    // logged, not a failed job (the next run compares again).
+                    match self
+                        .alerts
+                        .evaluate(p.user_id, p.experiment_id, Timestamp::now())
+                        .await
+                    {
+                        Ok(alerts) if !alerts.is_empty() => {
+                            tracing::info!(job_id = %job.id, experiment_id = %p.experiment_id, alerts = alerts.len(), "alerts raised");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(job_id = %job.id, experiment_id = %p.experiment_id, error = %e, "alert evaluation failed");
+                        }
+                    }
+                }
                 Ok(Some(outcome))
             }
             other => Err(JobError::UnknownKind(other.to_owned())),

@@ -40,6 +40,7 @@
 //! ```
 
 mod accounts;
+mod alerts;
 mod brand;
 mod discovery;
 mod experiments;
@@ -50,6 +51,7 @@ mod sources;
 mod test_support;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
+pub use alerts::{AlertService, describe_alert};
 pub use brand::{BrandProfileDraft, BrandService, PromptSetDraft, normalize_domain};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};

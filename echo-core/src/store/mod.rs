@@ -33,13 +33,13 @@ use async_trait::async_trait;
 pub use error::{BoxError, StoreError};
 pub use prompt_sets::{PromptSetStore, after_version, check_prompt_set_version};
 pub use types::{
-    ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page, PageSize,
-    ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
+    AlertQuery, ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page,
+    PageSize, ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
 };
 
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink, BatchRun,
-    BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email,
+    Alert, AlertId, ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink,
+    BatchRun, BatchRunId, BatchRunUpdate, BrandProfile, ConsentChange, Consents, Email,
     EmailVerificationRedemption, EmailVerificationToken, Experiment, ExperimentId,
     ExperimentStatus, Iteration, Job, JobId, JobLease, JobStatus, NewAuditEvent, PasswordHash,
     PricingTier, QuotaDebit, RecordOutcome, SecretDigest, SessionId, SessionRecord, Timestamp,
@@ -597,6 +597,30 @@ pub trait AuditStore: Send + Sync + Debug + 'static {
     async fn audit_bounds(&self) -> Result<Option<(u64, u64)>, StoreError>;
 }
 
+/// Alerts on significant change between runs of a recurring experiment (see
+/// [`crate::analysis::alerts`]).
+#[async_trait]
+pub trait AlertStore: Send + Sync + Debug + 'static {
+    /// Stores `alerts` in one transaction, **idempotently by (`batch_run_id`, `finding.kind`,
+    /// `finding.brand`)**: an alert for a change already stored (re-evaluating the same run)
+    /// is skipped, as is a repeat within the call. Returns how many were stored.
+    ///
+    /// Each alert's experiment must be its `user_id`'s and both its runs that experiment's:
+    /// otherwise [`StoreError::NotFound`]. An id already stored under another key is
+    /// [`StoreError::Conflict`]. On any error nothing from the call is written. Alerts go with
+    /// their experiment (and its runs) and with their owner.
+    async fn record_alerts(&self, alerts: &[Alert]) -> Result<u32, StoreError>;
+
+    /// The owner's alerts, newest first (`id` descending: ids are time-ordered), after
+    /// `query.after`, at most `query.limit`; `next_cursor` is set when more follow. Other
+    /// users' alerts are never listed.
+    async fn list_alerts(
+        &self,
+        owner: UserId,
+        query: &AlertQuery,
+    ) -> Result<Page<Alert, AlertId>, StoreError>;
+}
+
 /// A durable job queue with leases.
 ///
 /// A claimed job is leased to one worker until `lease_expires_at`; the worker extends the lease
@@ -689,6 +713,7 @@ pub trait Store:
     + AuditStore
     + JobQueue
     + PromptSetStore
+    + AlertStore
 {
 }
 
@@ -701,6 +726,7 @@ impl<T> Store for T where
         + AuditStore
         + JobQueue
         + PromptSetStore
+        + AlertStore
 {
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiKeyRecord, BatchRunStatus, Experiment, ExperimentId, ExperimentStatus, PricingTier,
+    AlertId, ApiKeyRecord, BatchRunStatus, Experiment, ExperimentId, ExperimentStatus, PricingTier,
     ProviderKind, SessionRecord, Timestamp, UserId, ValidationError,
 };
 
@@ -132,6 +132,15 @@ pub struct ExperimentQuery {
     pub status: Option<ExperimentStatus>,
     /// Continue after this row.
     pub after: Option<ExperimentCursor>,
+    /// Rows per page.
+    pub limit: PageSize,
+}
+
+/// Position for listing a user's alerts (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Continue after this alert (the previous page's `next_cursor`).
+    pub after: Option<AlertId>,
     /// Rows per page.
     pub limit: PageSize,
 }

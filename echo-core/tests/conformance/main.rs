@@ -19,6 +19,7 @@ const SOURCES: &[(&str, &str)] = &[
         "api_keys",
         include_str!("../../src/conformance/api_keys.rs"),
     ),
+    ("alerts", include_str!("../../src/conformance/alerts.rs")),
     ("audit", include_str!("../../src/conformance/audit.rs")),
     ("edge", include_str!("../../src/conformance/edge.rs")),
     (

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod brand;
 pub mod dashboard;
 pub mod discover;

@@ -24,12 +24,14 @@ async fn an_empty_query_parameter_means_not_given() {
         ("/api/v1/experiments?status=&cursor=&limit=", ok),
         ("/api/v1/experiments?status&limit", ok),
         ("/api/v1/dashboard/stats?days=", ok),
+        ("/api/v1/alerts?cursor=&limit=", ok),
         // A given value is still checked.
         ("/api/v1/experiments?status=nonsense", invalid),
         ("/api/v1/experiments?limit=0", invalid),
         ("/api/v1/experiments?limit=101", invalid),
         ("/api/v1/dashboard/stats?days=0", invalid),
         ("/api/v1/dashboard/stats?days=366", invalid),
+        ("/api/v1/alerts?limit=101", invalid),
     ] {
         let (status, _, body) = send(s.client.get(s.url(path)).bearer_auth(&a.token)).await;
         assert_eq!(status, expected, "{path}: {body}");

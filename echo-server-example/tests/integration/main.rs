@@ -2,6 +2,7 @@
 //! real listener on port 0 and a real SQLite store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod alerts;
 mod cli;
 mod contract;
 mod deploy;

@@ -5,6 +5,7 @@
 //! It is meant for doctests, unit tests and embedders' own tests, and it is the first target of
 //! the conformance suite; nothing is persisted.
 
+mod alerts;
 mod audit;
 mod experiments;
 mod jobs;
@@ -19,9 +20,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::StoreError;
 use crate::model::{
-    ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunId,
-    BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration, IterationId, Job,
-    JobId, PromptSet, PromptSetId, PromptSetVersion, SessionId, SessionRecord, User, UserId,
+    Alert, AlertId, ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun,
+    BatchRunId, BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration,
+    IterationId, Job, JobId, PromptSet, PromptSetId, PromptSetVersion, SessionId, SessionRecord,
+    User, UserId,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -55,6 +57,8 @@ struct State {
     jobs: HashMap<JobId, Job>,
     prompt_sets: HashMap<PromptSetId, PromptSet>,
     prompt_set_versions: BTreeMap<(PromptSetId, u32), PromptSetVersion>,
+    /// By id, so a reverse walk lists newest first.
+    alerts: BTreeMap<AlertId, Alert>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,5 +108,6 @@ impl State {
             self.iterations.retain(|(r, _), _| *r != run);
             self.iteration_slots.retain(|_, (r, _)| *r != run);
         }
+        self.alerts.retain(|_, a| a.experiment_id != id);
     }
 }

@@ -6,7 +6,7 @@
 /// Lists: `user`, `brand_profile`, `api_key`, `session`, `experiment`, `batch_run`,
 /// `iteration`, `iteration_source`, `job`, `prompt_set`, `prompt_set_version`, `audit_insert` (what an audit append writes: the chained fields and the
 /// links), `audit` (what an audit read returns: `audit_insert`, then `actor_pseudonym`, set by
-/// an erasure) and `audit_checkpoint`.
+/// an erasure), `audit_checkpoint` and `alert`.
 ///
 /// ```
 /// const JOB_BY_ID: &str = concat!("SELECT ", echo_core::sql_columns!(job), " FROM jobs WHERE id = $1");
@@ -67,6 +67,9 @@ macro_rules! sql_columns {
     (prompt_set_version) => {
         "set_id, version, name, prompts, created_at"
     };
+    (alert) => {
+        "id, user_id, experiment_id, batch_run_id, previous_run_id, finding, created_at"
+    };
 }
 
 /// A unique key of Echo's schema, with the message its violation reports.
@@ -123,6 +126,7 @@ pub const UNIQUE_KEYS: &[UniqueKey] = &[
         "audit sequence number already exists",
     ),
     pkey("audit_erasures", "seq", "audit event already erased"),
+    pkey("alerts", "id", "alert id already exists"),
     pkey(
         "audit_checkpoints",
         "seq",

@@ -363,3 +363,16 @@ impl FromColumns for crate::model::PromptSetVersion {
         Ok(v)
     }
 }
+impl FromColumns for crate::model::Alert {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(crate::model::Alert {
+            id: c.id("alerts.id")?,
+            user_id: c.id("alerts.user_id")?,
+            experiment_id: c.id("alerts.experiment_id")?,
+            batch_run_id: c.id("alerts.batch_run_id")?,
+            previous_run_id: c.id("alerts.previous_run_id")?,
+            finding: c.json("alerts.finding")?,
+            created_at: c.ts("alerts.created_at")?,
+        })
+    }
+}
