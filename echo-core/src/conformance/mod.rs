@@ -188,6 +188,7 @@ macro_rules! store_conformance_tests {
                 prop_iteration_counters_match_distinct_indexes,
                 dashboard_hand_checked,
                 dashboard_empty_and_unfinished,
+                recent_completed_runs_newest_first_and_scoped,
             }
             audit {
                 append_audit_builds_hash_chain,

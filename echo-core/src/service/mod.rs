@@ -39,6 +39,7 @@
 //! ```
 
 mod accounts;
+mod dashboard;
 mod discovery;
 mod experiments;
 mod runs;
@@ -46,6 +47,9 @@ mod runs;
 mod test_support;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
+pub use dashboard::{
+    BrandTrend, DashboardService, ProviderSeries, TREND_RUNS, VisibilityPoint, VoiceShare,
+};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use runs::{
