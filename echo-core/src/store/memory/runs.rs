@@ -245,7 +245,7 @@ impl RunStore for MemoryStore {
             })
             .cloned()
             .collect();
-        runs.sort_by(|a, b| b.completed_at.cmp(&a.completed_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.completed_at));
         runs.truncate(limit as usize);
         Ok(runs)
     }
