@@ -1014,3 +1014,63 @@ async fn the_mailed_link_verifies_the_address_once_through_a_form() {
         assert!(!page.contains("<script>alert"), "{page}");
     }
 }
+
+#[tokio::test]
+async fn an_unverified_account_can_have_the_mail_sent_again_within_the_limit() {
+    let mut options = crate::harness::Options::default();
+    options.config.security.require_email_verification = Some(true);
+    options.config.http.public_base_url = Some("https://echo.example.com/".into());
+    let s = TestServer::start_with(options).await;
+    let email = "web-resend@example.com";
+    let me = sign_up(&s, email).await;
+    let first = s.mailed_token(email);
+    let (_, _, home) = get(&s, &me, "/").await;
+    assert!(home.contains("not verified yet"), "{home}");
+    assert!(home.contains("action=\"/account/verify-email/resend\""));
+    // Without the form token the post is refused and nothing is mailed.
+    let (status, _, _) = post(&s, &me, "/account/verify-email/resend", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.outbox().len(), 1);
+    let (status, headers, page) = post(
+        &s,
+        &me,
+        "/account/verify-email/resend",
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    assert!(
+        page.contains("A new verification email is on its way"),
+        "{page}"
+    );
+    assert_eq!(s.outbox().len(), 2);
+    let second = s.mailed_token(email);
+    assert_ne!(first, second);
+    // The API's rate limit holds for the button too: the refusal is a styled page.
+    let mut refused = None;
+    for _ in 0..5 {
+        let (status, headers, page) = post(
+            &s,
+            &me,
+            "/account/verify-email/resend",
+            &[("csrf_token", &me.csrf)],
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((headers, page));
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (headers, page) = refused.expect("the resend limit applies");
+    assert_page(&headers);
+    assert!(headers.contains_key("retry-after"));
+    assert!(page.contains("<main id=\"main\""), "{page}");
+    // Verified with the newest link, the notice is gone.
+    let newest = s.mailed_token(email);
+    let r = anonymous_post(&s, "/verify-email", &[("token", &newest)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, _, home) = get(&s, &me, "/").await;
+    assert!(!home.contains("not verified yet"), "{home}");
+}
