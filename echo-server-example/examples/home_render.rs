@@ -116,12 +116,30 @@ fn main() {
         for _ in 0..50 {
             get().await;
         }
+        // The baseline, interleaved so both see the same load on a shared machine: `/healthz`
+        // (the router, the middleware and the HTTP round trip, no store read and no page).
+        let health = format!("{url}healthz");
         let mut times = Vec::with_capacity(requests as usize);
+        let mut base = Vec::with_capacity(requests as usize);
         for _ in 0..requests {
             times.push(get().await.0);
+            let t = Instant::now();
+            let r = client.get(&health).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+            base.push(t.elapsed());
         }
         times.sort();
-        let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+        base.sort();
+        let q = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+        let at = |p: f64| q(&times, p);
+        println!(
+            "baseline GET /healthz: p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
+            q(&base, 0.5),
+            q(&base, 0.9),
+            q(&base, 0.99),
+            base[base.len() - 1]
+        );
         println!(
             "GET / ({size} B of HTML, {brotli} B with br), {requests} sequential requests: p50 {:.2?}, p90 {:.2?}, \
              p99 {:.2?}, max {:.2?}",
