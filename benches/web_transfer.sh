@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bytes the web dashboard transfers (compressed, as a browser receives them): the home page's
-# HTML for a signed-in user with one finished experiment, and every asset it links, with
+# HTML for a signed-in user with finished experiments (`EXPERIMENTS`, default 8), and every asset it links, with
 # brotli (`br`) and with gzip. Serves `echoai` on a free loopback port over a fresh SQLite file.
 #
 #   bash benches/web_transfer.sh
@@ -16,14 +16,20 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fsS "$base/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
 jar="$work/cookies"
-token="$(curl -fsS -c "$jar" "$base/signup" | grep -o 'name="csrf_token" value="[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}')"
+form_token() { curl -fsS -b "$jar" -c "$jar" "$base/$1" | grep -o 'name="csrf_token" value="[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}'; }
+# Sign-up does not sign in: register, then log in through the form.
 curl -fsS -b "$jar" -c "$jar" -o /dev/null \
-  -d "email=bench@example.com&password=correct+horse+battery&accept_policy=yes&csrf_token=$token" "$base/signup"
-csrf="$(awk '$6 == "echo_csrf" {print $7}' "$jar")"
-curl -fsS -b "$jar" -o /dev/null -H "sec-fetch-site: same-origin" \
-  --data-urlencode "csrf_token=$csrf" --data-urlencode "prompt=Best CRM for startups?" \
-  --data-urlencode "target=HubSpot" --data-urlencode "competitors=Salesforce" \
-  --data-urlencode "providers=simulated" --data-urlencode "iterations=50" "$base/experiments"
+  -d "email=bench@example.com&password=correct+horse+battery&accept_policy=yes&csrf_token=$(form_token signup)" "$base/signup"
+curl -fsS -b "$jar" -c "$jar" -o /dev/null \
+  -d "email=bench@example.com&password=correct+horse+battery&csrf_token=$(form_token login)" "$base/login"
+csrf="$(awk '$6 ~ /echo_csrf$/ {print $7}' "$jar")"
+# Several finished experiments, so the home page carries its charts (a point per run).
+for i in $(seq 1 "${EXPERIMENTS:-8}"); do
+  curl -fsS -b "$jar" -o /dev/null -H "sec-fetch-site: same-origin" \
+    --data-urlencode "csrf_token=$csrf" --data-urlencode "prompt=Best CRM for startups? ($i)" \
+    --data-urlencode "target=HubSpot" --data-urlencode "competitors=Salesforce" \
+    --data-urlencode "providers=simulated" --data-urlencode "iterations=20" "$base/experiments"
+done
 sleep 2
 size() { curl -fsS -b "$jar" -H "accept-encoding: $1" -o /dev/null -w '%{size_download}' "$base$2"; }
 html="$(curl -fsS -b "$jar" "$base/")"

@@ -400,6 +400,15 @@ pub const DASHBOARD_TREND: &str = "SELECT \
      FROM batch_runs WHERE user_id = $1 AND status = 'completed' AND completed_at >= $2 \
      GROUP BY day ORDER BY day";
 
+/// The user's completed runs, most recently completed first, at most `$2`: read backwards
+/// through `batch_runs_trend_idx`, so no sort and no more rows than the limit.
+pub const RECENT_COMPLETED_RUNS: &str = concat!(
+    "SELECT ",
+    sql_columns!(batch_run),
+    " FROM batch_runs WHERE user_id = $1 AND status = 'completed' \
+     AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2"
+);
+
 // ---- audit -----------------------------------------------------------------------------------
 
 /// The chain's head, locked until the appending transaction ends: concurrent appenders queue

@@ -355,6 +355,22 @@ impl RunStore for PgStore {
         Ok(DashboardStats::from_parts(by_status, groups, trend))
     }
 
+    async fn recent_completed_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<BatchRun>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::RECENT_COMPLETED_RUNS)
+                .bind(*owner.as_uuid())
+                .bind(i64::from(limit)),
+            rows::record::<BatchRun>,
+        )
+        .await
+    }
+
     async fn anonymize_iterations(
         &self,
         tier: PricingTier,

@@ -363,6 +363,18 @@ pub const DASHBOARD_TREND: &str = "SELECT \
      / 86400000000 >= ?3 AND completed_at >= ?2 \
      GROUP BY 1 ORDER BY 1";
 
+/// The user's completed runs, most recently completed first, at most `?2`: read backwards
+/// through `batch_runs_trend_idx` (its day key orders like `completed_at`), so no sort and no
+/// more rows than the limit. The day expression must stay token for token the one of that index.
+pub const RECENT_COMPLETED_RUNS: &str = concat!(
+    "SELECT ",
+    sql_columns!(batch_run),
+    " FROM batch_runs WHERE user_id = ?1 AND status = 'completed' \
+     AND completed_at IS NOT NULL \
+     ORDER BY (completed_at - ((completed_at % 86400000000) + 86400000000) % 86400000000) \
+     / 86400000000 DESC, completed_at DESC LIMIT ?2"
+);
+
 // ---- audit -----------------------------------------------------------------------------------
 
 /// The chain's head: the last appended `seq` and `hash`, kept even when that event is deleted.

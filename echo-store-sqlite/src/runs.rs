@@ -310,6 +310,23 @@ impl RunStore for SqliteStore {
         Ok(DashboardStats::from_parts(by_status, groups, trend))
     }
 
+    async fn recent_completed_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<BatchRun>, StoreError> {
+        self.db
+            .read(move |tx| {
+                query_all(
+                    tx,
+                    q::RECENT_COMPLETED_RUNS,
+                    params![owner.as_uuid().as_bytes(), limit],
+                    rows::record::<BatchRun>,
+                )
+            })
+            .await
+    }
+
     async fn anonymize_iterations(
         &self,
         tier: PricingTier,

@@ -249,6 +249,7 @@ delegate!(RunStore {
     list_iterations(owner: UserId, run: BatchRunId, from_index: u32, limit: u32) -> Result<Vec<Iteration>, StoreError>;
     recorded_indexes(run: BatchRunId) -> Result<Vec<u32>, StoreError>;
     dashboard(owner: UserId, trend_since: Timestamp) -> Result<DashboardStats, StoreError>;
+    recent_completed_runs(owner: UserId, limit: u32) -> Result<Vec<BatchRun>, StoreError>;
     anonymize_iterations(tier: PricingTier, created_before: Timestamp, limit: u32, now: Timestamp) -> Result<u64, StoreError>;
     count_anonymizable(tier: PricingTier, created_before: Timestamp) -> Result<u64, StoreError>;
 });

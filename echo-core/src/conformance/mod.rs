@@ -192,6 +192,7 @@ macro_rules! store_conformance_tests {
                 prop_iteration_counters_match_distinct_indexes,
                 dashboard_hand_checked,
                 dashboard_empty_and_unfinished,
+                recent_completed_runs_newest_first_and_scoped,
             }
             sources {
                 sources_round_trip_in_order,

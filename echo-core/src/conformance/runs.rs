@@ -816,3 +816,89 @@ pub async fn dashboard_empty_and_unfinished(store: &DynStore) {
         }
     );
 }
+
+/// The dashboard's points over time: only the owner's completed runs, newest completion first
+/// (across days and before 1970 too), cut at `limit`, each read back whole with its metrics.
+pub async fn recent_completed_runs_newest_first_and_scoped(store: &DynStore) {
+    let a = new_user(store).await;
+    let b = new_user(store).await;
+    let nobody = new_user(store).await;
+    let ea = new_experiment(store, a.id, at(0)).await;
+    let eb = new_experiment(store, b.id, at(0)).await;
+    let done = |vis, t| Some(completed_update(Some(vis), t));
+    // Completion order differs from creation order, and spans midnight and a day before 1970.
+    let old = run_with(
+        store,
+        &ea,
+        ProviderKind::OpenAi,
+        done(0.1, at(-86_400 * 3)),
+        &[],
+    )
+    .await;
+    let newest = run_with(
+        store,
+        &ea,
+        ProviderKind::Gemini,
+        done(0.9, at(7_200)),
+        &[(0, true)],
+    )
+    .await;
+    let middle = run_with(store, &ea, ProviderKind::Anthropic, done(0.5, at(60)), &[]).await;
+    let pre_epoch = run_with(
+        store,
+        &ea,
+        ProviderKind::OpenAi,
+        done(
+            0.2,
+            Timestamp::from_datetime(datetime!(1969-12-31 23:00 UTC)),
+        ),
+        &[],
+    )
+    .await;
+    // Not completed: never a point.
+    let failed = BatchRunUpdate {
+        status: BatchRunStatus::Failed,
+        error: Some("timed out".into()),
+        ..completed_update(Some(0.3), at(9_000))
+    };
+    run_with(store, &ea, ProviderKind::OpenAi, Some(failed), &[]).await;
+    run_with(store, &ea, ProviderKind::OpenAi, None, &[]).await;
+    // Another user's run, newer than all of them.
+    run_with(store, &eb, ProviderKind::Gemini, done(1.0, at(10_000)), &[]).await;
+
+    let all = store
+        .recent_completed_runs(a.id, 10)
+        .await
+        .expect("recent_completed_runs");
+    let ids: Vec<_> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![newest.id, middle.id, old.id, pre_epoch.id]);
+    let first = &all[0];
+    assert_eq!(first.provider, ProviderKind::Gemini);
+    assert_eq!(first.iterations_recorded, 1);
+    assert_eq!(first.visibility_rate, Some(0.9));
+    assert_eq!(first.metrics, Some(batch_metrics(0.9)));
+    assert_eq!(first.completed_at, Some(at(7_200)));
+
+    let two = store
+        .recent_completed_runs(a.id, 2)
+        .await
+        .expect("recent_completed_runs");
+    assert_eq!(
+        two.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![newest.id, middle.id]
+    );
+    assert!(
+        store
+            .recent_completed_runs(a.id, 0)
+            .await
+            .expect("limit 0")
+            .is_empty()
+    );
+    assert!(
+        store
+            .recent_completed_runs(nobody.id, 10)
+            .await
+            .expect("nobody")
+            .is_empty()
+    );
+}

@@ -42,6 +42,7 @@
 mod accounts;
 mod alerts;
 mod brand;
+mod dashboard;
 mod discovery;
 mod experiments;
 mod export;
@@ -53,6 +54,9 @@ mod test_support;
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
 pub use alerts::{AlertService, describe_alert};
 pub use brand::{BrandProfileDraft, BrandService, PromptSetDraft, normalize_domain};
+pub use dashboard::{
+    BrandTrend, DashboardService, ProviderSeries, TREND_RUNS, VisibilityPoint, VoiceShare,
+};
 pub use discovery::DiscoveryService;
 pub use experiments::{ExperimentDraft, ExperimentService, SubmitOptions, Submitted};
 pub use export::{ANSWER_COLUMNS, CsvStream, CsvTable, ExportService, RUN_COLUMNS, csv_record};

@@ -424,6 +424,16 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         trend_since: Timestamp,
     ) -> Result<DashboardStats, StoreError>;
 
+    /// The owner's completed runs, most recently completed first, at most `limit`: the points
+    /// of the dashboard's charts over time. Runs completed at the same instant come in an
+    /// unspecified order. Backends read them newest first through their trend index
+    /// (`batch_runs_trend_idx`), so the cost grows with `limit`, not with the owner's history.
+    async fn recent_completed_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<BatchRun>, StoreError>;
+
     /// Data retention: anonymizes up to `limit` iterations that qualify, in **one short
     /// transaction**, and returns how many changed (0 once none qualify). An iteration
     /// qualifies when

@@ -494,3 +494,30 @@ pub async fn verify_email(
     };
     Ok(with_cookie(render(status, &page), cookie))
 }
+
+/// The notice after a resend.
+#[derive(Template)]
+#[template(path = "verification_resent.html")]
+struct VerificationResentPage {
+    chrome: Chrome,
+    sent: bool,
+}
+
+/// `POST /account/verify-email/resend`: the API's resend (same rule, same rate limit: too many
+/// resends is the styled 429 page), then a notice saying what happened.
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ctx: AuditContext,
+) -> Result<Response, ApiError> {
+    let axum::Json(outcome) =
+        api::resend_verification(State(state.clone()), Extension(caller), ctx).await?;
+    let chrome = Chrome::of(&state, &caller, "").await?;
+    Ok(render(
+        StatusCode::OK,
+        &VerificationResentPage {
+            chrome,
+            sent: outcome.status == "sent",
+        },
+    ))
+}

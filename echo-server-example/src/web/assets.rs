@@ -39,6 +39,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/page.js"),
     ),
     (
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/chart.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../assets/favicon.svg"),

@@ -3,6 +3,7 @@
 //! table with the same numbers, and intervals are drawn, not hidden.
 
 use echo_core::analysis::BrandMetrics;
+use echo_core::service::{ProviderSeries, VoiceShare};
 
 /// Width of the chart's coordinate system (the SVG scales to its container).
 pub const WIDTH: f64 = 640.0;
@@ -38,6 +39,8 @@ pub struct Bar {
     pub label: String,
     /// The short value shown at the bar's end.
     pub value: String,
+    /// Whether a whisker is drawn (a pooled share of mentions has no binomial interval).
+    pub has_ci: bool,
 }
 
 /// A horizontal bar chart of visibility per brand.
@@ -113,9 +116,15 @@ pub fn visibility_bars(brands: &[BrandMetrics]) -> BarChart {
                 label_x: n(x(hi.max(rate)) + 6.0),
                 label,
                 value,
+                has_ci: b.visibility.ci95.is_some(),
             }
         })
         .collect::<Vec<_>>();
+    bar_chart(bars)
+}
+
+/// The axis and frame around `bars`.
+fn bar_chart(bars: Vec<Bar>) -> BarChart {
     let bottom = TOP + bars.len() as f64 * ROW;
     BarChart {
         height: n(bottom + 8.0),
@@ -133,6 +142,194 @@ pub fn visibility_bars(brands: &[BrandMetrics]) -> BarChart {
         plot_x: n(PLOT_X),
         bars,
     }
+}
+
+/// Share of voice per brand as bars (the most mentioned first); the label names the mentions
+/// the share is out of.
+pub fn share_bars(shares: &[VoiceShare]) -> BarChart {
+    let total: u64 = shares.iter().map(|s| s.mentions).sum();
+    let bars = shares
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let top = TOP + i as f64 * ROW;
+            let rate = s.share.unwrap_or(0.0);
+            let value = s
+                .share
+                .map_or_else(|| "–".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            Bar {
+                name: short(&s.brand),
+                target: s.is_target,
+                text_y: n(top + 13.0),
+                y: n(top),
+                width: n(x(rate) - PLOT_X),
+                lo: n(x(rate)),
+                hi: n(x(rate)),
+                mid: n(top + 9.0),
+                label_x: n(x(rate) + 6.0),
+                label: format!(
+                    "{}: {value} of mentions ({} of {total})",
+                    s.brand, s.mentions
+                ),
+                value,
+                has_ci: false,
+            }
+        })
+        .collect();
+    bar_chart(bars)
+}
+
+/// Height of the line chart's coordinate system.
+pub const LINE_HEIGHT: f64 = 260.0;
+const LINE_X0: f64 = 44.0;
+const LINE_X1: f64 = WIDTH - 16.0;
+const LINE_Y0: f64 = 12.0;
+const LINE_Y1: f64 = LINE_HEIGHT - 36.0;
+
+/// One point of a line, with what its tooltip says.
+#[derive(Debug, Clone)]
+pub struct LinePoint {
+    /// Centre.
+    pub cx: String,
+    /// Centre.
+    pub cy: String,
+    /// "openai, 2026-12-07 19:42 UTC: 42.0% (95% interval 30.1–54.8%, n = 50)".
+    pub label: String,
+}
+
+/// One provider's line with its band.
+#[derive(Debug, Clone)]
+pub struct LineSeries {
+    /// The provider's text form (the legend and the toggle's key).
+    pub name: String,
+    /// Colour slot (`s0`…`s5`, CSS classes).
+    pub slot: usize,
+    /// The line's `points` attribute.
+    pub line: String,
+    /// The band's `points` attribute: the upper bounds forward, the lower ones back.
+    pub band: String,
+    /// The points.
+    pub points: Vec<LinePoint>,
+}
+
+/// Visibility over time, one line per provider with its 95% band.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// The lines.
+    pub series: Vec<LineSeries>,
+    /// Horizontal grid lines: (y, label) at 0, 25, 50, 75 and 100%.
+    pub ticks: Vec<(String, &'static str)>,
+    /// Date labels under the axis: (x, label, anchor) for the first and last instants.
+    pub dates: Vec<(String, String, &'static str)>,
+    /// Left and right ends of the plot.
+    pub x0: String,
+    /// Right end.
+    pub x1: String,
+    /// Baseline of the date labels.
+    pub date_y: String,
+}
+
+fn ly(rate: f64) -> f64 {
+    LINE_Y1 - rate.clamp(0.0, 1.0) * (LINE_Y1 - LINE_Y0)
+}
+
+/// The visibility-over-time chart; `None` without any point to draw.
+pub fn visibility_lines(series: &[ProviderSeries]) -> Option<LineChart> {
+    let times = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.at.unix_micros()));
+    let (min, max) = times.fold(None, |acc: Option<(i64, i64)>, t| {
+        Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+    })?;
+    let span = (max - min) as f64;
+    let lx = |t: i64| {
+        if span <= 0.0 {
+            (LINE_X0 + LINE_X1) / 2.0
+        } else {
+            LINE_X0 + (t - min) as f64 / span * (LINE_X1 - LINE_X0)
+        }
+    };
+    let series = series
+        .iter()
+        .enumerate()
+        .map(|(slot, s)| {
+            let mut line = Vec::new();
+            let mut upper = Vec::new();
+            let mut lower = Vec::new();
+            let mut points = Vec::new();
+            for p in &s.points {
+                let Some(rate) = p.visibility.rate else {
+                    continue;
+                };
+                let px = lx(p.at.unix_micros());
+                let (lo, hi) = p
+                    .visibility
+                    .ci95
+                    .map_or((rate, rate), |ci| (ci.lower, ci.upper));
+                line.push(format!("{},{}", n(px), n(ly(rate))));
+                upper.push(format!("{},{}", n(px), n(ly(hi))));
+                lower.push(format!("{},{}", n(px), n(ly(lo))));
+                let at = super::view::when(&p.at);
+                let label = match p.visibility.ci95 {
+                    Some(ci) => format!(
+                        "{}, {at}: {:.1}% (95% interval {:.1}–{:.1}%, n = {})",
+                        s.provider.as_str(),
+                        rate * 100.0,
+                        ci.lower * 100.0,
+                        ci.upper * 100.0,
+                        p.visibility.n
+                    ),
+                    None => format!(
+                        "{}, {at}: {:.1}% (n = {})",
+                        s.provider.as_str(),
+                        rate * 100.0,
+                        p.visibility.n
+                    ),
+                };
+                points.push(LinePoint {
+                    cx: n(px),
+                    cy: n(ly(rate)),
+                    label,
+                });
+            }
+            lower.reverse();
+            upper.extend(lower);
+            LineSeries {
+                name: s.provider.as_str().to_owned(),
+                slot: slot % 6,
+                line: line.join(" "),
+                band: upper.join(" "),
+                points,
+            }
+        })
+        .collect();
+    let date = |t: i64| {
+        echo_core::model::Timestamp::from_unix_micros(t)
+            .map(|t| super::view::when(&t))
+            .and_then(|s| s.get(..10).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut dates = vec![(n(LINE_X0), date(min), "start")];
+    if max > min {
+        dates.push((n(LINE_X1), date(max), "end"));
+    }
+    Some(LineChart {
+        series,
+        ticks: [
+            (0.0, "0%"),
+            (0.25, "25%"),
+            (0.5, "50%"),
+            (0.75, "75%"),
+            (1.0, "100%"),
+        ]
+        .iter()
+        .map(|&(r, l)| (n(ly(r)), l))
+        .collect(),
+        dates,
+        x0: n(LINE_X0),
+        x1: n(LINE_X1),
+        date_y: n(LINE_Y1 + 20.0),
+    })
 }
 
 #[cfg(test)]
@@ -184,5 +381,90 @@ mod tests {
         let empty = visibility_bars(&[brand("HubSpot", 0, 0)]);
         assert_eq!(empty.bars[0].value, "–");
         assert_eq!(empty.bars[0].width, "0.0");
+    }
+
+    fn point(secs: i64, successes: u32, n: u32) -> echo_core::service::VisibilityPoint {
+        echo_core::service::VisibilityPoint {
+            at: echo_core::model::Timestamp::from_unix_micros(
+                1_765_000_000_000_000 + secs * 1_000_000,
+            )
+            .unwrap(),
+            run_id: echo_core::model::BatchRunId::new(),
+            experiment_id: echo_core::model::ExperimentId::new(),
+            visibility: Proportion::new(successes, n),
+        }
+    }
+
+    #[test]
+    fn lines_span_the_time_range_and_bands_hold_the_line() {
+        use echo_core::model::ProviderKind;
+        assert!(visibility_lines(&[]).is_none());
+        let chart = visibility_lines(&[
+            ProviderSeries {
+                provider: ProviderKind::Gemini,
+                points: vec![point(0, 0, 10), point(86_400, 10, 10)],
+            },
+            ProviderSeries {
+                provider: ProviderKind::OpenAi,
+                points: vec![point(43_200, 5, 10)],
+            },
+        ])
+        .unwrap();
+        assert_eq!(chart.series.len(), 2);
+        let gemini = &chart.series[0];
+        assert_eq!(gemini.name, "gemini");
+        assert_eq!(gemini.points[0].cx, n(LINE_X0));
+        assert_eq!(gemini.points[0].cy, n(LINE_Y1), "0% sits on the axis");
+        assert_eq!(gemini.points[1].cx, n(LINE_X1));
+        assert_eq!(gemini.points[1].cy, n(LINE_Y0), "100% at the top");
+        assert_eq!(gemini.line.split(' ').count(), 2);
+        // Upper bounds forward, lower bounds back: twice the points.
+        assert_eq!(gemini.band.split(' ').count(), 4);
+        let mid = &chart.series[1].points[0];
+        assert_eq!(mid.cx, n((LINE_X0 + LINE_X1) / 2.0));
+        assert!(
+            mid.label.starts_with("openai, ")
+                && mid.label.contains("50.0% (95% interval")
+                && mid.label.ends_with("n = 10)"),
+            "{}",
+            mid.label
+        );
+        let band_ys: Vec<f64> = chart.series[1]
+            .band
+            .split(' ')
+            .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+            .collect();
+        let cy: f64 = mid.cy.parse().unwrap();
+        assert!(band_ys[0] < cy && cy < band_ys[1], "{band_ys:?} {cy}");
+        assert_eq!(chart.dates.len(), 2);
+        let single = visibility_lines(&[ProviderSeries {
+            provider: ProviderKind::OpenAi,
+            points: vec![point(0, 1, 2)],
+        }])
+        .unwrap();
+        assert_eq!(single.dates.len(), 1);
+        assert_eq!(single.series[0].points[0].cx, n((LINE_X0 + LINE_X1) / 2.0));
+    }
+
+    #[test]
+    fn share_bars_scale_with_the_share_and_name_the_mentions() {
+        let shares = [
+            VoiceShare {
+                brand: "Salesforce".into(),
+                is_target: false,
+                mentions: 30,
+                share: Some(0.75),
+            },
+            VoiceShare {
+                brand: "HubSpot".into(),
+                is_target: true,
+                mentions: 10,
+                share: Some(0.25),
+            },
+        ];
+        let chart = share_bars(&shares);
+        assert_eq!(chart.bars[0].width, n(PLOT_W * 0.75));
+        assert!(!chart.bars[0].has_ci && chart.bars[1].target);
+        assert_eq!(chart.bars[1].label, "HubSpot: 25.0% of mentions (10 of 40)");
     }
 }

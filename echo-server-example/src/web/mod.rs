@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(view::home))
         .route("/logout", post(account::logout))
         .route(
+            "/account/verify-email/resend",
+            post(account::resend_verification),
+        )
+        .route(
             "/experiments",
             get(experiments::list).post(experiments::create),
         )
@@ -271,6 +275,9 @@ pub struct Chrome {
     pub csrf: String,
     /// The navigation entry to mark as current.
     pub current: &'static str,
+    /// Whether the account still has to verify its address (every page then offers to
+    /// resend the mail).
+    pub email_unverified: bool,
 }
 
 impl Chrome {
@@ -288,6 +295,7 @@ impl Chrome {
         Ok(Self {
             email: Some(user.email.as_str().to_owned()),
             is_admin: user.is_admin,
+            email_unverified: user.email_verification_pending(),
             csrf: caller
                 .credential
                 .session()

@@ -5,8 +5,11 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use echo_core::analysis::Interval;
+use echo_core::service::{BrandTrend, DashboardService};
 use echo_core::store::DashboardStats;
 
+use super::chart::{self, BarChart, LineChart};
 use super::{Chrome, render};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -42,6 +45,14 @@ pub fn num_opt(v: &Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
 }
 
+/// A 95% interval as `30.1–54.8%`, or an en dash.
+pub fn interval(ci: &Option<Interval>) -> String {
+    ci.map_or_else(
+        || "–".to_owned(),
+        |ci| format!("{:.1}–{:.1}%", ci.lower * 100.0, ci.upper * 100.0),
+    )
+}
+
 /// A count with thousands separators (`12,345`).
 pub fn count(n: &u64) -> String {
     let digits = n.to_string();
@@ -71,6 +82,9 @@ struct HomePage {
     chrome: Chrome,
     stats: DashboardStats,
     recent: Vec<ExperimentSummary>,
+    trend: BrandTrend,
+    lines: Option<LineChart>,
+    shares: BarChart,
 }
 
 impl HomePage {
@@ -83,8 +97,10 @@ impl HomePage {
     }
 }
 
-/// `GET /`: totals, mean visibility per provider and the recent experiments, from the same
-/// functions as `GET /api/v1/dashboard/stats` and `GET /api/v1/experiments`.
+/// `GET /`: totals, the followed brand's visibility over time and share of voice
+/// ([`DashboardService::brand_trend`]), mean visibility per provider and the recent
+/// experiments, from the same functions as `GET /api/v1/dashboard/stats` and
+/// `GET /api/v1/experiments`.
 pub async fn home(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -96,6 +112,10 @@ pub async fn home(
         ApiQuery(DashboardQuery { days: None }),
     )
     .await?;
+    let trend = DashboardService::from_store(&state.store)
+        .brand_trend(caller.user_id)
+        .await
+        .map_err(|e| ApiError::from_service(e, "dashboard"))?;
     let axum::Json(page) = experiments::list(
         State(state),
         Extension(caller),
@@ -112,6 +132,9 @@ pub async fn home(
             chrome,
             stats,
             recent: page.items,
+            lines: chart::visibility_lines(&trend.series),
+            shares: chart::share_bars(&trend.share_of_voice),
+            trend,
         },
     ))
 }

@@ -66,7 +66,17 @@ await page.keyboard.press("Enter");
 await page.waitForURL(/\/experiments\/[0-9a-f-]{36}$/);
 const id = page.url().split("/").pop();
 
-// Live progress: the page reloads itself until the run settles.
+// Live progress over SSE: the page's script fills in the runs' progress without reloading
+// (a marker set on this document survives), then reloads once when the run ends.
+await page.waitForLoadState("load");
+await page.evaluate(() => { window.journeyMarker = "same document"; });
+await page.waitForFunction(() => {
+  const p = document.querySelector("[data-live-progress]");
+  return p && /simulated \d+\/30 \((pending|running|completed)\)/.test(p.textContent);
+}, null, { timeout: 20000 });
+assert.equal(await page.evaluate(() => window.journeyMarker), "same document", "no full reload");
+assert.match(await page.textContent("[data-live-status]"), /queued|running/);
+await shot("experiment-live");
 await settle();
 await page.waitForSelector(".eyebrow .badge-completed");
 await shot("experiment");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's browser journey: builds `echoai`, serves it on a free loopback port over a
 # fresh SQLite file with the simulated provider, and drives Debian's Chromium through it with
-# playwright-core. Screenshots land in tests/browser/screenshots/ (git-ignored).
+# playwright-core. Simulated answers take 1.5 s, so a run stays in flight long enough for the
+# journey to watch its live progress. Screenshots land in tests/browser/screenshots/ (git-ignored).
 #
 #   echo-server-example/tests/browser/run.sh
 #
@@ -19,7 +20,7 @@ export CHROME_PATH="${CHROME_PATH:-/usr/bin/chromium}"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 ECHO_LISTEN="127.0.0.1:$port" ECHO_DATABASE="$work/echo.db" ECHO_DEV_INSECURE_COOKIES=true \
-  ECHO_SIMULATED_LATENCY_MS=40 ECHO_OUTBOX_DIR="$work/outbox" ECHO_LOG=warn \
+  ECHO_SIMULATED_LATENCY_MS=1500 ECHO_OUTBOX_DIR="$work/outbox" ECHO_LOG=warn \
   "$root/target/debug/echoai" serve > "$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT

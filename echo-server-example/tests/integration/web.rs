@@ -283,6 +283,64 @@ async fn every_page_renders_for_its_owner() {
 }
 
 #[tokio::test]
+async fn the_home_dashboard_charts_the_brand_over_time_and_its_share_of_voice() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-trend@example.com").await;
+    let other = sign_up(&s, "web-trend-other@example.com").await;
+    // Before any run: no charts, and no chart script.
+    let (_, _, empty) = get(&s, &me, "/").await;
+    assert!(
+        !empty.contains("over time") && !empty.contains("chart."),
+        "{empty}"
+    );
+    let first = create(&s, &me, "HubSpot", "12").await;
+    let second = create(&s, &me, "HubSpot", "8").await;
+    let theirs = create(&s, &other, "Zoho", "5").await;
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    for (who, id) in [(&me, &first), (&me, &second), (&other, &theirs)] {
+        settled(&s, who, id).await;
+    }
+    let (status, headers, page) = get(&s, &me, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_page(&headers);
+    assert!(page.contains("Visibility of HubSpot over time"), "{page}");
+    // One simulated line with a band and a point per completed run, each labelled with its
+    // interval and n; another user's run is not among them.
+    assert_eq!(
+        page.matches("class=\"series s0\" data-series=\"simulated\"")
+            .count(),
+        1
+    );
+    assert_eq!(page.matches("class=\"band\"").count(), 1);
+    assert_eq!(page.matches("class=\"pt\"").count(), 2, "{page}");
+    assert!(page.contains("(95% interval ") && page.contains("n = 12)") && page.contains("n = 8)"));
+    assert!(!page.contains("Zoho"), "{page}");
+    // The table equivalent links each point to its experiment.
+    assert!(page.contains(&format!("href=\"/experiments/{first}\"")));
+    assert!(page.contains(&format!("href=\"/experiments/{second}\"")));
+    // Share of voice against the competitors, as bars and as a table.
+    assert!(page.contains("Share of voice: HubSpot and its competitors"));
+    for brand in ["Salesforce", "Pipedrive"] {
+        assert!(
+            page.contains(&format!("<th scope=\"row\">{brand}")),
+            "{brand}: {page}"
+        );
+    }
+    // The chart module is loaded as a hashed ES module, and nothing is inline.
+    let script = echo_server_example::web::assets::url("chart.js");
+    assert!(page.contains(&format!("<script type=\"module\" src=\"{script}\">")));
+    assert!(
+        !page.contains(" style=") && !page.contains("<script>"),
+        "{page}"
+    );
+    let (status, _, js) = get(&s, &me, script).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(js.contains("aria-pressed"));
+    workers.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
 async fn another_users_experiment_is_the_404_page() {
     let s = TestServer::start().await;
     let owner = sign_up(&s, "web-a@example.com").await;
@@ -1199,4 +1257,64 @@ async fn the_detail_page_shows_the_top_cited_domains_escaped() {
             || page.contains("&#60;script&#62;alert(1)&#60;/script&#62;.example"),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn an_unverified_account_can_have_the_mail_sent_again_within_the_limit() {
+    let mut options = crate::harness::Options::default();
+    options.config.security.require_email_verification = Some(true);
+    options.config.http.public_base_url = Some("https://echo.example.com/".into());
+    let s = TestServer::start_with(options).await;
+    let email = "web-resend@example.com";
+    let me = sign_up(&s, email).await;
+    let first = s.mailed_token(email);
+    let (_, _, home) = get(&s, &me, "/").await;
+    assert!(home.contains("not verified yet"), "{home}");
+    assert!(home.contains("action=\"/account/verify-email/resend\""));
+    // Without the form token the post is refused and nothing is mailed.
+    let (status, _, _) = post(&s, &me, "/account/verify-email/resend", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.outbox().len(), 1);
+    let (status, headers, page) = post(
+        &s,
+        &me,
+        "/account/verify-email/resend",
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    assert!(
+        page.contains("A new verification email is on its way"),
+        "{page}"
+    );
+    assert_eq!(s.outbox().len(), 2);
+    let second = s.mailed_token(email);
+    assert_ne!(first, second);
+    // The API's rate limit holds for the button too: the refusal is a styled page.
+    let mut refused = None;
+    for _ in 0..5 {
+        let (status, headers, page) = post(
+            &s,
+            &me,
+            "/account/verify-email/resend",
+            &[("csrf_token", &me.csrf)],
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((headers, page));
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (headers, page) = refused.expect("the resend limit applies");
+    assert_page(&headers);
+    assert!(headers.contains_key("retry-after"));
+    assert!(page.contains("<main id=\"main\""), "{page}");
+    // Verified with the newest link, the notice is gone.
+    let newest = s.mailed_token(email);
+    let r = anonymous_post(&s, "/verify-email", &[("token", &newest)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, _, home) = get(&s, &me, "/").await;
+    assert!(!home.contains("not verified yet"), "{home}");
 }

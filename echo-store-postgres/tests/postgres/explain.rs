@@ -372,6 +372,13 @@ fn cases(s: &Seeded) -> Vec<Case> {
             false,
         ),
         case(
+            "latest completed runs",
+            q::RECENT_COMPLETED_RUNS,
+            vec![heavy.clone(), Int(200)],
+            &[&["batch_runs_trend_idx"]],
+            true,
+        ),
+        case(
             "API key lookup",
             q::API_KEY_BY_PUBLIC_ID,
             vec![Text(s.public_id.clone())],

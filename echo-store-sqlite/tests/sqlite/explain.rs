@@ -311,6 +311,13 @@ fn cases(s: &Seeded) -> Vec<Case> {
             false,
         ),
         Case::new(
+            "latest completed runs",
+            q::RECENT_COMPLETED_RUNS,
+            vec![heavy.clone(), int(200)],
+            &["SEARCH batch_runs USING INDEX batch_runs_trend_idx (user_id=?)"],
+            false,
+        ),
+        Case::new(
             "API key lookup",
             q::API_KEY_BY_PUBLIC_ID,
             vec![text(&s.public_id)],

@@ -227,6 +227,29 @@ impl RunStore for MemoryStore {
         ))
     }
 
+    async fn recent_completed_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<BatchRun>, StoreError> {
+        let s = self.state()?;
+        let mut runs: Vec<BatchRun> = s
+            .runs
+            .values()
+            .filter(|r| {
+                r.status == BatchRunStatus::Completed
+                    && r.completed_at.is_some()
+                    && s.experiments
+                        .get(&r.experiment_id)
+                        .is_some_and(|e| e.user_id == owner)
+            })
+            .cloned()
+            .collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.completed_at));
+        runs.truncate(limit as usize);
+        Ok(runs)
+    }
+
     async fn anonymize_iterations(
         &self,
         tier: PricingTier,
