@@ -174,6 +174,16 @@ impl ApiError {
         e
     }
 
+    /// 409 for well-formed input that conflicts with stored state, named as the field it came
+    /// in (so a form can show it next to that field).
+    pub fn conflict_on(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        let name = name.into();
+        let reason = reason.into();
+        let mut e = Self::conflict(format!("{name} {reason}"));
+        e.0.invalid_params.push(InvalidParam { name, reason });
+        e
+    }
+
     /// 400 for a body that is not valid JSON.
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self::new(

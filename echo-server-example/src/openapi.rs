@@ -329,6 +329,20 @@ pub fn document(state: &crate::state::AppState) -> serde_json::Value {
     config["models"]["additionalProperties"] =
         serde_json::to_value(crate::schemas::model()).unwrap_or(Value::Bool(true));
 
+    // Exactly one of `prompt` and `prompt_set` (a null set is no set): the one rule of the
+    // request that its properties alone cannot say.
+    schemas["CreateExperimentRequest"]["anyOf"] = json!([
+        {
+            "required": ["prompt"],
+            "not": {"required": ["prompt_set"], "properties": {"prompt_set": {"type": "object"}}},
+        },
+        {
+            "required": ["prompt_set"],
+            "properties": {"prompt_set": {"type": "object"}},
+            "not": {"required": ["prompt"]},
+        },
+    ]);
+
     schemas["BrandSpec"]["if"] = json!({
         "properties": {"match_mode": {"const": "aliases_only"}},
         "required": ["match_mode"],

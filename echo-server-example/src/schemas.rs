@@ -188,6 +188,16 @@ pub fn experiment_status() -> Object {
     )
 }
 
+/// A run's answers cursor (`AnswerCursor::encode`): `i` and the next answer index in hex.
+pub fn answer_cursor() -> Object {
+    string(
+        2,
+        9,
+        Some("^i[0-9a-fA-F]{1,8}$".to_owned()),
+        "From a previous page's next_cursor",
+    )
+}
+
 /// A page cursor of the experiment listing (`echo_core::store::ExperimentCursor::encode`:
 /// creation time in hexadecimal microseconds, a dash, the id).
 pub fn experiment_cursor() -> Object {

@@ -23,9 +23,28 @@ pub(crate) struct TestStore {
     pub(crate) down: AtomicBool,
     /// Fails `claim` and `queue_stats`, as a job queue whose database is down would.
     pub(crate) queue_down: AtomicBool,
+    /// Transient failures of delegated methods, by name: each call fails (retryably) while
+    /// its method's count lasts.
+    pub(crate) transient: Mutex<std::collections::HashMap<&'static str, usize>>,
 }
 
 impl TestStore {
+    fn injected(&self, method: &'static str) -> Result<(), StoreError> {
+        let mut transient = self
+            .transient
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match transient.get_mut(method) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                Err(StoreError::unavailable(std::io::Error::other(
+                    "injected transient failure",
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn outage(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(std::io::Error::other(
@@ -132,6 +151,7 @@ macro_rules! delegate {
         #[async_trait]
         impl $trait for TestStore {
             $(async fn $name(&self, $($arg: $ty),*) -> $ret {
+                self.injected(stringify!($name))?;
                 self.inner.$name($($arg),*).await
             })*
         }

@@ -21,8 +21,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::ServiceError;
 use crate::analysis::{Proportion, RunMetrics};
-use crate::model::{BatchRun, ExperimentId, Iteration, ProviderKind, UserId};
-use crate::store::{DynStore, ExperimentStore, RunStore};
+use crate::model::{BatchRun, BatchRunId, ExperimentId, Iteration, ProviderKind, UserId};
+use crate::store::{DynStore, ExperimentStore, RunStore, StoreError};
 
 /// Iterations read from the store per page of the answers export: bounds the memory one export
 /// holds, whatever the run's size.
@@ -313,10 +313,7 @@ fn answers(
             let Some(run) = c.runs.get(c.run).cloned() else {
                 return Ok(None);
             };
-            let rows = c
-                .store
-                .list_iterations(c.owner, run.id, c.from, c.page)
-                .await?;
+            let rows = read_page(&*c.store, c.owner, run.id, c.from, c.page).await?;
             let next = rows.last().and_then(|it| it.index.checked_add(1));
             if rows.len() < c.page as usize || next.is_none() {
                 c.run += 1;
@@ -335,6 +332,30 @@ fn answers(
         }
     });
     header.chain(pages).boxed()
+}
+
+/// One page of a run's answers. Once the file's first bytes are out, a failed read can only cut
+/// the download short, so a transient store error (a busy database, a dropped connection) is
+/// retried a few times, briefly, before it does.
+async fn read_page(
+    store: &dyn RunStore,
+    owner: UserId,
+    run: BatchRunId,
+    from: u32,
+    limit: u32,
+) -> Result<Vec<Iteration>, StoreError> {
+    const ATTEMPTS: u32 = 4;
+    let mut attempt = 1;
+    loop {
+        match store.list_iterations(owner, run, from, limit).await {
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "retrying a page of a CSV export");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]

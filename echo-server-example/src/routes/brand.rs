@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::extract::State;
 use echo_core::model::{Brand, BrandName, BrandProfile, MatchMode, Timestamp};
-use echo_core::service::{BrandProfileDraft, BrandService};
+use echo_core::service::{BrandProfileDraft, BrandService, ServiceError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -170,6 +170,7 @@ pub async fn get_profile(
     security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
     request_body = BrandProfileRequest,
     responses((status = 200, description = "Stored", body = BrandProfileView),
+        (status = 409, description = "A default competitor is the profile's own brand (by name or alias)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn put_profile(
     State(state): State<AppState>,
@@ -197,7 +198,14 @@ pub async fn put_profile(
     let profile = BrandService::from_store(&state.store)
         .put_profile(caller.user_id, draft, Timestamp::now())
         .await
-        .map_err(|e| ApiError::from_service(e, "brand profile"))?;
+        .map_err(|e| match e {
+            // Each competitor was validated above; what is left conflicts with the profile's
+            // own brand, as on `POST /api/v1/brand/profile/competitors`.
+            ServiceError::Invalid(v) if v.field == "default_competitors" => {
+                ApiError::conflict_on(v.field, v.reason)
+            }
+            e => ApiError::from_service(e, "brand profile"),
+        })?;
     audit_action(
         &state,
         &ctx,

@@ -95,7 +95,7 @@ pub struct PromptSetChoice {
     /// The set's id (`GET /api/v1/brand/prompt-sets`).
     pub id: String,
     /// The version to pin; the newest when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub version: Option<u32>,
 }
@@ -295,8 +295,9 @@ fn parse_provider(name: &str) -> Result<ProviderKind, ApiError> {
         })
 }
 
-/// The prompt set version the request names, pinned for the caller (a set of another user is
-/// "not found", reported on the `prompt_set` field).
+/// The prompt set version the request names, pinned for the caller. A set (or version) that
+/// is not the caller's is 404, as every other user's object is, whether the id is malformed,
+/// unknown or someone else's.
 async fn pin_requested_set(
     state: &AppState,
     caller: &Caller,
@@ -308,16 +309,14 @@ async fn pin_requested_set(
     let id = choice
         .id
         .parse()
-        .map_err(|_| ApiError::invalid("prompt_set.id", "is not a prompt set of yours"))?;
+        .map_err(|_| ApiError::not_found("prompt set"))?;
     let per_prompt = body.iterations.unwrap_or(10);
     BrandService::from_store(&state.store)
         .pin(caller.user_id, id, choice.version, per_prompt)
         .await
         .map(Some)
         .map_err(|e| match e {
-            ServiceError::Store(StoreError::NotFound { .. }) => {
-                ApiError::invalid("prompt_set", "names no prompt set (or version) of yours")
-            }
+            ServiceError::Store(StoreError::NotFound { .. }) => ApiError::not_found("prompt set"),
             e => ApiError::from_service(e, "prompt set"),
         })
 }
@@ -507,6 +506,7 @@ fn submit_options(request_id: &RequestId, now: Timestamp) -> SubmitOptions {
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 402, description = "Over the monthly quota; nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Data-processing consent not given (consent-required); nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`prompt_set` names no prompt set (or version) of yours; nothing stored", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Experiment-creation rate limit", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn create(

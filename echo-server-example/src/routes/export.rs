@@ -64,7 +64,11 @@ async fn csv(
         .map_err(|e| ApiError::from_service(e, "experiment"))?;
     // Once the status line is out, a failed page can only abort the body: the client sees a
     // truncated transfer rather than a file that looks complete.
-    let body = Body::from_stream(rows.map(|chunk| chunk.map(Bytes::from)));
+    let body = Body::from_stream(rows.map(move |chunk| {
+        chunk.map(Bytes::from).inspect_err(|error| {
+            tracing::error!(%error, experiment_id = %id, "CSV export aborted mid-stream");
+        })
+    }));
     let name = match table {
         CsvTable::Runs => "runs",
         CsvTable::Answers => "answers",

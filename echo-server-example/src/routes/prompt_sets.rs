@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use echo_core::model::{PromptSet, PromptSetId, PromptSetVersion, Timestamp};
-use echo_core::service::{BrandService, PromptSetDraft};
+use echo_core::service::{BrandService, PromptSetDraft, ServiceError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `POST /api/v1/brand/prompt-sets` and `POST …/{id}/versions`.
+/// `POST /api/v1/brand/prompt-sets`: a new set, as its version 1.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptSetRequest {
@@ -24,9 +24,21 @@ pub struct PromptSetRequest {
     /// The phrasings, in order; an answer records the index of the one it answered.
     #[schema(schema_with = crate::schemas::phrasings)]
     pub prompts: Vec<String>,
-    /// For a new version: the version the edit started from. When another edit has landed
-    /// since, the request is refused with 409 instead of replacing it unseen.
-    #[serde(default)]
+}
+
+/// `POST /api/v1/brand/prompt-sets/{id}/versions`: an edit, stored as the next version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSetVersionRequest {
+    /// The topic, e.g. "CRM for startups".
+    #[schema(schema_with = crate::schemas::label)]
+    pub name: String,
+    /// The phrasings, in order; an answer records the index of the one it answered.
+    #[schema(schema_with = crate::schemas::phrasings)]
+    pub prompts: Vec<String>,
+    /// The version the edit started from. When another edit has landed since, the request is
+    /// refused with 409 instead of replacing it unseen.
+    #[serde(default, deserialize_with = "super::whole_number")]
     #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub based_on_version: Option<u32>,
 }
@@ -110,11 +122,8 @@ pub struct VersionQuery {
     pub version: Option<u32>,
 }
 
-fn draft(body: PromptSetRequest) -> PromptSetDraft {
-    PromptSetDraft {
-        name: body.name,
-        prompts: body.prompts,
-    }
+fn draft(name: String, prompts: Vec<String>) -> PromptSetDraft {
+    PromptSetDraft { name, prompts }
 }
 
 fn service(state: &AppState) -> BrandService {
@@ -126,23 +135,29 @@ fn service(state: &AppState) -> BrandService {
     security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
     request_body = PromptSetRequest,
     responses((status = 201, description = "Created", body = PromptSetView),
-        (status = 422, description = "Invalid name or phrasings, or no brand profile yet", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "No brand profile yet (`PUT /api/v1/brand/profile` first)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or phrasings", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ctx: AuditContext,
     ApiJson(body): ApiJson<PromptSetRequest>,
 ) -> Result<(StatusCode, axum::Json<PromptSetView>), ApiError> {
-    if body.based_on_version.is_some() {
-        return Err(ApiError::invalid(
-            "based_on_version",
-            "is only for a new version of an existing set",
-        ));
-    }
     let (set, v) = service(&state)
-        .create_set(caller.user_id, draft(body), Timestamp::now())
+        .create_set(
+            caller.user_id,
+            draft(body.name, body.prompts),
+            Timestamp::now(),
+        )
         .await
-        .map_err(|e| ApiError::from_service(e, "prompt set"))?;
+        .map_err(|e| match e {
+            // Well-formed, but the account has no brand profile to own the set yet: a conflict
+            // with its state, not invalid input.
+            ServiceError::Invalid(v) if v.field == "brand profile" => {
+                ApiError::conflict_on(v.field, v.reason)
+            }
+            e => ApiError::from_service(e, "prompt set"),
+        })?;
     audit_action(
         &state,
         &ctx,
@@ -196,7 +211,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/v1/brand/prompt-sets/{id}/versions", tag = "brand",
     security(("api_key" = []), ("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "Prompt set id")),
-    request_body = PromptSetRequest,
+    request_body = PromptSetVersionRequest,
     responses((status = 201, description = "The new version", body = PromptSetView),
         (status = 404, description = "No such set of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another edit landed since `based_on_version` (or at the same moment)", body = crate::openapi::Problem, content_type = "application/problem+json"),
@@ -206,12 +221,18 @@ pub async fn new_version(
     Extension(caller): Extension<Caller>,
     ctx: AuditContext,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<PromptSetRequest>,
+    ApiJson(body): ApiJson<PromptSetVersionRequest>,
 ) -> Result<(StatusCode, axum::Json<PromptSetView>), ApiError> {
     let id: PromptSetId = parse_id(&id, "prompt set")?;
     let based_on = body.based_on_version;
     let (set, v) = service(&state)
-        .new_version(caller.user_id, id, based_on, draft(body), Timestamp::now())
+        .new_version(
+            caller.user_id,
+            id,
+            based_on,
+            draft(body.name, body.prompts),
+            Timestamp::now(),
+        )
         .await
         .map_err(|e| ApiError::from_service(e, "prompt set"))?;
     audit_action(

@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub struct AnswersQuery {
     /// From a previous page's `next_cursor`; absent or empty: the first page.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(schema_with = crate::schemas::answer_cursor)]
     pub cursor: Option<String>,
     /// Answers per page, 1 to 100 (default 20). Values outside the range are refused with
     /// 422, not clamped.

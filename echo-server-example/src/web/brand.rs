@@ -17,7 +17,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::brand::{self, BrandInput, BrandProfileRequest, BrandSpec};
 use crate::routes::prompt_sets::{
-    self as sets, PromptSetRequest, PromptSetSummary, PromptSetView, VersionQuery,
+    self as sets, PromptSetRequest, PromptSetSummary, PromptSetVersionRequest, PromptSetView,
+    VersionQuery,
 };
 use crate::routes::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -176,16 +177,27 @@ pub struct SetForm {
 }
 
 impl SetForm {
+    /// The phrasings, one per non-blank line.
+    fn phrasings(&self) -> Vec<String> {
+        self.prompts
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn to_request(&self) -> PromptSetRequest {
         PromptSetRequest {
             name: self.name.clone(),
-            prompts: self
-                .prompts
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            prompts: self.phrasings(),
+        }
+    }
+
+    fn to_version_request(&self) -> PromptSetVersionRequest {
+        PromptSetVersionRequest {
+            name: self.name.clone(),
+            prompts: self.phrasings(),
             based_on_version: self.based_on_version.trim().parse().ok(),
         }
     }
@@ -242,13 +254,11 @@ pub async fn create(
     ctx: AuditContext,
     Form(form): Form<SetForm>,
 ) -> Result<Response, ApiError> {
-    let mut request = form.to_request();
-    request.based_on_version = None;
     match sets::create(
         State(state.clone()),
         Extension(caller),
         ctx,
-        ApiJson(request),
+        ApiJson(form.to_request()),
     )
     .await
     {
@@ -338,7 +348,7 @@ pub async fn edit(
         Extension(caller),
         ctx,
         ApiPath(id.clone()),
-        ApiJson(form.to_request()),
+        ApiJson(form.to_version_request()),
     )
     .await
     {

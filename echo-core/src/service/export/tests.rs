@@ -339,3 +339,40 @@ async fn another_users_experiment_is_not_found() {
         Err(ServiceError::Store(StoreError::NotFound { .. }))
     ));
 }
+
+#[tokio::test]
+async fn a_page_read_is_retried_through_a_transient_store_error_only() {
+    let test = Arc::new(crate::auth::test_store::TestStore::default());
+    let store: Arc<DynStore> = test.clone();
+    let owner = crate::service::test_support::user(&store, true).await;
+    let draft = ExperimentDraft::new(
+        Prompt::parse("Best CRM for startups?").unwrap(),
+        Brand::new(BrandName::parse("HubSpot").unwrap()),
+    );
+    let experiment = ExperimentService::from_store(&store)
+        .submit(owner.id, draft)
+        .await
+        .unwrap()
+        .experiment;
+    let run = new_run(&store, &experiment, 3).await;
+    let its: Vec<_> = (0..3)
+        .map(|i| fixtures::iteration(run.id, i, Timestamp::now()))
+        .collect();
+    store.record_iterations(&its).await.unwrap();
+    let left = |n: usize| {
+        test.transient.lock().unwrap().insert("list_iterations", n);
+    };
+
+    // A busy moment: two failed reads, then the page.
+    left(2);
+    let rows = read_page(&*store, owner.id, run.id, 0, 10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+
+    // A lasting outage: four attempts, then the error ends the stream.
+    left(10);
+    let error = read_page(&*store, owner.id, run.id, 0, 10)
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(test.transient.lock().unwrap()["list_iterations"], 6);
+}
