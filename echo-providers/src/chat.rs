@@ -59,7 +59,9 @@ impl ChatEndpoint {
 }
 
 /// Implements [`Provider`](echo_core::provider::Provider) for a client that is a
-/// `ChatEndpoint` in a field named `chat`.
+/// `ChatEndpoint` in a field named `chat`. (OpenAI's client has a Responses API mode too, so it
+/// implements `Provider` itself.)
+#[cfg(any(feature = "perplexity", feature = "openai-compatible"))]
 macro_rules! chat_provider {
     ($client:ty, $kind:expr) => {
         #[async_trait::async_trait]
@@ -77,6 +79,7 @@ macro_rules! chat_provider {
         }
     };
 }
+#[cfg(any(feature = "perplexity", feature = "openai-compatible"))]
 pub(crate) use chat_provider;
 
 #[derive(Debug, Serialize)]

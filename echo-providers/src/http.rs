@@ -381,7 +381,14 @@ pub(crate) fn json_str<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
-/// `value[key]` when it is a non-negative integer that fits a `usize`.
+/// `value[key]` when it is a non-negative integer that fits a `usize`. (Anthropic's citations
+/// carry no indices, so an Anthropic-only build has no use for it.)
+#[cfg(any(
+    feature = "openai",
+    feature = "gemini",
+    feature = "perplexity",
+    feature = "openai-compatible"
+))]
 pub(crate) fn json_index(value: &Value, key: &str) -> Option<usize> {
     value
         .get(key)

@@ -281,12 +281,25 @@ macro_rules! error_scenarios {
 }
 
 /// The cited sources' URLs, in order: what most assertions compare.
+#[cfg_attr(
+    not(any(
+        feature = "openai",
+        feature = "anthropic",
+        feature = "gemini",
+        feature = "perplexity"
+    )),
+    allow(dead_code)
+)]
 pub fn urls(sources: &[CitedSource]) -> Vec<&str> {
     sources.iter().map(|s| s.url.as_str()).collect()
 }
 
 /// The answer text each span of `source` covers; panics on a span that is not valid in
 /// `text`, which the normaliser must never let through.
+#[cfg_attr(
+    not(any(feature = "openai", feature = "anthropic", feature = "gemini")),
+    allow(dead_code)
+)]
 pub fn span_texts<'a>(text: &'a str, source: &CitedSource) -> Vec<&'a str> {
     source
         .spans
@@ -299,6 +312,15 @@ pub fn span_texts<'a>(text: &'a str, source: &CitedSource) -> Vec<&'a str> {
 }
 
 /// The title of each source, in order.
+#[cfg_attr(
+    not(any(
+        feature = "openai",
+        feature = "anthropic",
+        feature = "gemini",
+        feature = "perplexity"
+    )),
+    allow(dead_code)
+)]
 pub fn titles(sources: &[CitedSource]) -> Vec<Option<&str>> {
     sources.iter().map(|s| s.title.as_deref()).collect()
 }
