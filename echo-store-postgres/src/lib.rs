@@ -128,6 +128,7 @@ mod runs;
 mod sessions;
 mod signal;
 mod users;
+mod webhooks;
 
 use std::fmt;
 use std::str::FromStr;

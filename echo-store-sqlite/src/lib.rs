@@ -96,6 +96,7 @@ mod runs;
 mod sessions;
 mod users;
 mod wal_checkpoint;
+mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

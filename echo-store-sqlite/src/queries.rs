@@ -545,3 +545,65 @@ pub const ALERTS_PAGE_AFTER: &str = concat!(
     sql_columns!(alert),
     " FROM alerts WHERE user_id = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2"
 );
+
+// ---- webhooks --------------------------------------------------------------------------------
+
+/// How many endpoints a user has (the cap is checked in the inserting transaction).
+pub const WEBHOOKS_COUNT: &str = "SELECT count(*) FROM webhooks WHERE user_id = ?1";
+/// Registers an endpoint.
+pub const WEBHOOK_INSERT: &str = concat!(
+    "INSERT INTO webhooks (",
+    sql_columns!(webhook),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+);
+/// The owner's endpoints, oldest first.
+pub const WEBHOOKS_BY_USER: &str = concat!(
+    "SELECT ",
+    sql_columns!(webhook),
+    " FROM webhooks WHERE user_id = ?1 ORDER BY created_at, id"
+);
+/// One of the owner's endpoints.
+pub const WEBHOOK_BY_ID: &str = concat!(
+    "SELECT ",
+    sql_columns!(webhook),
+    " FROM webhooks WHERE id = ?1 AND user_id = ?2"
+);
+/// Deletes one of the owner's endpoints (its deliveries cascade).
+pub const WEBHOOK_DELETE: &str = "DELETE FROM webhooks WHERE id = ?1 AND user_id = ?2";
+/// Whether an endpoint is the user's.
+pub const WEBHOOK_OWNED: &str =
+    "SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND user_id = ?2)";
+/// Stores a delivery.
+pub const DELIVERY_INSERT: &str = concat!(
+    "INSERT INTO webhook_deliveries (",
+    sql_columns!(webhook_delivery),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
+/// One of the owner's deliveries.
+pub const DELIVERY_BY_ID: &str = concat!(
+    "SELECT ",
+    sql_columns!(webhook_delivery),
+    " FROM webhook_deliveries WHERE id = ?1 AND user_id = ?2"
+);
+/// Records an attempt at a pending delivery, returning it.
+pub const DELIVERY_ATTEMPT: &str = concat!(
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?3, response_status = ?4, \
+     last_error = ?5, last_attempt_at = ?6, next_attempt_at = ?7 \
+     WHERE id = ?1 AND user_id = ?2 AND status = 'pending' RETURNING ",
+    sql_columns!(webhook_delivery)
+);
+/// Whether a delivery is the user's (to tell a settled one from a missing one).
+pub const DELIVERY_OWNED: &str =
+    "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1 AND user_id = ?2)";
+/// An endpoint's deliveries, newest first; `?2` rows.
+pub const DELIVERIES_PAGE: &str = concat!(
+    "SELECT ",
+    sql_columns!(webhook_delivery),
+    " FROM webhook_deliveries WHERE endpoint_id = ?1 ORDER BY id DESC LIMIT ?2"
+);
+/// The page after delivery `?3`.
+pub const DELIVERIES_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    sql_columns!(webhook_delivery),
+    " FROM webhook_deliveries WHERE endpoint_id = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2"
+);

@@ -373,3 +373,55 @@ impl AlertStore for TestStore {
         self.inner.list_alerts(owner, query).await
     }
 }
+#[async_trait]
+impl WebhookStore for TestStore {
+    async fn create_webhook(
+        &self,
+        endpoint: &WebhookEndpoint,
+        max_per_user: u32,
+    ) -> Result<(), StoreError> {
+        self.inner.create_webhook(endpoint, max_per_user).await
+    }
+    async fn list_webhooks(&self, owner: UserId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.inner.list_webhooks(owner).await
+    }
+    async fn get_webhook(
+        &self,
+        owner: UserId,
+        id: WebhookId,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        self.inner.get_webhook(owner, id).await
+    }
+    async fn delete_webhook(&self, owner: UserId, id: WebhookId) -> Result<(), StoreError> {
+        self.inner.delete_webhook(owner, id).await
+    }
+    async fn enqueue_deliveries(
+        &self,
+        deliveries: &[(WebhookDelivery, Job)],
+    ) -> Result<(), StoreError> {
+        self.inner.enqueue_deliveries(deliveries).await
+    }
+    async fn get_delivery(
+        &self,
+        owner: UserId,
+        id: WebhookDeliveryId,
+    ) -> Result<WebhookDelivery, StoreError> {
+        self.inner.get_delivery(owner, id).await
+    }
+    async fn record_delivery_attempt(
+        &self,
+        owner: UserId,
+        id: WebhookDeliveryId,
+        attempt: &DeliveryAttempt,
+    ) -> Result<WebhookDelivery, StoreError> {
+        self.inner.record_delivery_attempt(owner, id, attempt).await
+    }
+    async fn list_deliveries(
+        &self,
+        owner: UserId,
+        endpoint: WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<Page<WebhookDelivery, WebhookDeliveryId>, StoreError> {
+        self.inner.list_deliveries(owner, endpoint, query).await
+    }
+}

@@ -42,7 +42,7 @@
 //!
 //! # Calling scenarios yourself
 //! Each scenario is a `pub async fn name(store: &DynStore)` in the module of its trait family
-//! ([`users`], [`alerts`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`sources`],
+//! ([`users`], [`alerts`], [`webhooks`], [`api_keys`], [`sessions`], [`experiments`], [`runs`], [`sources`],
 //! [`audit`], [`jobs`], [`retention`] for anonymization and account purge across them, and
 //! [`edge`] for edge inputs
 //! across them). It panics when the store breaks the contract and has no other
@@ -81,6 +81,7 @@ pub mod sessions;
 pub mod sources;
 pub mod users;
 pub mod verification;
+pub mod webhooks;
 
 /// Every scenario as `"module::name"`, in the order the macro expands them. Generated from the
 /// list inside [`store_conformance_tests!`](crate::store_conformance_tests).
@@ -249,6 +250,14 @@ macro_rules! store_conformance_tests {
                 alerts_are_tenant_isolated,
                 record_alerts_duplicate_id_is_conflict,
                 alerts_go_with_experiment_and_owner,
+            }
+            webhooks {
+                webhooks_round_trip_and_are_tenant_isolated,
+                webhook_limit_and_reused_id_are_conflicts,
+                enqueue_deliveries_writes_deliveries_with_their_jobs,
+                delivery_attempts_update_the_log_and_settle_once,
+                deliveries_list_newest_first_with_cursor,
+                webhooks_go_with_endpoint_and_owner,
             }
             edge {
                 unicode_text_round_trips_byte_exact,

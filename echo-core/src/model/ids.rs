@@ -107,3 +107,11 @@ define_id!(
     /// Identifies an [`Alert`](crate::model::Alert).
     AlertId
 );
+define_id!(
+    /// Identifies a [`WebhookEndpoint`](crate::model::WebhookEndpoint).
+    WebhookId
+);
+define_id!(
+    /// Identifies a [`WebhookDelivery`](crate::model::WebhookDelivery).
+    WebhookDeliveryId
+);

@@ -17,6 +17,7 @@ mod source;
 mod time;
 mod user;
 mod validated;
+mod webhook;
 
 pub use alert::Alert;
 pub use api_key::{ApiKeyRecord, SecretDigest};
@@ -26,7 +27,8 @@ pub use enums::{
 };
 pub use experiment::{Brand, Experiment, ProviderConfig, Recurrence};
 pub use ids::{
-    AlertId, ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, PromptSetId, SessionId, UserId,
+    AlertId, ApiKeyId, BatchRunId, ExperimentId, IterationId, JobId, PromptSetId, SessionId,
+    UserId, WebhookDeliveryId, WebhookId,
 };
 pub use job::{Job, JobLease, JobPayload};
 pub use prompt_set::{PinnedPromptSet, PromptSet, PromptSetVersion};
@@ -41,4 +43,7 @@ pub use user::{
 pub use validated::{
     BrandName, Email, Iterations, Label, Prompt, ValidationError, is_invisible_format,
     normalize_name,
+};
+pub use webhook::{
+    DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookUrl,
 };

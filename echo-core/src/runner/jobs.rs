@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{ExperimentOutcome, ExperimentRunner, ProgressFn, RunError, RunOptions};
-use crate::model::{ExperimentId, ExperimentStatus, Job, JobPayload, JobStatus, Timestamp, UserId};
+use crate::model::{
+    ExperimentId, ExperimentStatus, Job, JobPayload, JobStatus, Timestamp, UserId,
+    WebhookDeliveryId,
+};
 use crate::service::AlertService;
 use crate::store::{DynStore, StoreError, lease_expiry};
+use crate::webhook::{AttemptOutcome, DynWebhookTransport, WebhookDeliverer};
 
 /// The job kind that runs an experiment.
 pub const RUN_EXPERIMENT: &str = "run_experiment";
@@ -42,6 +46,41 @@ impl RunExperimentPayload {
     }
 }
 
+/// The job kind that makes one attempt at a webhook delivery.
+pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
+
+/// Attempts a webhook delivery gets: with the queue's backoff (15 s + attempt⁴ s) the last one
+/// comes about 4.3 hours after the first.
+pub const WEBHOOK_MAX_ATTEMPTS: u32 = 10;
+
+/// Payload of a [`DELIVER_WEBHOOK`] job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhookPayload {
+    /// The endpoint's owner (deleting the account deletes the job with it).
+    pub user_id: UserId,
+    /// The delivery to attempt.
+    pub delivery_id: WebhookDeliveryId,
+}
+
+impl JobPayload for DeliverWebhookPayload {
+    const KIND: &'static str = DELIVER_WEBHOOK;
+}
+
+impl DeliverWebhookPayload {
+    /// A queued job for this payload, due at `now`, with [`WEBHOOK_MAX_ATTEMPTS`] attempts.
+    pub fn into_job(self, now: Timestamp) -> Job {
+        // Built by hand so it cannot fail; `payloads_are_their_serde_form` pins it to serde's.
+        let payload = serde_json::Value::Object(serde_json::Map::from_iter([
+            ("user_id".to_owned(), self.user_id.to_string().into()),
+            (
+                "delivery_id".to_owned(),
+                self.delivery_id.to_string().into(),
+            ),
+        ]));
+        Job::encoded(DELIVER_WEBHOOK, payload, now, WEBHOOK_MAX_ATTEMPTS, now)
+    }
+}
+
 /// Why a job could not be executed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,6 +97,19 @@ pub enum JobError {
     /// Storage failed while settling the job.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A webhook attempt failed; `retry_at` is when the next attempt is due (the time the
+    /// delivery log shows), `None` when none follows.
+    #[error("webhook delivery failed: {reason}")]
+    Webhook {
+        /// Why (a timeout, a status, a refused address).
+        reason: String,
+        /// When to try again.
+        retry_at: Option<Timestamp>,
+    },
+    /// A webhook job reached a worker without a transport to send it
+    /// ([`JobExecutor::with_webhook_transport`]).
+    #[error("no webhook transport is configured")]
+    NoWebhookTransport,
 }
 
 /// How one execution of a job ended.
@@ -207,6 +259,7 @@ pub struct JobExecutor {
     runner: Arc<ExperimentRunner>,
     lease: Duration,
     alerts: AlertService,
+    webhooks: Option<WebhookDeliverer>,
 }
 
 impl JobExecutor {
@@ -218,10 +271,18 @@ impl JobExecutor {
     pub fn new(store: Arc<DynStore>, runner: Arc<ExperimentRunner>, lease: Duration) -> Self {
         Self {
             alerts: AlertService::from_store(&store),
+            webhooks: None,
             store,
             runner,
             lease,
         }
+    }
+
+    /// Delivers [`DELIVER_WEBHOOK`] jobs through `transport`. Without one such jobs fail (and
+    /// are retried, so a worker that has one may take them).
+    pub fn with_webhook_transport(mut self, transport: Arc<DynWebhookTransport>) -> Self {
+        self.webhooks = Some(WebhookDeliverer::new(self.store.clone(), transport));
+        self
     }
 
     /// Mails the alerts it raises to the experiment's owner through `mailer`.
@@ -404,7 +465,10 @@ impl JobExecutor {
                 })
             }
             Err(e) => {
-                let retry_at = retryable(&e).then(|| now + backoff(job.attempts));
+                let retry_at = match &e {
+                    JobError::Webhook { retry_at, .. } => *retry_at,
+                    _ => retryable(&e).then(|| now + backoff(job.attempts)),
+                };
                 tracing::warn!(job_id = %job.id, attempt = job.attempts, error = %e, "job failed");
                 let message = e.to_string();
                 self.store
@@ -457,6 +521,23 @@ impl JobExecutor {
                 }
                 Ok(Some(outcome))
             }
+            DELIVER_WEBHOOK => {
+                let p: DeliverWebhookPayload = serde_json::from_value(job.payload.clone())?;
+                let deliverer = self.webhooks.as_ref().ok_or(JobError::NoWebhookTransport)?;
+                let retry_at = (job.attempts < job.max_attempts)
+                    .then(|| Timestamp::now() + backoff(job.attempts));
+                match deliverer
+                    .attempt(p.user_id, p.delivery_id, retry_at)
+                    .await?
+                {
+                    AttemptOutcome::Retry { reason } => Err(JobError::Webhook { reason, retry_at }),
+                    AttemptOutcome::GaveUp { reason } => Err(JobError::Webhook {
+                        reason,
+                        retry_at: None,
+                    }),
+                    _ => Ok(None),
+                }
+            }
             other => Err(JobError::UnknownKind(other.to_owned())),
         }
     }
@@ -503,6 +584,7 @@ impl JobExecutor {
 fn retryable(e: &JobError) -> bool {
     match e {
         JobError::Run(RunError::Store(s)) | JobError::Store(s) => s.is_retryable(),
+        JobError::NoWebhookTransport => true,
         _ => false,
     }
 }
@@ -516,6 +598,24 @@ fn backoff(attempt: u32) -> time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_payload_is_its_serde_form() {
+        let payload = DeliverWebhookPayload {
+            user_id: UserId::new(),
+            delivery_id: WebhookDeliveryId::new(),
+        };
+        let now = Timestamp::now();
+        let by_hand = payload.into_job(now);
+        let by_serde = Job::new(&payload, now, WEBHOOK_MAX_ATTEMPTS, now).unwrap();
+        assert_eq!(by_hand.kind, by_serde.kind);
+        assert_eq!(by_hand.payload, by_serde.payload);
+        assert_eq!(by_hand.max_attempts, WEBHOOK_MAX_ATTEMPTS);
+        assert_eq!(
+            serde_json::from_value::<DeliverWebhookPayload>(by_hand.payload).unwrap(),
+            payload
+        );
+    }
 
     #[test]
     fn payload_is_its_serde_form() {

@@ -65,8 +65,8 @@ use crate::store::{DynStore, StoreError};
 pub use batch::BatchOutcome;
 pub use cron::CronSchedule;
 pub use jobs::{
-    ExecuteOptions, Execution, JobError, JobExecutor, JobOutcome, RUN_EXPERIMENT,
-    RunExperimentPayload,
+    DELIVER_WEBHOOK, DeliverWebhookPayload, ExecuteOptions, Execution, JobError, JobExecutor,
+    JobOutcome, RUN_EXPERIMENT, RunExperimentPayload, WEBHOOK_MAX_ATTEMPTS,
 };
 pub use pool::{
     DynJobSignal, JobEvent, JobObserver, JobSignal, PollingSignal, PoolSnapshot, WorkerPool,

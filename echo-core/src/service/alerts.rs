@@ -13,7 +13,9 @@ use crate::model::{
     Alert, AlertId, AlertKind, BatchRun, BatchRunStatus, ExperimentId, ProviderKind, Timestamp,
     UserId,
 };
-use crate::store::{AlertQuery, AlertStore, DynStore, ExperimentStore, Page, RunStore, UserStore};
+use crate::store::{
+    AlertQuery, AlertStore, DynStore, ExperimentStore, Page, RunStore, UserStore, WebhookStore,
+};
 
 /// Evaluates, stores, lists and mails alerts (see [`crate::analysis::alerts`] for the tests and
 /// the Benjamini–Hochberg correction).
@@ -27,6 +29,7 @@ pub struct AlertService {
     experiments: Arc<dyn ExperimentStore>,
     runs: Arc<dyn RunStore>,
     alerts: Arc<dyn AlertStore>,
+    webhooks: Arc<dyn WebhookStore>,
     mailer: Option<Arc<DynMailer>>,
 }
 
@@ -38,6 +41,7 @@ impl AlertService {
             experiments: store.clone(),
             runs: store.clone(),
             alerts: store.clone(),
+            webhooks: store.clone(),
             mailer: None,
         }
     }
@@ -56,8 +60,11 @@ impl AlertService {
     /// runs with metrics, for an experiment that is not recurring, and when the same runs
     /// were evaluated before.
     ///
-    /// A mail that cannot be sent is logged and does not undo the stored alerts (they stay
-    /// listed in the API).
+    /// The new alerts are also queued as one `alerts.raised` webhook delivery to each of the
+    /// owner's endpoints (see [`WebhookService`](super::WebhookService)).
+    ///
+    /// A mail that cannot be sent, or deliveries that cannot be queued, are logged and do not
+    /// undo the stored alerts (they stay listed in the API).
     ///
     /// Errors: `NotFound` for another user's or a missing experiment; store failures.
     pub async fn evaluate(
@@ -103,6 +110,11 @@ impl AlertService {
         let inserted = self.alerts.record_alerts(&alerts).await?;
         if inserted == 0 {
             return Ok(Vec::new());
+        }
+        if let Err(error) =
+            super::webhooks::queue_alerts(&*self.webhooks, owner, &e, &alerts, now).await
+        {
+            tracing::warn!(%experiment, error = %error, "alert webhooks not queued");
         }
         if let Some(mailer) = &self.mailer {
             let user = self.users.get_user(owner).await?;

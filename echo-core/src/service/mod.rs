@@ -50,6 +50,7 @@ mod runs;
 mod sources;
 #[cfg(test)]
 mod test_support;
+mod webhooks;
 
 pub use accounts::{Accounts, Registered, Registration, Resent, VerificationSettings};
 pub use alerts::{AlertService, describe_alert};
@@ -64,6 +65,7 @@ pub use runs::{
     Answer, AnswerCursor, AnswerQuery, AnswerSpan, ExperimentProgress, RunProgress, RunService,
 };
 pub use sources::{ExperimentSources, RunSources, SourceService};
+pub use webhooks::{MAX_WEBHOOKS_PER_USER, WebhookDraft, WebhookService};
 
 use crate::model::{BatchRunId, ExperimentStatus, Iteration, User, UserId, ValidationError};
 use crate::store::{RunStore, StoreError};

@@ -24,6 +24,7 @@ mod prompt_sets;
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub mod sql;
 mod types;
+mod webhooks;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub use types::{
     AlertQuery, ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page,
     PageSize, ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
 };
+pub use webhooks::{DeliveryQuery, WebhookStore};
 
 use crate::model::{
     Alert, AlertId, ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, AuditLink,
@@ -724,6 +726,7 @@ pub trait Store:
     + JobQueue
     + PromptSetStore
     + AlertStore
+    + WebhookStore
 {
 }
 
@@ -737,6 +740,7 @@ impl<T> Store for T where
         + JobQueue
         + PromptSetStore
         + AlertStore
+        + WebhookStore
 {
 }
 

@@ -14,6 +14,7 @@ mod prompt_sets;
 mod runs;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -23,7 +24,7 @@ use crate::model::{
     Alert, AlertId, ApiKeyId, ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun,
     BatchRunId, BrandProfile, EmailVerificationToken, Experiment, ExperimentId, Iteration,
     IterationId, Job, JobId, PromptSet, PromptSetId, PromptSetVersion, SessionId, SessionRecord,
-    User, UserId,
+    User, UserId, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookId,
 };
 
 /// The in-memory store. Cheap to create; share it as `Arc<DynStore>`.
@@ -59,6 +60,9 @@ struct State {
     prompt_set_versions: BTreeMap<(PromptSetId, u32), PromptSetVersion>,
     /// By id, so a reverse walk lists newest first.
     alerts: BTreeMap<AlertId, Alert>,
+    webhooks: BTreeMap<WebhookId, WebhookEndpoint>,
+    /// By id, so a reverse walk lists newest first.
+    deliveries: BTreeMap<WebhookDeliveryId, WebhookDelivery>,
 }
 
 #[derive(Debug, thiserror::Error)]

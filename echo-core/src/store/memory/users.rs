@@ -208,6 +208,8 @@ impl UserStore for MemoryStore {
             s.key_by_public_id.remove(&key.public_id);
         }
         s.sessions.retain(|_, session| session.user_id != id);
+        s.webhooks.retain(|_, w| w.user_id != id);
+        s.deliveries.retain(|_, d| d.user_id != id);
         let experiments: Vec<ExperimentId> = s
             .experiments
             .values()

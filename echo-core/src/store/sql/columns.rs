@@ -6,7 +6,7 @@
 /// Lists: `user`, `brand_profile`, `api_key`, `session`, `experiment`, `batch_run`,
 /// `iteration`, `iteration_source`, `job`, `prompt_set`, `prompt_set_version`, `audit_insert` (what an audit append writes: the chained fields and the
 /// links), `audit` (what an audit read returns: `audit_insert`, then `actor_pseudonym`, set by
-/// an erasure), `audit_checkpoint` and `alert`.
+/// an erasure), `audit_checkpoint`, `alert`, `webhook` and `webhook_delivery`.
 ///
 /// ```
 /// const JOB_BY_ID: &str = concat!("SELECT ", echo_core::sql_columns!(job), " FROM jobs WHERE id = $1");
@@ -70,6 +70,13 @@ macro_rules! sql_columns {
     (alert) => {
         "id, user_id, experiment_id, batch_run_id, previous_run_id, finding, created_at"
     };
+    (webhook) => {
+        "id, user_id, url, description, secret, created_at"
+    };
+    (webhook_delivery) => {
+        "id, user_id, endpoint_id, event, body, status, attempts, response_status, last_error, \
+         last_attempt_at, next_attempt_at, created_at"
+    };
 }
 
 /// A unique key of Echo's schema, with the message its violation reports.
@@ -127,6 +134,12 @@ pub const UNIQUE_KEYS: &[UniqueKey] = &[
     ),
     pkey("audit_erasures", "seq", "audit event already erased"),
     pkey("alerts", "id", "alert id already exists"),
+    pkey("webhooks", "id", "a webhook with this id already exists"),
+    pkey(
+        "webhook_deliveries",
+        "id",
+        "a delivery with this id already exists",
+    ),
     pkey(
         "audit_checkpoints",
         "seq",

@@ -376,3 +376,50 @@ impl FromColumns for crate::model::Alert {
         })
     }
 }
+
+impl FromColumns for crate::model::WebhookEndpoint {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        // Columns are read in `sql_columns!(webhook)` order.
+        let id = c.id("webhooks.id")?;
+        let user_id = c.id("webhooks.user_id")?;
+        let url = crate::model::WebhookUrl::from_stored(c.str("webhooks.url")?)
+            .ok_or_else(|| super::invalid("webhooks.url", "is not a URL"))?;
+        let description = c.text("webhooks.description")?;
+        let secret = crate::webhook::WebhookSecret::from_stored(c.str("webhooks.secret")?)
+            .ok_or_else(|| super::invalid("webhooks.secret", "is not a webhook secret"))?;
+        Ok(crate::model::WebhookEndpoint {
+            id,
+            user_id,
+            url,
+            description,
+            secret,
+            created_at: c.ts("webhooks.created_at")?,
+        })
+    }
+}
+
+impl FromColumns for crate::model::WebhookDelivery {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(crate::model::WebhookDelivery {
+            id: c.id("webhook_deliveries.id")?,
+            user_id: c.id("webhook_deliveries.user_id")?,
+            endpoint_id: c.id("webhook_deliveries.endpoint_id")?,
+            event: c.parse("webhook_deliveries.event")?,
+            body: c.text("webhook_deliveries.body")?,
+            status: c.parse("webhook_deliveries.status")?,
+            attempts: c.u32("webhook_deliveries.attempts")?,
+            response_status: c
+                .opt_i64("webhook_deliveries.response_status")?
+                .map(|s| {
+                    u16::try_from(s).map_err(|_| {
+                        super::invalid("webhook_deliveries.response_status", "is out of range")
+                    })
+                })
+                .transpose()?,
+            last_error: c.opt_text("webhook_deliveries.last_error")?,
+            last_attempt_at: c.opt_ts("webhook_deliveries.last_attempt_at")?,
+            next_attempt_at: c.opt_ts("webhook_deliveries.next_attempt_at")?,
+            created_at: c.ts("webhook_deliveries.created_at")?,
+        })
+    }
+}

@@ -1,5 +1,7 @@
-//! Signed webhook payloads: how Echo signs an alert it posts to a receiver, and the
-//! receiver-side check ([`verify`]) that the README's recipe describes.
+//! Webhooks: how Echo signs an alert it posts to a receiver and the receiver-side check
+//! ([`verify`]) that the README's recipe describes; which addresses a webhook may reach
+//! ([`WebhookUrlPolicy`]); and the delivery of stored webhooks through a
+//! [`WebhookTransport`] ([`WebhookDeliverer`]).
 //!
 //! # The recipe
 //! Each endpoint has a secret, `whsec_` followed by 64 hex digits, shown once when the endpoint
@@ -26,12 +28,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod address;
+mod deliver;
+
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::auth::EntropyError;
+
+pub use address::{WebhookUrlPolicy, is_public_ip};
+pub use deliver::{
+    AttemptOutcome, DELIVERY_HEADER, DynWebhookTransport, EVENT_HEADER, TransportError,
+    WebhookDeliverer, WebhookRequest, WebhookResponse, WebhookTransport, request_headers,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
