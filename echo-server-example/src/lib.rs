@@ -40,6 +40,7 @@ pub mod server;
 pub mod smtp;
 pub mod state;
 pub mod web;
+pub mod webhook_transport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub use state::{AppState, StateOptions, StoreExtras};
 
 use crate::routes::{
     account, admin, alerts, brand, dashboard, discover, experiments, export, keys, privacy,
-    prompt_sets, runs, sources, system,
+    prompt_sets, runs, sources, system, webhooks,
 };
 
 /// The router: `/api/v1` (authenticated except registration and login), the health, metrics
@@ -116,6 +117,13 @@ pub fn build_app(state: AppState) -> Router {
         )
         .route("/dashboard/stats", get(dashboard::stats))
         .route("/alerts", get(alerts::list))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))
         .route("/admin/audit-logs", get(admin::audit_logs))

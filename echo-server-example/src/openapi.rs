@@ -16,7 +16,7 @@ use crate::error::PROBLEM_JSON;
 
 use crate::routes::{
     account, admin, alerts, brand, dashboard, discover, experiments, export, keys, privacy,
-    prompt_sets, runs, sources, system,
+    prompt_sets, runs, sources, system, webhooks,
 };
 
 /// An error body (RFC 9457 problem details), `application/problem+json`.
@@ -277,6 +277,8 @@ impl Modify for CommonErrors {
         prompt_sets::delete,
         dashboard::stats,
         alerts::list,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::ping,
+        webhooks::deliveries,
         admin::get_user, admin::audit_logs,
         privacy::policy, privacy::consent, privacy::export, privacy::delete_account,
         system::healthz, system::readyz, system::metrics, system::openapi,

@@ -230,3 +230,33 @@ pub fn phrasings() -> Array {
         ))
         .build()
 }
+
+/// `echo_core::model::WebhookUrl` as a development server accepts it: `https://` and a host
+/// name (its last label starting with a letter) or `http://` to a loopback host, an optional
+/// port, and an ASCII path and query. Staging and production also refuse hosts that are
+/// private or loopback addresses (422), which no pattern can know.
+pub fn webhook_url() -> Object {
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let top = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let port = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})";
+    let chars = "A-Za-z0-9._~!$&'()*+,;=:@%/-";
+    string(
+        9,
+        2048,
+        Some(format!(
+            r"^(https://({label}\.)*{top}|http://(localhost|127\.0\.0\.1|\[::1\]))(:{port})?(/[{chars}]*)?(\?[{chars}?]*)?$"
+        )),
+        "Where deliveries are posted: https (http only to localhost on a development server); \
+         staging and production refuse private and loopback addresses",
+    )
+}
+
+/// `echo_core::model::WebhookEndpoint::validate_description`.
+pub fn webhook_description() -> Object {
+    string(
+        0,
+        200,
+        Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned()),
+        "A note for you, at most 200 characters; no control characters",
+    )
+}

@@ -144,7 +144,13 @@ pub async fn serve(
                 Arc::new(runner),
                 Duration::from_secs(config.workers.lease_secs),
             )
-            .with_alert_mailer(state.mailer.clone()),
+            .with_alert_mailer(state.mailer.clone())
+            .with_webhook_transport(Arc::new(
+                crate::webhook_transport::ReqwestWebhookTransport::new(
+                    crate::webhook_transport::policy_for(config.env),
+                )
+                .map_err(CliError::Webhooks)?,
+            )),
         );
         let worker_id = format!("{}-{}", hostname(), std::process::id());
         let mut pool = WorkerPool::new(

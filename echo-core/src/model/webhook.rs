@@ -18,11 +18,11 @@ use crate::webhook::{WebhookSecret, WebhookUrlPolicy, is_public_ip};
 pub struct WebhookUrl(url::Url);
 
 impl WebhookUrl {
-    /// Longest accepted URL, in bytes.
+    /// Longest accepted URL, in characters (as given and as normalised).
     pub const MAX_LEN: usize = 2048;
 
     /// Checks `text` as a new endpoint's URL under `policy`: an absolute `https` URL with a
-    /// host, no credentials and no fragment, at most [`WebhookUrl::MAX_LEN`] bytes; `http` only
+    /// host, no credentials and no fragment, at most [`WebhookUrl::MAX_LEN`] characters; `http` only
     /// for a loopback host when the policy allows it (development). Under a policy that
     /// forbids private addresses (production), a literal private, loopback, link-local or
     /// otherwise non-public IP address, and `localhost` names, are refused.
@@ -34,10 +34,15 @@ impl WebhookUrl {
         if text.is_empty() {
             return Err(invalid("must not be empty"));
         }
-        if text.len() > Self::MAX_LEN {
-            return Err(invalid("must be at most 2048 bytes"));
+        let too_long = || invalid("must be at most 2048 characters");
+        if text.chars().count() > Self::MAX_LEN {
+            return Err(too_long());
         }
         let url = url::Url::parse(text).map_err(|_| invalid("must be an absolute URL"))?;
+        // Percent-encoding can lengthen what was given.
+        if url.as_str().len() > Self::MAX_LEN {
+            return Err(too_long());
+        }
         let host = url.host().ok_or_else(|| invalid("must have a host"))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("must not carry credentials"));

@@ -42,6 +42,9 @@ pub enum CliError {
     /// The job could not be executed.
     #[error("job failed")]
     Job(#[from] echo_core::runner::JobError),
+    /// The HTTP client that posts webhooks could not be built (its TLS setup failed).
+    #[error("the webhook client could not start")]
+    Webhooks(#[source] reqwest::Error),
     /// A setting is invalid (the message names it).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -15,6 +15,7 @@ pub mod prompt_sets;
 pub mod runs;
 pub mod sources;
 pub mod system;
+pub mod webhooks;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};

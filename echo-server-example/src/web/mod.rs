@@ -22,6 +22,7 @@ pub mod chart;
 pub mod experiments;
 pub mod settings;
 pub mod view;
+pub mod webhooks;
 
 use askama::Template;
 use axum::Router;
@@ -107,6 +108,13 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(brand::show).post(brand::edit),
         )
         .route("/settings/prompt-sets/{id}/delete", post(brand::delete))
+        .route(
+            "/settings/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route("/settings/webhooks/{id}", get(webhooks::detail))
+        .route("/settings/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/settings/webhooks/{id}/delete", post(webhooks::delete))
         .route("/settings/keys/{id}/rotate", post(settings::rotate_key))
         .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
         .route(

@@ -203,11 +203,14 @@ impl TestServer {
         let runner = ExperimentRunner::new(self.store.clone(), RunnerConfig::default())
             .with_simulated_per_experiment(7)
             .with_provider(Arc::new(BrokenProvider));
-        let executor = Arc::new(JobExecutor::new(
-            self.store.clone(),
-            Arc::new(runner),
-            lease,
-        ));
+        let transport = echo_server_example::webhook_transport::ReqwestWebhookTransport::new(
+            echo_core::webhook::WebhookUrlPolicy::DEVELOPMENT,
+        )
+        .unwrap();
+        let executor = Arc::new(
+            JobExecutor::new(self.store.clone(), Arc::new(runner), lease)
+                .with_webhook_transport(Arc::new(transport)),
+        );
         let pool = WorkerPool::new(
             self.store.clone(),
             executor,

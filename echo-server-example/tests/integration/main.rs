@@ -17,3 +17,4 @@ mod server;
 mod sources;
 mod verification;
 mod web;
+mod webhooks;

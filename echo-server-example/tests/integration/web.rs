@@ -1318,3 +1318,96 @@ async fn an_unverified_account_can_have_the_mail_sent_again_within_the_limit() {
     let (_, _, home) = get(&s, &me, "/").await;
     assert!(!home.contains("not verified yet"), "{home}");
 }
+
+#[tokio::test]
+async fn webhook_settings_show_the_secret_once_keep_bad_input_and_log_a_ping() {
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-hooks@example.com").await;
+    let (status, headers, page) = get(&s, &me, "/settings/webhooks").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    assert!(page.contains("No endpoints yet"), "{page}");
+
+    // A refused URL keeps what was typed, with the error next to its field.
+    let hostile = "ftp://x/<script>alert(1)</script>";
+    let (status, _, refused) = post(
+        &s,
+        &me,
+        "/settings/webhooks",
+        &[
+            ("csrf_token", &me.csrf),
+            ("url", hostile),
+            ("description", "<b>relay</b>"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused.contains("id=\"url-error\""), "{refused}");
+    assert!(refused.contains("Must use https."), "{refused}");
+    assert!(!refused.contains("<script>alert(1)"), "escaped");
+    assert!(
+        refused.contains("&#60;b&#62;relay&#60;/b&#62;"),
+        "kept, escaped"
+    );
+
+    let (status, _, created) = post(
+        &s,
+        &me,
+        "/settings/webhooks",
+        &[
+            ("csrf_token", &me.csrf),
+            ("url", "http://localhost:9/hook"),
+            ("description", "Slack <relay>"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let marker = "id=\"new-key\" readonly value=\"";
+    let start = created.find(marker).unwrap() + marker.len();
+    let secret = &created[start..start + created[start..].find('"').unwrap()];
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let (_, _, list) = get(&s, &me, "/settings/webhooks").await;
+    assert!(!list.contains(secret), "shown once");
+    assert!(list.contains("Slack &#60;relay&#62;"), "{list}");
+    let at = list.find("/settings/webhooks/").unwrap() + "/settings/webhooks/".len();
+    let id = &list[at..at + 36];
+
+    // A test ping is queued and shows in the log; another user gets the 404 page.
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("/settings/webhooks/{id}/ping"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], format!("/settings/webhooks/{id}"));
+    let (status, _, log) = get(&s, &me, &format!("/settings/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert!(log.contains("<code>ping</code>"), "{log}");
+    assert!(log.contains("badge-pending"), "{log}");
+    let other = sign_up(&s, "web-hooks-other@example.com").await;
+    let (status, _, page) = get(&s, &other, &format!("/settings/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("<main id=\"main\""), "a styled page");
+    let (status, _, _) = post(
+        &s,
+        &other,
+        &format!("/settings/webhooks/{id}/delete"),
+        &[("csrf_token", &other.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, headers, _) = post(
+        &s,
+        &me,
+        &format!("/settings/webhooks/{id}/delete"),
+        &[("csrf_token", &me.csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/settings/webhooks");
+    let (_, _, list) = get(&s, &me, "/settings/webhooks").await;
+    assert!(list.contains("No endpoints yet"), "{list}");
+}
