@@ -3,11 +3,14 @@
 //!
 //! The document: `{"format", "exported_at", "user", "consents", "brand_profile",
 //! "prompt_sets": [{…set, "versions": […]}], "api_keys",
+//! "webhooks": [{"webhook", "deliveries": […]}],
 //! "experiments": [{…experiment, "batch_runs": [{…run, "iterations": […]}]}], "audit_events"}`.
 //! API keys appear as metadata only (never a secret or digest), the password hash never.
 //! Audit events about the user done by someone else (an administrator, an anonymous login
 //! attempt) keep their actor id but not that person's IP address and user agent.
-//! `"format"` is `"echo.export.v2"` (v2 added `"prompt_sets"`); a change to the document's
+//! Webhook endpoints appear without their signing secret, with every delivery of their log.
+//! `"format"` is `"echo.export.v3"` (v2 added `"prompt_sets"`, v3 `"webhooks"`); a change to
+//! the document's
 //! shape gets a new format name.
 //!
 //! [`export_user`] writes into any [`ExportSink`]: a blocking [`std::io::Write`] through
@@ -55,8 +58,8 @@ use tokio::sync::mpsc;
 use crate::auth::ApiKeySummary;
 use crate::model::{PricingTier, Timestamp, User, UserId};
 use crate::store::{
-    ApiKeyStore, AuditQuery, AuditStore, ExperimentCursor, ExperimentQuery, ExperimentStore,
-    PageSize, PromptSetStore, RunStore, StoreError, UserStore,
+    ApiKeyStore, AuditQuery, AuditStore, DeliveryQuery, ExperimentCursor, ExperimentQuery,
+    ExperimentStore, PageSize, PromptSetStore, RunStore, StoreError, UserStore, WebhookStore,
 };
 
 /// Iterations read per page.
@@ -234,7 +237,14 @@ impl<W: ExportSink> Out<'_, W> {
 /// [`DynStore`](crate::store::DynStore) or [`MemoryStore`](crate::store::memory::MemoryStore).
 pub async fn export_user<S, W>(store: &S, user: &User, out: &mut W) -> Result<(), ExportError>
 where
-    S: UserStore + ApiKeyStore + ExperimentStore + RunStore + AuditStore + PromptSetStore + ?Sized,
+    S: UserStore
+        + ApiKeyStore
+        + ExperimentStore
+        + RunStore
+        + AuditStore
+        + PromptSetStore
+        + WebhookStore
+        + ?Sized,
     W: ExportSink,
 {
     let mut out = Out {
@@ -242,7 +252,7 @@ where
         buf: Vec::with_capacity(CHUNK),
     };
     let now = Timestamp::now();
-    out.raw("{\"format\":\"echo.export.v2\",\"exported_at\":")
+    out.raw("{\"format\":\"echo.export.v3\",\"exported_at\":")
         .await?;
     out.value(&now).await?;
     out.raw(",\"user\":").await?;
@@ -296,6 +306,8 @@ where
         }
         out.value(&ApiKeySummary::from_record(key, now)).await?;
     }
+    out.raw("],\"webhooks\":[").await?;
+    write_webhooks(store, user.id, &mut out).await?;
     out.raw("],\"experiments\":[").await?;
     write_experiments(store, user.id, &mut out).await?;
     out.raw("],\"audit_events\":[").await?;
@@ -303,6 +315,62 @@ where
     out.raw("]}").await?;
     out.send().await?;
     out.sink.flush().await.map_err(ExportError::Write)
+}
+
+/// An endpoint as exported: everything but the signing secret.
+#[derive(Serialize)]
+struct WebhookRecord<'a> {
+    id: crate::model::WebhookId,
+    url: &'a str,
+    description: &'a str,
+    created_at: Timestamp,
+}
+
+/// Each endpoint (without its secret), then its whole delivery log, a page at a time.
+async fn write_webhooks<S, W>(
+    store: &S,
+    owner: UserId,
+    out: &mut Out<'_, W>,
+) -> Result<(), ExportError>
+where
+    S: WebhookStore + ?Sized,
+    W: ExportSink,
+{
+    for (i, w) in store.list_webhooks(owner).await?.iter().enumerate() {
+        if i > 0 {
+            out.raw(",").await?;
+        }
+        out.raw("{\"webhook\":").await?;
+        out.value(&WebhookRecord {
+            id: w.id,
+            url: w.url.as_str(),
+            description: &w.description,
+            created_at: w.created_at,
+        })
+        .await?;
+        out.raw(",\"deliveries\":[").await?;
+        let mut query = DeliveryQuery {
+            after: None,
+            limit: PageSize::new(PageSize::MAX).unwrap_or_default(),
+        };
+        let mut first = true;
+        loop {
+            let page = store.list_deliveries(owner, w.id, &query).await?;
+            for d in &page.items {
+                if !first {
+                    out.raw(",").await?;
+                }
+                first = false;
+                out.value(d).await?;
+            }
+            match page.next_cursor {
+                Some(c) => query.after = Some(c),
+                None => break,
+            }
+        }
+        out.raw("]}").await?;
+    }
+    Ok(())
 }
 
 /// Each experiment's fields, then its runs, each run followed by its iterations.

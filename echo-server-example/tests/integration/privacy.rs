@@ -138,7 +138,7 @@ async fn the_export_holds_every_kind_of_record_and_no_secret() {
     );
     let text = r.text().await.unwrap();
     let export: Value = serde_json::from_str(&text).expect("one JSON document");
-    assert_eq!(export["format"], "echo.export.v2");
+    assert_eq!(export["format"], "echo.export.v3");
     assert_eq!(export["prompt_sets"], serde_json::json!([]));
     assert_eq!(export["user"]["email"], "x@example.com");
     assert!(export["consents"]["privacy_policy_accepted_at"].is_string());

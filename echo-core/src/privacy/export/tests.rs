@@ -96,10 +96,46 @@ async fn the_export_holds_the_users_records_and_none_of_another_users() {
         .await
         .unwrap();
 
+    let hooks = crate::service::WebhookService::from_store(
+        &store,
+        crate::webhook::WebhookUrlPolicy::PRODUCTION,
+    );
+    let mut endpoints = Vec::new();
+    for (who, url) in [
+        (&ada, "https://ada.example.com/hook"),
+        (&bob, "https://bob.example.com/"),
+    ] {
+        let draft = crate::service::WebhookDraft {
+            url: url.to_owned(),
+            description: String::new(),
+        };
+        let endpoint = hooks
+            .create(who.id, &draft, Timestamp::now())
+            .await
+            .unwrap();
+        hooks
+            .ping(who.id, endpoint.id, Timestamp::now())
+            .await
+            .unwrap();
+        endpoints.push(endpoint);
+    }
+
     let text = export_text(store.as_ref(), &ada).await;
     let export: Value = serde_json::from_str(&text).expect("one JSON document");
 
-    assert_eq!(export["format"], "echo.export.v2");
+    assert_eq!(export["format"], "echo.export.v3");
+    let webhooks = export["webhooks"].as_array().unwrap();
+    assert_eq!(webhooks.len(), 1, "only ada's endpoint");
+    assert_eq!(
+        webhooks[0]["webhook"]["url"],
+        "https://ada.example.com/hook"
+    );
+    assert_eq!(webhooks[0]["deliveries"][0]["event"], "ping");
+    assert!(
+        !text.contains(endpoints[0].secret.expose()),
+        "never the secret"
+    );
+    assert!(!text.contains("bob.example.com"));
     let sets = export["prompt_sets"].as_array().unwrap();
     assert_eq!(sets.len(), 1, "only ada's set");
     assert_eq!(sets[0]["set"]["latest_version"], 2);
