@@ -31,6 +31,7 @@ migrations![
     "0005_iteration_sources.sql",
     "0006_prompt_sets.sql",
     "0007_alerts.sql",
+    "0009_experiment_precision.sql",
 ];
 
 /// The schema version this build creates and expects (the number of migrations).
