@@ -54,6 +54,7 @@ pub fn experiment(
         status,
         recurrence: None,
         prompt_set: None,
+        precision: None,
         created_at: created,
         updated_at: created,
     }

@@ -399,6 +399,7 @@ mod tests {
             status: ExperimentStatus::Completed,
             recurrence: None,
             prompt_set: None,
+            precision: None,
             created_at: now,
             updated_at: now,
         };

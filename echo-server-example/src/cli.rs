@@ -324,7 +324,8 @@ pub struct RunArgs {
     pub seed: u64,
 
     /// Adaptive sampling: stop each provider's run once the target's visibility is known to
-    /// ± this (Wilson 95% half-width, e.g. 0.05), or at --iterations; unused quota is refunded.
+    /// ± this (Wilson 95% half-width, 0.01 to 0.5, e.g. 0.05), or at --iterations; unused
+    /// quota is refunded. Stored as the experiment's own precision.
     #[arg(long)]
     pub precision: Option<f64>,
 

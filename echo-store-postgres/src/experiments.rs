@@ -34,6 +34,7 @@ async fn insert_experiments(
     let mut created = Vec::with_capacity(n);
     let mut updated = Vec::with_capacity(n);
     let mut prompt_sets = Vec::with_capacity(n);
+    let mut precisions = Vec::with_capacity(n);
     for e in experiments {
         let recurrence = e.recurrence.as_ref();
         ids.push(*e.id.as_uuid());
@@ -49,6 +50,7 @@ async fn insert_experiments(
         created.push(dt(e.created_at));
         updated.push(dt(e.updated_at));
         prompt_sets.push(opt_to_json("prompt set", e.prompt_set.as_ref())?);
+        precisions.push(e.precision.map(|p| p.get()));
     }
     execute(
         conn,
@@ -65,7 +67,8 @@ async fn insert_experiments(
             .bind(next_runs)
             .bind(created)
             .bind(updated)
-            .bind(prompt_sets),
+            .bind(prompt_sets)
+            .bind(precisions),
     )
     .await
 }

@@ -185,11 +185,12 @@ pub const EXPERIMENTS_INSERT: &str = concat!(
     sql_columns!(experiment),
     ") SELECT id, user_id, prompt, target::jsonb, competitors::jsonb, iterations, \
      providers::jsonb, status, schedule, next_run_at, created_at, updated_at, \
-     prompt_set::jsonb \
+     prompt_set::jsonb, precision \
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
      $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
-     $12::timestamptz[], $13::text[]) AS e (id, user_id, prompt, target, competitors, \
-     iterations, providers, status, schedule, next_run_at, created_at, updated_at, prompt_set)"
+     $12::timestamptz[], $13::text[], $14::float8[]) AS e (id, user_id, prompt, target, \
+     competitors, iterations, providers, status, schedule, next_run_at, created_at, updated_at, \
+     prompt_set, precision)"
 );
 /// The owner's experiment.
 pub const EXPERIMENT_BY_ID: &str = concat!(

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use echo_core::model::{
-    Experiment, ExperimentId, ExperimentStatus, Job, QuotaDebit, Timestamp, UserId,
+    Experiment, ExperimentId, ExperimentStatus, Job, Precision, QuotaDebit, Timestamp, UserId,
 };
 use echo_core::store::sql::{ColumnReader, found, opt_to_json, to_json};
 use echo_core::store::{
@@ -35,6 +35,7 @@ fn insert_experiment(tx: &Transaction<'_>, e: &Experiment) -> Result<(), StoreEr
             e.created_at.unix_micros(),
             e.updated_at.unix_micros(),
             opt_to_json("prompt set", e.prompt_set.as_ref())?,
+            e.precision.map(Precision::get),
         ],
     )
     .db_parent("user")?;

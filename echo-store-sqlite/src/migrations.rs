@@ -32,6 +32,7 @@ migrations![
     "0006_prompt_sets.sql",
     "0007_alerts.sql",
     "0008_webhooks.sql",
+    "0009_experiment_precision.sql",
 ];
 
 /// The schema version this build creates and expects (the number of migrations).

@@ -175,7 +175,7 @@ pub const SESSIONS_PRUNE: &str = "DELETE FROM sessions WHERE id IN (SELECT id FR
 pub const EXPERIMENT_INSERT: &str = concat!(
     "INSERT INTO experiments (",
     sql_columns!(experiment),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 );
 /// The owner's experiment.
 pub const EXPERIMENT_BY_ID: &str = concat!(

@@ -12,7 +12,7 @@ use super::fixtures::{
     new_experiment, new_user, newest_first, page_size, recurring, run_job, store_experiment,
     with_iterations,
 };
-use crate::model::{ExperimentId, ExperimentStatus, QuotaDebit, Recurrence, UserId};
+use crate::model::{ExperimentId, ExperimentStatus, Precision, QuotaDebit, Recurrence, UserId};
 use crate::store::{
     DynStore, ExperimentCursor, ExperimentQuery, QueueStats, ScheduleClaim, StoreError,
 };
@@ -52,6 +52,43 @@ pub async fn create_experiment_debits_and_enqueues(store: &DynStore) {
             due: 1,
             ..QueueStats::default()
         }
+    );
+}
+
+/// An experiment's own adaptive precision round-trips exactly through create, get and list,
+/// at both bounds and in between; one without stays without (old rows decode as `None`).
+pub async fn experiment_precision_round_trips(store: &DynStore) {
+    let u = new_user(store).await;
+    let mut stored = Vec::new();
+    for (i, half_width) in [None, Some(Precision::MIN), Some(0.05), Some(Precision::MAX)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = experiment(u.id, at(i64::try_from(i).expect("small index")));
+        e.precision = half_width.map(|h| Precision::new(h).expect("fixture precision is valid"));
+        store_experiment(store, &e).await;
+        assert_eq!(
+            store
+                .get_experiment(u.id, e.id)
+                .await
+                .expect("get_experiment")
+                .precision,
+            e.precision,
+            "{half_width:?}"
+        );
+        stored.push(e);
+    }
+    let listed = collect_experiment_pages(store, u.id, &ExperimentQuery::default())
+        .await
+        .expect("list_experiments");
+    let mut expected: Vec<_> = stored.iter().map(|e| (e.id, e.precision)).collect();
+    expected.reverse();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|e| (e.id, e.precision))
+            .collect::<Vec<_>>(),
+        expected
     );
 }
 

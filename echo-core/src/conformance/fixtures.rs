@@ -121,6 +121,7 @@ pub fn experiment(owner: UserId, created_at: Timestamp) -> Experiment {
         status: ExperimentStatus::Pending,
         recurrence: None,
         prompt_set: None,
+        precision: None,
         created_at,
         updated_at: created_at,
     }

@@ -156,6 +156,7 @@ macro_rules! store_conformance_tests {
             }
             experiments {
                 create_experiment_debits_and_enqueues,
+                experiment_precision_round_trips,
                 create_experiment_over_quota_stores_nothing,
                 create_experiment_duplicate_job_is_atomic,
                 create_experiment_debit_mismatch_is_invalid,

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BrandName, ExperimentId, ExperimentStatus, Iterations, MatchMode, PinnedPromptSet, Prompt,
-    PromptSetVersion, ProviderKind, Timestamp, UserId, ValidationError,
+    BrandName, ExperimentId, ExperimentStatus, Iterations, MatchMode, PinnedPromptSet, Precision,
+    Prompt, PromptSetVersion, ProviderKind, Timestamp, UserId, ValidationError,
 };
 
 /// A brand to look for in answers: its name, other spellings, and how to match them.
@@ -118,6 +118,13 @@ pub struct Experiment {
     /// prompt; see [`PinnedPromptSet`].
     #[serde(default)]
     pub prompt_set: Option<PinnedPromptSet>,
+    /// Adaptive sampling's target for this experiment's runs: each batch run stops once the
+    /// target's visibility is known to ± this, and `iterations` is only the cap (the quota of
+    /// the iterations not needed is refunded). `None` defers to the runner's
+    /// [`RunnerConfig::precision`](crate::runner::RunnerConfig::precision); when both are set,
+    /// this one wins. Absent from old rows and old clients' JSON, hence the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
     /// Creation time; with `id`, the listing's sort key.
     pub created_at: Timestamp,
     /// Last change.

@@ -41,7 +41,7 @@ pub use user::{
     PasswordHash, QuotaDebit, QuotaUsage, User,
 };
 pub use validated::{
-    BrandName, Email, Iterations, Label, Prompt, ValidationError, is_invisible_format,
+    BrandName, Email, Iterations, Label, Precision, Prompt, ValidationError, is_invisible_format,
     normalize_name,
 };
 pub use webhook::{

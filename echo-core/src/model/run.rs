@@ -111,6 +111,15 @@ impl BatchRun {
             completed_at: None,
         }
     }
+
+    /// Whether adaptive sampling ended the run before its planned iterations: it completed
+    /// with fewer recorded. Every other early end (cancel, time limit, a permanent provider
+    /// error) fails or cancels the run instead, so completed-but-short means "precise
+    /// enough", and the iterations not asked were refunded.
+    pub fn stopped_early(&self) -> bool {
+        self.status == BatchRunStatus::Completed
+            && self.iterations_recorded < self.iterations_planned
+    }
 }
 
 /// The fields of a batch run its executor may change. Counters are not here: the store keeps

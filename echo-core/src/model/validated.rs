@@ -314,6 +314,61 @@ impl<'de> Deserialize<'de> for Iterations {
     }
 }
 
+/// Adaptive sampling's target for one experiment: stop a batch run once the Wilson 95%
+/// interval of the target's visibility has a half-width of at most this (`0.05` is ±5
+/// points), from [`Precision::MIN`] to [`Precision::MAX`].
+///
+/// Bounded below because a narrower target is met only near the iteration cap, so it would
+/// spend like no target at all while promising otherwise; bounded above because ±50 points
+/// says nothing about a rate.
+///
+/// ```
+/// use echo_core::model::Precision;
+/// assert_eq!(Precision::new(0.05).unwrap().get(), 0.05);
+/// assert!(Precision::new(0.0).is_err());
+/// assert!(Precision::new(0.6).is_err());
+/// assert!(Precision::new(f64::NAN).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Precision(f64);
+
+impl Precision {
+    /// The narrowest half-width accepted: ±1 point.
+    pub const MIN: f64 = 0.01;
+    /// The widest half-width accepted: ±50 points.
+    pub const MAX: f64 = 0.5;
+
+    /// Validates a half-width; the error names the field `precision`.
+    pub fn new(half_width: f64) -> Result<Self, ValidationError> {
+        // Written so that NaN fails too.
+        if (Self::MIN..=Self::MAX).contains(&half_width) {
+            Ok(Self(half_width))
+        } else {
+            Err(ValidationError::new(
+                "precision",
+                format!(
+                    "must be a half-width from {} to {} (e.g. 0.05 for \u{b1}5 points)",
+                    Self::MIN,
+                    Self::MAX
+                ),
+            ))
+        }
+    }
+
+    /// The half-width, a fraction (not percentage points).
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Precision {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Self::new(v).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +444,12 @@ mod tests {
     #[test]
     fn serde_validates() {
         assert!(serde_json::from_str::<Iterations>("0").is_err());
+        assert!(serde_json::from_str::<Precision>("0.005").is_err());
+        assert!(serde_json::from_str::<Precision>("0.51").is_err());
+        assert_eq!(
+            serde_json::from_str::<Precision>("0.5").unwrap().get(),
+            Precision::MAX
+        );
         assert!(serde_json::from_str::<BrandName>("\"\"").is_err());
         assert_eq!(
             serde_json::from_str::<Email>("\"A@B.CO\"")

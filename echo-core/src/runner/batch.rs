@@ -13,7 +13,7 @@ use super::{ProgressEvent, ProgressFn, ProviderSlot, RunError, RunnerConfig};
 use crate::analysis::{BrandMatcher, should_continue};
 use crate::model::{
     BatchRun, BatchRunStatus, BatchRunUpdate, Experiment, Iteration, IterationId, IterationSource,
-    ProviderConfig, Timestamp,
+    Precision, ProviderConfig, Timestamp,
 };
 use crate::provider::{CompletionRequest, PriceTable, ProviderError};
 use crate::store::DynStore;
@@ -87,7 +87,13 @@ pub(super) async fn execute(
         .await?
         .into_iter()
         .collect();
-    let mut sample = match ctx.config.precision {
+    // The experiment's own target wins over the server-wide one.
+    let precision = ctx
+        .experiment
+        .precision
+        .map(Precision::get)
+        .or(ctx.config.precision);
+    let mut sample = match precision {
         Some(_) if !done.is_empty() => Sample::from_stored(&ctx, &run).await?,
         _ => Sample::default(),
     };
@@ -144,7 +150,7 @@ pub(super) async fn execute(
             stop = Some(Stop::Permanent(e.to_string()));
             break;
         }
-        if let Some(target) = ctx.config.precision
+        if let Some(target) = precision
             && !should_continue(
                 sample.target_named,
                 sample.analysed,

@@ -105,7 +105,8 @@ pub struct RunnerConfig {
     /// Adaptive sampling: stop a batch run once the Wilson 95% interval of the target's
     /// visibility has a half-width of at most this (e.g. `0.05` for ±5 points), or at the
     /// experiment's iteration count, whichever comes first; the quota of the iterations not
-    /// needed is refunded. `None` always runs every iteration.
+    /// needed is refunded. `None` always runs every iteration. An experiment's own
+    /// [`Experiment::precision`](crate::model::Experiment::precision) overrides it.
     pub precision: Option<f64>,
 }
 
@@ -263,7 +264,7 @@ struct ProviderSlot {
 ///     target: target.clone(), competitors: vec![],
 ///     iterations: Iterations::new(20)?,
 ///     providers: vec![ProviderConfig { provider: ProviderKind::Simulated, model: "sim".into(), temperature: 0.7 }],
-///     status: ExperimentStatus::Queued, recurrence: None, prompt_set: None, created_at: now,
+///     status: ExperimentStatus::Queued, recurrence: None, prompt_set: None, precision: None, created_at: now,
 ///     updated_at: now,
 /// };
 /// let debit = QuotaDebit::for_run(&user, &experiment);

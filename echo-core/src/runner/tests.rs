@@ -65,6 +65,7 @@ pub(super) fn experiment_of(
         status: ExperimentStatus::Queued,
         recurrence: None,
         prompt_set: None,
+        precision: None,
         created_at: now,
         updated_at: now,
     }
@@ -555,6 +556,87 @@ async fn adaptive_sampling_stops_at_the_requested_precision_and_refunds_the_rest
     assert!(ci.half_width() <= 0.1 + 1e-12, "{ci:?}");
     let user = f.store.get_user(f.user.id).await.unwrap();
     assert_eq!(user.quota.prompts_used, run.iterations_recorded);
+}
+
+/// Runs a fresh `iterations`-iteration simulated experiment with its own `precision` under a
+/// runner configured with `configured`; returns its one batch run and the refund.
+async fn run_with_precision(
+    iterations: u32,
+    precision: Option<f64>,
+    configured: Option<f64>,
+) -> (BatchRun, u32) {
+    let store = memory_store();
+    let user = add_user(&store).await;
+    let mut experiment = experiment_of(&user, iterations, &[ProviderKind::Simulated]);
+    experiment.precision = precision.map(|p| Precision::new(p).unwrap());
+    let job = RunExperimentPayload {
+        user_id: user.id,
+        experiment_id: experiment.id,
+    }
+    .into_job(Timestamp::now());
+    create_with_job(&store, &experiment, &job).await;
+    let config = RunnerConfig {
+        precision: configured,
+        provider_concurrency: 1,
+        ..RunnerConfig::default()
+    };
+    let runner =
+        ExperimentRunner::new(store.clone(), config).with_provider(simulated_for(&experiment));
+    let outcome = runner
+        .run(user.id, experiment.id, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.batch_runs[0].status, BatchRunStatus::Completed);
+    (outcome.batch_runs[0].clone(), outcome.refunded)
+}
+
+fn half_width(run: &BatchRun) -> f64 {
+    let metrics = run.metrics.clone().unwrap();
+    metrics
+        .metrics
+        .target()
+        .unwrap()
+        .visibility
+        .ci95
+        .unwrap()
+        .half_width()
+}
+
+#[tokio::test]
+async fn an_experiments_own_precision_stops_its_runs_early_without_a_configured_one() {
+    let (run, refunded) = run_with_precision(2_000, Some(0.1), None).await;
+    assert!(run.iterations_recorded <= 97, "{}", run.iterations_recorded);
+    assert_eq!(refunded, 2_000 - run.iterations_recorded);
+    assert!(half_width(&run) <= 0.1 + 1e-12);
+}
+
+#[tokio::test]
+async fn without_any_precision_a_run_asks_every_iteration() {
+    let (run, refunded) = run_with_precision(300, None, None).await;
+    assert_eq!(run.iterations_recorded, 300);
+    assert_eq!(refunded, 0);
+}
+
+#[tokio::test]
+async fn an_experiments_precision_overrides_the_configured_one_both_ways() {
+    // Wider than configured: ±0.01 alone would take thousands of answers; ±0.2 at worst 24.
+    let (wide, refunded) = run_with_precision(2_000, Some(0.2), Some(0.01)).await;
+    assert!(
+        wide.iterations_recorded <= 24,
+        "{}",
+        wide.iterations_recorded
+    );
+    assert_eq!(refunded, 2_000 - wide.iterations_recorded);
+    // Narrower than configured: the run goes on past where ±0.3 would have stopped.
+    let (narrow, _) = run_with_precision(2_000, Some(0.05), Some(0.3)).await;
+    assert!(
+        half_width(&narrow) <= 0.05 + 1e-12,
+        "{}",
+        half_width(&narrow)
+    );
+    let (configured_only, _) = run_with_precision(2_000, None, Some(0.3)).await;
+    assert!(half_width(&configured_only) > 0.05);
+    assert!(narrow.iterations_recorded > configured_only.iterations_recorded);
 }
 
 #[tokio::test]

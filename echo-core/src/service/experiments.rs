@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::ServiceError;
 use crate::model::{
-    Brand, Experiment, ExperimentId, ExperimentStatus, Iterations, JobId, Prompt, ProviderConfig,
-    ProviderKind, QuotaDebit, Recurrence, Timestamp, UserId,
+    Brand, Experiment, ExperimentId, ExperimentStatus, Iterations, JobId, Precision, Prompt,
+    ProviderConfig, ProviderKind, QuotaDebit, Recurrence, Timestamp, UserId,
 };
 use crate::runner::{CronSchedule, RunExperimentPayload};
 use crate::store::{DynStore, ExperimentStore, UserStore};
@@ -13,7 +13,7 @@ use crate::store::{DynStore, ExperimentStore, UserStore};
 /// What an owner asks for: an experiment without its bookkeeping (id, owner, status, times).
 ///
 /// Defaults: [`Iterations::DEFAULT`] (50) iterations on the `simulated` provider (model `sim-1`, temperature 0.7), no
-/// competitors, no schedule.
+/// competitors, no schedule, no precision of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExperimentDraft {
     /// The prompt sent to every provider.
@@ -28,6 +28,9 @@ pub struct ExperimentDraft {
     pub providers: Vec<ProviderConfig>,
     /// When set, the experiment also runs on this schedule.
     pub schedule: Option<CronSchedule>,
+    /// Adaptive sampling's target (see [`Experiment::precision`]); `None` defers to the
+    /// runner's configuration.
+    pub precision: Option<Precision>,
 }
 
 impl ExperimentDraft {
@@ -40,6 +43,7 @@ impl ExperimentDraft {
             iterations: Iterations::DEFAULT,
             providers: Vec::new(),
             schedule: None,
+            precision: None,
         }
     }
 
@@ -64,6 +68,14 @@ impl ExperimentDraft {
             temperature: 0.7,
         });
         self
+    }
+
+    /// Stops each batch run once the target's visibility is known to ± `half_width`; a
+    /// [`ValidationError`](crate::model::ValidationError) outside [`Precision::MIN`] to
+    /// [`Precision::MAX`].
+    pub fn precision(mut self, half_width: f64) -> Result<Self, crate::model::ValidationError> {
+        self.precision = Some(Precision::new(half_width)?);
+        Ok(self)
     }
 
     /// Runs the experiment on `schedule` as well.
@@ -101,6 +113,7 @@ impl ExperimentDraft {
                 schedule: s.as_str().to_owned(),
             }),
             prompt_set: None,
+            precision: self.precision,
             created_at: now,
             updated_at: now,
         };
@@ -359,6 +372,30 @@ mod tests {
             .update_consents(user, &change, Timestamp::now())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_drafts_precision_is_validated_and_submitted_with_the_experiment() {
+        assert_eq!(draft().precision(0.0).unwrap_err().field, "precision");
+        assert_eq!(draft().precision(0.75).unwrap_err().field, "precision");
+        let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+        let owner = user(&store, true).await;
+        let submitted = ExperimentService::from_store(&store)
+            .submit(owner.id, draft().precision(0.05).unwrap())
+            .await
+            .unwrap();
+        let stored = store
+            .get_experiment(owner.id, submitted.experiment.id)
+            .await
+            .unwrap();
+        assert_eq!(stored.precision.map(Precision::get), Some(0.05));
+        assert_eq!(
+            draft()
+                .into_experiment(owner.id, Timestamp::now())
+                .unwrap()
+                .precision,
+            None
+        );
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use echo_core::analysis::stats::iterations_for_half_width;
 use echo_core::model::{
-    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Prompt,
-    ProviderConfig, ProviderKind, Timestamp,
+    Email, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Precision,
+    Prompt, ProviderConfig, ProviderKind, Timestamp,
 };
 use echo_core::runner::{
     ExecuteOptions, ExperimentRunner, JobExecutor, JobOutcome, ProgressFn, RunnerConfig,
@@ -34,12 +34,19 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         .map(|c| parse_brand(c))
         .collect::<Result<Vec<_>, _>>()?;
     let iterations = Iterations::new(args.iterations)?;
-    if let Some(p) = args.precision {
-        if !(p > 0.0 && p < 0.5) {
-            return Err(CliError::Usage(
-                "--precision must be a half-width between 0 and 0.5 (e.g. 0.05)".into(),
-            ));
-        }
+    let precision = args
+        .precision
+        .map(|p| {
+            Precision::new(p).map_err(|_| {
+                CliError::Usage(format!(
+                    "--precision must be a half-width from {} to {} (e.g. 0.05)",
+                    Precision::MIN,
+                    Precision::MAX
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(p) = precision.map(Precision::get) {
         let worst = iterations_for_half_width(p).unwrap_or(u32::MAX);
         eprintln!(
             "adaptive sampling: stops at ±{p} (at worst, p = 0.5, that takes {worst} answers per provider{})",
@@ -102,6 +109,8 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         status: ExperimentStatus::Queued,
         recurrence: None,
         prompt_set: None,
+        // Stored with the experiment, so its page and report say how it was sampled.
+        precision,
         created_at: now,
         updated_at: now,
     };
@@ -116,7 +125,6 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let config = RunnerConfig {
         provider_concurrency: args.concurrency.max(1),
         run_timeout: Some(Duration::from_secs(args.timeout_secs.max(1))),
-        precision: args.precision,
         ..RunnerConfig::default()
     };
     let runner = clients

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use echo_core::analysis::{Proportion, ProportionChange};
 use echo_core::auth::LimitKind;
 use echo_core::model::{
-    BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Prompt,
-    ProviderConfig, ProviderKind, Recurrence, Timestamp,
+    BatchRunId, Experiment, ExperimentId, ExperimentStatus, Iterations, PinnedPromptSet, Precision,
+    Prompt, ProviderConfig, ProviderKind, Recurrence, Timestamp,
 };
 use echo_core::runner::CronSchedule;
 use echo_core::service::{BrandService, ServiceError, SubmitOptions, Submitted};
@@ -86,6 +86,13 @@ pub struct CreateExperimentRequest {
     #[serde(default)]
     #[schema(schema_with = crate::schemas::cron)]
     pub schedule: Option<String>,
+    /// Adaptive sampling: each provider's run stops once the 95% interval of the target's
+    /// visibility has a half-width of at most this (0.01 to 0.5, e.g. 0.05 for ±5 points);
+    /// `iterations` is then only the cap and the quota of the iterations not needed is
+    /// refunded. Absent: the server's setting (by default every iteration runs).
+    #[serde(default)]
+    #[schema(minimum = 0.01, maximum = 0.5)]
+    pub precision: Option<f64>,
 }
 
 /// Which prompt set an experiment runs.
@@ -159,6 +166,10 @@ pub struct ExperimentSummary {
     pub iterations: u32,
     /// The prompt set version it runs, if any; `prompt` is then its first phrasing.
     pub prompt_set: Option<PinnedSetView>,
+    /// Its own adaptive-sampling half-width (e.g. 0.05 for ±5 points); absent when it defers
+    /// to the server's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
     /// Providers.
     pub providers: Vec<ProviderView>,
     /// Status.
@@ -196,6 +207,7 @@ impl ExperimentSummary {
             competitor_brands: e.competitors.iter().map(brand_view).collect(),
             prompt_set: e.prompt_set.as_ref().map(PinnedSetView::of),
             iterations: e.iterations.get(),
+            precision: e.precision.map(Precision::get),
             providers: e
                 .providers
                 .iter()
@@ -268,6 +280,9 @@ pub struct RunView {
     pub recorded: u32,
     /// Successful iterations.
     pub succeeded: u32,
+    /// Whether adaptive sampling (the experiment's `precision` or the server's) ended the run
+    /// before `planned`: completed with fewer recorded, the rest refunded.
+    pub stopped_early: bool,
     /// Target visibility rate (0..1), when computed.
     pub visibility_rate: Option<f64>,
     /// Creation time.
@@ -408,6 +423,7 @@ fn build_experiment(
         }
         None => None,
     };
+    let precision = body.precision.map(Precision::new).transpose()?;
     let mut experiment = Experiment {
         id: ExperimentId::new(),
         user_id: caller.user_id,
@@ -419,6 +435,7 @@ fn build_experiment(
         status: ExperimentStatus::Queued,
         recurrence,
         prompt_set: None,
+        precision,
         created_at: now,
         updated_at: now,
     };
@@ -631,6 +648,7 @@ pub async fn get(
                 planned: r.iterations_planned,
                 recorded: r.iterations_recorded,
                 succeeded: r.iterations_succeeded,
+                stopped_early: r.stopped_early(),
                 visibility_rate: r.visibility_rate,
                 created_at: r.created_at,
                 completed_at: r.completed_at,

@@ -37,6 +37,19 @@ const PRESETS: &[(&str, &str, &str)] = &[
     ("custom", "Custom cron expression", ""),
 ];
 
+/// Adaptive-precision choices of the form: value (points), label, half-width. Presets rather
+/// than a free number: the useful targets are few, and each label says what it costs at worst.
+const PRECISIONS: &[(&str, &str, Option<f64>)] = &[
+    ("", "Off: ask every answer", None),
+    ("10", "\u{b1}10 points (at most 97 answers)", Some(0.10)),
+    ("5", "\u{b1}5 points (at most 385 answers)", Some(0.05)),
+    (
+        "3",
+        "\u{b1}3 points (at most about 1,070 answers)",
+        Some(0.03),
+    ),
+];
+
 /// `?status=&cursor=` of the list page.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -108,6 +121,7 @@ pub struct NewForm {
     iterations: String,
     schedule: String,
     cron: String,
+    precision: String,
 }
 
 impl Default for NewForm {
@@ -124,6 +138,7 @@ impl Default for NewForm {
             iterations: "50".to_owned(),
             schedule: String::new(),
             cron: String::new(),
+            precision: String::new(),
         }
     }
 }
@@ -148,6 +163,7 @@ impl NewForm {
                 "iterations" => f.iterations = v,
                 "schedule" => f.schedule = v,
                 "cron" => f.cron = v,
+                "precision" => f.precision = v,
                 _ => {}
             }
         }
@@ -176,6 +192,13 @@ impl NewForm {
                 }
             },
         };
+        let precision = match PRECISIONS.iter().find(|p| p.0 == self.precision) {
+            Some((_, _, half_width)) => *half_width,
+            None => {
+                errors.add("precision", "Choose one of the options.");
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -203,6 +226,7 @@ impl NewForm {
                 ..ExperimentConfigInput::default()
             },
             schedule,
+            precision,
         })
     }
 
@@ -263,6 +287,7 @@ struct NewPage {
     providers: Vec<&'static str>,
     match_modes: Vec<&'static str>,
     presets: &'static [(&'static str, &'static str, &'static str)],
+    precisions: &'static [(&'static str, &'static str, Option<f64>)],
     errors: FieldErrors,
     /// The caller's prompt sets as (id, "name (vN)").
     sets: Vec<(String, String)>,
@@ -301,6 +326,7 @@ fn new_page(
         providers: state.providers.iter().map(|p| p.as_str()).collect(),
         match_modes: MatchMode::ALL.iter().map(|m| m.as_str()).collect(),
         presets: PRESETS,
+        precisions: PRECISIONS,
         errors,
     }
 }
@@ -348,6 +374,7 @@ const FORM_FIELDS: &[&str] = &[
     "iterations",
     "schedule",
     "cron",
+    "precision",
 ];
 
 /// The API's field names as the form's.

@@ -30,6 +30,16 @@ pub fn pct(rate: &f64) -> String {
     format!("{:.1}%", rate * 100.0)
 }
 
+/// A half-width as "±N points" (`0.05` → `±5 points`, `0.025` → `±2.5 points`).
+pub fn points(half_width: &f64) -> String {
+    let p = half_width * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("\u{b1}{p:.0} points")
+    } else {
+        format!("\u{b1}{p:.1} points")
+    }
+}
+
 /// An identifier as words (`case_insensitive` → `case insensitive`).
 pub fn label(s: &str) -> String {
     s.replace('_', " ")
@@ -152,6 +162,9 @@ mod tests {
         assert_eq!(pct(&0.4251), "42.5%");
         assert_eq!(label("aliases_only"), "aliases only");
         assert_eq!(pct_opt(&None), "–");
+        assert_eq!(points(&0.05), "±5 points");
+        assert_eq!(points(&0.1), "±10 points");
+        assert_eq!(points(&0.025), "±2.5 points");
         assert_eq!(num_opt(&Some(1.26)), "1.3");
         assert_eq!(
             url_encode("/experiments?a=1&b"),

@@ -138,6 +138,8 @@ async fn request_schemas_carry_the_validators_constraints() {
     assert_eq!(create["iterations"]["maximum"], 10_000);
     assert_eq!(create["prompt"]["maxLength"], 10_000);
     assert_eq!(create["competitor_brands"]["maxItems"], 100);
+    assert_eq!(create["precision"]["minimum"], 0.01);
+    assert_eq!(create["precision"]["maximum"], 0.5);
     let config = &schemas["ExperimentConfigInput"]["properties"];
     assert_eq!(config["temperature"]["maximum"], 2.0);
     let brand = &schemas["BrandSpec"]["properties"];

@@ -361,3 +361,92 @@ async fn event_streams_are_bounded_per_account() {
     assert_eq!(r.status(), StatusCode::OK);
     drop(held);
 }
+
+#[tokio::test]
+async fn precision_on_sqlite() {
+    an_experiments_precision_is_validated_stored_and_stops_its_runs(
+        TestServer::on(Backend::Sqlite).await.unwrap(),
+    )
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn precision_on_postgres() {
+    if let Some(s) = TestServer::on(Backend::Postgres).await {
+        an_experiments_precision_is_validated_stored_and_stops_its_runs(s).await;
+    }
+}
+
+/// `precision` on create: refused outside 0.01 to 0.5 naming the field, stored and shown when
+/// set, absent when not; the runs of an experiment with one stop early (the server's workers
+/// have no precision configured) and the unasked answers go back to the quota.
+async fn an_experiments_precision_is_validated_stored_and_stops_its_runs(s: TestServer) {
+    let a = s.user("ada@example.com").await;
+    for bad in [json!(0), json!(0.005), json!(0.51), json!(2), json!("0.05")] {
+        let mut body = experiment_body();
+        body["precision"] = bad.clone();
+        let (status, headers, problem) = send(
+            s.client
+                .post(s.url("/api/v1/experiments"))
+                .header("x-api-key", &a.key)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        if bad.is_number() {
+            assert_problem(&headers, &problem, "invalid-input");
+            assert_eq!(
+                problem["invalid-params"][0]["name"], "precision",
+                "{problem}"
+            );
+        }
+    }
+
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    let mut body = experiment_body();
+    body["iterations"] = json!(400);
+    body["precision"] = json!(0.1);
+    let precise = create(&s, &a, &body).await;
+    let mut body = experiment_body();
+    body["precision"] = Value::Null;
+    let plain = create(&s, &a, &body).await;
+    let precise = s.wait_finished(&a.key, &precise).await;
+    let plain = s.wait_finished(&a.key, &plain).await;
+    workers.cancel();
+    handle.await.unwrap();
+
+    assert_eq!(precise["experiment"]["precision"], 0.1, "{precise}");
+    let run = &precise["batch_runs"][0];
+    assert_eq!(run["status"], "completed", "{precise}");
+    assert_eq!(run["planned"], 400);
+    let recorded = run["recorded"].as_u64().unwrap();
+    assert!(
+        recorded <= 97,
+        "±0.10 takes 97 answers at worst, recorded {recorded}"
+    );
+    assert_eq!(run["stopped_early"], true);
+
+    assert!(plain["experiment"].get("precision").is_none(), "{plain}");
+    let run = &plain["batch_runs"][0];
+    assert_eq!(run["recorded"], 20, "{plain}");
+    assert_eq!(run["stopped_early"], false);
+
+    // The listing carries it too, and only the answers asked were spent.
+    let (_, _, page) = send(
+        s.client
+            .get(s.url("/api/v1/experiments"))
+            .header("x-api-key", &a.key),
+    )
+    .await;
+    let precisions: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["precision"])
+        .collect();
+    assert_eq!(precisions, [&Value::Null, &json!(0.1)], "{page}");
+    let (_, _, me) = send(s.client.get(s.url("/api/v1/auth/me")).bearer_auth(&a.token)).await;
+    assert_eq!(me["prompts_used"], recorded + 20, "{me}");
+}

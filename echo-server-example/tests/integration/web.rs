@@ -1411,3 +1411,87 @@ async fn webhook_settings_show_the_secret_once_keep_bad_input_and_log_a_ping() {
     let (_, _, list) = get(&s, &me, "/settings/webhooks").await;
     assert!(list.contains("No endpoints yet"), "{list}");
 }
+
+#[tokio::test]
+async fn the_form_sets_an_experiments_adaptive_precision_and_the_page_shows_the_early_stop() {
+    let s = TestServer::start().await;
+    let (workers, handle) = s.start_workers(Duration::from_secs(30));
+    let me = sign_up(&s, "web-precision@example.com").await;
+    let (status, _, page) = get(&s, &me, "/experiments/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("<select id=\"precision\" name=\"precision\""),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"\" selected>Off"), "{page}");
+
+    let (server, session) = (&s, &me);
+    let send = move |precision: &'static str, iterations: &'static str| async move {
+        post(
+            server,
+            session,
+            "/experiments",
+            &[
+                ("csrf_token", session.csrf.as_str()),
+                ("prompt", "Which CRM should a startup pick?"),
+                ("target", "HubSpot"),
+                ("competitors", "Salesforce"),
+                ("providers", "simulated"),
+                ("iterations", iterations),
+                ("precision", precision),
+            ],
+        )
+        .await
+    };
+
+    // Another field's error keeps the chosen precision.
+    let (status, _, body) = send("5", "0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"iterations-error\""), "{body}");
+    assert!(body.contains("<option value=\"5\" selected>"), "{body}");
+    assert!(!body.contains("id=\"precision-error\""), "{body}");
+
+    // A value that is none of the options is refused next to the field, as posted.
+    let (status, _, body) = send("7", "50").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"precision-error\""), "{body}");
+
+    // ±10 points on at most 300 answers: the run stops long before (97 at worst).
+    let (status, headers, body) = send("10", "300").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let id = headers["location"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/experiments/")
+        .unwrap()
+        .to_owned();
+    let page = settled(&s, &me, &id).await;
+    assert!(
+        page.contains("adaptive precision <strong>±10 points</strong>"),
+        "{page}"
+    );
+    assert!(page.contains(">stopped early</span>"), "{page}");
+
+    // The API tells the same story.
+    let detail: serde_json::Value = browser()
+        .get(s.url(&format!("/api/v1/experiments/{id}")))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["experiment"]["precision"], 0.1);
+    let run = &detail["batch_runs"][0];
+    assert_eq!(run["stopped_early"], true, "{detail}");
+    assert!(run["recorded"].as_u64().unwrap() <= 97, "{detail}");
+
+    // Without a precision the page says it is off and the run asks every answer.
+    let id = create(&s, &me, "HubSpot", "20").await;
+    let page = settled(&s, &me, &id).await;
+    assert!(page.contains("adaptive precision off"), "{page}");
+    assert!(!page.contains(">stopped early</span>"), "{page}");
+    workers.cancel();
+    handle.await.unwrap();
+}

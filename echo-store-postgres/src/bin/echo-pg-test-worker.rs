@@ -179,6 +179,7 @@ async fn create(
             status: ExperimentStatus::Pending,
             recurrence: None,
             prompt_set: None,
+            precision: None,
             created_at: now,
             updated_at: now,
         });

@@ -33,7 +33,7 @@ macro_rules! sql_columns {
     };
     (experiment) => {
         "id, user_id, prompt, target, competitors, iterations, providers, status, schedule, \
-         next_run_at, created_at, updated_at, prompt_set"
+         next_run_at, created_at, updated_at, prompt_set, precision"
     };
     (batch_run) => {
         "id, experiment_id, provider, model, status, iterations_planned, iterations_recorded, \

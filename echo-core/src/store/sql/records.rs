@@ -8,8 +8,8 @@ use super::{ColumnReader, FromColumns};
 use crate::model::{
     ApiKeyRecord, AuditCheckpoint, AuditErasure, AuditEvent, BatchRun, BatchRunMetrics,
     BrandProfile, Consents, Experiment, Iteration, IterationId, IterationSource, Iterations, Job,
-    NewAuditEvent, PasswordHash, QuotaUsage, Recurrence, SecretDigest, SessionRecord, Timestamp,
-    User,
+    NewAuditEvent, PasswordHash, Precision, QuotaUsage, Recurrence, SecretDigest, SessionRecord,
+    Timestamp, User,
 };
 use crate::store::{ApiKeyAuth, QueueStats, RunGroup, SessionAuth, StoreError, TrendPoint};
 
@@ -137,6 +137,10 @@ impl FromColumns for Experiment {
             created_at: c.ts("experiments.created_at")?,
             updated_at: c.ts("experiments.updated_at")?,
             prompt_set: c.opt_json("experiments.prompt_set")?,
+            precision: c
+                .opt_f64("experiments.precision")?
+                .map(Precision::new)
+                .transpose()?,
         })
     }
 }
