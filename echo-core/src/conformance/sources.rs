@@ -105,7 +105,8 @@ pub async fn sources_round_trip_in_order(store: &DynStore) {
 }
 
 /// A batch whose sources fill several multi-row statements plus a remainder (37 iterations
-/// citing 1 to 9 sources, 181 rows), with duplicates of stored iterations in the same call,
+/// citing 1 to 9 sources at positions from 1, 181 rows), with duplicates of stored
+/// iterations in the same call,
 /// reads back exactly: every inserted iteration's sources and none for the skipped repeats.
 pub async fn many_sources_in_one_batch_round_trip(store: &DynStore) {
     let u = new_user(store).await;
@@ -123,7 +124,7 @@ pub async fn many_sources_in_one_batch_round_trip(store: &DynStore) {
     };
     let its: Vec<Iteration> = (0..37u32)
         .map(|i| Iteration {
-            sources: (0..(i % 9) + 1).map(|p| source(i, p)).collect(),
+            sources: (1..=(i % 9) + 1).map(|p| source(i, p)).collect(),
             ..iteration(run.id, i, at(2))
         })
         .collect();
