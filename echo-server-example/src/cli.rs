@@ -32,6 +32,9 @@ pub enum Command {
     /// Write a stored experiment's per-run metrics or its answers as CSV (RFC 4180; cells
     /// that a spreadsheet would run as a formula get a leading `'`).
     ExportCsv(ExportCsvArgs),
+    /// List a user's alerts on significant change (from recurring experiments), newest
+    /// first.
+    Alerts(AlertsArgs),
     /// Apply the database migrations (idempotent; safe while servers run).
     Migrate(MigrateArgs),
     /// Serve the HTTP API, with workers and the scheduler in the same process by default.
@@ -382,6 +385,26 @@ pub struct ExportCsvArgs {
     /// Write here instead of standard output (`-` is standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
+    #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
+    pub database: String,
+}
+
+/// `echoai alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// The email of the alerts' owner.
+    #[arg(long)]
+    pub user: String,
+    /// Only the alerts of this experiment (one of the user's).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Show at most this many alerts, newest first.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Print JSON (an array of the alerts in the API's shape) instead of one line each.
+    #[arg(long)]
+    pub json: bool,
     /// SQLite file (or `sqlite://PATH`) or `postgres://` URL.
     #[arg(long, env = "ECHO_DATABASE", default_value = "./echo.db")]
     pub database: String,

@@ -253,10 +253,12 @@ pub fn webhook_url() -> Object {
 
 /// `echo_core::model::WebhookEndpoint::validate_description`.
 pub fn webhook_description() -> Object {
-    string(
+    let mut o = string(
         0,
         200,
         Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned()),
         "A note for you, at most 200 characters; no control characters",
-    )
+    );
+    o.schema_type = SchemaType::Array(vec![Type::String, Type::Null]);
+    o
 }

@@ -267,43 +267,19 @@ impl RunStore for PgStore {
         from_index: u32,
         limit: u32,
     ) -> Result<Vec<Iteration>, StoreError> {
-        let mut tx = self.db().begin_snapshot().await?;
-        let run = *run.as_uuid();
-        let owned = fetch_opt(
-            &mut tx,
-            sqlx::query(q::BATCH_RUN_OWNED)
-                .bind(run)
-                .bind(*owner.as_uuid()),
-            |row| Cols::new(row).bool("batch run owned"),
-        )
-        .await?
-        .unwrap_or(false);
-        if !owned {
-            return Err(StoreError::not_found("batch run"));
-        }
-        let mut rows = fetch_all(
-            &mut tx,
-            sqlx::query(q::ITERATIONS_PAGE)
-                .bind(run)
-                .bind(i64::from(from_index))
-                .bind(i64::from(limit)),
-            rows::record::<Iteration>,
-        )
-        .await?;
-        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let sources = fetch_all(
-                &mut tx,
-                sqlx::query(q::ITERATION_SOURCES_PAGE)
-                    .bind(run)
-                    .bind(i64::from(first.index))
-                    .bind(i64::from(last.index)),
-                rows::record::<sql::SourceRow>,
-            )
-            .await?;
-            sql::attach_sources(&mut rows, sources);
-        }
-        commit(tx).await?;
-        Ok(rows)
+        self.iterations_page(owner, run, from_index, limit, true)
+            .await
+    }
+
+    async fn list_iterations_without_sources(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        self.iterations_page(owner, run, from_index, limit, false)
+            .await
     }
 
     async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError> {
@@ -411,5 +387,59 @@ impl RunStore for PgStore {
         )
         .await
         .map(Option::unwrap_or_default)
+    }
+}
+
+impl PgStore {
+    /// A page of the run's iterations, with their sources or without reading them.
+    async fn iterations_page(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+        with_sources: bool,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        let mut tx = self.db().begin_snapshot().await?;
+        let run = *run.as_uuid();
+        let owned = fetch_opt(
+            &mut tx,
+            sqlx::query(q::BATCH_RUN_OWNED)
+                .bind(run)
+                .bind(*owner.as_uuid()),
+            |row| Cols::new(row).bool("batch run owned"),
+        )
+        .await?
+        .unwrap_or(false);
+        if !owned {
+            return Err(StoreError::not_found("batch run"));
+        }
+        let mut rows = fetch_all(
+            &mut tx,
+            sqlx::query(q::ITERATIONS_PAGE)
+                .bind(run)
+                .bind(i64::from(from_index))
+                .bind(i64::from(limit)),
+            rows::record::<Iteration>,
+        )
+        .await?;
+        if !with_sources {
+            commit(tx).await?;
+            return Ok(rows);
+        }
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            let sources = fetch_all(
+                &mut tx,
+                sqlx::query(q::ITERATION_SOURCES_PAGE)
+                    .bind(run)
+                    .bind(i64::from(first.index))
+                    .bind(i64::from(last.index)),
+                rows::record::<sql::SourceRow>,
+            )
+            .await?;
+            sql::attach_sources(&mut rows, sources);
+        }
+        commit(tx).await?;
+        Ok(rows)
     }
 }

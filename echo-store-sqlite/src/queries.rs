@@ -285,13 +285,38 @@ pub const ITERATIONS_PAGE: &str = concat!(
     sql_columns!(iteration),
     " FROM iterations WHERE batch_run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3"
 );
-/// Stores one source of an iteration (written in the iteration's transaction, only when the
-/// iteration itself was inserted).
-pub const ITERATION_SOURCE_INSERT: &str = concat!(
-    "INSERT INTO iteration_sources (",
-    sql_columns!(iteration_source),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-);
+/// Source rows per multi-row `INSERT`: 6 parameters each keeps a statement at 192, far under
+/// SQLite's limit, while a batch of 500 answers citing 8 sources needs 125 executions instead
+/// of 4,000.
+pub const SOURCE_ROWS_PER_INSERT: usize = 32;
+
+/// Stores `rows` sources (1 to [`SOURCE_ROWS_PER_INSERT`]), 6 parameters each in
+/// `iteration_source` column order, in one statement: written in the iterations'
+/// transaction, only for iterations that were inserted. The text depends on `rows` alone, so
+/// the statement cache holds one full-size and at most a few remainder statements.
+pub fn iteration_sources_insert(rows: usize) -> String {
+    let mut sql = String::from(concat!(
+        "INSERT INTO iteration_sources (",
+        sql_columns!(iteration_source),
+        ") VALUES "
+    ));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        let p = r * 6;
+        sql.push_str(&format!(
+            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6
+        ));
+    }
+    sql
+}
 /// The sources of run `?1`'s iterations with index in `?2..=?3` (the page just read), by index
 /// then position: the unique `(batch_run_id, idx)` index, then the sources' primary key.
 pub const ITERATION_SOURCES_PAGE: &str = "SELECT s.iteration_id, s.position, s.url, s.domain, s.title, s.spans \

@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use echo_core::model::{
-    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration, PricingTier,
-    RecordOutcome, Timestamp, UserId,
+    BatchRun, BatchRunId, BatchRunUpdate, ExperimentId, ExperimentStatus, Iteration,
+    IterationSource, PricingTier, RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::sql::{self, ColumnReader, found, opt_to_json, to_i64};
 use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
@@ -169,7 +169,9 @@ impl RunStore for SqliteStore {
                 let mut outcome = RecordOutcome::default();
                 let mut counts: BTreeMap<BatchRunId, Counts> = BTreeMap::new();
                 let mut insert = tx.prepare_cached(q::ITERATION_INSERT).db()?;
-                let mut insert_source = tx.prepare_cached(q::ITERATION_SOURCE_INSERT).db()?;
+                // The inserted iterations' sources, written after the loop in multi-row
+                // statements: one execution per source was most of a cited batch's write time.
+                let mut sources: Vec<(&Iteration, &IterationSource, &String)> = Vec::new();
                 for ((it, mentions), spans) in iterations.iter().zip(&mentions).zip(&spans) {
                     let inserted = insert
                         .execute(params![
@@ -193,18 +195,7 @@ impl RunStore for SqliteStore {
                         continue;
                     }
                     outcome.inserted += 1;
-                    for (src, spans) in it.sources.iter().zip(spans) {
-                        insert_source
-                            .execute(params![
-                                it.id.as_uuid().as_bytes(),
-                                src.position,
-                                src.url,
-                                src.domain,
-                                src.title,
-                                spans,
-                            ])
-                            .db()?;
-                    }
+                    sources.extend(it.sources.iter().zip(spans).map(|(src, sp)| (it, src, sp)));
                     let c = counts.entry(it.batch_run_id).or_default();
                     c.recorded += 1;
                     c.succeeded += i64::from(it.is_success);
@@ -212,7 +203,26 @@ impl RunStore for SqliteStore {
                     c.output_tokens += i64::from(it.output_tokens);
                 }
                 drop(insert);
-                drop(insert_source);
+                for chunk in sources.chunks(q::SOURCE_ROWS_PER_INSERT) {
+                    let mut insert_sources = tx
+                        .prepare_cached(&q::iteration_sources_insert(chunk.len()))
+                        .db()?;
+                    let ids: Vec<_> = chunk.iter().map(|(it, _, _)| *it.id.as_uuid()).collect();
+                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 6);
+                    for ((_, src, spans), id) in chunk.iter().zip(&ids) {
+                        values.extend([
+                            id.as_bytes() as &dyn rusqlite::ToSql,
+                            &src.position,
+                            &src.url,
+                            &src.domain,
+                            &src.title,
+                            *spans,
+                        ]);
+                    }
+                    insert_sources
+                        .execute(rusqlite::params_from_iter(values))
+                        .db()?;
+                }
                 let mut add = tx.prepare_cached(q::BATCH_RUN_ADD_COUNTS).db()?;
                 for (run, c) in &counts {
                     add.execute(params![
@@ -236,33 +246,18 @@ impl RunStore for SqliteStore {
         from_index: u32,
         limit: u32,
     ) -> Result<Vec<Iteration>, StoreError> {
-        self.db
-            .read(move |tx| {
-                let run = run.as_uuid().as_bytes();
-                if !query_bool(
-                    tx,
-                    q::BATCH_RUN_OWNED,
-                    params![run, owner.as_uuid().as_bytes()],
-                )? {
-                    return Err(StoreError::not_found("batch run"));
-                }
-                let mut page = query_all(
-                    tx,
-                    q::ITERATIONS_PAGE,
-                    params![run, from_index, limit],
-                    rows::record::<Iteration>,
-                )?;
-                if let (Some(first), Some(last)) = (page.first(), page.last()) {
-                    let sources = query_all(
-                        tx,
-                        q::ITERATION_SOURCES_PAGE,
-                        params![run, first.index, last.index],
-                        rows::record::<sql::SourceRow>,
-                    )?;
-                    sql::attach_sources(&mut page, sources);
-                }
-                Ok(page)
-            })
+        self.iterations_page(owner, run, from_index, limit, true)
+            .await
+    }
+
+    async fn list_iterations_without_sources(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        self.iterations_page(owner, run, from_index, limit, false)
             .await
     }
 
@@ -402,5 +397,49 @@ impl RunStore for SqliteStore {
             })
             .await
             .map(Option::unwrap_or_default)
+    }
+}
+
+impl SqliteStore {
+    /// A page of the run's iterations, with their sources or without reading them.
+    async fn iterations_page(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+        with_sources: bool,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        self.db
+            .read(move |tx| {
+                let run = run.as_uuid().as_bytes();
+                if !query_bool(
+                    tx,
+                    q::BATCH_RUN_OWNED,
+                    params![run, owner.as_uuid().as_bytes()],
+                )? {
+                    return Err(StoreError::not_found("batch run"));
+                }
+                let mut page = query_all(
+                    tx,
+                    q::ITERATIONS_PAGE,
+                    params![run, from_index, limit],
+                    rows::record::<Iteration>,
+                )?;
+                if !with_sources {
+                    return Ok(page);
+                }
+                if let (Some(first), Some(last)) = (page.first(), page.last()) {
+                    let sources = query_all(
+                        tx,
+                        q::ITERATION_SOURCES_PAGE,
+                        params![run, first.index, last.index],
+                        rows::record::<sql::SourceRow>,
+                    )?;
+                    sql::attach_sources(&mut page, sources);
+                }
+                Ok(page)
+            })
+            .await
     }
 }

@@ -267,6 +267,7 @@ delegate!(RunStore {
     update_batch_run(id: BatchRunId, update: &BatchRunUpdate) -> Result<(), StoreError>;
     record_iterations(iterations: &[Iteration]) -> Result<RecordOutcome, StoreError>;
     list_iterations(owner: UserId, run: BatchRunId, from_index: u32, limit: u32) -> Result<Vec<Iteration>, StoreError>;
+    list_iterations_without_sources(owner: UserId, run: BatchRunId, from_index: u32, limit: u32) -> Result<Vec<Iteration>, StoreError>;
     recorded_indexes(run: BatchRunId) -> Result<Vec<u32>, StoreError>;
     dashboard(owner: UserId, trend_since: Timestamp) -> Result<DashboardStats, StoreError>;
     recent_completed_runs(owner: UserId, limit: u32) -> Result<Vec<BatchRun>, StoreError>;

@@ -201,6 +201,8 @@ macro_rules! store_conformance_tests {
                 sources_are_tenant_isolated,
                 sources_are_written_with_their_iteration_only,
                 delete_experiment_removes_sources,
+                many_sources_in_one_batch_round_trip,
+                iterations_without_sources_match_the_listing,
             }
             audit {
                 append_audit_builds_hash_chain,

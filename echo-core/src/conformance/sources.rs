@@ -104,6 +104,95 @@ pub async fn sources_round_trip_in_order(store: &DynStore) {
     );
 }
 
+/// A batch whose sources fill several multi-row statements plus a remainder (37 iterations
+/// citing 1 to 9 sources at positions from 1, 181 rows), with duplicates of stored
+/// iterations in the same call,
+/// reads back exactly: every inserted iteration's sources and none for the skipped repeats.
+pub async fn many_sources_in_one_batch_round_trip(store: &DynStore) {
+    let u = new_user(store).await;
+    let e = new_experiment(store, u.id, at(0)).await;
+    let run = new_batch_run(store, &e, at(1)).await;
+    let source = |i: u32, position: u32| IterationSource {
+        position,
+        url: format!("https://s{position}.example.org/{i}"),
+        domain: format!("s{position}.example.org"),
+        title: (position % 2 == 0).then(|| format!("Source {i}/{position}")),
+        spans: vec![SourceSpan {
+            start: position,
+            end: position + i + 1,
+        }],
+    };
+    let its: Vec<Iteration> = (0..37u32)
+        .map(|i| Iteration {
+            sources: (1..=(i % 9) + 1).map(|p| source(i, p)).collect(),
+            ..iteration(run.id, i, at(2))
+        })
+        .collect();
+    assert_eq!(its.iter().map(|it| it.sources.len()).sum::<usize>(), 181);
+    store
+        .record_iterations(&its[..10])
+        .await
+        .expect("first part");
+    // The first 10 again (skipped, their sources too), with the rest.
+    let again: Vec<Iteration> = its
+        .iter()
+        .enumerate()
+        .map(|(k, it)| {
+            if k < 10 {
+                Iteration {
+                    id: it.id,
+                    sources: vec![source(99, 50)],
+                    ..it.clone()
+                }
+            } else {
+                it.clone()
+            }
+        })
+        .collect();
+    let outcome = store.record_iterations(&again).await.expect("the rest");
+    assert_eq!((outcome.inserted, outcome.duplicates), (27, 10));
+    assert_eq!(read_all(store, u.id, run.id).await, its);
+}
+
+/// `list_iterations_without_sources` is `list_iterations` with every `sources` empty, page
+/// for page, and scoped to the owner the same way.
+pub async fn iterations_without_sources_match_the_listing(store: &DynStore) {
+    let u = new_user(store).await;
+    let intruder = new_user(store).await;
+    let e = new_experiment(store, u.id, at(0)).await;
+    let run = new_batch_run(store, &e, at(1)).await;
+    let its: Vec<Iteration> = (0..5)
+        .map(|i| match i {
+            1 => failed_iteration(run.id, i, at(2)),
+            _ => Iteration {
+                sources: many_sources(&format!("w{i}")),
+                ..iteration(run.id, i, at(2))
+            },
+        })
+        .collect();
+    store.record_iterations(&its).await.expect("record");
+    for (from, limit) in [(0, 100), (0, 2), (2, 2), (4, 10), (5, 10)] {
+        let bare = store
+            .list_iterations_without_sources(u.id, run.id, from, limit)
+            .await
+            .expect("without sources");
+        let mut want = store
+            .list_iterations(u.id, run.id, from, limit)
+            .await
+            .expect("with sources");
+        for it in &mut want {
+            it.sources = Vec::new();
+        }
+        assert_eq!(bare, want, "from {from}, limit {limit}");
+    }
+    assert_not_found(
+        store
+            .list_iterations_without_sources(intruder.id, run.id, 0, 10)
+            .await,
+        "another user's run",
+    );
+}
+
 /// Another user's run is NotFound, sources and all.
 pub async fn sources_are_tenant_isolated(store: &DynStore) {
     let u = new_user(store).await;

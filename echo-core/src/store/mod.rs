@@ -414,6 +414,24 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Iteration>, StoreError>;
 
+    /// Exactly [`RunStore::list_iterations`], except that every iteration's `sources` is
+    /// empty: for passes that read only answers and mentions (the runner's metrics and its
+    /// resume tally), which then neither read nor decode the source rows. The provided body
+    /// reads them and drops them; SQL stores override it to skip the read.
+    async fn list_iterations_without_sources(
+        &self,
+        owner: UserId,
+        run: BatchRunId,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<Iteration>, StoreError> {
+        let mut page = self.list_iterations(owner, run, from_index, limit).await?;
+        for it in &mut page {
+            it.sources = Vec::new();
+        }
+        Ok(page)
+    }
+
     /// Indexes already recorded for the run, ascending: what a resumed run skips. Not scoped by
     /// owner (it is the worker's view); an unknown run has none.
     async fn recorded_indexes(&self, run: BatchRunId) -> Result<Vec<u32>, StoreError>;

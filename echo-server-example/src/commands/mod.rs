@@ -1,5 +1,6 @@
 //! The subcommands' implementations.
 
+mod alerts;
 mod analyze;
 mod config_check;
 mod discover;
@@ -93,7 +94,7 @@ pub enum CliError {
 }
 
 /// Opens `database` and finds the account with `email`: how the commands that act for one
-/// user (`export`, `export-csv`, `discover --experiment`) begin.
+/// user (`export`, `export-csv`, `discover --experiment`, `alerts`) begin.
 async fn open_for_user(
     database: &str,
     email: &str,
@@ -139,6 +140,7 @@ pub async fn dispatch(command: Command, log: Option<&str>) -> Result<(), CliErro
         Command::Run(args) => run(args).await,
         Command::Analyze(args) => analyze::analyze(args).await,
         Command::Discover(args) => discover::discover(args).await,
+        Command::Alerts(args) => alerts::alerts(args).await,
         Command::ExportCsv(args) => export_csv::export_csv(args).await,
         Command::Config(crate::cli::ConfigCommand::Check(args)) => config_check::check(args),
         Command::Probe(args) => probe::probe(args).await,

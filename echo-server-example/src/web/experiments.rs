@@ -619,22 +619,7 @@ impl ComparePage {
 }
 
 fn verdict(b: &BrandChange) -> String {
-    let Some(diff) = b.change.difference else {
-        return "not comparable: a run has no successful answers".to_owned();
-    };
-    let points = diff * 100.0;
-    let direction = if points.abs() < 0.05 {
-        "unchanged".to_owned()
-    } else if points > 0.0 {
-        format!("up {points:.1} points")
-    } else {
-        format!("down {:.1} points", -points)
-    };
-    match b.change.p_value {
-        Some(p) if p < 0.05 => format!("{direction}, p = {p:.3}, likely a real change"),
-        Some(p) => format!("{direction}, p = {p:.3}, could be chance"),
-        None => format!("{direction}, no test possible"),
-    }
+    super::view::change_in_words(b.change.difference, b.change.p_value, "p")
 }
 
 /// `GET /experiments/{id}/compare?a=&b=`: the API's significance test, in words.

@@ -15,6 +15,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod answers;
 pub mod assets;
 pub mod brand;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(experiments::list).post(experiments::create),
         )
         .route("/experiments/new", get(experiments::new_form))
+        .route("/alerts", get(alerts::list))
         .route("/experiments/{id}", get(experiments::detail))
         .route("/experiments/{id}/run", post(experiments::rerun))
         .route("/experiments/{id}/cancel", post(experiments::cancel))

@@ -9,6 +9,7 @@ use echo_core::analysis::Interval;
 use echo_core::service::{BrandTrend, DashboardService};
 use echo_core::store::DashboardStats;
 
+use super::alerts::{self, AlertRow};
 use super::chart::{self, BarChart, LineChart};
 use super::{Chrome, render};
 use crate::auth::Caller;
@@ -86,6 +87,28 @@ pub fn when(t: &echo_core::model::Timestamp) -> String {
     }
 }
 
+/// A tested change in words, as the compare and alerts pages say it: "up 12.0 points,
+/// p = 0.030, likely a real change" (`p_name` names the p-value: "p", "adjusted p").
+/// `difference` is the change of a rate (0..1); `None` when a side had no answers.
+pub fn change_in_words(difference: Option<f64>, p: Option<f64>, p_name: &str) -> String {
+    let Some(diff) = difference else {
+        return "not comparable: a run has no successful answers".to_owned();
+    };
+    let points = diff * 100.0;
+    let direction = if points.abs() < 0.05 {
+        "unchanged".to_owned()
+    } else if points > 0.0 {
+        format!("up {points:.1} points")
+    } else {
+        format!("down {:.1} points", -points)
+    };
+    match p {
+        Some(p) if p < 0.05 => format!("{direction}, {p_name} = {p:.3}, likely a real change"),
+        Some(p) => format!("{direction}, {p_name} = {p:.3}, could be chance"),
+        None => format!("{direction}, no test possible"),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
@@ -95,6 +118,7 @@ struct HomePage {
     trend: BrandTrend,
     lines: Option<LineChart>,
     shares: BarChart,
+    alerts: Vec<AlertRow>,
 }
 
 impl HomePage {
@@ -107,9 +131,9 @@ impl HomePage {
     }
 }
 
-/// `GET /`: totals, the followed brand's visibility over time and share of voice
-/// ([`DashboardService::brand_trend`]), mean visibility per provider and the recent
-/// experiments, from the same functions as `GET /api/v1/dashboard/stats` and
+/// `GET /`: totals, the latest alerts ([`alerts::latest`]), the followed brand's visibility
+/// over time and share of voice ([`DashboardService::brand_trend`]), mean visibility per
+/// provider and the recent experiments, from the same functions as `GET /api/v1/dashboard/stats` and
 /// `GET /api/v1/experiments`.
 pub async fn home(
     State(state): State<AppState>,
@@ -126,6 +150,7 @@ pub async fn home(
         .brand_trend(caller.user_id)
         .await
         .map_err(|e| ApiError::from_service(e, "dashboard"))?;
+    let latest_alerts = alerts::latest(&state, caller.user_id).await?;
     let axum::Json(page) = experiments::list(
         State(state),
         Extension(caller),
@@ -145,6 +170,7 @@ pub async fn home(
             lines: chart::visibility_lines(&trend.series),
             shares: chart::share_bars(&trend.share_of_voice),
             trend,
+            alerts: latest_alerts,
         },
     ))
 }

@@ -119,3 +119,70 @@ async fn alerts_are_listed_to_their_owner_with_a_cursor() {
     assert_eq!(got, StatusCode::UNAUTHORIZED);
     assert_problem(&h, &problem, "unauthenticated");
 }
+
+/// Stores, for `owner`, a recurring experiment with two completed runs and one alert per
+/// brand in `brands` (oldest first: the last is the newest), each saying the brand's
+/// visibility fell from 62 of 100 to 41 of 100 with adjusted p = 0.003, straight through the
+/// store (so a brand can be any text). Returns the experiment, its two runs (previous, newer)
+/// and the alerts.
+pub async fn seed_alerts(
+    store: &std::sync::Arc<echo_core::store::DynStore>,
+    owner: echo_core::model::UserId,
+    brands: &[&str],
+) -> (
+    echo_core::model::Experiment,
+    [BatchRun; 2],
+    Vec<echo_core::model::Alert>,
+) {
+    use echo_core::analysis::alerts::AlertFinding;
+    use echo_core::analysis::{Proportion, ProportionChange};
+    use echo_core::model::{Alert, AlertId, AlertKind};
+
+    let now = Timestamp::now();
+    let e = fixtures::recurring(owner, now, Some(now + time::Duration::days(1)));
+    store
+        .create_experiment(&e, fixtures::debit(&e), &fixtures::run_job(&e, now))
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for (i, visibility) in [0.62, 0.41].into_iter().enumerate() {
+        let at = now + time::Duration::minutes(i as i64 + 1);
+        let run = BatchRun::new(e.id, ProviderKind::Simulated, "sim-1", 100, at);
+        store.create_batch_run(&run).await.unwrap();
+        store
+            .update_batch_run(run.id, &fixtures::completed_update(Some(visibility), at))
+            .await
+            .unwrap();
+        runs.push(run);
+    }
+    let alerts: Vec<Alert> = brands
+        .iter()
+        .enumerate()
+        .map(|(i, brand)| Alert {
+            id: AlertId::new(),
+            user_id: owner,
+            experiment_id: e.id,
+            batch_run_id: runs[1].id,
+            previous_run_id: runs[0].id,
+            finding: AlertFinding {
+                provider: ProviderKind::Simulated,
+                kind: AlertKind::Visibility,
+                brand: (*brand).to_owned(),
+                target: (*brand).to_owned(),
+                change: ProportionChange::between(
+                    Proportion::new(62, 100),
+                    Proportion::new(41, 100),
+                ),
+                target_visibility: (Some(0.62), Some(0.41)),
+                adjusted_p: 0.003,
+            },
+            created_at: now + time::Duration::minutes(3 + i as i64),
+        })
+        .collect();
+    assert_eq!(
+        store.record_alerts(&alerts).await.unwrap() as usize,
+        alerts.len()
+    );
+    let runs: [BatchRun; 2] = runs.try_into().unwrap();
+    (e, runs, alerts)
+}

@@ -841,3 +841,114 @@ async fn run_asks_a_prompt_set_and_the_report_has_per_phrasing_and_pooled_rows()
     .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[tokio::test]
+async fn alerts_lists_a_users_alerts_as_sentences_or_json_with_filter_and_limit() {
+    use echo_core::service::Accounts;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("echo.db");
+    let db = db.to_str().unwrap();
+    let (store, _) = echo_server_example::open_store(db).await.unwrap();
+    let accounts = Accounts::from_store(&store);
+    let owner = accounts
+        .local_user(&Email::parse("alerts-owner@example.com").unwrap())
+        .await
+        .unwrap();
+    let other = accounts
+        .local_user(&Email::parse("alerts-other@example.com").unwrap())
+        .await
+        .unwrap();
+    let (first, _, _) = crate::alerts::seed_alerts(&store, owner.id, &["Attio", "Zoho"]).await;
+    let (second, runs, _) = crate::alerts::seed_alerts(&store, owner.id, &["Pipedrive"]).await;
+    let (theirs, _, _) = crate::alerts::seed_alerts(&store, other.id, &["Secret"]).await;
+    drop(store);
+    let alerts = |args: &[&str]| {
+        let out = crate::harness::echoai_clean()
+            .args(["alerts", "--database", db])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    let (ok, text, err) = alerts(&["--user", "alerts-owner@example.com"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains("Pipedrive"), "newest first: {text}");
+    assert!(
+        lines[0].contains(&format!("experiment {}", second.id)),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains(
+            "simulated: visibility of Pipedrive fell from 62% (62 of 100) to 41% (41 of 100) (adjusted p = 0.0030)"
+        ),
+        "describe_alert's sentence: {text}"
+    );
+    assert!(
+        lines[1].contains("Zoho") && lines[2].contains("Attio"),
+        "{text}"
+    );
+    assert!(!text.contains("Secret"), "{text}");
+
+    let (ok, json, err) = alerts(&[
+        "--user",
+        "alerts-owner@example.com",
+        "--json",
+        "--limit",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["brand"], "Pipedrive");
+    assert_eq!(items[0]["batch_run_id"], runs[1].id.to_string());
+    assert_eq!(items[0]["previous_run_id"], runs[0].id.to_string());
+    assert_eq!(items[0]["before"]["successes"], 62);
+    assert_eq!(items[0]["after"]["n"], 100);
+    assert_eq!(items[0]["adjusted_p"], 0.003);
+    assert_eq!(items[1]["brand"], "Zoho");
+
+    let id = first.id.to_string();
+    let (ok, json, err) = alerts(&[
+        "--user",
+        "alerts-owner@example.com",
+        "--experiment",
+        &id,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let brands: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["brand"].as_str().unwrap())
+        .collect();
+    assert_eq!(brands, ["Zoho", "Attio"]);
+
+    // Another user's experiment is unknown; a user without alerts is told where they come from.
+    let their_id = theirs.id.to_string();
+    let (ok, _, err) = alerts(&[
+        "--user",
+        "alerts-owner@example.com",
+        "--experiment",
+        &their_id,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("has no experiment"), "{err}");
+    let (ok, _, err) = alerts(&["--user", "alerts-owner@example.com", "--experiment", "x"]);
+    assert!(!ok);
+    assert!(err.contains("not an experiment id"), "{err}");
+    let (ok, _, err) = alerts(&["--user", "nobody@example.com"]);
+    assert!(!ok);
+    assert!(err.contains("no user with email"), "{err}");
+    let (ok, _, err) = alerts(&["--user", "alerts-owner@example.com", "--limit", "0"]);
+    assert!(!ok, "{err}");
+}

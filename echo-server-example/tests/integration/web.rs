@@ -198,6 +198,7 @@ async fn every_page_renders_for_its_owner() {
         "/".to_owned(),
         "/experiments".to_owned(),
         "/experiments?status=queued".to_owned(),
+        "/alerts".to_owned(),
         "/experiments/new".to_owned(),
         format!("/experiments/{id}"),
         format!("/experiments/{id}/delete"),
@@ -1494,4 +1495,121 @@ async fn the_form_sets_an_experiments_adaptive_precision_and_the_page_shows_the_
     assert!(!page.contains(">stopped early</span>"), "{page}");
     workers.cancel();
     handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_alerts_page_lists_the_users_alerts_newest_first_escaped_and_paged() {
+    use echo_core::model::Email;
+    let s = TestServer::start().await;
+    let me = sign_up(&s, "web-alerts@example.com").await;
+    let other = sign_up(&s, "web-alerts-b@example.com").await;
+    let user_id = |email: &'static str| {
+        let store = s.store.clone();
+        async move {
+            store
+                .find_user_by_email(&Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        }
+    };
+    let my_id = user_id("web-alerts@example.com").await;
+    let their_id = user_id("web-alerts-b@example.com").await;
+
+    // Before any alert: the empty state says where alerts come from and how they are tested.
+    let (status, headers, empty) = get(&s, &me, "/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{empty}");
+    assert_page(&headers);
+    assert!(empty.contains("No alerts yet"), "{empty}");
+    assert!(empty.contains("recurring experiments"), "{empty}");
+    assert!(empty.contains("Benjamini–Hochberg at q = 0.05"), "{empty}");
+    assert!(
+        empty.contains("<a href=\"/alerts\" aria-current=\"page\">Alerts</a>"),
+        "the nav links the page: {empty}"
+    );
+
+    // 22 alerts of mine (the newest with a hostile brand), 1 of another user's.
+    let hostile = "<img src=x onerror=alert(1)>";
+    let mut brands: Vec<String> = (0..21).map(|i| format!("Brand{i:02}")).collect();
+    brands.push(hostile.to_owned());
+    let brand_refs: Vec<&str> = brands.iter().map(String::as_str).collect();
+    let (experiment, runs, _) = crate::alerts::seed_alerts(&s.store, my_id, &brand_refs).await;
+    crate::alerts::seed_alerts(&s.store, their_id, &["TheirSecretBrand"]).await;
+
+    let (status, headers, page) = get(&s, &me, "/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_page(&headers);
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(
+        page.contains("&#60;img src=x onerror=alert(1)&#62;"),
+        "{page}"
+    );
+    assert!(!page.contains("TheirSecretBrand"), "{page}");
+    // Newest first: the hostile brand (newest) before Brand20, Brand01 not on page one.
+    let hostile_at = page.find("&#60;img src=x").unwrap();
+    let b20_at = page.find("Brand20").unwrap();
+    assert!(hostile_at < b20_at, "newest first");
+    assert!(page.contains("Brand02"), "{page}");
+    assert!(!page.contains("Brand01"), "20 a page: {page}");
+    assert!(page.contains("62% (62 of 100) → 41% (41 of 100)"), "{page}");
+    assert!(
+        page.contains("down 21.0 points, adjusted p = 0.003, likely a real change"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/experiments/{}\"", experiment.id)),
+        "{page}"
+    );
+    assert!(
+        page.contains(experiment.prompt.as_str()),
+        "the experiment is named by its prompt: {page}"
+    );
+    for run in &runs {
+        let answers = format!("/experiments/{}/runs/{}/answers", experiment.id, run.id);
+        assert!(page.contains(&format!("href=\"{answers}\"")), "{page}");
+        let (status, _, _) = get(&s, &me, &answers).await;
+        assert_eq!(status, StatusCode::OK, "{answers} exists");
+    }
+
+    // "Older alerts" leads to the rest, and the last page has no further link.
+    let href_at = page.find("href=\"/alerts?cursor=").unwrap() + "href=\"".len();
+    let href_end = href_at + page[href_at..].find('"').unwrap();
+    let next = page[href_at..href_end].replace("&#38;", "&");
+    assert!(page.contains("Older alerts"), "{page}");
+    let (status, _, older) = get(&s, &me, &next).await;
+    assert_eq!(status, StatusCode::OK, "{older}");
+    assert!(
+        older.contains("Brand01") && older.contains("Brand00"),
+        "{older}"
+    );
+    assert!(!older.contains("Brand02"), "{older}");
+    assert!(!older.contains("Older alerts"), "{older}");
+
+    // The home page shows the latest three.
+    let (_, _, home) = get(&s, &me, "/").await;
+    assert!(home.contains("Latest alerts"), "{home}");
+    assert!(
+        home.contains("&#60;img src=x onerror=alert(1)&#62;"),
+        "{home}"
+    );
+    assert!(
+        home.contains("Brand20") && home.contains("Brand19"),
+        "{home}"
+    );
+    assert!(!home.contains("Brand18"), "three only: {home}");
+    assert!(!home.contains("<img src=x"), "{home}");
+
+    // The other user sees only their own; a bad cursor is a styled 422 page.
+    let (_, _, theirs) = get(&s, &other, "/alerts").await;
+    assert!(theirs.contains("TheirSecretBrand"), "{theirs}");
+    assert!(!theirs.contains("Brand20"), "{theirs}");
+    let (status, headers, bad) = get(&s, &me, "/alerts?cursor=nope").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_page(&headers);
+
+    // Signed out: the log-in page, coming back here.
+    let r = browser().get(s.url("/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?next=%2Falerts");
 }
