@@ -115,6 +115,7 @@ pub fn build_app(state: AppState) -> Router {
             post(prompt_sets::new_version),
         )
         .route("/dashboard/stats", get(dashboard::stats))
+        .route("/dashboard/trend", get(dashboard::trend))
         .route("/alerts", get(alerts::list))
         .route("/csrf-token", get(account::csrf_token))
         .route("/admin/users/{id}", get(admin::get_user))
