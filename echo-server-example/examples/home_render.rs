@@ -8,6 +8,7 @@
 //! an API key, sequentially: 50 warm-up requests, then the measured ones. Prints p50, p90, p99
 //! and the maximum of the whole response (headers and body read), as a client sees it, and
 //! the page's size (plain and brotli-compressed: the drawn charts at their full 200 runs).
+//! Before serving, it times the render's fixed phases in-process (see `phases`).
 //!
 //! ```sh
 //! cargo run --release -p echo-server-example --example home_render [-- EXPERIMENTS REQUESTS]
@@ -19,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use echo_core::auth::{KeyEnvironment, Quota, RateLimitConfig, TierQuotas};
 use echo_core::model::*;
+use echo_core::service::{BrandTrend, TREND_RUNS};
 use echo_core::store::{DynStore, ExperimentStore, RunStore, UserStore};
 use echo_server_example::config::ServerConfig;
 use echo_server_example::state::{AppState, StateOptions, StoreExtras};
+use echo_server_example::web::chart;
 use echo_store_sqlite::{SqliteConfig, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +53,7 @@ fn main() {
             u64::from(experiments) * u64::from(ITERATIONS_PER_RUN),
             started.elapsed()
         );
+        phases(&store, user.id).await;
         let store: Arc<DynStore> = Arc::new(store);
         let many = Quota::new(10_000_000, Duration::from_secs(60)).unwrap();
         let state = AppState::build(
@@ -151,6 +155,48 @@ fn main() {
         stop.cancel();
         server.await.unwrap().unwrap();
     });
+}
+
+/// Where a render's fixed cost goes, in-process: the charts' store read and decode, the
+/// whole-run read it replaced (`recent_completed_runs` + `BrandTrend::from_runs`, kept to
+/// compare in the same run and checked to give the same charts), and the SVG geometry.
+/// The reads alternate so both see the same load.
+async fn phases(store: &SqliteStore, owner: UserId) {
+    const ROUNDS: usize = 200;
+    let mut whole = Vec::with_capacity(ROUNDS);
+    let mut narrow = Vec::with_capacity(ROUNDS);
+    let mut charts = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let runs = store
+            .recent_completed_runs(owner, TREND_RUNS)
+            .await
+            .unwrap();
+        let before = BrandTrend::from_runs(&runs, runs.len() >= TREND_RUNS as usize);
+        whole.push(t.elapsed());
+        let t = Instant::now();
+        let runs = store.recent_trend_runs(owner, TREND_RUNS).await.unwrap();
+        let after = BrandTrend::from_trend_runs(&runs, runs.len() >= TREND_RUNS as usize);
+        narrow.push(t.elapsed());
+        assert_eq!(before, after);
+        let t = Instant::now();
+        let lines = chart::visibility_lines(&after.series);
+        let bars = chart::share_bars(&after.share_of_voice);
+        charts.push(t.elapsed());
+        assert!(lines.is_some() && !bars.bars.is_empty());
+    }
+    for (name, v) in [
+        ("trend read, whole runs (before)", &mut whole),
+        ("trend read, narrow (after)", &mut narrow),
+        ("chart geometry", &mut charts),
+    ] {
+        v.sort();
+        println!(
+            "{name}: p50 {:.2?}, p99 {:.2?} ({ROUNDS} rounds)",
+            v[ROUNDS / 2 - 1],
+            v[ROUNDS * 99 / 100 - 1]
+        );
+    }
 }
 
 /// One user with `experiments` completed experiments, each with one completed run.

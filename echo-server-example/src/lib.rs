@@ -116,6 +116,7 @@ pub fn build_app(state: AppState) -> Router {
             post(prompt_sets::new_version),
         )
         .route("/dashboard/stats", get(dashboard::stats))
+        .route("/dashboard/trend", get(dashboard::trend))
         .route("/alerts", get(alerts::list))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(

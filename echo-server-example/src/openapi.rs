@@ -275,7 +275,7 @@ impl Modify for CommonErrors {
         export::runs_csv, export::answers_csv,
         prompt_sets::create, prompt_sets::list, prompt_sets::get, prompt_sets::new_version,
         prompt_sets::delete,
-        dashboard::stats,
+        dashboard::stats, dashboard::trend,
         alerts::list,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::ping,
         webhooks::deliveries,

@@ -409,6 +409,13 @@ pub const RECENT_COMPLETED_RUNS: &str = concat!(
     " FROM batch_runs WHERE user_id = $1 AND status = 'completed' \
      AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2"
 );
+/// [`RECENT_COMPLETED_RUNS`] read narrowly for the dashboard's charts: the same rows through
+/// the same index, with only the brands' figures of the metrics as text (`TrendRun`'s
+/// columns), so the rest of the document is neither sent nor decoded.
+pub const RECENT_TREND_RUNS: &str = "SELECT id, experiment_id, provider, completed_at, \
+     (metrics -> 'metrics' -> 'brands')::text \
+     FROM batch_runs WHERE user_id = $1 AND status = 'completed' \
+     AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $2";
 
 // ---- audit -----------------------------------------------------------------------------------
 

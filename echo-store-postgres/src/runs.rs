@@ -4,7 +4,7 @@ use echo_core::model::{
     RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::sql::{self, ColumnReader, found, opt_to_json, to_i64};
-use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
+use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint, TrendRun};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
@@ -343,6 +343,22 @@ impl RunStore for PgStore {
                 .bind(*owner.as_uuid())
                 .bind(i64::from(limit)),
             rows::record::<BatchRun>,
+        )
+        .await
+    }
+
+    async fn recent_trend_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<TrendRun>, StoreError> {
+        let mut conn = self.db().conn().await?;
+        fetch_all(
+            &mut conn,
+            sqlx::query(q::RECENT_TREND_RUNS)
+                .bind(*owner.as_uuid())
+                .bind(i64::from(limit)),
+            rows::record::<TrendRun>,
         )
         .await
     }

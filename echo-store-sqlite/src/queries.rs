@@ -399,6 +399,14 @@ pub const RECENT_COMPLETED_RUNS: &str = concat!(
      ORDER BY (completed_at - ((completed_at % 86400000000) + 86400000000) % 86400000000) \
      / 86400000000 DESC, completed_at DESC LIMIT ?2"
 );
+/// [`RECENT_COMPLETED_RUNS`] read narrowly for the dashboard's charts: the same rows through
+/// the same index, with only the brands' figures of the metrics (`TrendRun`'s columns).
+pub const RECENT_TREND_RUNS: &str = "SELECT id, experiment_id, provider, completed_at, \
+     json_extract(metrics, '$.metrics.brands') \
+     FROM batch_runs WHERE user_id = ?1 AND status = 'completed' \
+     AND completed_at IS NOT NULL \
+     ORDER BY (completed_at - ((completed_at % 86400000000) + 86400000000) % 86400000000) \
+     / 86400000000 DESC, completed_at DESC LIMIT ?2";
 
 // ---- audit -----------------------------------------------------------------------------------
 

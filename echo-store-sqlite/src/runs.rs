@@ -6,7 +6,7 @@ use echo_core::model::{
     IterationSource, PricingTier, RecordOutcome, Timestamp, UserId,
 };
 use echo_core::store::sql::{self, ColumnReader, found, opt_to_json, to_i64};
-use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint};
+use echo_core::store::{DashboardStats, RunGroup, RunStore, StoreError, TrendPoint, TrendRun};
 use rusqlite::params;
 
 use crate::SqliteStore;
@@ -317,6 +317,23 @@ impl RunStore for SqliteStore {
                     q::RECENT_COMPLETED_RUNS,
                     params![owner.as_uuid().as_bytes(), limit],
                     rows::record::<BatchRun>,
+                )
+            })
+            .await
+    }
+
+    async fn recent_trend_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<TrendRun>, StoreError> {
+        self.db
+            .read(move |tx| {
+                query_all(
+                    tx,
+                    q::RECENT_TREND_RUNS,
+                    params![owner.as_uuid().as_bytes(), limit],
+                    rows::record::<TrendRun>,
                 )
             })
             .await

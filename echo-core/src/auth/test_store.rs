@@ -271,6 +271,7 @@ delegate!(RunStore {
     recorded_indexes(run: BatchRunId) -> Result<Vec<u32>, StoreError>;
     dashboard(owner: UserId, trend_since: Timestamp) -> Result<DashboardStats, StoreError>;
     recent_completed_runs(owner: UserId, limit: u32) -> Result<Vec<BatchRun>, StoreError>;
+    recent_trend_runs(owner: UserId, limit: u32) -> Result<Vec<TrendRun>, StoreError>;
     anonymize_iterations(tier: PricingTier, created_before: Timestamp, limit: u32, now: Timestamp) -> Result<u64, StoreError>;
     count_anonymizable(tier: PricingTier, created_before: Timestamp) -> Result<u64, StoreError>;
 });

@@ -195,6 +195,7 @@ macro_rules! store_conformance_tests {
                 dashboard_hand_checked,
                 dashboard_empty_and_unfinished,
                 recent_completed_runs_newest_first_and_scoped,
+                recent_trend_runs_are_the_completed_runs_narrowed,
             }
             sources {
                 sources_round_trip_in_order,

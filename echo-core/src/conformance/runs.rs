@@ -15,7 +15,7 @@ use crate::model::{
     BatchRun, BatchRunId, BatchRunStatus, BatchRunUpdate, Experiment, ExperimentId,
     ExperimentStatus, Iteration, ProviderKind, RecordOutcome, Timestamp,
 };
-use crate::store::{DashboardStats, DynStore};
+use crate::store::{DashboardStats, DynStore, TrendRun};
 
 /// The run's counters and token totals after storing `iterations` (first writes only).
 fn with_counters(run: &BatchRun, iterations: &[Iteration]) -> BatchRun {
@@ -901,4 +901,91 @@ pub async fn recent_completed_runs_newest_first_and_scoped(store: &DynStore) {
             .expect("nobody")
             .is_empty()
     );
+}
+
+/// The charts' narrow read: the same runs as `recent_completed_runs`, in the same order and
+/// scoped the same way, each with exactly its brands' figures from the stored metrics (the
+/// target first) and none for a completed run without metrics.
+pub async fn recent_trend_runs_are_the_completed_runs_narrowed(store: &DynStore) {
+    let a = new_user(store).await;
+    let b = new_user(store).await;
+    let ea = new_experiment(store, a.id, at(0)).await;
+    let eb = new_experiment(store, b.id, at(0)).await;
+    let done = |vis, t| Some(completed_update(Some(vis), t));
+    let low = run_with(
+        store,
+        &ea,
+        ProviderKind::OpenAi,
+        done(0.1, at(-86_400)),
+        &[],
+    )
+    .await;
+    let high = run_with(
+        store,
+        &ea,
+        ProviderKind::Gemini,
+        done(0.9, at(7_200)),
+        &[(0, true)],
+    )
+    .await;
+    let bare = run_with(
+        store,
+        &ea,
+        ProviderKind::Anthropic,
+        Some(completed_update(None, at(60))),
+        &[],
+    )
+    .await;
+    run_with(store, &ea, ProviderKind::OpenAi, None, &[]).await;
+    run_with(store, &eb, ProviderKind::Gemini, done(1.0, at(10_000)), &[]).await;
+
+    let trend = store
+        .recent_trend_runs(a.id, 10)
+        .await
+        .expect("recent_trend_runs");
+    let whole = store
+        .recent_completed_runs(a.id, 10)
+        .await
+        .expect("recent_completed_runs");
+    let narrowed: Vec<TrendRun> = whole.iter().filter_map(TrendRun::of).collect();
+    assert_eq!(trend, narrowed);
+    assert_eq!(
+        trend.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![high.id, bare.id, low.id]
+    );
+    let first = &trend[0];
+    assert_eq!(first.experiment_id, ea.id);
+    assert_eq!(first.provider, ProviderKind::Gemini);
+    assert_eq!(first.completed_at, at(7_200));
+    let expected: Vec<(String, bool, crate::analysis::Proportion, u64)> = batch_metrics(0.9)
+        .metrics
+        .brands
+        .into_iter()
+        .map(|m| (m.brand, m.is_target, m.visibility, m.mentions))
+        .collect();
+    let got: Vec<_> = first
+        .brands
+        .iter()
+        .map(|m| (m.brand.clone(), m.is_target, m.visibility, m.mentions))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(first.brands[0].is_target && first.brands.len() > 1);
+    assert!(trend[1].brands.is_empty(), "no metrics, no brands");
+    assert_eq!(
+        trend[2].brands[0].visibility,
+        batch_metrics(0.1).metrics.brands[0].visibility
+    );
+
+    let one = store.recent_trend_runs(a.id, 1).await.expect("limit 1");
+    assert_eq!(one.iter().map(|r| r.id).collect::<Vec<_>>(), vec![high.id]);
+    assert!(
+        store
+            .recent_trend_runs(a.id, 0)
+            .await
+            .expect("limit 0")
+            .is_empty()
+    );
+    let theirs = store.recent_trend_runs(b.id, 10).await.expect("theirs");
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].experiment_id, eb.id);
 }

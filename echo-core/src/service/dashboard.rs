@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::ServiceError;
 use crate::analysis::Proportion;
 use crate::model::{BatchRun, BatchRunId, ExperimentId, ProviderKind, Timestamp, UserId};
-use crate::store::{DynStore, RunStore};
+use crate::store::{DynStore, RunStore, TrendRun};
 
 /// How many of the latest completed runs the charts draw: enough for months of daily runs on
 /// every provider, and a bound that keeps the page's cost independent of the account's history.
@@ -92,8 +92,8 @@ impl DashboardService {
     ///
     /// Errors: store failures.
     pub async fn brand_trend(&self, owner: UserId) -> Result<BrandTrend, ServiceError> {
-        let runs = self.runs.recent_completed_runs(owner, TREND_RUNS).await?;
-        Ok(BrandTrend::from_runs(
+        let runs = self.runs.recent_trend_runs(owner, TREND_RUNS).await?;
+        Ok(BrandTrend::from_trend_runs(
             &runs,
             runs.len() >= TREND_RUNS as usize,
         ))
@@ -104,14 +104,20 @@ impl BrandTrend {
     /// Builds the charts from completed runs, newest first (what
     /// [`RunStore::recent_completed_runs`] returns).
     pub fn from_runs(runs: &[BatchRun], truncated: bool) -> Self {
+        let runs: Vec<TrendRun> = runs.iter().filter_map(TrendRun::of).collect();
+        Self::from_trend_runs(&runs, truncated)
+    }
+
+    /// Builds the charts from completed runs read narrowly, newest first (what
+    /// [`RunStore::recent_trend_runs`] returns).
+    pub fn from_trend_runs(runs: &[TrendRun], truncated: bool) -> Self {
         let with_metrics = || {
             runs.iter().filter_map(|r| {
-                let m = &r.metrics.as_ref()?.metrics;
-                let target = m.brands.iter().find(|b| b.is_target)?;
-                Some((r, m, target))
+                let target = r.brands.iter().find(|b| b.is_target)?;
+                Some((r, target))
             })
         };
-        let Some(brand) = with_metrics().next().map(|(_, _, t)| t.brand.clone()) else {
+        let Some(brand) = with_metrics().next().map(|(_, t)| t.brand.clone()) else {
             return Self::default();
         };
         let key = brand.to_lowercase();
@@ -119,11 +125,11 @@ impl BrandTrend {
         let mut voices: BTreeMap<String, VoiceShare> = BTreeMap::new();
         let mut total_mentions = 0u64;
         let mut drawn = 0u32;
-        for (run, metrics, target) in with_metrics() {
+        for (run, target) in with_metrics() {
             if target.brand.to_lowercase() != key {
                 continue;
             }
-            let Some(at) = run.completed_at else { continue };
+            let at = run.completed_at;
             drawn += 1;
             series
                 .entry(run.provider.as_str())
@@ -138,7 +144,7 @@ impl BrandTrend {
                     experiment_id: run.experiment_id,
                     visibility: target.visibility,
                 });
-            for b in &metrics.brands {
+            for b in &run.brands {
                 // Newest first: the first spelling seen is the latest one.
                 let v = voices
                     .entry(b.brand.to_lowercase())

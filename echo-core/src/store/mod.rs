@@ -35,7 +35,8 @@ pub use error::{BoxError, StoreError};
 pub use prompt_sets::{PromptSetStore, after_version, check_prompt_set_version};
 pub use types::{
     AlertQuery, ApiKeyAuth, AuditQuery, DashboardStats, ExperimentCursor, ExperimentQuery, Page,
-    PageSize, ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendPoint,
+    PageSize, ProviderVisibility, QueueStats, RunGroup, ScheduleClaim, SessionAuth, TrendBrand,
+    TrendPoint, TrendRun,
 };
 pub use webhooks::{DeliveryQuery, WebhookStore};
 
@@ -453,6 +454,26 @@ pub trait RunStore: Send + Sync + Debug + 'static {
         owner: UserId,
         limit: u32,
     ) -> Result<Vec<BatchRun>, StoreError>;
+
+    /// The same runs as [`RunStore::recent_completed_runs`], in the same order and through the
+    /// same index, read narrowly as [`TrendRun`]s: only what the dashboard's charts draw, so
+    /// the cost of a read does not grow with each run's stored metrics (whose reproducibility
+    /// record holds a hash per answer). SQL backends extract the brands' figures from the
+    /// metrics JSON in the query instead of returning and decoding the whole document.
+    ///
+    /// The default reads whole runs and narrows them; backends override it.
+    async fn recent_trend_runs(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<TrendRun>, StoreError> {
+        Ok(self
+            .recent_completed_runs(owner, limit)
+            .await?
+            .iter()
+            .filter_map(TrendRun::of)
+            .collect())
+    }
 
     /// Data retention: anonymizes up to `limit` iterations that qualify, in **one short
     /// transaction**, and returns how many changed (0 once none qualify). An iteration

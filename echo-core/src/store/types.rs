@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::Proportion;
 use crate::model::{
-    AlertId, ApiKeyRecord, BatchRunStatus, Experiment, ExperimentId, ExperimentStatus, PricingTier,
-    ProviderKind, SessionRecord, Timestamp, UserId, ValidationError,
+    AlertId, ApiKeyRecord, BatchRun, BatchRunId, BatchRunStatus, Experiment, ExperimentId,
+    ExperimentStatus, PricingTier, ProviderKind, SessionRecord, Timestamp, UserId, ValidationError,
 };
 
 /// One page of results and the cursor for the next, if there are more.
@@ -187,6 +188,86 @@ pub struct TrendPoint {
     pub completed_runs: u64,
     /// Mean visibility of those runs (0..=1); `None` when none had a figure.
     pub mean_visibility: Option<f64>,
+}
+
+/// One tracked brand's figures in a completed run: the part of its stored
+/// [`BrandMetrics`](crate::analysis::BrandMetrics) the dashboard's charts draw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendBrand {
+    /// The brand, as the run named it.
+    pub brand: String,
+    /// Whether it is the run's target; otherwise a competitor.
+    pub is_target: bool,
+    /// Answers naming it out of successful answers, with the Wilson 95% interval.
+    pub visibility: Proportion,
+    /// Its matches in the run's successful answers.
+    pub mentions: u64,
+}
+
+impl TrendBrand {
+    /// Decodes the `brands` array of a run's stored metrics JSON, reading only the fields
+    /// above (the rest of each brand's figures are skipped without being built). An array
+    /// of another shape (an older or newer Echo) reads as no brands, the way
+    /// [`BatchRunMetrics::from_json`](crate::model::BatchRunMetrics::from_json) reads such a
+    /// run as one without metrics, rather than failing the whole read.
+    pub fn decode_stored(json: &[u8]) -> Vec<Self> {
+        match serde_json::from_slice(json) {
+            Ok(brands) => brands,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored run metrics not readable by this version");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A completed run as the dashboard's charts over time read it: its identity, when it
+/// completed, and its brands' figures, without the rest of its metrics (which carry its
+/// reproducibility record and are large).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendRun {
+    /// The run.
+    pub id: BatchRunId,
+    /// Its experiment.
+    pub experiment_id: ExperimentId,
+    /// Its provider.
+    pub provider: ProviderKind,
+    /// When it completed.
+    pub completed_at: Timestamp,
+    /// Its tracked brands' figures, in the metrics' order (target first); empty when the run
+    /// has no metrics.
+    pub brands: Vec<TrendBrand>,
+}
+
+impl TrendRun {
+    /// The trend's view of a run; `None` unless it is completed with a completion instant.
+    pub fn of(run: &BatchRun) -> Option<Self> {
+        if run.status != BatchRunStatus::Completed {
+            return None;
+        }
+        Some(Self {
+            id: run.id,
+            experiment_id: run.experiment_id,
+            provider: run.provider,
+            completed_at: run.completed_at?,
+            brands: run
+                .metrics
+                .as_ref()
+                .map(|m| {
+                    m.metrics
+                        .brands
+                        .iter()
+                        .map(|b| TrendBrand {
+                            brand: b.brand.clone(),
+                            is_target: b.is_target,
+                            visibility: b.visibility,
+                            mentions: b.mentions,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// A user's dashboard figures.

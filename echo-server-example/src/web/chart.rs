@@ -229,6 +229,16 @@ pub struct LineChart {
     pub date_y: String,
 }
 
+/// Appends `x,y` (one decimal each) to an SVG `points` list, space-separated.
+fn push_xy(out: &mut String, x: f64, y: f64) {
+    use std::fmt::Write as _;
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{x:.1},{y:.1}");
+}
+
 fn ly(rate: f64) -> f64 {
     LINE_Y1 - rate.clamp(0.0, 1.0) * (LINE_Y1 - LINE_Y0)
 }
@@ -253,10 +263,12 @@ pub fn visibility_lines(series: &[ProviderSeries]) -> Option<LineChart> {
         .iter()
         .enumerate()
         .map(|(slot, s)| {
-            let mut line = Vec::new();
-            let mut upper = Vec::new();
-            let mut lower = Vec::new();
-            let mut points = Vec::new();
+            // Each attribute is written into one buffer: a page draws up to `TREND_RUNS`
+            // points, and a string per coordinate was most of the chart's cost.
+            let mut line = String::with_capacity(s.points.len() * 12);
+            let mut upper = String::with_capacity(s.points.len() * 24);
+            let mut lower: Vec<(f64, f64)> = Vec::with_capacity(s.points.len());
+            let mut points = Vec::with_capacity(s.points.len());
             for p in &s.points {
                 let Some(rate) = p.visibility.rate else {
                     continue;
@@ -266,9 +278,9 @@ pub fn visibility_lines(series: &[ProviderSeries]) -> Option<LineChart> {
                     .visibility
                     .ci95
                     .map_or((rate, rate), |ci| (ci.lower, ci.upper));
-                line.push(format!("{},{}", n(px), n(ly(rate))));
-                upper.push(format!("{},{}", n(px), n(ly(hi))));
-                lower.push(format!("{},{}", n(px), n(ly(lo))));
+                push_xy(&mut line, px, ly(rate));
+                push_xy(&mut upper, px, ly(hi));
+                lower.push((px, ly(lo)));
                 let at = super::view::when(&p.at);
                 let label = match p.visibility.ci95 {
                     Some(ci) => format!(
@@ -292,13 +304,15 @@ pub fn visibility_lines(series: &[ProviderSeries]) -> Option<LineChart> {
                     label,
                 });
             }
-            lower.reverse();
-            upper.extend(lower);
+            // The band: the upper bounds forward, then the lower ones back.
+            for &(x, y) in lower.iter().rev() {
+                push_xy(&mut upper, x, y);
+            }
             LineSeries {
                 name: s.provider.as_str().to_owned(),
                 slot: slot % 6,
-                line: line.join(" "),
-                band: upper.join(" "),
+                line,
+                band: upper,
                 points,
             }
         })

@@ -921,6 +921,7 @@ async fn health_readiness_metrics_and_openapi() {
         ("delete", "/api/v1/brand/prompt-sets/{id}"),
         ("post", "/api/v1/brand/prompt-sets/{id}/versions"),
         ("get", "/api/v1/dashboard/stats"),
+        ("get", "/api/v1/dashboard/trend"),
         ("get", "/api/v1/alerts"),
         ("get", "/api/v1/csrf-token"),
         ("get", "/api/v1/admin/users/{id}"),

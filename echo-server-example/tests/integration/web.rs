@@ -337,6 +337,74 @@ async fn the_home_dashboard_charts_the_brand_over_time_and_its_share_of_voice() 
     let (status, _, js) = get(&s, &me, script).await;
     assert_eq!(status, StatusCode::OK);
     assert!(js.contains("aria-pressed"));
+
+    // The same charts as JSON: every point and bar the page shows, and only the caller's.
+    let (status, headers, json) = get(&s, &me, "/api/v1/dashboard/trend").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(headers["content-type"], "application/json");
+    let trend: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(trend["brand"], "HubSpot");
+    assert_eq!(trend["runs"], 2);
+    assert_eq!(trend["truncated"], false);
+    let series = trend["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{trend}");
+    assert_eq!(series[0]["provider"], "simulated");
+    let points = series[0]["points"].as_array().unwrap();
+    let mut experiments: Vec<&str> = points
+        .iter()
+        .map(|p| p["experiment_id"].as_str().unwrap())
+        .collect();
+    experiments.sort_unstable();
+    let mut ours = vec![first.as_str(), second.as_str()];
+    ours.sort_unstable();
+    assert_eq!(experiments, ours);
+    // Oldest first, like the line.
+    assert!(points[0]["at"].as_str().unwrap() <= points[1]["at"].as_str().unwrap());
+    for p in points {
+        let f = |k: &str| p[k].as_f64().unwrap() * 100.0;
+        let row = format!(
+            "<td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}–{:.1}%</td><td class=\"num\">{}</td>",
+            f("rate"),
+            f("low"),
+            f("high"),
+            p["n"]
+        );
+        assert!(page.contains(&row), "{row}: {page}");
+        assert!(p["successes"].as_u64().unwrap() <= p["n"].as_u64().unwrap());
+        assert_eq!(p["run_id"].as_str().unwrap().len(), 36);
+    }
+    let voices = trend["share_of_voice"].as_array().unwrap();
+    assert!(voices.len() >= 3, "{trend}");
+    for v in voices {
+        let row = format!(
+            "<td class=\"num\">{}</td><td class=\"num\">{:.1}%</td></tr>",
+            v["mentions"],
+            v["share"].as_f64().unwrap() * 100.0
+        );
+        let brand = v["brand"].as_str().unwrap();
+        let at = page
+            .find(&format!("<th scope=\"row\">{brand}"))
+            .unwrap_or_else(|| panic!("{brand}: {page}"));
+        assert!(page[at..].contains(&row), "{brand} {row}: {page}");
+        assert_eq!(v["is_target"], brand == "HubSpot");
+    }
+    let (status, _, theirs_json) = get(&s, &other, "/api/v1/dashboard/trend").await;
+    assert_eq!(status, StatusCode::OK);
+    let theirs_trend: serde_json::Value = serde_json::from_str(&theirs_json).unwrap();
+    assert_eq!(theirs_trend["brand"], "Zoho");
+    assert_eq!(theirs_trend["runs"], 1);
+    let their_points = theirs_trend["series"][0]["points"].as_array().unwrap();
+    assert_eq!(their_points.len(), 1);
+    assert_eq!(their_points[0]["experiment_id"], theirs.as_str());
+    assert!(!theirs_json.contains(&first) && !theirs_json.contains(&second));
+    // Signed out: a problem, not data.
+    let r = browser()
+        .get(s.url("/api/v1/dashboard/trend"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
     workers.cancel();
     handle.await.unwrap();
 }

@@ -379,6 +379,13 @@ fn cases(s: &Seeded) -> Vec<Case> {
             true,
         ),
         case(
+            "latest completed runs, narrowly for the charts",
+            q::RECENT_TREND_RUNS,
+            vec![heavy.clone(), Int(200)],
+            &[&["batch_runs_trend_idx"]],
+            true,
+        ),
+        case(
             "API key lookup",
             q::API_KEY_BY_PUBLIC_ID,
             vec![Text(s.public_id.clone())],

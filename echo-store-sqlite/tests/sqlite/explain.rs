@@ -318,6 +318,13 @@ fn cases(s: &Seeded) -> Vec<Case> {
             false,
         ),
         Case::new(
+            "latest completed runs, narrowly for the charts",
+            q::RECENT_TREND_RUNS,
+            vec![heavy.clone(), int(200)],
+            &["SEARCH batch_runs USING INDEX batch_runs_trend_idx (user_id=?)"],
+            false,
+        ),
+        Case::new(
             "API key lookup",
             q::API_KEY_BY_PUBLIC_ID,
             vec![text(&s.public_id)],

@@ -11,7 +11,9 @@ use crate::model::{
     NewAuditEvent, PasswordHash, Precision, QuotaUsage, Recurrence, SecretDigest, SessionRecord,
     Timestamp, User,
 };
-use crate::store::{ApiKeyAuth, QueueStats, RunGroup, SessionAuth, StoreError, TrendPoint};
+use crate::store::{
+    ApiKeyAuth, QueueStats, RunGroup, SessionAuth, StoreError, TrendBrand, TrendPoint, TrendRun,
+};
 
 impl FromColumns for User {
     fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
@@ -167,6 +169,24 @@ impl FromColumns for BatchRun {
             created_at: c.ts("batch_runs.created_at")?,
             started_at: c.opt_ts("batch_runs.started_at")?,
             completed_at: c.opt_ts("batch_runs.completed_at")?,
+        })
+    }
+}
+
+/// `id, experiment_id, provider, completed_at`, then the `brands` array of the run's metrics
+/// JSON as text (SQL `NULL` without metrics): backends extract it in the query, so the rest
+/// of the document never leaves the database.
+impl FromColumns for TrendRun {
+    fn from_columns<'r>(c: &mut impl ColumnReader<'r>) -> Result<Self, StoreError> {
+        Ok(TrendRun {
+            id: c.id("batch_runs.id")?,
+            experiment_id: c.id("batch_runs.experiment_id")?,
+            provider: c.parse("batch_runs.provider")?,
+            completed_at: c.ts("batch_runs.completed_at")?,
+            brands: c
+                .opt_str("batch_runs.metrics")?
+                .map(|json| TrendBrand::decode_stored(json.as_bytes()))
+                .unwrap_or_default(),
         })
     }
 }
