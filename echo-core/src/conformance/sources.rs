@@ -116,7 +116,9 @@ pub async fn many_sources_in_one_batch_round_trip(store: &DynStore) {
         position,
         url: format!("https://s{position}.example.org/{i}"),
         domain: format!("s{position}.example.org"),
-        title: position.is_multiple_of(2).then(|| format!("Source {i}/{position}")),
+        title: position
+            .is_multiple_of(2)
+            .then(|| format!("Source {i}/{position}")),
         spans: vec![SourceSpan {
             start: position,
             end: position + i + 1,

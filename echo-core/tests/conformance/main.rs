@@ -46,6 +46,10 @@ const SOURCES: &[(&str, &str)] = &[
         "verification",
         include_str!("../../src/conformance/verification.rs"),
     ),
+    (
+        "webhooks",
+        include_str!("../../src/conformance/webhooks.rs"),
+    ),
 ];
 
 /// Every `pub async fn` of every scenario module is in the macro's list (and so runs for every
